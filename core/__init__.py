@@ -1,0 +1,30 @@
+"""dreamset: turn generative models into better, more robust classifiers.
+
+The package is deliberately light to import: nothing here imports torch, diffusers or timm.
+Plugins mark their hook implementations with :data:`hookimpl`; components declare their options
+with :class:`Options`.
+"""
+from __future__ import annotations
+
+import importlib
+
+import pluggy
+
+__version__ = "0.1.0"
+
+#: Marker for hook implementations in plugin modules: ``@dreamset.hookimpl``.
+hookimpl = pluggy.HookimplMarker("dreamset")
+#: Marker for hook specifications (used by :mod:`dreamset.hookspecs` only).
+hookspec = pluggy.HookspecMarker("dreamset")
+
+from dreamset.errors import BadInputError, DreamsetError  # noqa: E402
+from dreamset.options import Options  # noqa: E402
+
+__all__ = ["hookimpl", "hookspec", "Options", "DreamsetError", "BadInputError", "__version__"]
+
+
+def __getattr__(name: str):
+    # `import dreamset; dreamset.registry.list()` works without importing every submodule eagerly.
+    if name in {"registry", "plugins", "store", "pipeline", "recipe", "interfaces", "cli", "data"}:
+        return importlib.import_module(f"dreamset.{name}")
+    raise AttributeError(f"module 'dreamset' has no attribute {name!r}")

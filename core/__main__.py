@@ -1,0 +1,5 @@
+import sys
+
+from dreamset.cli import main
+
+sys.exit(main())

@@ -1,0 +1,250 @@
+"""The ``dreamset`` command line. Importing this module does not import torch.
+
+Errors the user can fix print one line and exit with code 2; nothing is written for them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dreamset import __version__
+from dreamset.errors import BadInputError, DreamsetError
+
+EXIT_BAD_INPUT = 2
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _registry(args):
+    import dreamset.registry as registry
+
+    if getattr(args, "no_plugins", False):
+        registry.reset(no_plugins=True)
+    return registry.get_registry()
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+def cmd_plugins(args) -> int:
+    reg = _registry(args)
+    keys = reg.list(args.pattern or "*", kind=args.kind)
+    rows = []
+    for key in keys:
+        spec = reg.specs[key]
+        rows.append({"key": key, "plugin": spec.plugin, "distribution": spec.distribution,
+                     "version": spec.version, "status": "ok", "description": spec.summary})
+    problems = [p for p in reg.plugins if p.status != "loaded"]
+    for info in reg.plugins:
+        if info.status == "loaded" and info.errors:  # loaded, but some registrations failed
+            problems.append(info)
+    if args.json:
+        out = {"components": rows, "plugins": [vars(p) for p in reg.plugins]}
+        print(json.dumps(out, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"dreamset components ({len(rows)})")
+    for column in ("key", "plugin", "distribution", "version", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["key"], row["plugin"], row["distribution"], row["version"], "[green]ok")
+    for info in problems:
+        colour = "yellow" if info.status == "skipped" else "red"
+        table.add_row("-", info.name, info.distribution, info.version,
+                      f"[{colour}]{info.status}: {'; '.join(info.errors)}")
+    _console().print(table)
+    return 0
+
+
+def cmd_recipes(args) -> int:
+    from dreamset.recipe import read_recipe_file
+    from dreamset.registry.catalogue import DEFAULT_RECIPE, recipe_names, recipe_path
+
+    entries = []
+    for name in recipe_names():
+        try:
+            description = str(read_recipe_file(recipe_path(name)).get("description", "")).strip()
+        except BadInputError as exc:
+            description = f"(invalid: {exc})"
+        entries.append({"name": name, "default": name == DEFAULT_RECIPE, "description": description,
+                        "path": str(recipe_path(name))})
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title="dreamset recipes")
+    table.add_column("name")
+    table.add_column("description")
+    for entry in entries:
+        table.add_row(entry["name"] + (" (default)" if entry["default"] else ""), entry["description"].splitlines()[0] if entry["description"] else "")
+    _console().print(table)
+    return 0
+
+
+def _load(args):
+    from dreamset.recipe import load_recipe
+
+    reg = _registry(args)
+    return load_recipe(args.recipe, args.set or [], registry=reg)
+
+
+def _out_dir(args, recipe) -> Path:
+    return Path(args.out) if args.out else Path("runs") / recipe.name
+
+
+def cmd_run(args) -> int:
+    recipe, resolved = _load(args)  # validation first: nothing is written for a bad recipe
+    run_dir = _out_dir(args, recipe)
+    from dreamset.pipeline import run_recipe
+    from dreamset.report import print_summary
+
+    console = _console()
+    console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
+    report = run_recipe(recipe, resolved, run_dir, console=console)
+    print_summary(report, console)
+    console.print(f"report: {run_dir / 'report.json'}  {run_dir / 'report.html'}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    recipe, resolved = _load(args)
+    if recipe.generate is None:
+        raise BadInputError("generate: this recipe has no generate stage")
+    run_dir = _out_dir(args, recipe)
+    from dreamset.pipeline import generate_only
+
+    store = generate_only(recipe, resolved, run_dir, console=_console())
+    _console().print(f"store: {store.path} ({len(store)} images)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from dreamset.store import SyntheticStore, export_imagefolder, export_npz
+
+    store = SyntheticStore.open(Path(args.store))
+    out = Path(args.out)
+    if args.format == "npz":
+        export_npz(store, out)
+    else:
+        export_imagefolder(store, out)
+    _console().print(f"exported {len(store)} images to {out}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from dreamset.store import import_npz
+
+    names = args.class_names.split(",") if args.class_names else None
+    store = import_npz(Path(args.npz), Path(args.store), class_names=names)
+    _console().print(f"imported {len(store)} images into {store.path}")
+    return 0
+
+
+def cmd_grid(args) -> int:
+    from dreamset.store import SyntheticStore, save_sample_grid
+
+    store = SyntheticStore.open(Path(args.store))
+    save_sample_grid(store, Path(args.out), per_class=args.per_class, seed=0)
+    _console().print(f"grid: {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from dreamset.compare import evaluate_sources
+
+    result = evaluate_sources(args.real, args.synthetic, metrics=args.metric, registry=_registry(args))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from dreamset.report import rerender
+
+    rerender(Path(args.run_dir))
+    _console().print(f"report: {Path(args.run_dir) / 'report.html'}")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dreamset", description="Generate, select and mix synthetic images; train (adversarially); measure what they are worth.")
+    parser.add_argument("--version", action="version", version=f"dreamset {__version__}")
+    parser.add_argument("--no-plugins", action="store_true", help="load built-in components only (skip third-party plugins)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def recipe_args(p):
+        p.add_argument("recipe", nargs="?", default=None, help="shipped recipe name or path to a YAML/TOML file (default: digits-robust)")
+        p.add_argument("--out", help="run folder (default: runs/RECIPE_NAME); re-running into it resumes")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field, e.g. train.epochs=3 (repeatable)")
+
+    p = sub.add_parser("run", help="run a recipe end to end into a run folder")
+    recipe_args(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("generate", help="run only the data and generate stages of a recipe")
+    recipe_args(p)
+    p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("recipes", help="list the shipped recipes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recipes)
+    p = sub.add_parser("plugins", help="list registered components and plugin errors")
+    p.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'attacker:*pgd*'")
+    p.add_argument("--kind", help="only this kind (dataset, generator, sampler, mixer, model, attacker, metric, shift)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+    p = sub.add_parser("export", help="export a synthetic store as .npz or ImageFolder PNGs")
+    p.add_argument("store")
+    p.add_argument("--format", choices=["npz", "imagefolder"], default="npz")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("import", help="import an .npz (image/label arrays) into a synthetic store")
+    p.add_argument("npz")
+    p.add_argument("store")
+    p.add_argument("--class-names", help="comma-separated class names (default: 0..K-1)")
+    p.set_defaults(func=cmd_import)
+    p = sub.add_parser("grid", help="save a sample grid (one row per class) of a store")
+    p.add_argument("store")
+    p.add_argument("--out", required=True)
+    p.add_argument("--per-class", type=int, default=8)
+    p.set_defaults(func=cmd_grid)
+    p = sub.add_parser("evaluate", help="compute metrics between a real and a synthetic source")
+    p.add_argument("real", help="dataset key (dataset:digits) or store folder or .npz")
+    p.add_argument("synthetic", help="store folder or .npz")
+    p.add_argument("--metric", action="append", help="metric key (repeatable; default fid, kid, prdc)")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("report", help="re-render report.html and plots of a run folder")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args) or 0
+    except BadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command (same --out) to resume where it stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except DreamsetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

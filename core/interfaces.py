@@ -1,0 +1,218 @@
+"""The component interfaces. Importing this module does not import torch.
+
+Tensor contract, stated once and kept everywhere inside the pipeline:
+images are ``float32`` tensors of shape ``N×C×H×W`` with values in ``[0, 1]``; labels are ``int64``
+tensors of shape ``N``; on disk images are ``uint8``. Normalisation (mean/std) lives inside the
+model (:class:`dreamset.nn.Classifier`), never in data or attacks.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
+
+from dreamset.options import Options
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
+    from dreamset.context import RunContext
+
+
+class Component:
+    """Base of every component. Subclasses set ``Options`` to their pydantic options model
+    (``extra="forbid"``) and take the validated instance in ``__init__``. The registry sets
+    ``key`` (``kind:name``) on each instance it creates."""
+
+    Options: ClassVar[type[Options]] = Options
+    key: str = ""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description (key + options) recorded in reports and provenance."""
+        return {"key": self.key, "options": self.options.model_dump(mode="json")}
+
+
+class ImageSource(abc.ABC):
+    """Random-access labelled images: a real dataset split, a synthetic store, or a subset.
+
+    ``get(indices)`` returns ``(images, labels)``: images ``float32 B×C×H×W`` in ``[0,1]``, labels
+    ``int64 B``. ``labels`` gives all ``N`` labels at once (cheap: used by samplers and mixers).
+    """
+
+    class_names: list[str]
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)``."""
+
+    @property
+    @abc.abstractmethod
+    def labels(self) -> "torch.Tensor":
+        """All labels, ``int64 N``."""
+
+    @abc.abstractmethod
+    def get(self, indices: "Sequence[int] | torch.Tensor | np.ndarray") -> "tuple[torch.Tensor, torch.Tensor]":
+        """Images ``float32 B×C×H×W`` in [0,1] and labels ``int64 B`` at ``indices``."""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, indices) -> "ImageSource":
+        """A view restricted to ``indices`` (no copy of the images)."""
+        from dreamset.data import SubsetImageSource
+
+        return SubsetImageSource(self, indices)
+
+
+class Dataset(Component):
+    """A real dataset (``dataset:*``) with deterministic ``train``/``test`` splits."""
+
+    @abc.abstractmethod
+    def load(self, split: str) -> ImageSource:
+        """Return the ``"train"`` or ``"test"`` split. Missing files raise
+        :class:`dreamset.BadInputError` naming the path and how to get the data."""
+
+
+class Shift(Component):
+    """A deterministic distribution shift (``shift:*``) applied to an evaluation set, for
+    effective robustness (Taori et al., 2020)."""
+
+    @abc.abstractmethod
+    def apply(self, images: "torch.Tensor", seed: int) -> "torch.Tensor":
+        """Map ``float32 N×C×H×W`` images in [0,1] to shifted images of the same shape and range.
+        Must be a deterministic function of ``(images, seed, options)``."""
+
+    @property
+    def label(self) -> str:
+        """Name used in reports, e.g. ``invert`` or ``gaussian-noise@3``."""
+        name = self.key.split(":", 1)[-1]
+        severity = getattr(self.options, "severity", None)
+        return f"{name}@{severity}" if severity is not None else name
+
+
+@dataclass
+class GeneratedBatch:
+    """What a generator returns for one batch: ``images float32 B×C×H×W`` in [0,1], ``labels int64
+    B`` and one provenance dict per image (generator, label, class_name, prompt, seed, steps,
+    guidance, scheduler, width, height)."""
+
+    images: "torch.Tensor"
+    labels: "torch.Tensor"
+    provenance: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Generator(Component):
+    """A generator (``generator:*``): optionally fitted on the real training split, then asked for
+    images of given labels, each with its own seed (so results do not depend on batching).
+
+    ``assigns_labels = True`` declares that ``generate`` returns labels of its own (e.g. an
+    unconditional model pseudo-labelled by a classifier) instead of echoing the requested ones."""
+
+    assigns_labels: bool = False
+
+    def fit(self, real: ImageSource, workdir: Path, context: "RunContext | None" = None) -> None:
+        """Train on real data (e.g. a DDPM). Checkpoints go under ``workdir``; a finished checkpoint
+        there must be reused, not retrained. Default: nothing to fit."""
+
+    @abc.abstractmethod
+    def generate(self, labels: "torch.Tensor", seeds: Sequence[int], class_names: Sequence[str]) -> GeneratedBatch:
+        """Generate one image per entry of ``labels`` (int64 B); image ``i`` depends only on
+        ``labels[i]``, ``seeds[i]`` and the options, and is bit-identical on CPU across runs."""
+
+    def image_shape(self, real: ImageSource | None = None) -> tuple[int, int, int]:
+        """``(C, H, W)`` of generated images (default: the real data's shape)."""
+        if real is None:
+            raise NotImplementedError(f"{self.key}: image_shape needs the real data")
+        return real.image_shape
+
+
+@dataclass
+class Selection:
+    """Indices into the synthetic store chosen by a sampler. ``scores`` (when the sampler scores
+    samples) has one entry per synthetic sample — all ``N`` of the store, chosen or not — higher =
+    preferred. ``info`` holds JSON-serialisable diagnostics."""
+
+    indices: "np.ndarray"
+    scores: "np.ndarray | None" = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Sampler(Component):
+    """Chooses which synthetic samples an arm uses (``sampler:*``)."""
+
+    @abc.abstractmethod
+    def select(self, synthetic: ImageSource, real: ImageSource, context: "RunContext", seed: int) -> Selection:
+        """Return the selected indices (reproducible given ``seed``)."""
+
+
+class Mixer(Component):
+    """Turns real and (selected) synthetic data into the training stream (``mixer:*``)."""
+
+    @abc.abstractmethod
+    def steps_per_epoch(self, real: ImageSource | None, synthetic: ImageSource | None, batch_size: int) -> int:
+        """Number of batches one epoch yields."""
+
+    @abc.abstractmethod
+    def batches(
+        self,
+        real: ImageSource | None,
+        synthetic: ImageSource | None,
+        batch_size: int,
+        epoch: int,
+        seed: int,
+    ) -> "Iterator[tuple[torch.Tensor, torch.Tensor]]":
+        """Yield ``(images float32 B×C×H×W in [0,1], labels int64 B)`` for one epoch; a
+        deterministic function of ``(epoch, seed)``."""
+
+
+class Model(Component):
+    """A classifier factory (``model:*``)."""
+
+    @abc.abstractmethod
+    def build(self, image_shape: tuple[int, int, int], num_classes: int) -> "torch.nn.Module":
+        """Return a :class:`dreamset.nn.Classifier` taking ``float32 N×C×H×W`` images in [0,1]
+        (normalisation inside) and returning logits ``N×num_classes``."""
+
+
+class Attacker(Component):
+    """An adversarial attack (``attacker:*``): inputs in [0,1], output in [0,1] within the
+    threat model. Restores the model's exact train/eval state; takes the device from ``x``."""
+
+    @abc.abstractmethod
+    def attack(self, model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
+        """Return ``x_adv``: same shape and dtype as ``x`` (float32 N×C×H×W in [0,1])."""
+
+    @property
+    def eps(self) -> float | None:
+        return getattr(self.options, "eps", None)
+
+
+class Metric(Component):
+    """A metric (``metric:*``) computed from the run context."""
+
+    @abc.abstractmethod
+    def compute(self, context: "RunContext") -> dict[str, Any]:
+        """Return a JSON-serialisable dict; it lands in ``report.json`` under ``metrics``."""
+
+
+#: kind -> interface class (used by the registry to check what plugins register)
+KIND_INTERFACES: dict[str, type[Component]] = {
+    "dataset": Dataset,
+    "shift": Shift,
+    "generator": Generator,
+    "sampler": Sampler,
+    "mixer": Mixer,
+    "model": Model,
+    "attacker": Attacker,
+    "metric": Metric,
+}

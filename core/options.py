@@ -1,0 +1,32 @@
+"""The base class of every component's options model."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Options(BaseModel):
+    """Base for component options: unknown keys are errors (``extra="forbid"``), values are
+    validated on assignment, and models are immutable once built so a component cannot silently
+    change the options recorded in a run's report."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def format_validation_error(error, prefix: str = "") -> str:
+    """One line naming the first failing field path and the reason, e.g.
+    ``train.epochs: Input should be greater than 0 (got -1)``. Extra errors are counted."""
+    errors = error.errors()
+    first = errors[0]
+    loc = ".".join(str(part) for part in first.get("loc", ()))
+    path = ".".join(p for p in (prefix, loc) if p)
+    message = first.get("msg", "invalid value")
+    got = first.get("input")
+    if path:
+        text = f"{path}: {message}"
+    else:  # a model-level check: its message names the fields itself
+        text = message.removeprefix("Value error, ")
+    if first.get("type") not in {"missing", "extra_forbidden"} and not isinstance(got, (dict, list)):
+        text += f" (got {got!r})"
+    if len(errors) > 1:
+        text += f" [and {len(errors) - 1} more error(s)]"
+    return text

@@ -1,0 +1,144 @@
+"""Plugin discovery through ``importlib.metadata`` entry points (group ``dreamset``).
+
+Why not the ``entrypoints`` package: it is in maintenance-only mode (its README says so) and the
+standard library has provided the same since Python 3.8 (``importlib.metadata.entry_points``), with
+``EntryPoint.dist`` for the distribution name and version since 3.10. See docs/architecture.md.
+
+Discovery never crashes: a plugin that fails to import, misspells a hook (``check_pending``) or
+has a duplicate name is recorded in :class:`PluginInfo` with its distribution and the error, and
+skipped. Built-in plugins (distribution ``dreamset``) always load; ``DREAMSET_LOAD_PLUGINS=a,b``
+restricts third-party ones to the named entry points or distributions (empty string: none).
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import pluggy
+
+from dreamset import hookspecs
+
+ENTRY_POINT_GROUP = "dreamset"
+BUILTIN_DISTRIBUTION = "dreamset"
+ALLOWLIST_ENV = "DREAMSET_LOAD_PLUGINS"
+
+
+@dataclass
+class PluginInfo:
+    """One plugin (entry point) and what happened when it was loaded."""
+
+    name: str
+    module: str
+    distribution: str
+    version: str
+    builtin: bool
+    status: str = "loaded"  # loaded | error | skipped
+    errors: list[str] = field(default_factory=list)
+
+    def fail(self, message: str) -> None:
+        self.status = "error"
+        self.errors.append(message)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def _allowlist(value: str | None) -> set[str] | None:
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        # The same distribution can be visible twice (an egg-info in the working directory next to
+        # the installed one): keep the first of each (name, module).
+        if (ep.name, ep.value) in seen:
+            continue
+        seen.add((ep.name, ep.value))
+        unique.append(ep)
+    # Built-ins first, so they own their keys; then third-party plugins in a stable order.
+    return sorted(unique, key=lambda ep: (_dist_name(ep) != BUILTIN_DISTRIBUTION, ep.name))
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else "?"
+
+
+def _dist_version(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.version if dist is not None else "?"
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager with dreamset's hookspecs and no plugins."""
+    pm = pluggy.PluginManager("dreamset")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def register_plugin(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> bool:
+    """Register ``plugin`` under ``info.name``; on failure (duplicate name, unknown hook) record
+    the error on ``info``, leave the manager as it was and return False."""
+    try:
+        pm.register(plugin, name=info.name)
+    except Exception as exc:  # ValueError for duplicate names, pluggy errors for bad hookimpls
+        info.fail(f"could not register: {_one_line(exc)}")
+        return False
+    try:
+        pm.check_pending()
+    except Exception as exc:  # a misspelt hook implementation
+        pm.unregister(name=info.name)
+        info.fail(_one_line(exc))
+        return False
+    return True
+
+
+def load_plugins(
+    pm: pluggy.PluginManager | None = None,
+    allow: str | None = None,
+    no_plugins: bool = False,
+) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
+    """Discover and register every ``dreamset`` entry point.
+
+    ``allow`` defaults to the ``DREAMSET_LOAD_PLUGINS`` environment variable; ``no_plugins``
+    loads built-ins only (the CLI's ``--no-plugins``).
+    """
+    pm = pm or new_plugin_manager()
+    allowed = _allowlist(os.environ.get(ALLOWLIST_ENV) if allow is None else allow)
+    if no_plugins:
+        allowed = set()
+    infos: list[PluginInfo] = []
+    for ep in _entry_points():
+        dist = _dist_name(ep)
+        info = PluginInfo(
+            name=ep.name,
+            module=ep.value,
+            distribution=dist,
+            version=_dist_version(ep),
+            builtin=dist == BUILTIN_DISTRIBUTION,
+        )
+        infos.append(info)
+        if not info.builtin and allowed is not None and not ({ep.name, dist} & allowed):
+            info.status = "skipped"
+            info.errors.append(f"not in {ALLOWLIST_ENV}")
+            continue
+        if pm.has_plugin(ep.name):
+            info.fail(f"duplicate plugin name {ep.name!r}")
+            continue
+        try:
+            module = ep.load()
+        except BaseException as exc:  # a plugin raising SystemExit at import must not end the CLI
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            info.fail(f"import failed: {_one_line(exc)}")
+            continue
+        register_plugin(pm, module, info)
+    return pm, infos

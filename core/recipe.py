@@ -1,0 +1,301 @@
+"""Recipe models (pydantic, ``extra="forbid"``), loading from YAML/TOML, and ``--set`` overrides.
+
+A recipe names one component per stage by registry key and gives its options::
+
+    generate:
+      generator: {key: ddpm, options: {train_steps: 1500}}
+      count: 5000
+
+A component reference may also be a bare string (``generator: ddpm``). Every error is one line
+naming the field path and the reason (:class:`dreamset.BadInputError`).
+"""
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dreamset.errors import BadInputError
+from dreamset.options import format_validation_error
+from dreamset.registry.catalogue import DEFAULT_RECIPE, RECIPE_SUFFIXES, recipe_names, recipe_path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ComponentRef(_Model):
+    """A component by registry key (the kind is implied by the field) and its options."""
+
+    key: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value):
+        return {"key": value} if isinstance(value, str) else value
+
+
+class DataStage(_Model):
+    dataset: ComponentRef
+    #: distribution shifts applied to the test split (effective robustness), e.g. ``[invert, {key: rotate, options: {severity: 3}}]``
+    shifts: list[ComponentRef] = Field(default_factory=list)
+
+
+class GenerateStage(_Model):
+    generator: ComponentRef
+    count: int = Field(gt=0, le=1_000_000_000)
+    batch_size: int = Field(default=256, gt=0, le=1_000_000)
+    shard_size: int = Field(default=1024, gt=0, le=10_000_000)
+    #: ``balanced``: label i % num_classes for image i; ``random``: labels drawn uniformly (seeded)
+    labels: Literal["balanced", "random"] = "balanced"
+    #: seed of the generator's training and of every image's noise (image i uses seed * 10**9 + i)
+    seed: int = Field(default=0, ge=0)
+    #: an existing store folder or ``.npz`` file to use instead of generating (``image``/``label`` keys)
+    source: str | None = None
+
+
+class ArmSpec(_Model):
+    """One training arm. Arms share the model, attacker, schedule and seeds (a fair comparison)."""
+
+    real: bool = True
+    synthetic: bool = False
+    sampler: ComponentRef | None = None
+    mixer: ComponentRef | None = None
+    #: train this arm without the attacker (a standard-training contrast arm)
+    standard: bool = False
+
+    @model_validator(mode="after")
+    def _needs_data(self):
+        if not self.real and not self.synthetic:
+            raise ValueError("an arm needs real and/or synthetic data")
+        if self.sampler is not None and not self.synthetic:
+            raise ValueError("sampler given but synthetic is false")
+        return self
+
+
+class TrainStage(_Model):
+    model: ComponentRef
+    #: adversarial training attacker; ``null`` = standard training. ``attacker:trades`` trains with
+    #: the TRADES loss (Zhang et al. 2019), anything else with PGD-AT (Madry et al. 2018)
+    attacker: ComponentRef | None = None
+    epochs: int = Field(default=10, gt=0, le=100_000)
+    batch_size: int = Field(default=128, gt=0, le=1_000_000)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(default=0.1, gt=0, le=100)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=5e-4, ge=0, le=1)
+    schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    trades_beta: float = Field(default=6.0, gt=0, le=1000)
+    #: exponential moving average of weights (Gowal et al. 2021); null = off
+    ema_decay: float | None = Field(default=None, gt=0, lt=1)
+    mixed_precision: bool = True
+    channels_last: bool = False
+
+
+class ReferenceStage(_Model):
+    """The real-only, standard-trained classifier used for features (FID/PRDC/adaptive sampling),
+    label agreement, confidence filtering and pseudo-labelling."""
+
+    epochs: int = Field(default=20, gt=0, le=100_000)
+    lr: float = Field(default=0.05, gt=0, le=100)
+
+
+class EvaluateStage(_Model):
+    #: robust accuracy is reported under each of these; the first one is ``robust_accuracy``
+    attackers: list[ComponentRef] = Field(default_factory=list)
+    metrics: list[ComponentRef] = Field(default_factory=list)
+    batch_size: int = Field(default=256, gt=0, le=1_000_000)
+    #: evaluate robust accuracy on at most this many test images (null = all)
+    robust_samples: int | None = Field(default=None, gt=0)
+
+
+class ReportStage(_Model):
+    html: bool = True
+    samples_per_class: int = Field(default=8, gt=0, le=64)
+
+
+class Recipe(_Model):
+    name: str = Field(default="recipe", min_length=1)
+    description: str = ""
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    data: DataStage
+    generate: GenerateStage | None = None
+    arms: dict[str, ArmSpec] = Field(min_length=1)
+    train: TrainStage
+    reference: ReferenceStage = Field(default_factory=ReferenceStage)
+    evaluate: EvaluateStage = Field(default_factory=EvaluateStage)
+    report: ReportStage = Field(default_factory=ReportStage)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds):
+        if any(s < 0 for s in seeds):
+            raise ValueError("seeds must be >= 0")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct")
+        return seeds
+
+    @field_validator("arms")
+    @classmethod
+    def _arm_names(cls, arms):
+        for name in arms:
+            if not name or any(ch in name for ch in "/\\\0") or name in {".", ".."}:
+                raise ValueError(f"invalid arm name {name!r}")
+        return arms
+
+    @model_validator(mode="after")
+    def _synthetic_needs_generate(self):
+        for name, arm in self.arms.items():
+            if arm.synthetic and self.generate is None:
+                raise ValueError(f"arms.{name}.synthetic: the arm uses synthetic data but the recipe has no generate stage")
+        return self
+
+    def component_refs(self):
+        """``(field path, kind, ref)`` for every component the recipe names."""
+        yield "data.dataset", "dataset", self.data.dataset
+        for i, ref in enumerate(self.data.shifts):
+            yield f"data.shifts.{i}", "shift", ref
+        if self.generate is not None:
+            yield "generate.generator", "generator", self.generate.generator
+        for name, arm in self.arms.items():
+            if arm.sampler is not None:
+                yield f"arms.{name}.sampler", "sampler", arm.sampler
+            if arm.mixer is not None:
+                yield f"arms.{name}.mixer", "mixer", arm.mixer
+        yield "train.model", "model", self.train.model
+        if self.train.attacker is not None:
+            yield "train.attacker", "attacker", self.train.attacker
+        for i, ref in enumerate(self.evaluate.attackers):
+            yield f"evaluate.attackers.{i}", "attacker", ref
+        for i, ref in enumerate(self.evaluate.metrics):
+            yield f"evaluate.metrics.{i}", "metric", ref
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+def read_recipe_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML or TOML recipe file into a dict; errors name the file."""
+    if not path.is_file():
+        raise BadInputError(f"{path}: recipe file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: cannot read recipe ({exc})") from None
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        first = " ".join(str(exc).split())
+        raise BadInputError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {first}") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: a recipe must be a mapping at the top level")
+    return data
+
+
+def find_recipe(name_or_path: str | None) -> Path:
+    """A shipped recipe by name, or a path to a recipe file. ``None`` is the default recipe."""
+    name_or_path = name_or_path or DEFAULT_RECIPE
+    shipped = recipe_path(name_or_path)
+    if shipped is not None:
+        return shipped
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.suffix in RECIPE_SUFFIXES or "/" in name_or_path or "\\" in name_or_path:
+        raise BadInputError(f"{name_or_path}: recipe file not found")
+    raise BadInputError(
+        f"unknown recipe {name_or_path!r}: not a shipped recipe ({', '.join(recipe_names())}) nor a file"
+    )
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=3"`` -> ``(["train", "epochs"], 3)``. The value is parsed as YAML, so
+    ``seeds=[0,1,2]``, ``train.attacker=null`` and ``x=true`` work."""
+    if "=" not in text:
+        raise BadInputError(f"--set {text!r}: expected KEY=VALUE")
+    key, _, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not key.strip() or any(not p for p in parts):
+        raise BadInputError(f"--set {text!r}: empty key path")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``value`` at ``path`` in the raw recipe dict, creating mappings as needed; list
+    elements are addressed by index (``evaluate.attackers.0.options.steps=50``)."""
+    node: Any = data
+    for depth, part in enumerate(path[:-1]):
+        where = ".".join(path[: depth + 1])
+        if isinstance(node, dict):
+            child = node.get(part)
+            if isinstance(child, str) and path[depth + 1] in {"key", "options"}:  # short-form component ref
+                child = {"key": child}
+                node[part] = child
+            if child is None:
+                child = {}
+                node[part] = child
+            node = child
+        elif isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise BadInputError(f"--set {'.'.join(path)}: {where} is not an index of a list of {len(node)}")
+            idx = int(part)
+            if isinstance(node[idx], str) and path[depth + 1] in {"key", "options"}:
+                node[idx] = {"key": node[idx]}
+            node = node[idx]
+        else:
+            raise BadInputError(f"--set {'.'.join(path)}: {where} is not a mapping")
+    last = path[-1]
+    if isinstance(node, dict):
+        node[last] = value
+    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        node[int(last)] = value
+    else:
+        parent = ".".join(path[:-1])
+        raise BadInputError(f"--set {'.'.join(path)}: {parent} is not a mapping")
+
+
+def validate_recipe(data: dict[str, Any], registry=None, source: str = "recipe") -> Recipe:
+    """Validate the raw dict (structure, then every component's options against its registered
+    ``Options`` model). ``registry=None`` checks the structure only."""
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise BadInputError(format_validation_error(exc)) from None
+    if registry is not None:
+        for path, kind, ref in recipe.component_refs():
+            try:
+                spec = registry.get(ref.key, kind)
+            except BadInputError as exc:
+                raise BadInputError(f"{path}.key: {exc}") from None
+            registry.validate_options(spec.key, ref.options, field_path=f"{path}.options")
+    return recipe
+
+
+def load_recipe(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = (), registry=None) -> tuple[Recipe, dict[str, Any]]:
+    """Find, read, override and validate a recipe. Returns the model and the resolved raw dict."""
+    path = find_recipe(name_or_path)
+    data = read_recipe_file(path)
+    data = copy.deepcopy(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        apply_override(data, parts, value)
+    recipe = validate_recipe(data, registry, source=str(path))
+    return recipe, data

@@ -1,0 +1,225 @@
+"""The component registry: ``kind:name`` keys -> lazily imported factories.
+
+Filled by calling each plugin's registration hooks one implementation at a time, so a hook that
+raises is contained and attributed to its plugin. Creation validates options with the component's
+pydantic ``Options`` model (``extra="forbid"``) and drops ``None`` values first, so CLI defaults
+never break a component (timm's ``create_model`` habit).
+"""
+from __future__ import annotations
+
+import builtins
+import difflib
+import fnmatch
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from dreamset.errors import BadInputError, PluginError, UnknownComponentError
+from dreamset.hookspecs import KIND_HOOKS
+from dreamset.options import format_validation_error
+from dreamset.plugin_manager import PluginInfo
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+
+
+@dataclass
+class ComponentSpec:
+    """What a plugin registered under one key."""
+
+    key: str
+    kind: str
+    name: str
+    factory: Any  # "module:Object" or the object
+    plugin: str
+    distribution: str
+    version: str
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    _loaded: Any = field(default=None, repr=False)
+
+    def load(self) -> Any:
+        """Import and return the component class (cached)."""
+        if self._loaded is None:
+            if isinstance(self.factory, str):
+                module_name, _, attr = self.factory.partition(":")
+                try:
+                    obj = importlib.import_module(module_name)
+                    for part in attr.split(".") if attr else ():
+                        obj = getattr(obj, part)
+                except Exception as exc:
+                    raise PluginError(
+                        f"{self.key}: cannot load {self.factory!r} from plugin {self.plugin!r} "
+                        f"({self.distribution} {self.version}): {type(exc).__name__}: {exc}"
+                    ) from exc
+                self._loaded = obj
+            else:
+                self._loaded = self.factory
+        return self._loaded
+
+    def options_model(self):
+        """The component's pydantic options model."""
+        return self.load().Options
+
+    @property
+    def summary(self) -> str:
+        if self.description:
+            return self.description
+        if isinstance(self.factory, str):
+            return ""
+        doc = (getattr(self.factory, "__doc__", None) or "").strip().splitlines()
+        return doc[0] if doc else ""
+
+
+class Registry:
+    """All registered components, built from a plugin manager."""
+
+    def __init__(self) -> None:
+        self.specs: dict[str, ComponentSpec] = {}
+        self.aliases: dict[str, str] = {}
+        self.plugins: list[PluginInfo] = []
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def from_plugin_manager(cls, pm, plugins: list[PluginInfo]) -> "Registry":
+        registry = cls()
+        registry.plugins = plugins
+        by_name = {info.name: info for info in plugins}
+        for kind, hook_name in KIND_HOOKS.items():
+            hook = getattr(pm.hook, hook_name)
+            # get_hookimpls() is in registration order (pluggy *calls* them in reverse); we call
+            # each one ourselves so the first plugin to claim a key (built-ins load first) keeps it
+            # and an exception is attributed to its plugin.
+            for impl in hook.get_hookimpls():
+                info = by_name.get(impl.plugin_name)
+                if info is None:  # registered directly (tests, in-process plugins)
+                    info = PluginInfo(impl.plugin_name, repr(impl.plugin), "<in-process>", "", False)
+                    by_name[info.name] = info
+                    registry.plugins.append(info)
+                register = registry._register_callback(kind, info)
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    info.fail(f"{hook_name} raised {type(exc).__name__}: {exc}")
+        return registry
+
+    def _register_callback(self, kind: str, info: PluginInfo) -> Callable[..., None]:
+        def register(name: str, factory: Any, *, description: str = "", aliases=()) -> None:
+            if not isinstance(name, str) or not NAME_PATTERN.match(name):
+                info.fail(f"invalid component name {name!r} (lower-case letters, digits, . _ + -)")
+                return
+            key = f"{kind}:{name}"
+            if key in self.specs or key in self.aliases:
+                owner = self.specs[key].plugin if key in self.specs else self.aliases[key]
+                info.fail(f"duplicate key {key} (already registered by {owner}); skipped")
+                return
+            spec = ComponentSpec(
+                key=key,
+                kind=kind,
+                name=name,
+                factory=factory,
+                plugin=info.name,
+                distribution=info.distribution,
+                version=info.version,
+                description=description,
+                aliases=tuple(aliases),
+            )
+            self.specs[key] = spec
+            for alias in spec.aliases:
+                alias_key = f"{kind}:{alias}"
+                if alias_key in self.specs or alias_key in self.aliases:
+                    info.fail(f"duplicate alias {alias_key}; skipped")
+                else:
+                    self.aliases[alias_key] = key
+
+        return register
+
+    # -- looking up ---------------------------------------------------------------------------
+    def resolve_key(self, key: str, kind: str | None = None) -> str:
+        """Canonical key for ``key`` (``kind:name``, an alias, or a bare name when ``kind`` is
+        given or the name is unique across kinds). Unknown or ambiguous keys are refused."""
+        if not isinstance(key, str) or not key:
+            raise BadInputError(f"component key must be a non-empty string, got {key!r}")
+        if ":" not in key:
+            if kind is not None:
+                key = f"{kind}:{key}"
+            else:
+                matches = [k for k in self.specs if k.split(":", 1)[1] == key]
+                if len(matches) == 1:
+                    return matches[0]
+                if len(matches) > 1:
+                    raise BadInputError(
+                        f"ambiguous component name {key!r}: matches {', '.join(sorted(matches))}; "
+                        "write kind:name"
+                    )
+        elif kind is not None and not key.startswith(kind + ":"):
+            raise BadInputError(f"{key!r} is not a {kind} (expected {kind}:NAME)")
+        if key in self.specs:
+            return key
+        if key in self.aliases:
+            return self.aliases[key]
+        kind = key.split(":", 1)[0]
+        name = key.split(":", 1)[1]
+        same_kind = [k for k in builtins.list(self.specs) + builtins.list(self.aliases) if k.startswith(kind + ":")]
+        names = {k.split(":", 1)[1]: k for k in same_kind}
+        close = [names[n] for n in difflib.get_close_matches(name, builtins.list(names), n=3, cutoff=0.6)]
+        if close:
+            hint = f"; did you mean {', '.join(close)}?"
+        elif kind in KIND_HOOKS:
+            known = sorted(k for k in self.specs if k.startswith(kind + ":"))
+            hint = f"; known {kind} components: {', '.join(known[:12])}" if known else f"; no {kind} components are registered"
+        else:
+            hint = f"; kinds are {', '.join(KIND_HOOKS)}"
+        broken = [p.name for p in self.plugins if p.status == "error"]
+        if broken:
+            hint += f" (plugins with errors: {', '.join(broken)}; see `dreamset plugins`)"
+        raise UnknownComponentError(f"unknown component {key!r}{hint}")
+
+    def get(self, key: str, kind: str | None = None) -> ComponentSpec:
+        return self.specs[self.resolve_key(key, kind)]
+
+    def list(self, pattern: str = "*", exclude: str | None = None, kind: str | None = None) -> builtins.list[str]:
+        """Sorted keys matching the shell-style ``pattern`` (``attacker:*pgd*``; a pattern without
+        a colon matches names across kinds) and not matching ``exclude``."""
+        keys = []
+        for key in sorted(self.specs):
+            k, name = key.split(":", 1)
+            if kind is not None and k != kind:
+                continue
+            target = key if ":" in pattern else name
+            if not fnmatch.fnmatchcase(target, pattern):
+                continue
+            if exclude is not None and fnmatch.fnmatchcase(key if ":" in exclude else name, exclude):
+                continue
+            keys.append(key)
+        return keys
+
+    def validate_options(self, key: str, options: dict[str, Any] | None = None, *, kind: str | None = None, field_path: str = ""):
+        """Validated options model instance for ``key``; errors are one line naming the field."""
+        spec = self.get(key, kind)
+        model = spec.options_model()
+        cleaned = {k: v for k, v in (options or {}).items() if v is not None}
+        try:
+            return model(**cleaned)
+        except ValidationError as exc:
+            prefix = field_path or spec.key
+            raise BadInputError(format_validation_error(exc, prefix)) from None
+
+    def create(self, key: str, /, *, kind: str | None = None, field_path: str = "", **options: Any):
+        """Create the component ``key`` with validated ``options``."""
+        spec = self.get(key, kind)
+        opts = self.validate_options(spec.key, options, field_path=field_path)
+        cls = spec.load()
+        try:
+            component = cls(opts)
+        except (BadInputError, PluginError):
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"{spec.key} (plugin {spec.plugin}, {spec.distribution} {spec.version}) failed to "
+                f"initialise: {type(exc).__name__}: {exc}"
+            ) from exc
+        component.key = spec.key
+        return component

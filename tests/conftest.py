@@ -1,0 +1,41 @@
+"""Shared test helpers. The dreamset pytest plugin (fixtures dreamset_registry, tiny_images, ...) is
+loaded through its pytest11 entry point."""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def make_fake_distribution(root: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str], version: str = "1.0") -> Path:
+    """Write modules and a ``<dist>-<version>.dist-info`` with entry points into ``root``: once ``root``
+    is on sys.path, importlib.metadata discovers it exactly like a pip-installed distribution."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, source in modules.items():
+        (root / f"{name}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = ["[dreamset]"] + [f"{name} = {target}" for name, target in entry_points.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture
+def fake_distribution(tmp_path, monkeypatch):
+    """``make(dist, entry_points, modules)``: a fake installed distribution on sys.path; the registry
+    is reset before and after."""
+    import dreamset.registry as registry
+
+    def make(dist, entry_points, modules, version="1.0"):
+        root = make_fake_distribution(tmp_path / f"site-{dist}", dist, entry_points, modules, version)
+        monkeypatch.syspath_prepend(str(root))
+        registry.reset()
+        return root
+
+    yield make
+    registry.reset()

@@ -1,0 +1,172 @@
+"""Plugin discovery: entry points, allowlist, broken plugins, duplicates, misspelt hooks, no torch."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+import dreamset.registry as registry
+from dreamset.plugin_manager import load_plugins
+
+GOOD = '''
+import dreamset
+from dreamset.interfaces import Shift
+
+class Identity(Shift):
+    """identity shift"""
+    def apply(self, images, seed):
+        return images
+
+@dreamset.hookimpl
+def register_shifts(register):
+    register("identity-x", "good_plugin:Identity")
+'''
+
+
+def _plugin(infos, name):
+    return next(p for p in infos if p.name == name)
+
+
+def test_builtins_are_discovered_through_entry_points():
+    _, infos = load_plugins(allow="")
+    builtins = [p for p in infos if p.builtin]
+    assert builtins and all(p.distribution == "dreamset" for p in builtins)
+    assert "shift:invert" in registry.list("shift:*")
+
+
+def test_third_party_plugin_is_discovered(fake_distribution):
+    fake_distribution("good-dist", {"good": "good_plugin"}, {"good_plugin": GOOD})
+    assert "shift:identity-x" in registry.list()
+    spec = registry.get("shift:identity-x")
+    assert (spec.plugin, spec.distribution, spec.version) == ("good", "good-dist", "1.0")
+    assert registry.create("shift:identity-x").key == "shift:identity-x"
+
+
+def test_allowlist_restricts_third_party_plugins(fake_distribution, monkeypatch):
+    fake_distribution("good-dist", {"good": "good_plugin"}, {"good_plugin": GOOD})
+    monkeypatch.setenv("DREAMSET_LOAD_PLUGINS", "")
+    registry.reset()
+    assert "shift:identity-x" not in registry.list()
+    assert "shift:invert" in registry.list()  # built-ins always load
+    assert _plugin(registry.plugins(), "good").status == "skipped"
+    for allowed in ("good", "good-dist", "other,good-dist"):
+        monkeypatch.setenv("DREAMSET_LOAD_PLUGINS", allowed)
+        registry.reset()
+        assert "shift:identity-x" in registry.list(), allowed
+    monkeypatch.setenv("DREAMSET_LOAD_PLUGINS", "something-else")
+    registry.reset()
+    assert "shift:identity-x" not in registry.list()
+
+
+def test_plugin_failing_at_import_is_reported_and_skipped(fake_distribution):
+    fake_distribution("bad-dist", {"bad": "bad_plugin"}, {"bad_plugin": "raise RuntimeError('boom at import')\n"})
+    keys = registry.list()
+    assert "shift:invert" in keys
+    info = _plugin(registry.plugins(), "bad")
+    assert info.status == "error" and info.distribution == "bad-dist"
+    assert "boom at import" in info.errors[0]
+
+
+def test_plugin_raising_systemexit_at_import_is_contained(fake_distribution):
+    fake_distribution("exit-dist", {"exiter": "exit_plugin"}, {"exit_plugin": "raise SystemExit(3)\n"})
+    assert "shift:invert" in registry.list()
+    assert _plugin(registry.plugins(), "exiter").status == "error"
+
+
+def test_plugin_raising_in_hook_is_reported(fake_distribution):
+    source = GOOD + '''
+@dreamset.hookimpl
+def register_attackers(register):
+    raise ValueError("hook exploded")
+'''
+    fake_distribution("hooky-dist", {"hooky": "hooky_plugin"}, {"hooky_plugin": source.replace("good_plugin", "hooky_plugin")})
+    assert "shift:identity-x" in registry.list()  # its other hook still registered
+    info = _plugin(registry.plugins(), "hooky")
+    assert info.status == "error" and "hook exploded" in " ".join(info.errors)
+
+
+def test_duplicate_key_is_reported_and_first_registration_kept(fake_distribution):
+    source = '''
+import dreamset
+from dreamset.interfaces import Shift
+
+class Fake(Shift):
+    def apply(self, images, seed):
+        return images * 0
+
+@dreamset.hookimpl
+def register_shifts(register):
+    register("invert", "dup_plugin:Fake")
+'''
+    fake_distribution("dup-dist", {"dup": "dup_plugin"}, {"dup_plugin": source})
+    spec = registry.get("shift:invert")
+    assert spec.distribution == "dreamset"  # the built-in kept its key
+    info = _plugin(registry.plugins(), "dup")
+    assert info.status == "error" and "duplicate key shift:invert" in info.errors[0]
+
+
+def test_misspelt_hook_is_an_error_not_silence(fake_distribution):
+    source = '''
+import dreamset
+
+@dreamset.hookimpl
+def register_attacker(register):  # missing "s"
+    pass
+'''
+    fake_distribution("typo-dist", {"typo": "typo_plugin"}, {"typo_plugin": source})
+    registry.list()
+    info = _plugin(registry.plugins(), "typo")
+    assert info.status == "error" and "register_attacker" in info.errors[0]
+
+
+def test_invalid_component_name_is_refused(dreamset_registry):
+    import dreamset
+
+    class Plugin:
+        @dreamset.hookimpl
+        def register_shifts(self, register):
+            register("Bad Name", "x:y")
+
+    reg = dreamset_registry(Plugin(), builtins=False)
+    assert reg.list() == []
+    assert any("invalid component name" in e for p in reg.plugins for e in p.errors)
+
+
+def test_discovery_does_not_import_torch():
+    code = (
+        "import sys, dreamset.registry as r; r.list(); "
+        "heavy = [m for m in ('torch', 'diffusers', 'timm', 'torchattacks', 'transformers', 'torchvision') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"discovery imported {out.stdout.strip()}"
+
+
+def test_example_plugin_installs_with_pip_and_is_usable(tmp_path):
+    """The worked example of docs/plugins.md, pip-installed into a target folder, shows up in
+    `dreamset plugins` with its distribution and version, and its components work."""
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "dreamset-example-plugin"
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(example)],
+        check=True, capture_output=True,
+    )
+    env = dict(os.environ, PYTHONPATH=str(target))
+    out = subprocess.run([sys.executable, "-m", "dreamset", "plugins", "--json"], env=env, capture_output=True, text=True, check=True)
+    components = {c["key"]: c for c in json.loads(out.stdout)["components"]}
+    assert components["generator:stripes"]["distribution"] == "dreamset-example-plugin"
+    assert components["attacker:uniform-noise"]["version"] == "0.1.0"
+    code = (
+        "import torch, dreamset.registry as r\n"
+        "g = r.create('generator:stripes', size=8)\n"
+        "b = g.generate(torch.tensor([0, 1]), [1, 2], ['a', 'b'])\n"
+        "a = r.create('attacker:uniform-noise', eps=0.1)\n"
+        "x = b.images; xa = a.attack(torch.nn.Identity(), x, b.labels)\n"
+        "assert b.images.shape == (2, 1, 8, 8) and (xa - x).abs().max() <= 0.1 + 1e-6\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
