@@ -1,0 +1,50 @@
+"""Conformance checks for ``sampler:*`` components."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dreamset.data import TensorImageSet
+
+
+class FakeSelectionContext:
+    """A stand-in RunContext: features are the flattened images, predictions a fixed softmax."""
+
+    device = torch.device("cpu")
+
+    def features(self, source, model=None, batch_size=512):
+        return source.get(range(len(source)))[0].flatten(1)
+
+    def predict(self, source, model=None, batch_size=512):
+        x = source.get(range(len(source)))[0].flatten(1)
+        logits = x[:, : len(source.class_names)] * 5
+        return torch.softmax(logits, dim=1)
+
+
+def toy_sources(n_synthetic: int = 60, n_real: int = 40, classes: int = 3):
+    g = torch.Generator().manual_seed(0)
+    names = [f"c{i}" for i in range(classes)]
+    syn = TensorImageSet(torch.rand(n_synthetic, 1, 4, 4, generator=g), torch.arange(n_synthetic) % classes, names)
+    real = TensorImageSet(torch.rand(n_real, 1, 4, 4, generator=g), torch.arange(n_real) % classes, names)
+    return syn, real
+
+
+def check_sampler(sampler, synthetic=None, real=None, context=None) -> None:
+    """Indices valid, unique, int64; scores (if any) one per synthetic sample; same seed -> same
+    selection."""
+    if synthetic is None:
+        synthetic, real = toy_sources()
+    context = context or FakeSelectionContext()
+    a = sampler.select(synthetic, real, context, seed=3)
+    b = sampler.select(synthetic, real, context, seed=3)
+    indices = np.asarray(a.indices)
+    assert indices.dtype == np.int64 and indices.ndim == 1
+    assert len(np.unique(indices)) == len(indices), "duplicate indices"
+    assert len(indices) == 0 or (indices.min() >= 0 and indices.max() < len(synthetic))
+    assert np.array_equal(indices, np.asarray(b.indices)), "not reproducible for a fixed seed"
+    if a.scores is not None:
+        assert len(a.scores) == len(synthetic), "scores must have one entry per synthetic sample"
+
+
+def check_default(sampler) -> None:
+    check_sampler(sampler)

@@ -1,0 +1,110 @@
+"""The run context: everything a stage, sampler or metric may need, in one object.
+
+It owns the lazily trained *reference classifier* (real data only, standard training), whose
+penultimate features are the offline feature space for FID/KID/PRDC and the adaptive sampler, and
+whose predictions give label agreement, confidence filtering and pseudo-labels.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from dreamset.interfaces import ImageSource, Selection
+from dreamset.recipe import Recipe
+
+log = logging.getLogger("dreamset")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from dreamset.errors import BadInputError
+
+        raise BadInputError("device: 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+@dataclass
+class RunContext:
+    recipe: Recipe
+    run_dir: Path
+    registry: Any
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    console: Console = field(default_factory=Console)
+    seed: int = 0
+    real_train: ImageSource | None = None
+    real_test: ImageSource | None = None
+    #: shift label -> shifted test set
+    shifted: dict[str, ImageSource] = field(default_factory=dict)
+    synthetic: ImageSource | None = None
+    #: arm -> selection, for the current seed
+    selections: dict[str, Selection] = field(default_factory=dict)
+    #: arm -> trained classifier, for the current seed
+    models: dict[str, torch.nn.Module] = field(default_factory=dict)
+    #: seed -> arm -> results (clean_accuracy, robust_accuracy, shifted accuracies ...)
+    arm_results: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: the plugin manager's hook relay (lifecycle hooks)
+    registry_hooks: Any = None
+    _reference: torch.nn.Module | None = None
+
+    # -- progress -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def progress(self, description: str, total: int | None) -> Iterator[Any]:
+        """A rich progress bar; yields ``advance(n=1)``."""
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=self.console, transient=True, disable=not self.console.is_terminal) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n=1: bar.advance(task, n)
+
+    # -- the reference classifier ---------------------------------------------------------------
+    def reference_classifier(self) -> torch.nn.Module:
+        """Standard-trained on the real training split only (cached in ``run_dir/reference``)."""
+        if self._reference is None:
+            from dreamset.training import train_reference_classifier
+
+            with torch.enable_grad():  # first use may come from inside features()/predict() (no_grad)
+                self._reference = train_reference_classifier(self)
+        return self._reference
+
+    @torch.no_grad()
+    def features(self, source: ImageSource, model: torch.nn.Module | None = None, batch_size: int = 512) -> torch.Tensor:
+        """Penultimate features ``float32 N×D`` (on CPU) of every image in ``source``."""
+        model = model if model is not None else self.reference_classifier()
+        was_training = model.training
+        model.eval()
+        out = []
+        try:
+            for start in range(0, len(source), batch_size):
+                x, _ = source.get(range(start, min(start + batch_size, len(source))))
+                out.append(model.features(x.to(self.device)).float().cpu())
+        finally:
+            model.train(was_training)
+        if not out:
+            return torch.zeros(0, 0)
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def predict(self, source: ImageSource, model: torch.nn.Module | None = None, batch_size: int = 512) -> torch.Tensor:
+        """Softmax probabilities ``float32 N×K`` (on CPU) of ``model`` (default: the reference)."""
+        model = model if model is not None else self.reference_classifier()
+        was_training = model.training
+        model.eval()
+        out = []
+        try:
+            for start in range(0, len(source), batch_size):
+                x, _ = source.get(range(start, min(start + batch_size, len(source))))
+                out.append(torch.softmax(model(x.to(self.device)).float(), dim=1).cpu())
+        finally:
+            model.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0, 0)

@@ -1,0 +1,167 @@
+"""``generator:glyphs`` — class names rendered as font glyphs: one synthetic image per class.
+
+Jin & Rinard, 2021, "Learning from One Synthetic Image per Class": a classifier can be (pre)trained
+from a single rendered image per class, e.g. the glyph "7" for the digit 7, plus augmentations. This generator draws each class name
+(``"0"``..``"9"`` or any short text) with a font Pillow ships (``ImageFont.load_default(size=...)``,
+a scalable FreeType font in Pillow ≥ 10.1) or a TrueType/OpenType file given by ``font``.
+
+Seed 0 gives the canonical glyph (centred, no jitter); other seeds add a small seeded jitter of
+offset, scale, stroke width and rotation so several seeds give variants of the same class. Glyphs
+are drawn ``supersample`` times larger and box-filtered down, so edges are anti-aliased.
+
+Output: ``float32 B×C×H×W`` in [0,1]; by default a white glyph (``foreground`` = 1) on a black
+background (``background`` = 0), so thresholding an image at the midpoint gives the glyph's mask.
+``(C, H, W)`` follow the real data seen by ``fit`` unless ``channels``/``image_size`` are set
+(without real data: 1×28×28). Image ``i`` depends only on ``(labels[i], seeds[i], options)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from dreamset import BadInputError, Options, hookimpl
+from dreamset.interfaces import GeneratedBatch, Generator
+from dreamset.lazy import lazy_module
+
+torch = lazy_module("torch")
+
+FALLBACK_SHAPE = (1, 28, 28)
+
+
+class GlyphsOptions(Options):
+    image_size: int | None = Field(default=None, ge=4, le=1024,
+                                   description="square output size; None = the real data's H×W")
+    channels: int | None = Field(default=None, ge=1, le=4, description="output channels; None = the real data's")
+    font: str | None = Field(default=None, description="path of a .ttf/.otf font; None = Pillow's default font")
+    font_size: float = Field(default=1.0, gt=0, le=2,
+                             description="ink height of the glyph as a fraction of the image height")
+    stroke: float = Field(default=0.03, ge=0, le=0.5,
+                          description="outline width of the canonical glyph, as a fraction of the font size")
+    foreground: float = Field(default=1.0, ge=0, le=1, description="glyph intensity")
+    background: float = Field(default=0.0, ge=0, le=1, description="background intensity")
+    jitter_offset: float = Field(default=0.08, ge=0, le=0.5, description="max shift, fraction of the image size (seed != 0)")
+    jitter_scale: float = Field(default=0.15, ge=0, lt=1, description="max relative size change (seed != 0)")
+    jitter_stroke: float = Field(default=0.06, ge=0, le=0.5, description="max extra stroke, fraction of the font size (seed != 0)")
+    jitter_rotation: float = Field(default=8.0, ge=0, le=180, description="max rotation in degrees (seed != 0)")
+    supersample: int = Field(default=4, ge=1, le=16, description="render this many times larger, then box-filter down")
+
+
+class GlyphsGenerator(Generator):
+    """Class names rendered with a font; seed 0 = canonical glyph (Jin & Rinard, 2021)."""
+
+    Options = GlyphsOptions
+
+    def __init__(self, options: GlyphsOptions | None = None) -> None:
+        super().__init__(options)
+        self._real_shape: tuple[int, int, int] | None = None
+        self._fonts: dict[int, object] = {}
+        if self.options.font is not None and not Path(self.options.font).is_file():
+            raise BadInputError(f"font: {self.options.font} is not a file; give the path of a .ttf/.otf font or leave it unset")
+
+    def fit(self, real, workdir: Path, context=None) -> None:
+        """Nothing to train: only remember the real data's shape."""
+        self._real_shape = tuple(int(v) for v in real.image_shape)
+
+    def image_shape(self, real=None) -> tuple[int, int, int]:
+        base = tuple(int(v) for v in real.image_shape) if real is not None else (self._real_shape or FALLBACK_SHAPE)
+        c = self.options.channels if self.options.channels is not None else base[0]
+        if self.options.image_size is not None:
+            return (c, self.options.image_size, self.options.image_size)
+        return (c, base[1], base[2])
+
+    # -- rendering -----------------------------------------------------------------------------
+    def _font(self, pixels: int):
+        from PIL import ImageFont
+
+        pixels = max(1, int(pixels))
+        if pixels not in self._fonts:
+            if self.options.font is None:
+                self._fonts[pixels] = ImageFont.load_default(size=pixels)
+            else:
+                try:
+                    self._fonts[pixels] = ImageFont.truetype(self.options.font, size=pixels)
+                except OSError as exc:
+                    raise BadInputError(f"font: cannot read {self.options.font} as a font ({exc})") from None
+        return self._fonts[pixels]
+
+    def _jitter(self, seed: int) -> tuple[float, float, float, float, float]:
+        """``(dx, dy, scale, extra_stroke, degrees)``; all neutral for seed 0."""
+        if seed == 0:
+            return 0.0, 0.0, 1.0, 0.0, 0.0
+        import numpy as np
+
+        o = self.options
+        u = np.random.default_rng(seed).uniform(-1.0, 1.0, size=5)
+        return (float(u[0]) * o.jitter_offset, float(u[1]) * o.jitter_offset, 1.0 + float(u[2]) * o.jitter_scale,
+                (float(u[3]) + 1.0) / 2.0 * o.jitter_stroke, float(u[4]) * o.jitter_rotation)
+
+    def render(self, text: str, seed: int, height: int, width: int):
+        """Glyph coverage of ``text`` as a ``float32 H×W`` numpy array in [0,1]."""
+        import numpy as np
+        from PIL import Image, ImageDraw
+
+        o = self.options
+        ss = o.supersample
+        canvas_w, canvas_h = width * ss, height * ss
+        dx, dy, scale, extra_stroke, degrees = self._jitter(seed)
+        target = o.font_size * canvas_h * scale  # ink height of the glyph, in canvas pixels
+        stroke = lambda px: int(round((o.stroke + extra_stroke) * px))  # noqa: E731
+        probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+
+        def bbox(px):
+            return probe.textbbox((0, 0), text, font=self._font(px), stroke_width=stroke(px))
+
+        # size the font so the ink (not the em box) is `target` high, and at most 95% of the width
+        pixels = float(canvas_h)
+        for _ in range(2):  # ink size is nearly proportional to the font size: two passes suffice
+            left, top, right, bottom = bbox(pixels)
+            pixels *= min(target / max(1, bottom - top), 0.95 * canvas_w * max(1.0, scale) / max(1, right - left))
+        left, top, right, bottom = bbox(pixels)
+        image = Image.new("L", (canvas_w, canvas_h), 0)
+        x = canvas_w / 2 + dx * canvas_w - (left + right) / 2
+        y = canvas_h / 2 + dy * canvas_h - (top + bottom) / 2
+        ImageDraw.Draw(image).text((x, y), text, fill=255, font=self._font(pixels),
+                                   stroke_width=stroke(pixels), stroke_fill=255)
+        if degrees:
+            image = image.rotate(degrees, resample=Image.Resampling.BILINEAR)
+        if ss > 1:
+            image = image.resize((width, height), resample=Image.Resampling.BOX)
+        return np.asarray(image, dtype=np.float32) / 255.0
+
+    def generate(self, labels, seeds, class_names) -> GeneratedBatch:
+        import numpy as np
+
+        labels = torch.as_tensor(labels, dtype=torch.int64)
+        seeds = [int(s) for s in seeds]
+        if len(seeds) != len(labels):
+            raise BadInputError(f"generator:glyphs: {len(labels)} labels but {len(seeds)} seeds")
+        c, h, w = self.image_shape()
+        o = self.options
+        masks = np.zeros((len(seeds), h, w), dtype=np.float32)
+        for i, (label, seed) in enumerate(zip(labels.tolist(), seeds)):
+            masks[i] = self.render(str(class_names[label]), seed, h, w)
+        images = torch.from_numpy(o.background + (o.foreground - o.background) * masks)
+        images = images[:, None].expand(-1, c, -1, -1).contiguous().clamp_(0.0, 1.0)
+        provenance = [
+            {
+                "generator": self.key or "generator:glyphs",
+                "label": label,
+                "class_name": str(class_names[label]),
+                "prompt": str(class_names[label]),
+                "seed": seed,
+                "steps": None,
+                "guidance": None,
+                "scheduler": None,
+                "width": w,
+                "height": h,
+            }
+            for label, seed in zip(labels.tolist(), seeds)
+        ]
+        return GeneratedBatch(images=images, labels=labels.clone(), provenance=provenance)
+
+
+@hookimpl
+def register_generators(register):
+    register("glyphs", "dreamset.plugins.generators.glyphs:GlyphsGenerator",
+             description="class names rendered as font glyphs, one image per class (Jin & Rinard 2021)")

@@ -1,0 +1,99 @@
+"""``mixer:biregular`` — Jin & Rinard's balanced object/background pairing with confusing context
+(Jin & Rinard, 2021, "Learning from One Synthetic Image per Class" / context-agnostic learning).
+
+Each epoch draws a random **biregular bipartite graph** between the ``n_o`` objects and ``n_b``
+backgrounds: every object is pasted on exactly ``d_o`` (``object_degree``) backgrounds and every
+background carries exactly ``d_b = n_o·d_o / n_b`` objects, so no background co-occurs more with one
+class than another and backgrounds carry no label information. ``n_o·d_o`` must be divisible by
+``n_b`` and ``d_o ≤ n_b`` (else a one-line error naming the options). Built by the configuration
+model (random matching of degree stubs) followed by random edge swaps that remove repeated pairs.
+
+**Superimposition** (their "confusing context"): with probability ``superimpose`` the previous
+composite in the stream becomes the background of the next one; the new object's label is kept.
+Yields ``(float32 B×C×H×W in [0,1], int64 B)``; deterministic in ``(seed, epoch)``.
+"""
+from __future__ import annotations
+
+import math
+
+from pydantic import Field
+
+from dreamset import hookimpl
+from dreamset.errors import BadInputError
+from dreamset.interfaces import Mixer
+from dreamset.plugins.mixers import CompositingOptions, object_source
+
+
+class BiregularOptions(CompositingOptions):
+    object_degree: int = Field(default=100, ge=1, le=10_000_000, description="backgrounds per object per epoch (d_o)")
+    superimpose: float = Field(default=0.3, ge=0, le=1, description="probability the previous composite is the background")
+
+
+def biregular_edges(n_objects: int, n_backgrounds: int, object_degree: int, generator):
+    """``(objects, backgrounds)`` index tensors of a random simple biregular bipartite graph."""
+    import torch
+
+    total = n_objects * object_degree
+    if object_degree > n_backgrounds or total % n_backgrounds:
+        raise BadInputError(
+            f"mixer:biregular: object_degree={object_degree} with {n_objects} objects and n_backgrounds="
+            f"{n_backgrounds} has no biregular graph (need n_objects*object_degree divisible by n_backgrounds "
+            f"and object_degree <= n_backgrounds)"
+        )
+    objects = torch.arange(n_objects).repeat_interleave(object_degree)
+    backgrounds = torch.arange(n_backgrounds).repeat(total // n_backgrounds)[torch.randperm(total, generator=generator)]
+    # repair repeated (object, background) pairs by swapping the background with a random other edge
+    for _ in range(100):
+        keys = objects * n_backgrounds + backgrounds
+        order = torch.argsort(keys, stable=True)
+        sorted_keys = keys[order]
+        dup = order[1:][sorted_keys[1:] == sorted_keys[:-1]]
+        if len(dup) == 0:
+            break
+        partners = torch.randint(total, (len(dup),), generator=generator).tolist()
+        for i, j in zip(dup.tolist(), partners):  # one swap at a time keeps every degree exact
+            backgrounds[i], backgrounds[j] = backgrounds[j].clone(), backgrounds[i].clone()
+    return objects, backgrounds
+
+
+class BiregularMixer(Mixer):
+    """Balanced object/background pairing + superimposition."""
+
+    Options = BiregularOptions
+
+    def steps_per_epoch(self, real, synthetic, batch_size: int) -> int:
+        return math.ceil(len(object_source(real, synthetic)) * self.options.object_degree / batch_size)
+
+    def batches(self, real, synthetic, batch_size: int, epoch: int, seed: int):
+        import torch
+
+        from dreamset.backgrounds import background_bank
+        from dreamset.compositing import composite, object_masks
+
+        o = self.options
+        objects = object_source(real, synthetic)
+        images, labels = objects.get(range(len(objects)))
+        masks = object_masks(images, o.mask_threshold)
+        bank = background_bank(o.backgrounds, o.n_backgrounds, objects.image_shape, o.seed)
+        placement = o.placement()
+        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+        obj, bg = biregular_edges(len(objects), o.n_backgrounds, o.object_degree, generator)
+        order = torch.randperm(len(obj), generator=generator)
+        obj, bg = obj[order], bg[order]
+        previous = None
+        for start in range(0, len(obj), batch_size):
+            o_idx, b_idx = obj[start:start + batch_size], bg[start:start + batch_size]
+            x, _ = composite(images[o_idx], masks[o_idx], bank[b_idx], generator, placement)
+            flags = torch.rand(len(o_idx), generator=generator) < o.superimpose
+            for i in torch.nonzero(flags).flatten().tolist():  # a chain: each uses the one before it
+                base = x[i - 1] if i > 0 else previous
+                if base is None:
+                    continue
+                x[i : i + 1], _ = composite(images[o_idx[i : i + 1]], masks[o_idx[i : i + 1]], base[None], generator, placement)
+            previous = x[-1].clone()
+            yield x, labels[o_idx]
+
+
+@hookimpl
+def register_mixers(register):
+    register("biregular", "dreamset.plugins.mixers.biregular:BiregularMixer", description="Jin & Rinard balanced pairing + superimposition")

@@ -1,0 +1,107 @@
+"""``mixer:ratio`` — every batch holds a fixed fraction of real samples.
+
+The mixing used by the papers dreamset reproduces: 0.5 real / 0.5 generated in Sehwag et al.
+(ICLR 2022, "Robust Learning Meets Generative Models"), 0.3 real / 0.7 generated in Gowal et al.
+(2021, "Improving Robustness using Generated Data") and Wang et al. (2023, DM-Improves-AT).
+
+A batch of ``B`` holds ``round(real_fraction·B)`` real samples and the rest synthetic. One epoch is
+one pass over the real set without replacement (``ceil(N_real / n_real)`` batches; the last batch may
+be short) — or over the synthetic set when the arm has no real data. Synthetic samples are drawn
+without replacement through a fresh permutation each time the synthetic set is exhausted, or with
+replacement (``with_replacement: true``). Everything is a deterministic function of ``(seed, epoch)``.
+Reads go through ``ImageSource.get``, so the memory-mapped store is never loaded whole.
+Yields ``(float32 B×C×H×W in [0,1], int64 B)``.
+"""
+from __future__ import annotations
+
+import math
+
+from pydantic import Field
+
+from dreamset import Options, hookimpl
+from dreamset.errors import BadInputError
+from dreamset.interfaces import Mixer
+from dreamset.lazy import lazy_module
+
+torch = lazy_module("torch")
+
+
+class RatioOptions(Options):
+    real_fraction: float = Field(default=0.5, ge=0, le=1, description="fraction of each batch that is real")
+    with_replacement: bool = Field(default=False, description="draw synthetic samples with replacement")
+
+
+class RatioMixer(Mixer):
+    """Batches with a fixed real : synthetic ratio."""
+
+    Options = RatioOptions
+
+    def _counts(self, real, synthetic, batch_size: int) -> tuple[int, int]:
+        fraction = self.options.real_fraction
+        if real is None or len(real) == 0:
+            fraction = 0.0
+        if synthetic is None or len(synthetic) == 0:
+            fraction = 1.0
+        if (real is None or len(real) == 0) and (synthetic is None or len(synthetic) == 0):
+            raise BadInputError("mixer:ratio: neither real nor synthetic data to train on")
+        n_real = int(round(fraction * batch_size))
+        if fraction > 0 and n_real == 0:
+            n_real = 1
+        if fraction < 1 and n_real == batch_size:
+            n_real = batch_size - 1
+        return n_real, batch_size - n_real
+
+    def steps_per_epoch(self, real, synthetic, batch_size: int) -> int:
+        n_real, n_syn = self._counts(real, synthetic, batch_size)
+        if n_real > 0:
+            return math.ceil(len(real) / n_real)
+        return math.ceil(len(synthetic) / n_syn)
+
+    def batches(self, real, synthetic, batch_size: int, epoch: int, seed: int):
+        n_real, n_syn = self._counts(real, synthetic, batch_size)
+        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+        steps = self.steps_per_epoch(real, synthetic, batch_size)
+        real_order = torch.randperm(len(real), generator=generator) if n_real else None
+        syn_stream = _SyntheticStream(len(synthetic), generator, self.options.with_replacement) if n_syn else None
+        for step in range(steps):
+            xs, ys = [], []
+            if n_real:
+                idx = real_order[step * n_real:(step + 1) * n_real]
+                x, y = real.get(idx)
+                xs.append(x)
+                ys.append(y)
+            if n_syn:
+                # a short last real batch keeps the ratio
+                count = n_syn if not n_real else max(1, round(n_syn * len(ys[0]) / n_real))
+                x, y = synthetic.get(syn_stream.take(count))
+                xs.append(x)
+                ys.append(y)
+            yield torch.cat(xs), torch.cat(ys)
+
+
+class _SyntheticStream:
+    """Indices into the synthetic set: successive permutations (without replacement) or uniform draws."""
+
+    def __init__(self, n: int, generator, with_replacement: bool) -> None:
+        self.n, self.generator, self.with_replacement = n, generator, with_replacement
+        self.order = torch.randperm(n, generator=generator)
+        self.position = 0
+
+    def take(self, count: int):
+        if self.with_replacement:
+            return torch.randint(0, self.n, (count,), generator=self.generator)
+        out = []
+        while count > 0:
+            if self.position == self.n:
+                self.order = torch.randperm(self.n, generator=self.generator)
+                self.position = 0
+            chunk = self.order[self.position:self.position + count]
+            self.position += len(chunk)
+            count -= len(chunk)
+            out.append(chunk)
+        return torch.cat(out)
+
+
+@hookimpl
+def register_mixers(register):
+    register("ratio", "dreamset.plugins.mixers.ratio:RatioMixer", description="fixed real:synthetic ratio per batch")

@@ -1,0 +1,113 @@
+"""``generator:glyphs``: the generator contract, canonical glyphs, variants, and a real-digits oracle."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+import torch
+
+from dreamset import BadInputError
+from dreamset.conformance.generators import check_generator
+from dreamset.data import TensorImageSet
+from dreamset.plugins.generators.glyphs import GlyphsGenerator, GlyphsOptions
+
+DIGITS = [str(i) for i in range(10)]
+
+
+def make(**options) -> GlyphsGenerator:
+    generator = GlyphsGenerator(GlyphsOptions(**options))
+    generator.key = "generator:glyphs"
+    return generator
+
+
+def test_contract_and_shape_follow_real_data(tmp_path):
+    real = TensorImageSet(torch.zeros(4, 3, 12, 10), torch.tensor([0, 1, 2, 0]), ["cat", "dog", "7"])
+    generator = make()
+    generator.fit(real, tmp_path)
+    assert generator.image_shape(real) == (3, 12, 10)
+    assert generator.image_shape() == (3, 12, 10)
+    check_generator(generator, real.class_names, (3, 12, 10), n=5)
+    out = generator.generate(torch.tensor([2]), [0], real.class_names)
+    assert torch.equal(out.images[0, 0], out.images[0, 1]) and torch.equal(out.images[0, 1], out.images[0, 2])
+    assert out.provenance[0]["prompt"] == "7"
+
+
+def test_options_override_shape_and_fallback():
+    assert make().image_shape() == (1, 28, 28)
+    assert make(image_size=16, channels=3).image_shape() == (3, 16, 16)
+    out = make(image_size=16, channels=3).generate(torch.tensor([1, 0]), [0, 5], DIGITS)
+    assert out.images.shape == (2, 3, 16, 16) and out.images.dtype == torch.float32
+
+
+def test_intensities_and_mask():
+    """Default: white glyph on black; a threshold at 0.5 gives the mask. Custom intensities are
+    an affine map of the same coverage, so the masks agree."""
+    default = make(image_size=24).generate(torch.tensor([8]), [0], DIGITS).images[0, 0]
+    assert float(default.min()) == 0.0 and float(default.max()) == 1.0
+    assert float(default[0, 0]) == 0.0  # corner = background
+    mask = default > 0.5
+    assert 0.05 < mask.float().mean() < 0.6
+    custom = make(image_size=24, foreground=0.2, background=0.9).generate(torch.tensor([8]), [0], DIGITS).images[0, 0]
+    torch.testing.assert_close(custom, 0.9 + (0.2 - 0.9) * default)
+    assert torch.equal(custom < 0.55, mask)
+
+
+def test_glyphs_differ_per_class_and_seed_variants():
+    generator = make(image_size=16)
+    canonical = generator.generate(torch.arange(10), [0] * 10, DIGITS).images
+    flat = canonical.flatten(1)
+    distances = torch.cdist(flat, flat)
+    assert (distances + torch.eye(10) * 1e9).min() > 0.5  # every pair of classes differs clearly
+    # seed 0 is the canonical glyph: centred (centre of mass near the middle)
+    ys, xs = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    for image in canonical[:, 0]:
+        cy, cx = float((image * ys).sum() / image.sum()), float((image * xs).sum() / image.sum())
+        assert abs(cy - 7.5) < 2.0 and abs(cx - 7.5) < 2.0
+    variants = generator.generate(torch.full((4,), 3), [0, 1, 2, 3], DIGITS).images
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not torch.equal(variants[i], variants[j])
+    # the jitter is small: most variants are still nearest (in pixels) to their own canonical glyph
+    labels = torch.arange(10).repeat_interleave(10)
+    variants = generator.generate(labels, list(range(1, 11)) * 10, DIGITS).images
+    nearest = torch.cdist(variants.flatten(1), flat).argmin(1)
+    assert (nearest == labels).float().mean() >= 0.6  # measured 0.79 on seeds 1..20 (chance 0.1)
+
+
+def test_zero_jitter_makes_seeds_irrelevant():
+    generator = make(image_size=12, jitter_offset=0, jitter_scale=0, jitter_stroke=0, jitter_rotation=0)
+    out = generator.generate(torch.tensor([5, 5]), [0, 99], DIGITS).images
+    assert torch.equal(out[0], out[1])
+
+
+def test_long_names_fit_the_image():
+    out = make(image_size=32).generate(torch.tensor([0]), [0], ["a-rather-long-class-name"]).images[0, 0]
+    assert out.sum() > 0
+    assert out[:, 0].max() < 0.5 and out[:, -1].max() < 0.5  # nothing cut off at the borders
+
+
+def test_bad_options():
+    for bad in ({"image_size": 0}, {"font_size": 0}, {"foreground": 1.5}, {"jitter_scale": -0.1}, {"color": 1}):
+        with pytest.raises(ValidationError):
+            GlyphsOptions(**bad)
+    with pytest.raises(BadInputError, match="font"):
+        GlyphsGenerator(GlyphsOptions(font="/no/such/font.ttf"))
+
+
+def test_canonical_digits_recognised_by_a_real_digits_classifier():
+    """Oracle: logistic regression trained on 500 real sklearn digits (8×8, ink bright). With
+    Pillow 13's default font the canonical glyphs score 6/10 (chance: 1/10); we assert >= 5 to
+    allow for small rendering differences across FreeType versions."""
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    assert sklearn
+    digits = load_digits()
+    x = digits.images.reshape(len(digits.images), -1) / 16.0
+    train, _ = train_test_split(np.arange(len(x)), train_size=500, stratify=digits.target, random_state=0)
+    classifier = LogisticRegression(max_iter=2000).fit(x[train], digits.target[train])
+    glyphs = make(image_size=8, channels=1).generate(torch.arange(10), [0] * 10, DIGITS).images
+    predicted = classifier.predict(glyphs.reshape(10, -1).numpy())
+    assert (predicted == np.arange(10)).sum() >= 5, predicted
