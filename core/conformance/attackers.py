@@ -1,0 +1,154 @@
+"""Conformance checks for ``attacker:*`` components.
+
+:func:`check_attacker` runs an attacker on a tiny trained classifier (:func:`tiny_attack_problem`:
+16 ``float32 1×8×8`` images in [0,1], 4 classes, a conv net with batch norm and dropout inside a
+:class:`~dreamset.nn.Classifier`) and checks the :class:`~dreamset.interfaces.Attacker` contract:
+``x_adv`` has the shape, dtype and device of ``x``, finite values in [0,1], stays in the threat model
+(``options.norm`` ``linf`` — the default — or ``l2``, radius ``attacker.eps``; skipped when ``eps`` is
+``None``), the input tensor is not modified in place, the model comes back exactly as it was (every
+submodule's train/eval flag — from ``train()`` and from a mixed state —, its parameters and buffers
+such as batch-norm statistics, and its parameters' ``.grad``), an empty batch works, and for
+untargeted attackers the mean cross-entropy on ``x_adv`` is not lower than on ``x``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from dreamset.nn import Classifier, restore_training_modes, training_modes
+
+#: slack for float round-off in the threat-model and loss checks
+LINF_TOLERANCE = 1e-6
+L2_TOLERANCE = 1e-5
+LOSS_TOLERANCE = 1e-3
+
+
+def tiny_attack_problem(num_classes: int = 4, n: int = 16, seed: int = 0):
+    """``(model, x, y)``: a small conv classifier briefly trained (15 Adam steps, in a forked RNG so
+    the caller's random state is untouched) on ``n`` 1×8×8 images, noise in [0.3, 0.5] where class
+    ``c`` brightens quadrant ``c % 4`` by ``0.1·(1 + c // 4)``. It classifies them all correctly with a
+    cross-entropy near 0.4 and PGD-10 at ``eps = 8/255`` fools about half: a model whose loss reacts
+    to small perturbations. Returned in eval mode, without gradients."""
+    generator = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % num_classes
+    x = 0.3 + 0.2 * torch.rand(n, 1, 8, 8, generator=generator)
+    for i, c in enumerate(y.tolist()):
+        rows, cols = (c % 4) // 2 * 4, (c % 2) * 4
+        x[i, 0, rows:rows + 4, cols:cols + 4] += 0.1 * (1 + c // 4)
+    x = x.clamp(0, 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        body = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        )
+        model = Classifier(body, nn.Sequential(nn.Dropout(0.1), nn.Linear(32, num_classes)), mean=[0.5], std=[0.5])
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        model.train()
+        for _ in range(15):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    model.zero_grad(set_to_none=True)
+    return model.eval(), x, y
+
+
+def _loss(model, x, y) -> float:
+    modes = training_modes(model)
+    model.eval()
+    with torch.no_grad():
+        value = float(nn.functional.cross_entropy(model(x), y))
+    restore_training_modes(model, modes)
+    return value
+
+
+def _snapshot(model):
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    grads = [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
+    return training_modes(model), state, grads
+
+
+def _run(attacker, model, x, y, what: str):
+    """Attack once and check everything that does not depend on the loss."""
+    modes, state, grads = _snapshot(model)
+    x_before = x.clone()
+    x_adv = attacker.attack(model, x, y)
+    key = attacker.key or type(attacker).__name__
+    assert torch.equal(x, x_before), f"{key}: modified its input tensor in place ({what})"
+    assert training_modes(model) == modes, f"{key}: did not restore the train/eval flags of the model ({what})"
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in state.items()), f"{key}: changed parameters/buffers ({what})"
+    new_grads = [p.grad for p in model.parameters()]
+    assert all((a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
+               for a, b in zip(grads, new_grads)), f"{key}: left gradients in the model's parameters ({what})"
+    assert isinstance(x_adv, torch.Tensor), f"{key}: attack must return a tensor"
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype and x_adv.device == x.device, (
+        f"{key}: returned {x_adv.dtype} {tuple(x_adv.shape)} on {x_adv.device} for {x.dtype} {tuple(x.shape)} ({what})")
+    if x.numel():
+        assert bool(torch.isfinite(x_adv).all()), f"{key}: non-finite values ({what})"
+        assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0, f"{key}: values outside [0,1] ({what})"
+        eps = attacker.eps
+        if eps is not None:
+            delta = (x_adv - x).flatten(1)
+            norm = getattr(attacker.options, "norm", "linf")
+            if norm == "l2":
+                size = float(delta.norm(dim=1).max())
+                assert size <= eps + L2_TOLERANCE, f"{key}: L2 perturbation {size:.6g} > eps {eps:.6g} ({what})"
+            else:
+                size = float(delta.abs().max())
+                assert size <= eps + LINF_TOLERANCE, f"{key}: L-inf perturbation {size:.6g} > eps {eps:.6g} ({what})"
+    return x_adv
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run torch's CPU ops on one thread, then restore the thread count. At the size of the tiny
+    problem extra threads only add synchronisation: on a busy 2-core machine AutoAttack's Square
+    queries took minutes with 2 threads and seconds with 1."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def check_attacker(attacker, model=None, x=None, y=None) -> None:
+    """Raise ``AssertionError`` unless ``attacker`` keeps the contract on ``model`` (default: the
+    :func:`tiny_attack_problem`, run single-threaded) for images ``x`` (``float32 N×C×H×W`` in
+    [0,1]) and labels ``y``."""
+    if model is None:
+        with single_thread():
+            model, x, y = tiny_attack_problem()
+            _check(attacker, model, x, y)
+    elif x is None or y is None:
+        raise ValueError("check_attacker: pass x and y together with model")
+    else:
+        _check(attacker, model, x, y)
+
+
+def _check(attacker, model, x, y) -> None:
+    key = attacker.key or type(attacker).__name__
+    was = training_modes(model)
+    try:
+        model.train()
+        x_adv = _run(attacker, model, x, y, "model in train mode")
+        if not getattr(attacker.options, "targeted", False):
+            clean, adversarial = _loss(model, x, y), _loss(model, x_adv, y)
+            assert adversarial >= clean - LOSS_TOLERANCE, (
+                f"{key}: the attack lowered the cross-entropy ({clean:.4f} -> {adversarial:.4f})")
+        first = next((module for name, module in model.named_modules() if name), None)
+        if first is not None:  # a mixed state: the model in train mode, one submodule in eval mode
+            model.train()
+            first.eval()
+            _run(attacker, model, x[:4], y[:4], "mixed train/eval state")
+        model.eval()
+        _run(attacker, model, x[:0], y[:0], "empty batch")
+    finally:
+        restore_training_modes(model, was)
+
+
+def check_default(attacker) -> None:
+    check_attacker(attacker)

@@ -1,0 +1,225 @@
+"""The trainer: standard, PGD adversarial (Madry et al., 2018) and TRADES (Zhang et al., 2019)
+training of one classifier on a mixer's stream, with checkpoints that make a killed run resumable.
+
+* Mode: no attacker -> standard; ``attacker:trades`` -> TRADES loss
+  ``CE(f(x), y) + β·KL(f(x_adv) ‖ f(x))``; any other attacker -> PGD-AT (train on ``attack(x)``;
+  ``attacker:fgsm-rs`` gives Wong et al. 2020's fast AT).
+* SGD (Nesterov momentum) or AdamW; per-step cosine / one-cycle / constant learning rate; label
+  smoothing; an exponential moving average of the weights (Gowal et al., 2021), returned instead of
+  the raw weights when ``ema_decay`` is set; bf16 autocast only on CUDA; optional ``channels_last``.
+* Determinism: every random draw of epoch ``e`` comes from ``(seed, e)`` (the mixer's order, the
+  attack's random start, dropout), so a run killed after epoch ``e`` and resumed from its checkpoint
+  ends with the same weights as an uninterrupted run (CPU).
+* Checkpoints: ``checkpoint_dir/last.safetensors`` after every epoch (model, optimizer, EMA, epoch),
+  ``final.safetensors`` at the end; a finished run is loaded, not retrained.
+* Distributed: under ``torchrun`` with an initialised process group, the model is wrapped in
+  ``DistributedDataParallel`` and rank ``r`` of ``W`` trains on rows ``r::W`` of every global batch
+  (so the real/synthetic ratio of each batch holds on every rank); rank 0 writes the checkpoints.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from dreamset.checkpoints import load_checkpoint, save_checkpoint
+from dreamset.interfaces import Attacker, ImageSource, Mixer
+from dreamset.recipe import TrainStage
+
+log = logging.getLogger("dreamset")
+
+
+def learning_rate(settings: TrainStage, step: int, total: int) -> float:
+    """The learning rate at optimizer step ``step`` of ``total``."""
+    base = settings.lr
+    t = step / max(total, 1)
+    if settings.schedule == "constant":
+        return base
+    if settings.schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * t))
+    warm = 0.3  # one-cycle: linear warm-up over 30% of the steps, cosine annealing after
+    if t < warm:
+        return base * (0.04 + 0.96 * t / warm)
+    return base * 0.5 * (1 + math.cos(math.pi * (t - warm) / (1 - warm)))
+
+
+def _optimizer(settings: TrainStage, model: torch.nn.Module) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=settings.lr)
+    return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=settings.momentum > 0)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (int(seed) * 1_000_003 + int(epoch) * 7919 + 17) % (2**63)
+
+
+class _EMA:
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for ema_p, p in zip(self.model.parameters(), model.parameters()):
+            ema_p.lerp_(p.detach(), 1 - self.decay)
+        for ema_b, b in zip(self.model.buffers(), model.buffers()):
+            ema_b.copy_(b)
+
+
+def _state_tensors(model, optimizer, ema) -> dict[str, torch.Tensor]:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v for k, v in ema.model.state_dict().items()})
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{name}"] = value
+    return tensors
+
+
+def _restore(tensors, model, optimizer, ema) -> None:
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if ema is not None:
+        ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    state = optimizer.state_dict()
+    restored: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            restored.setdefault(int(index), {})[name] = value
+    state["state"] = restored
+    optimizer.load_state_dict(state)
+
+
+def _loss(model, x, y, attacker: Attacker | None, settings: TrainStage, attack_model=None) -> torch.Tensor:
+    """The training loss; ``model`` may be a DistributedDataParallel wrapper, ``attack_model`` the
+    plain module the attacker differentiates through (default: ``model``)."""
+    smoothing = settings.label_smoothing
+    if attacker is None:
+        return F.cross_entropy(model(x), y, label_smoothing=smoothing)
+    x_adv = attacker.attack(attack_model if attack_model is not None else model, x, y)
+    if attacker.key == "attacker:trades":
+        logits = model(x)
+        logits_adv = model(x_adv)
+        kl = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits, dim=1), reduction="batchmean")
+        return F.cross_entropy(logits, y, label_smoothing=smoothing) + settings.trades_beta * kl
+    return F.cross_entropy(model(x_adv), y, label_smoothing=smoothing)
+
+
+def train_classifier(
+    context,
+    model: torch.nn.Module,
+    *,
+    mixer: Mixer,
+    real: ImageSource | None,
+    synthetic: ImageSource | None,
+    attacker: Attacker | None,
+    settings: TrainStage,
+    seed: int,
+    checkpoint_dir: Path,
+    description: str = "train",
+) -> torch.nn.Module:
+    """Train ``model`` on ``mixer``'s batches of ``real``/``synthetic``; return it (or its EMA) in
+    eval mode. Resumes from ``checkpoint_dir``."""
+    device = context.device if context is not None else torch.device("cpu")
+    checkpoint_dir = Path(checkpoint_dir)
+    torch.manual_seed(_epoch_seed(seed, -1))
+    model = model.to(device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = _optimizer(settings, model)
+    ema = _EMA(model, settings.ema_decay) if settings.ema_decay else None
+    steps = mixer.steps_per_epoch(real, synthetic, settings.batch_size)
+    total = steps * settings.epochs
+    final = checkpoint_dir / "final.safetensors"
+    last = checkpoint_dir / "last.safetensors"
+    start_epoch = 0
+    if final.exists():
+        tensors, _ = load_checkpoint(final)
+        _restore(tensors, model, optimizer, ema)
+        log.info("%s: reusing finished checkpoint %s", description, final)
+        return _finish(model, ema)
+    if last.exists():
+        tensors, meta = load_checkpoint(last)
+        _restore(tensors, model, optimizer, ema)
+        start_epoch = int(meta["epoch"]) + 1
+        log.info("%s: resuming after epoch %d from %s", description, start_epoch - 1, last)
+    use_amp = settings.mixed_precision and device.type == "cuda"
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
+    train_model = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    progress = context.progress(description, total) if context is not None else _no_progress()
+    with progress as advance:
+        advance(start_epoch * steps)
+        for epoch in range(start_epoch, settings.epochs):
+            torch.manual_seed(_epoch_seed(seed, epoch) + rank)
+            model.train()
+            for step, (x, y) in enumerate(mixer.batches(real, synthetic, settings.batch_size, epoch, seed)):
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(settings, epoch * steps + step, total)
+                if world > 1:
+                    x, y = x[rank::world], y[rank::world]
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if settings.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss = _loss(train_model, x, y, attacker, settings, attack_model=model)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if ema is not None:
+                    ema.update(model)
+                advance(1)
+            if rank == 0:
+                save_checkpoint(last, _state_tensors(model, optimizer, ema), {"epoch": epoch, "seed": seed})
+            if distributed:
+                torch.distributed.barrier()
+    if rank == 0:
+        save_checkpoint(final, _state_tensors(model, optimizer, ema), {"epoch": settings.epochs - 1, "seed": seed})
+        last.unlink(missing_ok=True)
+    if distributed:
+        torch.distributed.barrier()
+    return _finish(model, ema)
+
+
+def _finish(model, ema):
+    result = ema.model if ema is not None else model
+    return result.eval()
+
+
+class _no_progress:
+    def __enter__(self):
+        return lambda n=1: None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def train_reference_classifier(context) -> torch.nn.Module:
+    """Standard training on the real training split only (the run's reference classifier), with the
+    recipe's ``train.model`` and ``reference`` settings; cached in ``run_dir/reference``."""
+    recipe = context.recipe
+    settings = recipe.train.model_copy(update={
+        "epochs": recipe.reference.epochs, "lr": recipe.reference.lr, "ema_decay": None, "label_smoothing": 0.0,
+    })
+    factory = context.registry.create(recipe.train.model.key, kind="model", **recipe.train.model.options)
+    model = factory.build(context.real_train.image_shape, context.real_train.num_classes)
+    mixer = context.registry.create("mixer:ratio", real_fraction=1.0)
+    return train_classifier(context, model, mixer=mixer, real=context.real_train, synthetic=None, attacker=None,
+                            settings=settings, seed=recipe.seeds[0], checkpoint_dir=context.run_dir / "reference",
+                            description="reference classifier (real only)")

@@ -1,0 +1,42 @@
+"""``attacker:trades`` — the TRADES inner maximisation (Zhang, Yu, Jiao, Xing, El Ghaoui & Jordan,
+2019, "Theoretically Principled Trade-off between Robustness and Accuracy"), L∞, backed by
+torchattacks ``TPGD``.
+
+Maximises ``KL(f(x) ‖ f(x'))`` over the ``eps``-ball: start at ``x + 0.001·N(0, I)`` (clamped to
+[0,1]), then ``steps`` signed-gradient steps of size ``alpha``, each projected onto the ball and onto
+[0,1]. The labels ``y`` are ignored (the attack moves away from the model's own prediction). Training
+with this attacker switches the trainer to the TRADES loss ``CE(f(x), y) + β·KL(f(x) ‖ f(x_adv))``
+(``dreamset.training``; β is ``train.trades_beta``). Defaults follow the paper's CIFAR-10 setting
+(``eps = 8/255``, 10 steps, ``alpha = 2/255``). Input/output: ``float32 N×C×H×W`` in [0,1], ``eps``
+in pixel units of [0,1]; ``‖x_adv − x‖∞ ≤ eps``.
+"""
+from __future__ import annotations
+
+from pydantic import Field
+
+from dreamset import Options, hookimpl
+from dreamset.attacking import TorchattacksAttacker
+
+
+class TradesOptions(Options):
+    eps: float = Field(default=8 / 255, gt=0, le=1, description="L-inf radius (pixel units of [0,1])")
+    alpha: float = Field(default=2 / 255, gt=0, le=1, description="step size")
+    steps: int = Field(default=10, ge=1, le=100_000, description="number of KL ascent steps")
+
+
+class TradesAttacker(TorchattacksAttacker):
+    """KL-divergence PGD (labels ignored); selects the TRADES loss when used for training."""
+
+    Options = TradesOptions
+
+    def make(self, model):
+        import torchattacks
+
+        o = self.options
+        return torchattacks.TPGD(model, eps=o.eps, alpha=o.alpha, steps=o.steps)
+
+
+@hookimpl
+def register_attackers(register):
+    register("trades", "dreamset.plugins.attackers.trades:TradesAttacker",
+             description="TRADES KL attack, L-inf (Zhang et al. 2019); trains with the TRADES loss")
