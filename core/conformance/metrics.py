@@ -1,0 +1,93 @@
+"""Conformance checks for ``metric:*`` components, and :func:`tiny_run_context`, a real
+:class:`~dreamset.context.RunContext` over tiny data that metric tests can share.
+
+A metric's ``compute(context)`` must return a JSON-serialisable dict, be deterministic for a fixed
+context (same numbers twice), and leave the context's models in the train/eval state it found them.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from dreamset.data import TensorImageSet
+from dreamset.nn import training_modes
+
+
+def _blobs(n: int, classes: int, shift: float, generator: torch.Generator) -> TensorImageSet:
+    """``n`` 1×8×8 images in [0,1]: class ``c`` lights up row ``c`` (plus noise), ``shift`` adds
+    brightness — a learnable toy problem with a controllable real/synthetic gap."""
+    labels = torch.arange(n) % classes
+    x = 0.25 * torch.rand(n, 1, 8, 8, generator=generator)
+    x[torch.arange(n), 0, labels * (8 // classes)] += 0.6
+    x = (x + shift).clamp(0, 1)
+    return TensorImageSet(x, labels, [f"c{i}" for i in range(classes)], name=f"blobs+{shift}")
+
+
+def tiny_run_context(run_dir: Path | None = None, *, classes: int = 3, n_train: int = 60, n_test: int = 45,
+                     n_synthetic: int = 60, synthetic_shift: float = 0.1, seed: int = 0):
+    """A :class:`RunContext` with real train/test, a shifted test set (``invert``), synthetic images,
+    two trained ``model:small-cnn`` arms (``real``, ``real+synthetic``) and their ``arm_results`` —
+    enough for any metric to run in a few seconds on CPU."""
+    import dreamset.registry as registry_module
+    from dreamset.context import RunContext
+    from dreamset.evaluation import evaluate_classifier
+    from dreamset.recipe import Recipe
+    from dreamset.training import train_classifier
+
+    run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="dreamset-metric-"))
+    recipe = Recipe(
+        name="tiny-metric-context",
+        seeds=[seed],
+        device="cpu",
+        data={"dataset": "dataset:digits"},
+        generate={"generator": "generator:glyphs", "count": n_synthetic},
+        arms={"real": {"real": True, "synthetic": False}, "real+synthetic": {"real": True, "synthetic": True}},
+        train={"model": {"key": "model:small-cnn", "options": {"width": 4}}, "epochs": 15, "batch_size": 16,
+               "optimizer": "adamw", "lr": 0.01, "weight_decay": 0.0, "mixed_precision": False},
+        reference={"epochs": 15, "lr": 0.01},
+    )
+    g = torch.Generator().manual_seed(seed)
+    registry = registry_module.get_registry()
+    context = RunContext(recipe=recipe, run_dir=run_dir, registry=registry, device=torch.device("cpu"), seed=seed)
+    context.registry_hooks = registry_module.plugin_manager().hook
+    context.real_train = _blobs(n_train, classes, 0.0, g)
+    context.real_test = _blobs(n_test, classes, 0.0, g)
+    x, y = context.real_test.get(range(n_test))
+    context.shifted = {"invert": TensorImageSet(1 - x, y, context.real_test.class_names, name="invert")}
+    context.synthetic = _blobs(n_synthetic, classes, synthetic_shift, g)
+    for arm, synthetic in (("real", None), ("real+synthetic", context.synthetic)):
+        model = registry.create("model:small-cnn", width=4).build((1, 8, 8), classes)
+        mixer = registry.create("mixer:ratio", real_fraction=1.0 if synthetic is None else 0.5)
+        context.models[arm] = train_classifier(
+            context, model, mixer=mixer, real=context.real_train, synthetic=synthetic, attacker=None,
+            settings=recipe.train, seed=seed, checkpoint_dir=run_dir / "checkpoints" / arm.replace("+", "_plus_"),
+            description=arm)
+    context.arm_results[seed] = {arm: evaluate_classifier(context, model, []) for arm, model in context.models.items()}
+    return context
+
+
+def check_metric(metric, context=None) -> None:
+    """JSON-serialisable dict, identical on a second call, model train/eval flags untouched."""
+    context = context or tiny_run_context()
+    before = {arm: training_modes(model) for arm, model in context.models.items()}
+    torch.manual_seed(0)
+    first = metric.compute(context)
+    torch.manual_seed(0)
+    second = metric.compute(context)
+    assert isinstance(first, dict) and first, "compute() must return a non-empty dict"
+    json.dumps(first, allow_nan=False)  # plain JSON: no tensors, numpy scalars, NaN or infinity
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True), "not deterministic"
+    for arm, model in context.models.items():
+        assert training_modes(model) == before[arm], f"compute() changed the train/eval state of {arm!r}"
+
+
+_SHARED: dict[str, object] = {}
+
+
+def check_default(metric) -> None:
+    if "context" not in _SHARED:  # one tiny context for every built-in metric in a session
+        _SHARED["context"] = tiny_run_context()
+    check_metric(metric, _SHARED["context"])

@@ -1,0 +1,77 @@
+"""Chunked k-nearest-neighbour primitives in torch with bounded memory.
+
+Used by PRDC (Naeem et al., 2020) and the adaptive low-density sampler. Distances are Euclidean,
+computed block by block (``query_chunk × reference_chunk`` at a time, float64 by default), so memory
+is ``O(query_chunk · (reference_chunk + k))`` instead of ``O(N · M)``; time is ``O(N · M · D)``.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _block_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # cdist with the "donot_use_mm" path is exact (no ||a||^2 + ||b||^2 - 2ab cancellation)
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def knn_distances(
+    query: torch.Tensor,
+    reference: torch.Tensor,
+    k: int,
+    *,
+    exclude_self: bool = False,
+    query_chunk: int = 1024,
+    reference_chunk: int = 8192,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Sorted distances ``N×k`` from each query row to its ``k`` nearest reference rows.
+
+    ``exclude_self=True`` requires ``query is reference`` semantics (same rows, same order) and
+    skips each point's zero distance to itself, as PRDC's k-NN radii do.
+    """
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    n, m = query.shape[0], reference.shape[0]
+    needed = k + (1 if exclude_self else 0)
+    if m < needed:
+        raise ValueError(f"need at least {needed} reference points for k={k}, got {m}")
+    out = torch.empty(n, k, dtype=dtype)
+    for qs in range(0, n, query_chunk):
+        q = query[qs:qs + query_chunk].to(dtype)
+        best = torch.full((q.shape[0], needed), float("inf"), dtype=dtype)
+        for rs in range(0, m, reference_chunk):
+            d = _block_distances(q, reference[rs:rs + reference_chunk].to(dtype))
+            if exclude_self:
+                rows = torch.arange(q.shape[0])
+                cols = rows + qs - rs
+                valid = (cols >= 0) & (cols < d.shape[1])
+                d[rows[valid], cols[valid]] = float("inf")
+            best = torch.topk(torch.cat([best, d], dim=1), needed, dim=1, largest=False).values
+        out[qs:qs + q.shape[0]] = best[:, :k]
+    return out
+
+
+def kth_neighbour_radii(points: torch.Tensor, k: int, **chunks) -> torch.Tensor:
+    """Distance from each point to its ``k``-th nearest *other* point of the same set (``N``)."""
+    return knn_distances(points, points, k, exclude_self=True, **chunks)[:, k - 1]
+
+
+def count_within_radii(
+    query: torch.Tensor,
+    reference: torch.Tensor,
+    radii: torch.Tensor,
+    *,
+    query_chunk: int = 1024,
+    reference_chunk: int = 8192,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """For each query row, how many reference rows ``j`` satisfy ``d(q, r_j) < radii[j]``
+    (strict, as in Naeem et al.). Returns ``int64 N``."""
+    counts = torch.zeros(query.shape[0], dtype=torch.int64)
+    radii = radii.to(dtype)
+    for qs in range(0, query.shape[0], query_chunk):
+        q = query[qs:qs + query_chunk].to(dtype)
+        for rs in range(0, reference.shape[0], reference_chunk):
+            d = _block_distances(q, reference[rs:rs + reference_chunk].to(dtype))
+            counts[qs:qs + q.shape[0]] += (d < radii[rs:rs + reference_chunk].unsqueeze(0)).sum(dim=1)
+    return counts

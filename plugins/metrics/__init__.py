@@ -1,0 +1,1 @@
+"""Built-in metrics: one component per module, each registered through its own entry point."""

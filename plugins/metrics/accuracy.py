@@ -1,0 +1,115 @@
+"""``metric:accuracy`` — clean top-1 accuracy of every trained arm on the real test split, overall
+and per class, plus its mean ± sample std over seeds.
+
+Top-1 accuracy is the standard measure of the papers dreamset reproduces (e.g. Sehwag et al.,
+2022, "Robust Learning Meets Generative Models: Can Proxy Distributions Improve Adversarial
+Robustness?", ICLR; Gowal et al., 2021, "Improving Robustness using Generated Data", NeurIPS).
+
+Inputs: ``context.models`` (arm -> classifier of the last seed; it takes ``float32 N×C×H×W`` images
+in [0,1] and returns logits ``N×K``), ``context.real_test`` (labels ``int64 N`` in ``[0, K)``) and
+``context.arm_results`` (seed -> arm -> ``clean_accuracy``). All accuracies are fractions in [0,1]
+(tables show percentages). A class absent from the evaluated images has accuracy ``null``.
+
+Result: ``clean_accuracy[<arm>]`` scalars (last seed), ``arms`` (arm -> ``clean_accuracy``,
+``per_class`` list of ``{class, count, accuracy}``, and over seeds ``seeds``, ``clean_accuracy_mean``,
+``clean_accuracy_std``), and the tables ``per-class clean accuracy (%)`` and ``clean accuracy over
+seeds (%)``.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from pydantic import Field
+
+from dreamset import Options, hookimpl
+from dreamset.errors import BadInputError
+from dreamset.interfaces import Metric
+
+
+class AccuracyOptions(Options):
+    batch_size: int = Field(default=256, ge=1, le=1_000_000, description="evaluation batch size")
+    max_samples: int | None = Field(default=None, ge=1, description="evaluate on at most this many test images (null = all)")
+
+
+def per_class_accuracy(model, source, device, batch_size: int, attacker=None, max_samples: int | None = None) -> tuple[float, list[dict[str, Any]]]:
+    """Top-1 accuracy of ``model`` on the first ``max_samples`` images of ``source`` (optionally under
+    ``attacker``), overall and per class: ``(overall, [{"class", "count", "accuracy"}, ...])``. Each
+    class is evaluated with :func:`dreamset.evaluation.accuracy` on its own subset; the overall value
+    is the count-weighted sum, i.e. the accuracy over all evaluated images."""
+    from dreamset.evaluation import accuracy
+
+    n = len(source) if max_samples is None else min(len(source), max_samples)
+    if n == 0:
+        raise BadInputError("real_test: the test set is empty, there is nothing to evaluate")
+    labels = source.labels[:n]
+    rows, correct = [], 0
+    for c, name in enumerate(source.class_names):
+        members = (labels == c).nonzero().flatten()
+        if len(members) == 0:
+            rows.append({"class": name, "count": 0, "accuracy": None})
+            continue
+        acc = accuracy(model, source.subset(members), device, batch_size, attacker)
+        correct += round(acc * len(members))
+        rows.append({"class": name, "count": int(len(members)), "accuracy": float(acc)})
+    return correct / n, rows
+
+
+def percent(value: float | None) -> str:
+    """A fraction in [0,1] as a percentage with one decimal (``–`` for missing values)."""
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def per_class_table(per_arm: dict[str, list[dict[str, Any]]], class_names: list[str]) -> dict[str, Any]:
+    """Table rows ``class, count, <arm> ...`` (percentages) from per-class result lists."""
+    arms = list(per_arm)
+    rows = []
+    for c, name in enumerate(class_names):
+        count = next((per_arm[arm][c]["count"] for arm in arms), 0)
+        rows.append([name, count] + [percent(per_arm[arm][c]["accuracy"]) for arm in arms])
+    return {"header": ["class", "count"] + [f"{arm} %" for arm in arms], "rows": rows}
+
+
+class AccuracyMetric(Metric):
+    """Clean accuracy per arm and per class; mean ± std over seeds."""
+
+    Options = AccuracyOptions
+
+    def compute(self, context) -> dict[str, Any]:
+        if context.real_test is None:
+            raise BadInputError("real_test: metric:accuracy needs the real test split")
+        if not context.models and not context.arm_results:
+            raise BadInputError("arms: metric:accuracy needs trained arms (context.models is empty)")
+        o = self.options
+        result: dict[str, Any] = {}
+        arms: dict[str, dict[str, Any]] = {}
+        per_arm: dict[str, list[dict[str, Any]]] = {}
+        for arm, model in context.models.items():
+            overall, rows = per_class_accuracy(model, context.real_test, context.device, o.batch_size, max_samples=o.max_samples)
+            result[f"clean_accuracy[{arm}]"] = overall
+            arms[arm] = {"clean_accuracy": overall, "per_class": rows}
+            per_arm[arm] = rows
+        seed_rows = []
+        names = list(dict.fromkeys(arm for runs in context.arm_results.values() for arm in runs))
+        for arm in names:
+            values = [float(runs[arm]["clean_accuracy"]) for runs in context.arm_results.values()
+                      if arm in runs and isinstance(runs[arm].get("clean_accuracy"), (int, float))]
+            if not values:
+                continue
+            mean = statistics.fmean(values)
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            arms.setdefault(arm, {}).update({"seeds": len(values), "clean_accuracy_mean": mean, "clean_accuracy_std": std})
+            seed_rows.append([arm, len(values), percent(mean), percent(std)])
+        result["arms"] = arms
+        tables: dict[str, Any] = {}
+        if per_arm:
+            tables["per-class clean accuracy (%)"] = per_class_table(per_arm, context.real_test.class_names)
+        if seed_rows:
+            tables["clean accuracy over seeds (%)"] = {"header": ["arm", "seeds", "mean %", "std %"], "rows": seed_rows}
+        result["tables"] = tables
+        return result
+
+
+@hookimpl
+def register_metrics(register):
+    register("accuracy", "dreamset.plugins.metrics.accuracy:AccuracyMetric", description="clean accuracy per arm and per class")

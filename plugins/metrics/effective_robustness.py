@@ -1,0 +1,284 @@
+"""``metric:effective-robustness`` — effective robustness to natural distribution shifts (Taori,
+Dave, Shankar, Carlini, Recht & Schmidt, 2020, "Measuring Robustness to Natural Distribution Shifts
+in Image Classification", NeurIPS), as used for synthetic training data by Bansal & Grover (2023,
+"Leaving Reality to Imagination: Robust Classification via Generated Datasets").
+
+Taori et al. observe that, across standard models trained on the real distribution, accuracy on a
+shifted test set is (nearly) a linear function of in-distribution (ID) accuracy once both are put
+through a logit (or probit) transform. Effective robustness (ER) of a model is how far its shifted
+accuracy lies above that baseline line at its own ID accuracy.
+
+* Baseline testbed (trained by this metric, cheaply): ``model = context.recipe.train.model``
+  trained with standard training (no attacker, no EMA, no label smoothing; the recipe's optimiser,
+  lr and batch size) on nested random subsets of ``real_train`` — a ``testbed_sizes`` fraction each
+  — for each of ``testbed_epochs`` (default: the recipe's epochs); model ``i`` uses seed
+  ``seed + i``. Checkpoints are cached in ``run_dir/metrics/effective-robustness/<digest>/``.
+  Added to the testbed: every seed of each arm named in ``baseline_arms`` (default ``["real"]``)
+  from ``context.arm_results``.
+* Fit, per shift: least squares ``T(ood) = slope·T(id) + intercept`` with ``T`` = logit (default)
+  or probit, accuracies clipped to ``[1e-4, 1 − 1e-4]`` first (:func:`fit_logit_line`).
+* ER of an arm on a shift, in percentage points: ``100·(ood − T⁻¹(slope·T(id) + intercept))``
+  (:func:`effective_robustness`), computed per seed and averaged; ``effective_robustness_mean``
+  averages over shifts. A shift whose testbed has fewer than two distinct ID accuracies has no fit:
+  its ER is ``null`` and a line in ``warnings`` says why.
+
+Inputs: ``context.real_train``/``real_test``/``shifted`` (images ``float32 N×C×H×W`` in [0,1],
+labels ``int64 N``), ``context.arm_results`` (seed -> arm -> ``clean_accuracy``, ``shifted``).
+Accuracies are fractions in [0,1]; ER is in percentage points. Result: ``scale``,
+``effective_robustness[<arm>]`` scalars (mean over shifts), ``arms`` (arm -> ``id_accuracy``,
+``shifted``, ``effective_robustness`` per shift, ``effective_robustness_mean``, ``per_seed``),
+``fits`` (shift -> ``{slope, intercept, n_points}`` or ``null``), ``testbed`` and ``baselines``
+(every point), ``warnings``, ``tables``, and the figure ``run_dir/effective_robustness.png``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import statistics
+from typing import Annotated, Any, Iterable, Literal
+
+from pydantic import Field
+
+from dreamset import Options, hookimpl
+from dreamset.errors import BadInputError
+from dreamset.interfaces import Metric
+
+#: accuracies are clipped to [CLIP, 1 − CLIP] before the logit/probit transform
+CLIP = 1e-4
+
+
+def transform(accuracy: float, scale: str = "logit") -> float:
+    """``logit(a)`` or ``probit(a)`` of an accuracy clipped to ``[1e-4, 1 − 1e-4]``."""
+    a = min(1 - CLIP, max(CLIP, float(accuracy)))
+    if scale == "logit":
+        return math.log(a / (1 - a))
+    if scale == "probit":
+        return statistics.NormalDist().inv_cdf(a)
+    raise BadInputError(f"scale: expected 'logit' or 'probit', got {scale!r}")
+
+
+def inverse_transform(value: float, scale: str = "logit") -> float:
+    """The accuracy whose :func:`transform` is ``value``."""
+    if scale == "logit":
+        return 1 / (1 + math.exp(-value)) if value >= 0 else math.exp(value) / (1 + math.exp(value))
+    if scale == "probit":
+        return statistics.NormalDist().cdf(value)
+    raise BadInputError(f"scale: expected 'logit' or 'probit', got {scale!r}")
+
+
+def fit_logit_line(points: Iterable[tuple[float, float]], scale: str = "logit") -> tuple[float, float]:
+    """Least-squares line ``T(ood) = slope·T(id) + intercept`` through ``(id_accuracy,
+    ood_accuracy)`` points (``T`` = logit or probit after clipping). Needs two distinct ID values."""
+    xs, ys = [], []
+    for id_acc, ood_acc in points:
+        xs.append(transform(id_acc, scale))
+        ys.append(transform(ood_acc, scale))
+    if len(set(xs)) < 2:
+        raise BadInputError(f"testbed: the fit needs at least two distinct in-distribution accuracies, got {len(set(xs))}")
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+    slope = sxy / sxx
+    return slope, mean_y - slope * mean_x
+
+
+def effective_robustness(id_acc: float, ood_acc: float, slope: float, intercept: float, scale: str = "logit") -> float:
+    """``ood_acc`` minus the baseline fit's prediction at ``id_acc``, in percentage points."""
+    predicted = inverse_transform(slope * transform(id_acc, scale) + intercept, scale)
+    return 100.0 * (float(ood_acc) - predicted)
+
+
+class EffectiveRobustnessOptions(Options):
+    testbed_sizes: list[Annotated[float, Field(gt=0, le=1)]] = Field(default=[0.05, 0.1, 0.25, 0.5], max_length=100,
+                                       description="fractions of real_train the baseline testbed models train on")
+    testbed_epochs: list[Annotated[int, Field(ge=1, le=100_000)]] | None = Field(default=None, min_length=1, max_length=100,
+                                             description="training epochs of the testbed models (null = the recipe's train.epochs)")
+    baseline_arms: list[str] = Field(default=["real"], description="arms (every seed) added to the baseline testbed")
+    scale: Literal["logit", "probit"] = Field(default="logit", description="axis transform of the linear fit")
+    batch_size: int = Field(default=256, ge=1, le=1_000_000, description="evaluation batch size")
+    seed: int = Field(default=0, ge=0, description="seed of the testbed subsets and models (model i: seed + i)")
+
+
+class EffectiveRobustnessMetric(Metric):
+    """Effective robustness of every arm against a real-data baseline fit, per shift."""
+
+    Options = EffectiveRobustnessOptions
+    conformance_options = {"testbed_sizes": [0.1, 0.5], "testbed_epochs": [1, 3]}
+
+    def _evaluate(self, context, model) -> dict[str, Any]:
+        from dreamset.evaluation import accuracy
+
+        bs = self.options.batch_size
+        return {"id_accuracy": accuracy(model, context.real_test, context.device, bs),
+                "shifted": {label: accuracy(model, source, context.device, bs) for label, source in context.shifted.items()}}
+
+    def _testbed(self, context) -> list[dict[str, Any]]:
+        """Train (or reload) and evaluate the real-only baseline models."""
+        import numpy as np
+
+        from dreamset.training import train_classifier
+
+        o = self.options
+        recipe = context.recipe
+        real = context.real_train
+        epochs_list = o.testbed_epochs or [recipe.train.epochs]
+        order = np.random.default_rng(o.seed).permutation(len(real))
+        digest = hashlib.sha256(json.dumps({"options": o.model_dump(mode="json"), "train": recipe.train.model_dump(mode="json"),
+                                            "n": len(real), "shape": list(real.image_shape)}, sort_keys=True).encode())
+        digest.update(real.labels.numpy().tobytes())
+        probe, _ = real.get(order[: min(64, len(real))])
+        digest.update(probe.numpy().tobytes())
+        cache = context.run_dir / "metrics" / "effective-robustness" / digest.hexdigest()[:16]
+        factory = context.registry.create(recipe.train.model.key, kind="model", field_path="train.model.options", **recipe.train.model.options)
+        mixer = context.registry.create("mixer:ratio", real_fraction=1.0)
+        points = []
+        index = 0
+        for fraction in o.testbed_sizes:
+            size = max(1, int(round(fraction * len(real))))
+            subset = real.subset(np.sort(order[:size]))
+            for epochs in epochs_list:
+                seed = o.seed + index
+                settings = recipe.train.model_copy(update={"epochs": epochs, "ema_decay": None, "label_smoothing": 0.0})
+                model = factory.build(real.image_shape, real.num_classes)
+                model = train_classifier(context, model, mixer=mixer, real=subset, synthetic=None, attacker=None, settings=settings,
+                                         seed=seed, checkpoint_dir=cache / f"n{size}-e{epochs}-s{seed}",
+                                         description=f"ER testbed n={size} epochs={epochs}")
+                points.append({"train_size": size, "epochs": epochs, "seed": seed, **self._evaluate(context, model)})
+                index += 1
+        return points
+
+    def _arm_points(self, context) -> dict[str, dict[str, dict[str, Any]]]:
+        """arm -> seed -> ``{id_accuracy, shifted}`` from ``arm_results`` (or the current models)."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for seed, runs in context.arm_results.items():
+            for arm, res in runs.items():
+                if isinstance(res.get("clean_accuracy"), (int, float)) and isinstance(res.get("shifted"), dict):
+                    out.setdefault(arm, {})[str(seed)] = {"id_accuracy": float(res["clean_accuracy"]),
+                                                          "shifted": {k: float(v) for k, v in res["shifted"].items()}}
+        if not out:
+            for arm, model in context.models.items():
+                out[arm] = {str(context.seed): self._evaluate(context, model)}
+        return out
+
+    def compute(self, context) -> dict[str, Any]:
+        import torch
+
+        o = self.options
+        if not context.shifted:
+            raise BadInputError("data.shifts: metric:effective-robustness needs at least one shifted test set")
+        if context.real_train is None or context.real_test is None:
+            raise BadInputError("real_train: metric:effective-robustness needs the real train and test splits")
+        devices = [context.device] if context.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            testbed = self._testbed(context)
+        arm_points = self._arm_points(context)
+        missing = [a for a in o.baseline_arms if a not in arm_points]
+        warnings = [f"baseline_arms: no results for arm {a!r}; it is not part of the fit" for a in missing]
+        baselines = [{"arm": arm, "seed": seed, **point} for arm in o.baseline_arms if arm in arm_points
+                     for seed, point in arm_points[arm].items()]
+        labels = list(context.shifted)
+        fits: dict[str, Any] = {}
+        for label in labels:
+            pts = [(p["id_accuracy"], p["shifted"][label]) for p in testbed + baselines if label in p["shifted"]]
+            try:
+                slope, intercept = fit_logit_line(pts, o.scale)
+                fits[label] = {"slope": slope, "intercept": intercept, "n_points": len(pts)}
+            except BadInputError as exc:
+                fits[label] = None
+                warnings.append(f"{label}: no fit ({exc}); widen testbed_sizes or testbed_epochs")
+        result: dict[str, Any] = {"scale": o.scale}
+        arms: dict[str, Any] = {}
+        for arm, per_seed in arm_points.items():
+            er_seed: dict[str, dict[str, float | None]] = {}
+            for seed, point in per_seed.items():
+                er_seed[seed] = {label: (effective_robustness(point["id_accuracy"], point["shifted"][label], fits[label]["slope"],
+                                                              fits[label]["intercept"], o.scale)
+                                         if fits[label] is not None and label in point["shifted"] else None)
+                                 for label in labels}
+            er = {}
+            for label in labels:
+                values = [v[label] for v in er_seed.values() if v[label] is not None]
+                er[label] = statistics.fmean(values) if values else None
+            known = [v for v in er.values() if v is not None]
+            mean = statistics.fmean(known) if known else None
+            arms[arm] = {
+                "id_accuracy": statistics.fmean(p["id_accuracy"] for p in per_seed.values()),
+                "shifted": {label: statistics.fmean(p["shifted"][label] for p in per_seed.values() if label in p["shifted"])
+                            for label in labels if any(label in p["shifted"] for p in per_seed.values())},
+                "effective_robustness": er,
+                "effective_robustness_mean": mean,
+                "per_seed": er_seed,
+            }
+            if mean is not None:
+                result[f"effective_robustness[{arm}]"] = mean
+        result.update({"arms": arms, "fits": fits, "testbed": testbed, "baselines": baselines, "warnings": warnings})
+        fmt = lambda v: "–" if v is None else f"{v:+.2f}"  # noqa: E731
+        result["tables"] = {
+            "effective robustness (percentage points)": {
+                "header": ["arm", "ID acc %"] + [f"{label} ER pp" for label in labels] + ["mean ER pp"],
+                "rows": [[arm, f"{100 * a['id_accuracy']:.1f}"] + [fmt(a["effective_robustness"][label]) for label in labels]
+                         + [fmt(a["effective_robustness_mean"])] for arm, a in arms.items()],
+            },
+            f"baseline fits ({o.scale})": {
+                "header": ["shift", "slope", "intercept", "points"],
+                "rows": [[label, "–", "–", 0] if fit is None else [label, f"{fit['slope']:.4f}", f"{fit['intercept']:.4f}", fit["n_points"]]
+                         for label, fit in fits.items()],
+            },
+        }
+        self._plot(context.run_dir / "effective_robustness.png", labels, testbed, baselines, arms, fits)
+        return result
+
+    def _plot(self, path, labels, testbed, baselines, arms, fits) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from dreamset.atomic import atomic_write_bytes
+
+        scale = self.options.scale
+        t = lambda a: transform(a, scale)  # noqa: E731
+        cols = min(3, len(labels))
+        rows = math.ceil(len(labels) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4 * rows), squeeze=False)
+        try:
+            for ax, label in zip(axes.flat, labels):
+                xs = [t(p["id_accuracy"]) for p in testbed if label in p["shifted"]]
+                ax.scatter(xs, [t(p["shifted"][label]) for p in testbed if label in p["shifted"]], c="grey", s=20, label="testbed (real)")
+                bx = [t(p["id_accuracy"]) for p in baselines if label in p["shifted"]]
+                ax.scatter(bx, [t(p["shifted"][label]) for p in baselines if label in p["shifted"]], c="black", marker="^", s=30,
+                           label="baseline arms")
+                for i, (arm, a) in enumerate(arms.items()):
+                    if label in a["shifted"]:
+                        ax.scatter([t(a["id_accuracy"])], [t(a["shifted"][label])], s=70, marker="*", color=f"C{i}", zorder=3,
+                                   label=f"{arm} (ER {a['effective_robustness'][label]:+.1f} pp)" if a["effective_robustness"][label] is not None else arm)
+                allx = xs + bx + [t(a["id_accuracy"]) for a in arms.values()]
+                lo, hi = (min(allx), max(allx)) if allx else (-1.0, 1.0)
+                if hi - lo < 1e-6:
+                    lo, hi = lo - 1, hi + 1
+                if fits.get(label) is not None:
+                    f = fits[label]
+                    ax.plot([lo, hi], [f["slope"] * lo + f["intercept"], f["slope"] * hi + f["intercept"]], "k-", lw=1,
+                            label=f"fit: {f['slope']:.2f}x{f['intercept']:+.2f}")
+                ax.plot([lo, hi], [lo, hi], ":", color="grey", lw=1, label="y = x")
+                ax.set_xlabel(f"{scale}(ID accuracy)")
+                ax.set_ylabel(f"{scale}({label} accuracy)")
+                ax.set_title(label)
+                ax.legend(fontsize=7)
+            for ax in list(axes.flat)[len(labels):]:
+                ax.axis("off")
+            fig.tight_layout()
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=100)
+        finally:
+            plt.close(fig)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buffer.getvalue())
+
+
+@hookimpl
+def register_metrics(register):
+    register("effective-robustness", "dreamset.plugins.metrics.effective_robustness:EffectiveRobustnessMetric",
+             description="effective robustness vs a real-data baseline fit in logit space (Taori et al. 2020)")

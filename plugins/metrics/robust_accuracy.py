@@ -1,0 +1,107 @@
+"""``metric:robust-accuracy`` — top-1 accuracy of every trained arm under an adversarial attack, on
+at most ``max_samples`` real test images, overall and per class.
+
+Robust accuracy as in Madry et al. (2018, "Towards Deep Learning Models Resistant to Adversarial
+Attacks", ICLR) and the proxy-distribution study of Sehwag et al. (2022, "Robust Learning Meets
+Generative Models: Can Proxy Distributions Improve Adversarial Robustness?", ICLR): the fraction of
+test images still classified correctly after ``attacker.attack(model, x, y)``.
+
+The ``attacker`` option is a registry key (``pgd``, ``attacker:apgd``) or ``{key, options}``; by
+default PGD-20 in the L∞ ball of radius ``eps`` (``steps`` iterations, step 2.5·eps/steps, random
+start). ``eps``/``steps``/``norm`` only shape that default — with an explicit ``attacker`` they must
+be left unset. The attack's random start draws from a private RNG seeded with ``seed`` (the global
+torch RNG is left as it was), so the result is deterministic for a fixed context and ``seed``.
+
+Inputs: ``context.models`` (classifiers taking ``float32 N×C×H×W`` in [0,1], logits ``N×K``),
+``context.real_test`` (first ``max_samples`` images; labels ``int64`` in ``[0, K)``). Accuracies are
+fractions in [0,1]; tables show percentages. Result: ``robust_accuracy[<arm>]`` and
+``clean_accuracy[<arm>]`` scalars on the same images, ``attacker`` (its description), ``n_samples``,
+``arms`` (arm -> ``robust_accuracy``, ``clean_accuracy``, ``per_class``) and the table
+``per-class robust accuracy (%)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from dreamset import Options, hookimpl
+from dreamset.errors import BadInputError
+from dreamset.interfaces import Metric
+from dreamset.recipe import ComponentRef
+
+
+class RobustAccuracyOptions(Options):
+    attacker: ComponentRef | None = Field(default=None, description="attacker key or {key, options}; null = PGD-20 at eps")
+    eps: float | None = Field(default=None, gt=0, le=64, description="radius of the default PGD attack (default 8/255 L-inf, 0.5 L2)")
+    steps: int | None = Field(default=None, ge=1, le=100_000, description="iterations of the default PGD attack (default 20)")
+    norm: Literal["linf", "l2"] | None = Field(default=None, description="norm of the default PGD attack (default linf)")
+    max_samples: int | None = Field(default=1000, ge=1, description="attack at most this many test images (null = all)")
+    batch_size: int = Field(default=256, ge=1, le=1_000_000, description="evaluation batch size")
+    seed: int = Field(default=0, ge=0, description="seed of the attack's random start")
+
+    @model_validator(mode="after")
+    def _default_attack_only(self):
+        if self.attacker is not None:
+            given = [name for name in ("eps", "steps", "norm") if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for the default PGD attack; put it in attacker.options")
+        if self.norm != "l2" and self.eps is not None and self.eps > 1:
+            raise ValueError("eps: an L-inf radius must be <= 1 for images in [0,1]")
+        return self
+
+
+class RobustAccuracyMetric(Metric):
+    """Accuracy under attack per arm and per class."""
+
+    Options = RobustAccuracyOptions
+    conformance_options = {"max_samples": 24, "steps": 3}
+
+    def make_attacker(self, registry):
+        """The attacker component this metric evaluates under."""
+        o = self.options
+        if o.attacker is None:
+            norm = o.norm or "linf"
+            eps = o.eps if o.eps is not None else (8 / 255 if norm == "linf" else 0.5)
+            return registry.create("attacker:pgd", kind="attacker", field_path="metric:robust-accuracy default attacker",
+                                   norm=norm, eps=eps, steps=o.steps or 20)
+        try:
+            key = registry.get(o.attacker.key, "attacker").key
+        except BadInputError as exc:
+            raise BadInputError(f"attacker.key: {exc}") from None
+        return registry.create(key, field_path="attacker.options", **o.attacker.options)
+
+    def compute(self, context) -> dict[str, Any]:
+        import torch
+
+        from dreamset.plugins.metrics.accuracy import per_class_accuracy, per_class_table
+
+        if context.real_test is None:
+            raise BadInputError("real_test: metric:robust-accuracy needs the real test split")
+        if not context.models:
+            raise BadInputError("arms: metric:robust-accuracy needs trained arms (context.models is empty)")
+        o = self.options
+        attacker = self.make_attacker(context.registry)
+        n = len(context.real_test) if o.max_samples is None else min(len(context.real_test), o.max_samples)
+        result: dict[str, Any] = {"attacker": attacker.describe(), "n_samples": n}
+        arms: dict[str, Any] = {}
+        per_arm: dict[str, list[dict[str, Any]]] = {}
+        devices = [context.device] if context.device.type == "cuda" else []
+        for arm, model in context.models.items():
+            clean, _ = per_class_accuracy(model, context.real_test, context.device, o.batch_size, max_samples=n)
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(o.seed)
+                robust, rows = per_class_accuracy(model, context.real_test, context.device, o.batch_size, attacker, max_samples=n)
+            result[f"robust_accuracy[{arm}]"] = robust
+            result[f"clean_accuracy[{arm}]"] = clean
+            arms[arm] = {"robust_accuracy": robust, "clean_accuracy": clean, "per_class": rows}
+            per_arm[arm] = rows
+        result["arms"] = arms
+        result["tables"] = {"per-class robust accuracy (%)": per_class_table(per_arm, context.real_test.class_names)}
+        return result
+
+
+@hookimpl
+def register_metrics(register):
+    register("robust-accuracy", "dreamset.plugins.metrics.robust_accuracy:RobustAccuracyMetric",
+             description="accuracy under an attacker (default PGD-20 L-inf) per arm and per class")
