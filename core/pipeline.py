@@ -1,0 +1,266 @@
+"""The pipeline, top to bottom:
+
+    real data -> generator -> synthetic store -> sampler -> mixer -> trainer (+ attacker)
+              -> evaluator (metrics) -> report
+
+:func:`run_recipe` is that line. Every stage is timed, announced to plugins through the
+``before_stage``/``after_stage`` hooks, and resumable: re-running into the same folder reuses the
+generator checkpoint, the complete shards of the store and finished training checkpoints.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from filelock import FileLock, Timeout
+from rich.console import Console
+
+from dreamset.atomic import atomic_write_bytes
+from dreamset.context import RunContext, resolve_device
+from dreamset.data import TensorImageSet, materialize
+from dreamset.errors import BadInputError
+from dreamset.interfaces import Selection
+from dreamset.recipe import ComponentRef, Recipe
+
+#: mixer used when an arm names none: all real, all synthetic, or half and half
+DEFAULT_MIXER = "mixer:ratio"
+
+
+def _create(context: RunContext, ref: ComponentRef, kind: str, path: str):
+    return context.registry.create(ref.key, kind=kind, field_path=f"{path}.options", **ref.options)
+
+
+@contextlib.contextmanager
+def _stage(context: RunContext, name: str, timings: dict[str, float]):
+    hook = context.registry_hooks
+    hook.before_stage(stage=name, context=context)
+    start = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - start
+    timings[name] = timings.get(name, 0.0) + seconds
+    hook.after_stage(stage=name, context=context, seconds=seconds)
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: Path):
+    """Refuse a second run into the same folder (``.dreamset.lock``)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run_dir / ".dreamset.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise BadInputError(f"{run_dir}: another dreamset run is using this folder (lock {run_dir / '.dreamset.lock'})") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None) -> dict[str, Any]:
+    """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json)."""
+    import dreamset.registry as registry_module
+
+    registry = registry_module.get_registry()
+    context = RunContext(recipe=recipe, run_dir=run_dir, registry=registry, console=console or Console(),
+                         device=resolve_device(recipe.device), seed=recipe.seeds[0])
+    context.registry_hooks = registry_module.plugin_manager().hook
+    timings: dict[str, float] = {}
+    with run_folder_lock(run_dir):
+        atomic_write_bytes(run_dir / "recipe.json", json.dumps(resolved, indent=2, default=str).encode())
+
+        with _stage(context, "data", timings):
+            dataset = _create(context, recipe.data.dataset, "dataset", "data.dataset")
+            context.real_train = dataset.load("train")
+            context.real_test = dataset.load("test")
+            test_x, test_y = materialize(context.real_test)
+            for i, ref in enumerate(recipe.data.shifts):
+                shift = _create(context, ref, "shift", f"data.shifts.{i}")
+                shifted = shift.apply(test_x, seed=recipe.seeds[0] + i)
+                context.shifted[shift.label] = TensorImageSet(shifted, test_y, context.real_test.class_names, name=shift.label)
+
+        if recipe.generate is not None:
+            with _stage(context, "generate", timings):
+                context.synthetic = _generate(context, recipe)
+
+        for seed in recipe.seeds:
+            context.seed = seed
+            torch.manual_seed(seed)
+            context.selections, context.models = {}, {}
+            with _stage(context, "select", timings):
+                for arm_name, arm in recipe.arms.items():
+                    if arm.synthetic:
+                        context.selections[arm_name] = _select(context, arm_name, arm, seed)
+            with _stage(context, "train", timings):
+                for arm_name, arm in recipe.arms.items():
+                    context.models[arm_name] = _train_arm(context, arm_name, arm, seed)
+            with _stage(context, "evaluate", timings):
+                from dreamset.evaluation import evaluate_classifier
+
+                attackers = [_create(context, ref, "attacker", f"evaluate.attackers.{i}")
+                             for i, ref in enumerate(recipe.evaluate.attackers)]
+                context.arm_results[seed] = {
+                    arm_name: evaluate_classifier(context, model, attackers)
+                    for arm_name, model in context.models.items()
+                }
+
+        metrics: dict[str, Any] = {}
+        with _stage(context, "metrics", timings):
+            for i, ref in enumerate(recipe.evaluate.metrics):
+                metric = _create(context, ref, "metric", f"evaluate.metrics.{i}")
+                metrics[metric_report_name(metric.key)] = metric.compute(context)
+
+        report = {
+            "recipe": resolved,
+            "arms": summarize_arms(context.arm_results),
+            "metrics": metrics,
+            "timings": timings,
+            "seeds": list(recipe.seeds),
+            "device": str(context.device),
+        }
+        from dreamset.report import write_report, write_report_json
+
+        report["timings"] = timings
+        with _stage(context, "report", timings):
+            write_report(run_dir, report, context)
+        write_report_json(run_dir, report)  # again, now with the report stage's own time
+    return report
+
+
+def metric_report_name(key: str) -> str:
+    """``metric:effective-robustness`` -> ``effective_robustness`` (the key under ``report.json``'s
+    ``metrics``, as ../shared/ARCHITECTURE.md names them)."""
+    return key.split(":", 1)[1].replace("-", "_")
+
+
+def _generate(context: RunContext, recipe: Recipe):
+    """Fit the generator on the real training split, then fill (or resume) the synthetic store."""
+    from dreamset.store import SyntheticStore, generate_to_store, import_npz
+
+    gen = recipe.generate
+    store_dir = context.run_dir / "synthetic"
+    if gen.source is not None:
+        source = Path(gen.source)
+        if source.suffix == ".npz":
+            if not (store_dir / "store.json").exists():
+                import_npz(source, store_dir, class_names=context.real_train.class_names)
+            return SyntheticStore.open(store_dir)
+        if not (source / "store.json").exists():
+            raise BadInputError(f"generate.source: {source} is neither a .npz file nor a dreamset store")
+        return SyntheticStore.open(source)
+    generator = _create(context, gen.generator, "generator", "generate.generator")
+    check_disk_space(store_dir, gen.count, generator.image_shape(context.real_train))
+    torch.manual_seed(gen.seed)
+    generator.fit(context.real_train, context.run_dir / "generator", context)
+    return generate_to_store(
+        generator,
+        store_dir,
+        count=gen.count,
+        batch_size=gen.batch_size,
+        shard_size=gen.shard_size,
+        labels=gen.labels,
+        seed=gen.seed,
+        class_names=context.real_train.class_names,
+        image_shape=generator.image_shape(context.real_train),
+        context=context,
+    )
+
+
+def check_disk_space(store_dir: Path, count: int, image_shape) -> None:
+    """Refuse, with the estimate, a store that cannot fit on its disk (uint8 images + labels)."""
+    import shutil
+
+    need = count * (int(np.prod(image_shape)) + 8)
+    existing = sum(f.stat().st_size for f in store_dir.rglob("*") if f.is_file()) if store_dir.exists() else 0
+    probe = store_dir if store_dir.exists() else store_dir.parent
+    free = shutil.disk_usage(probe).free
+    if need - existing > free:
+        raise BadInputError(
+            f"generate.count: {count:,} images of {tuple(image_shape)} need about {need / 1e9:.1f} GB on disk, "
+            f"but only {free / 1e9:.1f} GB are free under {probe}"
+        )
+
+
+def _select(context: RunContext, arm_name: str, arm, seed: int) -> Selection:
+    """Run the arm's sampler (default: every synthetic sample) and record its choice."""
+    if arm.sampler is None:
+        selection = Selection(indices=np.arange(len(context.synthetic), dtype=np.int64))
+    else:
+        sampler = _create(context, arm.sampler, "sampler", f"arms.{arm_name}.sampler")
+        selection = sampler.select(context.synthetic, context.real_train, context, seed)
+    folder = context.run_dir / "selections"
+    folder.mkdir(exist_ok=True)
+    import io
+
+    buffer = io.BytesIO()
+    arrays = {"indices": np.asarray(selection.indices, dtype=np.int64)}
+    if selection.scores is not None:
+        arrays["scores"] = np.asarray(selection.scores, dtype=np.float64)
+    np.savez(buffer, **arrays)
+    safe = arm_name.replace("+", "_plus_")
+    atomic_write_bytes(folder / f"{safe}-seed{seed}.npz", buffer.getvalue())
+    return selection
+
+
+def _train_arm(context: RunContext, arm_name: str, arm, seed: int) -> torch.nn.Module:
+    from dreamset.training import train_classifier
+
+    recipe = context.recipe
+    real = context.real_train if arm.real else None
+    synthetic = context.synthetic.subset(context.selections[arm_name].indices) if arm.synthetic else None
+    if arm.mixer is not None:
+        mixer = _create(context, arm.mixer, "mixer", f"arms.{arm_name}.mixer")
+    else:
+        fraction = 1.0 if synthetic is None else (0.0 if real is None else 0.5)
+        mixer = context.registry.create(DEFAULT_MIXER, real_fraction=fraction)
+    model_factory = _create(context, recipe.train.model, "model", "train.model")
+    model = model_factory.build(context.real_train.image_shape, context.real_train.num_classes)
+    attacker = None
+    if recipe.train.attacker is not None and not arm.standard:
+        attacker = _create(context, recipe.train.attacker, "attacker", "train.attacker")
+    safe = arm_name.replace("+", "_plus_")
+    return train_classifier(
+        context,
+        model,
+        mixer=mixer,
+        real=real,
+        synthetic=synthetic,
+        attacker=attacker,
+        settings=recipe.train,
+        seed=seed,
+        checkpoint_dir=context.run_dir / "checkpoints" / f"{safe}-seed{seed}",
+        description=f"train {arm_name} (seed {seed})",
+    )
+
+
+def summarize_arms(per_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per arm: the mean of every numeric result over seeds, ``<name>_std`` beside it, and
+    ``per_seed`` with the raw results."""
+    arms: dict[str, dict[str, Any]] = {}
+    names = [name for results in per_seed.values() for name in results]
+    for arm in dict.fromkeys(names):
+        runs = {seed: results[arm] for seed, results in per_seed.items() if arm in results}
+        arms[arm] = _mean_std(list(runs.values()))
+        arms[arm]["per_seed"] = {str(seed): r for seed, r in runs.items()}
+    return arms
+
+
+def _mean_std(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean of every numeric entry (recursively through dicts); ``<key>_std`` (sample std, 0 for one
+    seed) beside it — for a dict of numbers, a dict of stds."""
+    out: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        values = [r.get(key) for r in runs]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            out[key] = float(statistics.fmean(values))
+            out[f"{key}_std"] = float(statistics.stdev(values)) if len(values) > 1 else 0.0
+        elif all(isinstance(v, dict) for v in values):
+            nested = _mean_std(values)
+            out[key] = {k: v for k, v in nested.items() if not k.endswith("_std")}
+            out[f"{key}_std"] = {k[:-4]: v for k, v in nested.items() if k.endswith("_std")}
+    return out

@@ -1,0 +1,65 @@
+"""Ctrl-C stops a run cleanly and says how to resume; the resumed run finishes. Absurd sizes are
+refused with the estimate before anything is generated."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from dreamset.cli import main
+
+SETS = ["data.dataset.options.train_size=200", "generate.count=6000", "generate.batch_size=100", "generate.shard_size=500",
+        "generate.generator.options={block_out_channels: [8, 16], train_steps: 400, steps: 8, batch_size: 32}",
+        "seeds=[0]", "train.epochs=1", "train.model.options.width=8", "train.attacker.options.steps=1",
+        "evaluate.attackers.0.options.steps=2", "evaluate.robust_samples=32"]
+
+
+def _command(out):
+    args = [sys.executable, "-m", "dreamset", "run", "--out", str(out)]
+    for item in SETS:
+        args += ["--set", item]
+    return args
+
+
+def test_sigint_stops_cleanly_and_the_run_resumes(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(_command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.time() + 120
+    shards = out / "synthetic" / "shards"
+    # interrupt while samples are being written (about 7 s of sampling remain after the first shard)
+    while not (shards.is_dir() and any(shards.iterdir())) and time.time() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "re-run the same command" in err and "Traceback" not in err
+    assert not (out / "report.json").exists()
+    before = {f: f.stat().st_mtime_ns for f in shards.rglob("*") if f.is_file()}
+    assert before, "no shard was finished before the interrupt"
+    finished = subprocess.run(_command(out), capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads((out / "report.json").read_text())["arms"]
+    # the shards finished before Ctrl-C were kept, not regenerated
+    assert {f: f.stat().st_mtime_ns for f in before} == before
+    assert json.loads((out / "synthetic" / "store.json").read_text())["count"] == 6000
+
+
+def test_absurd_generation_size_is_refused_with_the_estimate(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(100 * 10**9, 90 * 10**9, 10 * 10**9))
+    out = tmp_path / "run"
+    code = main(["run", "--out", str(out), "--set", "generate.count=1000000000",
+                 "--set", "generate.generator.options={block_out_channels: [8, 16], train_steps: 1}",
+                 "--set", "data.dataset.options.train_size=100"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "generate.count: 1,000,000,000 images of (1, 8, 8) need about 72.0 GB on disk, but only 10.0 GB are free" in err
+    assert not (out / "synthetic").exists() and not (out / "report.json").exists()
