@@ -26,8 +26,9 @@ def _console(stderr: bool = False):
 def _registry(args):
     import dreamset.registry as registry
 
-    if getattr(args, "no_plugins", False):
-        registry.reset(no_plugins=True)
+    no_plugins = bool(getattr(args, "no_plugins", False))
+    if no_plugins != registry.loads_built_ins_only():  # each invocation decides, nothing sticks
+        registry.reset(no_plugins=no_plugins)
     return registry.get_registry()
 
 

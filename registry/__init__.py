@@ -57,6 +57,11 @@ def reset(no_plugins: bool | None = None) -> None:
             _no_plugins = no_plugins
 
 
+def loads_built_ins_only() -> bool:
+    """Whether discovery currently skips third-party plugins (``--no-plugins``)."""
+    return _no_plugins
+
+
 def use(pm, infos) -> Registry:
     """Install a registry built from an explicit plugin manager (used by the test fixtures)."""
     global _current, _plugin_manager

@@ -70,3 +70,46 @@ def test_cli_starts_fast_without_torch(args):
     assert torch_loaded == "False"
     assert float(seconds) < 1.0, f"dreamset {' '.join(args)} took {seconds} s in-process"
     assert time.perf_counter() - start < 5
+
+
+def _digits_npz(path, noise: float, seed: int):
+    """The digits as an ``image``/``label`` .npz (uint8 N×8×8), optionally with noise added."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images / 16.0 + noise * np.random.default_rng(seed).standard_normal(digits.images.shape)
+    np.savez(path, image=(np.clip(images, 0, 1) * 255).round().astype(np.uint8), label=digits.target)
+    return path
+
+
+def test_evaluate_compares_a_dataset_with_an_imported_store(tmp_path, capsys):
+    from dreamset.compare import evaluate_sources
+
+    names = ",".join(str(i) for i in range(10))
+    for tag, noise in (("close", 0.0), ("noisy", 0.4)):
+        assert main(["import", str(_digits_npz(tmp_path / f"{tag}.npz", noise, 0)), str(tmp_path / tag),
+                     "--class-names", names]) == 0
+    capsys.readouterr()
+    results = {tag: evaluate_sources("dataset:digits", str(tmp_path / tag), metrics=["fid", "prdc", "label-agreement"],
+                                     work_dir=tmp_path / "work", reference_epochs=15)
+               for tag in ("close", "noisy")}
+    close, noisy = results["close"], results["noisy"]
+    assert set(close) == {"fid", "prdc", "label_agreement"}
+    # the same digits are far closer to the real set than heavily noised copies of them
+    assert close["fid"]["fid"] < noisy["fid"]["fid"]
+    assert close["prdc"]["precision"] > noisy["prdc"]["precision"]
+    assert close["label_agreement"]["agreement"] > max(0.85, noisy["label_agreement"]["agreement"])
+
+
+def test_evaluate_cli_prints_json_and_refuses_bad_sources(tmp_path, capsys):
+    names = ",".join(str(i) for i in range(10))
+    assert main(["import", str(_digits_npz(tmp_path / "s.npz", 0.0, 0)), str(tmp_path / "store"),
+                 "--class-names", names]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "dataset:digits", str(tmp_path / "store"), "--metric", "kid"]) == 0
+    assert json.loads(capsys.readouterr().out)["kid"]["kid_mean"] < 0.05
+    assert main(["evaluate", "dataset:digits", str(tmp_path / "missing.npz")]) == 2
+    assert "synthetic: " in capsys.readouterr().err
+    assert main(["evaluate", "dataset:digits", str(tmp_path / "store"), "--metric", "accuracy"]) == 2
+    assert "needs trained arms" in capsys.readouterr().err

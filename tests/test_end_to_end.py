@@ -15,6 +15,8 @@ TINY = [
     "train.attacker.options.steps=2",
     "evaluate.attackers.0.options.steps=3", "evaluate.robust_samples=64",
     "reference.epochs=1",
+    "evaluate.metrics.4.options={eps_max: 0.15, points: 2, epochs: 1, max_samples: 64}",
+    "evaluate.metrics.5.options={testbed_sizes: [0.5, 1.0], testbed_epochs: [1]}",
 ]
 
 
@@ -37,6 +39,12 @@ def test_default_recipe_reduced_end_to_end_and_resume(tmp_path, capsys):
         assert set(arm["per_seed"]) == {"0", "1"} and "clean_accuracy_std" in arm
         assert set(arm["shifted"]) == {"gaussian-noise@3", "blur@2", "contrast@4", "rotate@2"}
     assert {"data", "generate", "train", "evaluate", "report"} <= set(report["timings"])
+    metrics = report["metrics"]
+    assert set(metrics) == {"fid", "kid", "prdc", "label_agreement", "arc", "effective_robustness"}
+    assert metrics["fid"]["fid"] >= 0 and 0 <= metrics["prdc"]["coverage"] <= 1 and 0 <= metrics["arc"]["arc"] <= 1
+    assert 0 <= metrics["label_agreement"]["agreement"] <= 1
+    assert set(metrics["effective_robustness"]["arms"]) == {"real", "real+synthetic"}
+    assert (out / "arc_curve.png").exists() and (out / "effective_robustness.png").exists()
     html = (out / "report.html").read_text()
     assert "<table>" in html and "data:image/png;base64," in html
     assert (out / "synthetic" / "store.json").exists() and (out / "samples_synthetic.png").exists()

@@ -9,12 +9,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from dreamset.cli import main
 
 SETS = ["data.dataset.options.train_size=200", "generate.count=6000", "generate.batch_size=100", "generate.shard_size=500",
         "generate.generator.options={block_out_channels: [8, 16], train_steps: 400, steps: 8, batch_size: 32}",
         "seeds=[0]", "train.epochs=1", "train.model.options.width=8", "train.attacker.options.steps=1",
-        "evaluate.attackers.0.options.steps=2", "evaluate.robust_samples=32"]
+        "evaluate.attackers.0.options.steps=2", "evaluate.robust_samples=32", "evaluate.metrics=[]"]
 
 
 def _command(out):
@@ -63,3 +65,70 @@ def test_absurd_generation_size_is_refused_with_the_estimate(tmp_path, capsys, m
     assert code == 2, err
     assert "generate.count: 1,000,000,000 images of (1, 8, 8) need about 72.0 GB on disk, but only 10.0 GB are free" in err
     assert not (out / "synthetic").exists() and not (out / "report.json").exists()
+
+
+# -- SIGKILL at random moments of a whole run --------------------------------------------------------
+
+KILL_SETS = ["seeds=[0,1]", "data.dataset.options.train_size=200", "generate.count=400", "generate.batch_size=100",
+             "generate.shard_size=100",
+             "generate.generator.options={block_out_channels: [8, 16], train_steps: 60, steps: 4, batch_size: 32}",
+             "train.epochs=3", "train.model.options.width=8", "train.attacker.options.steps=2",
+             "evaluate.attackers.0.options.steps=3", "evaluate.robust_samples=64", "reference.epochs=2",
+             "evaluate.metrics=[{key: fid}, {key: label-agreement}]"]
+
+
+def _run_command(out):
+    args = [sys.executable, "-m", "dreamset", "run", "--out", str(out)]
+    for item in KILL_SETS:
+        args += ["--set", item]
+    return args
+
+
+def _outcome(out):
+    """What must not depend on interruptions: the results, the store's bytes, the final weights."""
+    import hashlib
+
+    report = json.loads((out / "report.json").read_text())
+    digest = {str(f.relative_to(out)): hashlib.sha256(f.read_bytes()).hexdigest()
+              for pattern in ("synthetic/shards/*/*", "checkpoints/*/final.safetensors") for f in out.glob(pattern)}
+    return report["arms"], report["metrics"], digest
+
+
+def _kill_at_random_moments(tmp_path, kills: int, seed: int):
+    import random
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    reference = tmp_path / "uninterrupted"
+    start = time.monotonic()
+    done = subprocess.run(_run_command(reference), capture_output=True, text=True, timeout=600, env=env)
+    duration = time.monotonic() - start
+    assert done.returncode == 0, done.stderr[-2000:]
+    out, rng, killed = tmp_path / "killed", random.Random(seed), 0
+    for _ in range(kills):
+        process = subprocess.Popen(_run_command(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            process.wait(timeout=rng.uniform(0.1, 1.0) * duration)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            killed += 1
+        process.communicate(timeout=60)
+        if (out / "report.json").exists():
+            break
+    finished = subprocess.run(_run_command(out), capture_output=True, text=True, timeout=600, env=env)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert killed >= 1
+    arms, metrics, files = _outcome(out)
+    expected_arms, expected_metrics, expected_files = _outcome(reference)
+    assert files == expected_files and len([f for f in files if f.startswith("checkpoints")]) == 4
+    assert arms == expected_arms
+    assert json.dumps(metrics, sort_keys=True) == json.dumps(expected_metrics, sort_keys=True)
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path):
+    _kill_at_random_moments(tmp_path, kills=3, seed=0)
+
+
+@pytest.mark.slow
+def test_sigkill_many_times_then_resume_equals_an_uninterrupted_run(tmp_path):
+    _kill_at_random_moments(tmp_path, kills=15, seed=1)

@@ -61,6 +61,23 @@ def test_allowlist_restricts_third_party_plugins(fake_distribution, monkeypatch)
     assert "shift:identity-x" not in registry.list()
 
 
+def test_no_plugins_flag_loads_built_ins_only(fake_distribution, capsys):
+    from dreamset.cli import main
+
+    fake_distribution("good-dist", {"good": "good_plugin"}, {"good_plugin": GOOD})
+    registry.reset()
+    assert main(["plugins", "--json"]) == 0
+    assert "shift:identity-x" in {c["key"] for c in json.loads(capsys.readouterr().out)["components"]}
+    try:
+        assert main(["--no-plugins", "plugins", "--json"]) == 0
+        keys = {c["key"] for c in json.loads(capsys.readouterr().out)["components"]}
+        assert "shift:identity-x" not in keys and "attacker:pgd" in keys
+        assert main(["plugins", "--json"]) == 0  # the flag does not stick to later invocations
+        assert "shift:identity-x" in {c["key"] for c in json.loads(capsys.readouterr().out)["components"]}
+    finally:
+        registry.reset(no_plugins=False)
+
+
 def test_plugin_failing_at_import_is_reported_and_skipped(fake_distribution):
     fake_distribution("bad-dist", {"bad": "bad_plugin"}, {"bad_plugin": "raise RuntimeError('boom at import')\n"})
     keys = registry.list()
