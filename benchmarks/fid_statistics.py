@@ -21,17 +21,11 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from memory import rss_kib  # benchmarks/memory.py (this script's folder is on sys.path)
 
-def rss_kib(field: str = "VmRSS") -> int:
-    """Current (``VmRSS``) or peak (``VmHWM``) resident memory of this process, in KiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    return 0
 
 
 def feature_chunks(n: int, dim: int, chunk: int, synthetic: bool):

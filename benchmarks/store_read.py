@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memory import rss_kib  # benchmarks/memory.py (this script's folder is on sys.path)
+
 
 def build_store(root: Path, n: int, shape=(3, 8, 8), shard_size: int = 1024):
     """A store of ``n`` random uint8 images (via the public .npz import)."""
@@ -35,14 +37,6 @@ def build_store(root: Path, n: int, shape=(3, 8, 8), shard_size: int = 1024):
     (root / f"in-{n}.npz").unlink()
     return store
 
-
-def rss_kib(field: str = "VmRSS") -> int:
-    """Current (``VmRSS``) or peak (``VmHWM``) resident memory of this process, in KiB. (Not
-    ``ru_maxrss``: on Linux it keeps the parent's peak across fork+exec.)"""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    return 0
 
 
 def measure_child(path: str, batch: int, batches: int, mode: str) -> None:
@@ -130,7 +124,7 @@ def main() -> None:
         print(f"sequential pass (dreamset.data.materialize) over {len(large)} images:")
         print(f"  baseline in-RAM: {len(large) / seq_base:12.0f} images/s; store: {len(large) / seq_store:12.0f} images/s; "
               f"ratio store/baseline = {seq_base / seq_store:.3f}")
-        del images, in_ram
+        images = in_ram = None  # free them before the memory measurements
         for mode in ("pread", "mmap"):
             rows = []
             for n, store in stores.items():

@@ -78,8 +78,8 @@ class RunContext:
         return self._reference
 
     @torch.no_grad()
-    def features(self, source: ImageSource, model: torch.nn.Module | None = None, batch_size: int = 512) -> torch.Tensor:
-        """Penultimate features ``float32 N×D`` (on CPU) of every image in ``source``."""
+    def _outputs(self, source: ImageSource, model: torch.nn.Module | None, batch_size: int, head) -> torch.Tensor:
+        """``head(model, x)`` over ``source`` in batches, in eval mode (the mode is restored), on CPU."""
         model = model if model is not None else self.reference_classifier()
         was_training = model.training
         model.eval()
@@ -87,24 +87,15 @@ class RunContext:
         try:
             for start in range(0, len(source), batch_size):
                 x, _ = source.get(range(start, min(start + batch_size, len(source))))
-                out.append(model.features(x.to(self.device)).float().cpu())
-        finally:
-            model.train(was_training)
-        if not out:
-            return torch.zeros(0, 0)
-        return torch.cat(out)
-
-    @torch.no_grad()
-    def predict(self, source: ImageSource, model: torch.nn.Module | None = None, batch_size: int = 512) -> torch.Tensor:
-        """Softmax probabilities ``float32 N×K`` (on CPU) of ``model`` (default: the reference)."""
-        model = model if model is not None else self.reference_classifier()
-        was_training = model.training
-        model.eval()
-        out = []
-        try:
-            for start in range(0, len(source), batch_size):
-                x, _ = source.get(range(start, min(start + batch_size, len(source))))
-                out.append(torch.softmax(model(x.to(self.device)).float(), dim=1).cpu())
+                out.append(head(model, x.to(self.device)).float().cpu())
         finally:
             model.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, 0)
+
+    def features(self, source: ImageSource, model: torch.nn.Module | None = None, batch_size: int = 512) -> torch.Tensor:
+        """Penultimate features ``float32 N×D`` (on CPU) of every image in ``source``."""
+        return self._outputs(source, model, batch_size, lambda m, x: m.features(x))
+
+    def predict(self, source: ImageSource, model: torch.nn.Module | None = None, batch_size: int = 512) -> torch.Tensor:
+        """Softmax probabilities ``float32 N×K`` (on CPU) of ``model`` (default: the reference)."""
+        return self._outputs(source, model, batch_size, lambda m, x: torch.softmax(m(x).float(), dim=1))

@@ -102,6 +102,10 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             with _stage(context, "evaluate", timings):
                 from dreamset.evaluation import evaluate_classifier
 
+                # attacks draw random starts: seed them here, so the result does not depend on whether
+                # training ran in this process or was reused from a checkpoint (resume)
+                torch.manual_seed(seed)
+
                 attackers = [_create(context, ref, "attacker", f"evaluate.attackers.{i}")
                              for i, ref in enumerate(recipe.evaluate.attackers)]
                 context.arm_results[seed] = {
@@ -110,6 +114,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 }
 
         metrics: dict[str, Any] = {}
+        torch.manual_seed(recipe.seeds[0])  # likewise independent of what this process ran before
         with _stage(context, "metrics", timings):
             for i, ref in enumerate(recipe.evaluate.metrics):
                 metric = _create(context, ref, "metric", f"evaluate.metrics.{i}")

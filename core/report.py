@@ -97,8 +97,8 @@ def print_summary(report: dict[str, Any], console) -> None:
     metrics = _scalar_metrics(report)
     if metrics:
         mtable = Table(title="metrics")
-        mtable.add_column("metric")
-        mtable.add_column("value", justify="right")
+        mtable.add_column("metric", overflow="fold")  # long keys wrap, never get cut off
+        mtable.add_column("value", justify="right", overflow="fold")
         for key, value in metrics:
             mtable.add_row(key, value)
         console.print(mtable)

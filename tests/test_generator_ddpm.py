@@ -136,6 +136,30 @@ def test_guidance_needs_label_dropout_and_changes_samples(tmp_path):
     assert not torch.equal(a, b)
 
 
+def test_bfloat16_and_channels_last_sampling_stay_close_to_float32(tmp_path):
+    real = tiny_real()
+    reference = make()
+    reference.fit(real, tmp_path / "m")
+    labels, seeds = torch.tensor([0, 1, 2, 0]), [3, 4, 5, 6]
+    full = reference.generate(labels, seeds, real.class_names).images
+    layout = make(channels_last=True)
+    layout.fit(real, tmp_path / "m")  # sampling options only: reuses the checkpoint
+    assert layout.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(layout.generate(labels, seeds, real.class_names).images, full, atol=1e-4)
+    half = make(precision="bfloat16", channels_last=True)
+    half.fit(real, tmp_path / "m")
+    check_generator(half, real.class_names, (1, 8, 8), n=3)
+    low = half.generate(labels, seeds, real.class_names).images
+    # bf16 keeps 8 bits of mantissa: close to float32 samples, not equal to them
+    assert not torch.equal(low, full) and (low - full).abs().mean() < 0.05
+
+
+def test_float16_sampling_on_cpu_is_refused_before_training(tmp_path):
+    with pytest.raises(BadInputError, match="precision: float16 sampling needs a CUDA device"):
+        make(precision="float16").fit(tiny_real(), tmp_path / "m", FakeContext())
+    assert not (tmp_path / "m" / CHECKPOINT).exists()
+
+
 def test_geometry_pad_and_resize(tmp_path):
     # three U-Net levels (attention in the lowest) need a multiple of 4: 6×6 is padded to 8×8, cropped back
     padded = make(block_out_channels=(8, 8, 16), attention=True)

@@ -19,9 +19,9 @@ SETS = ["data.dataset.options.train_size=200", "generate.count=6000", "generate.
         "evaluate.attackers.0.options.steps=2", "evaluate.robust_samples=32", "evaluate.metrics=[]"]
 
 
-def _command(out):
+def _command(out, sets=SETS):
     args = [sys.executable, "-m", "dreamset", "run", "--out", str(out)]
-    for item in SETS:
+    for item in sets:
         args += ["--set", item]
     return args
 
@@ -77,13 +77,6 @@ KILL_SETS = ["seeds=[0,1]", "data.dataset.options.train_size=200", "generate.cou
              "evaluate.metrics=[{key: fid}, {key: label-agreement}]"]
 
 
-def _run_command(out):
-    args = [sys.executable, "-m", "dreamset", "run", "--out", str(out)]
-    for item in KILL_SETS:
-        args += ["--set", item]
-    return args
-
-
 def _outcome(out):
     """What must not depend on interruptions: the results, the store's bytes, the final weights."""
     import hashlib
@@ -100,12 +93,12 @@ def _kill_at_random_moments(tmp_path, kills: int, seed: int):
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     reference = tmp_path / "uninterrupted"
     start = time.monotonic()
-    done = subprocess.run(_run_command(reference), capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run(_command(reference, KILL_SETS), capture_output=True, text=True, timeout=600, env=env)
     duration = time.monotonic() - start
     assert done.returncode == 0, done.stderr[-2000:]
     out, rng, killed = tmp_path / "killed", random.Random(seed), 0
     for _ in range(kills):
-        process = subprocess.Popen(_run_command(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        process = subprocess.Popen(_command(out, KILL_SETS), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         try:
             process.wait(timeout=rng.uniform(0.1, 1.0) * duration)
         except subprocess.TimeoutExpired:
@@ -114,7 +107,7 @@ def _kill_at_random_moments(tmp_path, kills: int, seed: int):
         process.communicate(timeout=60)
         if (out / "report.json").exists():
             break
-    finished = subprocess.run(_run_command(out), capture_output=True, text=True, timeout=600, env=env)
+    finished = subprocess.run(_command(out, KILL_SETS), capture_output=True, text=True, timeout=600, env=env)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert killed >= 1
     arms, metrics, files = _outcome(out)

@@ -138,10 +138,10 @@ def test_kid_matches_full_feature_computation_and_separates_shift(context):
 
 
 def test_kid_near_zero_for_the_same_distribution_and_large_for_a_shifted_one(context):
-    from dreamset.conformance.metrics import _blobs
+    from dreamset.conformance.metrics import toy_row_images
 
     g = torch.Generator().manual_seed(5)  # fresh draws, unseen by the reference classifier
-    real, same, shifted = _blobs(300, 3, 0.0, g), _blobs(300, 3, 0.0, g), _blobs(300, 3, 0.1, g)
+    real, same, shifted = toy_row_images(300, 3, 0.0, g), toy_row_images(300, 3, 0.0, g), toy_row_images(300, 3, 0.1, g)
     metric = registry.create("metric:kid", real="test", subset_size=100, num_subsets=20)
     kid_same = metric.compute(_replace(context, real_test=real, synthetic=same))
     kid_shifted = metric.compute(_replace(context, real_test=real, synthetic=shifted))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import dreamset.registry as registry
 import dreamset.training as training
 from dreamset.checkpoints import load_checkpoint, load_torch_weights
-from dreamset.conformance.metrics import _blobs as blobs
+from dreamset.conformance.metrics import toy_row_images as blobs
 from dreamset.errors import BadInputError
 from dreamset.evaluation import accuracy
 from dreamset.recipe import TrainStage

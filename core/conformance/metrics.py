@@ -16,7 +16,7 @@ from dreamset.data import TensorImageSet
 from dreamset.nn import training_modes
 
 
-def _blobs(n: int, classes: int, shift: float, generator: torch.Generator) -> TensorImageSet:
+def toy_row_images(n: int, classes: int, shift: float, generator: torch.Generator) -> TensorImageSet:
     """``n`` 1×8×8 images in [0,1]: class ``c`` lights up row ``c`` (plus noise), ``shift`` adds
     brightness — a learnable toy problem with a controllable real/synthetic gap."""
     labels = torch.arange(n) % classes
@@ -53,11 +53,11 @@ def tiny_run_context(run_dir: Path | None = None, *, classes: int = 3, n_train: 
     registry = registry_module.get_registry()
     context = RunContext(recipe=recipe, run_dir=run_dir, registry=registry, device=torch.device("cpu"), seed=seed)
     context.registry_hooks = registry_module.plugin_manager().hook
-    context.real_train = _blobs(n_train, classes, 0.0, g)
-    context.real_test = _blobs(n_test, classes, 0.0, g)
+    context.real_train = toy_row_images(n_train, classes, 0.0, g)
+    context.real_test = toy_row_images(n_test, classes, 0.0, g)
     x, y = context.real_test.get(range(n_test))
     context.shifted = {"invert": TensorImageSet(1 - x, y, context.real_test.class_names, name="invert")}
-    context.synthetic = _blobs(n_synthetic, classes, synthetic_shift, g)
+    context.synthetic = toy_row_images(n_synthetic, classes, synthetic_shift, g)
     for arm, synthetic in (("real", None), ("real+synthetic", context.synthetic)):
         model = registry.create("model:small-cnn", width=4).build((1, 8, 8), classes)
         mixer = registry.create("mixer:ratio", real_fraction=1.0 if synthetic is None else 0.5)

@@ -90,6 +90,11 @@ class DDPMOptions(Options):
         default=64, ge=1, le=4096,
         description="the U-Net always runs on exactly this many images (the last chunk is padded), so an "
                     "image does not depend on what else is in its batch")
+    precision: Literal["float32", "bfloat16", "float16"] = Field(
+        default="float32",
+        description="U-Net compute precision when sampling (autocast; the scheduler steps stay float32); "
+                    "float16 needs a CUDA device")
+    channels_last: bool = Field(default=False, description="run the U-Net in channels_last memory format (faster convs on GPU)")
 
     @model_validator(mode="after")
     def _check(self):
@@ -222,6 +227,9 @@ class DDPMGenerator(Generator):
 
         workdir = Path(workdir)
         self.device = context.device if context is not None else torch.device("cpu")
+        if self.options.precision == "float16" and self.device.type != "cuda":
+            raise BadInputError(f"precision: float16 sampling needs a CUDA device (this run uses {self.device}); "
+                                "use bfloat16 or float32")
         images, labels = materialize(real)
         if len(labels) == 0:
             raise BadInputError(f"{self.key or 'generator:ddpm'}: the real training split is empty; nothing to fit")
@@ -239,7 +247,7 @@ class DDPMGenerator(Generator):
         if self._load(workdir, expected_hash):
             log.info("generator:ddpm: reusing the trained checkpoint in %s", workdir)
             return
-        self.unet = self._train(images, labels, context)
+        self.unet = self._for_sampling(self._train(images, labels, context))
         self._save(workdir, expected_hash, list(real.class_names))
 
     def _load(self, workdir: Path, expected_hash: str) -> bool:
@@ -261,8 +269,13 @@ class DDPMGenerator(Generator):
             return False
         unet = build_unet(self.arch)
         unet.load_state_dict(load(data))
-        self.unet = unet.to(self.device).eval().requires_grad_(False)
+        self.unet = self._for_sampling(unet)
         return True
+
+    def _for_sampling(self, unet):
+        """The U-Net on the device, in eval mode, without gradients, in the chosen memory format."""
+        unet = unet.to(self.device).eval().requires_grad_(False)
+        return unet.to(memory_format=torch.channels_last) if self.options.channels_last else unet
 
     def _save(self, workdir: Path, expected_hash: str, class_names: list[str]) -> None:
         from safetensors.torch import save
@@ -411,12 +424,16 @@ class DDPMGenerator(Generator):
         scheduler.set_timesteps(self.options.steps, device=device)
         x = x * scheduler.init_noise_sigma
         extra = {"generator": generators} if self.options.scheduler == "ddpm" else {}
+        precision = self.options.precision
+        autocast = torch.autocast(device_type=device.type, dtype=getattr(torch, precision), enabled=precision != "float32")
+        layout = torch.channels_last if self.options.channels_last else torch.contiguous_format
         for t in scheduler.timesteps:
-            if guidance != 1.0:
-                cond, uncond = unet(torch.cat([x, x]), t, class_labels=y).sample.chunk(2)
-                eps = uncond + guidance * (cond - uncond)
-            else:
-                eps = unet(x, t, class_labels=y).sample
+            with autocast:
+                if guidance != 1.0:
+                    cond, uncond = unet(torch.cat([x, x]).contiguous(memory_format=layout), t, class_labels=y).sample.float().chunk(2)
+                    eps = uncond + guidance * (cond - uncond)
+                else:
+                    eps = unet(x.contiguous(memory_format=layout), t, class_labels=y).sample.float()
             x = scheduler.step(eps, t, x, **extra).prev_sample
         return x[:n]
 

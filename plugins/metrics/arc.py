@@ -38,7 +38,6 @@ in [0,1]), ``norm``, ``eps_max``, ``normalisation``, ``n_train_per_side``, ``n_h
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from typing import Any, Literal
 
@@ -212,16 +211,10 @@ class ARCMetric(Metric):
         }
 
     def _plot(self, path, curve, arc: float) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from dreamset.atomic import atomic_write_bytes
+        from dreamset.figures import png_figure
 
         eps = [p["eps"] for p in curve]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        try:
+        with png_figure(path, figsize=(5, 3.5)) as (_, ax):
             ax.plot(eps, [p["robust_accuracy"] for p in curve], "o-", label="robust (held-out)")
             ax.plot(eps, [p["clean_accuracy"] for p in curve], "s--", alpha=0.6, label="clean (held-out)")
             ax.axhline(0.5, color="grey", lw=1, ls=":", label="chance")
@@ -230,13 +223,6 @@ class ARCMetric(Metric):
             ax.set_ylabel("real vs synthetic accuracy")
             ax.set_title(f"ARC = {arc:.3f}")
             ax.legend(loc="lower left", fontsize=8)
-            fig.tight_layout()
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=100)
-        finally:
-            plt.close(fig)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buffer.getvalue())
 
 
 @hookimpl

@@ -33,7 +33,6 @@ Accuracies are fractions in [0,1]; ER is in percentage points. Result: ``scale``
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import statistics
@@ -231,19 +230,13 @@ class EffectiveRobustnessMetric(Metric):
         return result
 
     def _plot(self, path, labels, testbed, baselines, arms, fits) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from dreamset.atomic import atomic_write_bytes
+        from dreamset.figures import png_figure
 
         scale = self.options.scale
         t = lambda a: transform(a, scale)  # noqa: E731
         cols = min(3, len(labels))
         rows = math.ceil(len(labels) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4 * rows), squeeze=False)
-        try:
+        with png_figure(path, rows, cols, figsize=(4.5 * cols, 4 * rows), squeeze=False) as (_, axes):
             for ax, label in zip(axes.flat, labels):
                 xs = [t(p["id_accuracy"]) for p in testbed if label in p["shifted"]]
                 ax.scatter(xs, [t(p["shifted"][label]) for p in testbed if label in p["shifted"]], c="grey", s=20, label="testbed (real)")
@@ -269,13 +262,6 @@ class EffectiveRobustnessMetric(Metric):
                 ax.legend(fontsize=7)
             for ax in list(axes.flat)[len(labels):]:
                 ax.axis("off")
-            fig.tight_layout()
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png", dpi=100)
-        finally:
-            plt.close(fig)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buffer.getvalue())
 
 
 @hookimpl

@@ -13,7 +13,7 @@ import torch
 
 import dreamset.registry as registry
 from dreamset.checkpoints import save_checkpoint
-from dreamset.conformance.metrics import _blobs
+from dreamset.conformance.metrics import toy_row_images
 from dreamset.recipe import TrainStage
 from dreamset.training import train_classifier
 
@@ -40,7 +40,7 @@ parser.add_argument("--batch-delay", type=float, default=0.0)
 args = parser.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 torch.set_num_threads(1)
-real = _blobs(60, 3, 0.0, torch.Generator().manual_seed(0))
+real = toy_row_images(60, 3, 0.0, torch.Generator().manual_seed(0))
 torch.manual_seed(0)
 model = registry.create("model:small-cnn", width=4, dropout=0.25).build(real.image_shape, 3)
 settings = TrainStage(model="small-cnn", epochs=args.epochs, batch_size=20, optimizer="adamw", lr=0.01,

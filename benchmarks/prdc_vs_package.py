@@ -7,7 +7,7 @@ The same seeded features (real: ``N×D`` standard normal; fake: ``M×D`` shifted
 growth above the RSS after imports and feature generation is reported). Printed: wall time and
 peak memory of both, the ratios, and the max abs difference of precision, recall, density, coverage.
 
-Run: ``python benchmarks/prdc.py [--n 10000] [--m 10000] [--dim 64] [--k 5] [--chunk 1024]``.
+Run: ``python benchmarks/prdc_vs_package.py [--n 10000] [--m 10000] [--dim 64] [--k 5] [--chunk 1024]``.
 """
 from __future__ import annotations
 
@@ -18,22 +18,14 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-# run as a script, this file's folder comes first on sys.path and would shadow the ``prdc`` package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from memory import rss_kib  # benchmarks/memory.py (this script's folder is on sys.path)
+
 
 KEYS = ("precision", "recall", "density", "coverage")
 
-
-def rss_kib(field: str = "VmRSS") -> int:
-    """Current (``VmRSS``) or peak (``VmHWM``) resident memory of this process, in KiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    return 0
 
 
 def features(n: int, m: int, dim: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
