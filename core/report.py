@@ -84,6 +84,7 @@ def _scalar_metrics(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 def print_summary(report: dict[str, Any], console) -> None:
     """The arms table and scalar metrics as rich tables."""
+    from rich.markup import escape
     from rich.table import Table
 
     header, rows = compact_rows(report)
@@ -100,7 +101,7 @@ def print_summary(report: dict[str, Any], console) -> None:
         mtable.add_column("metric", overflow="fold")  # long keys wrap, never get cut off
         mtable.add_column("value", justify="right", overflow="fold")
         for key, value in metrics:
-            mtable.add_row(key, value)
+            mtable.add_row(escape(key), escape(value))  # "effective_robustness[real]" is not rich markup
         console.print(mtable)
     timings = report.get("timings") or {}
     if timings:

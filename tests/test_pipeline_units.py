@@ -46,3 +46,18 @@ def test_summarize_arms_mean_std_and_per_seed():
     assert real["shifted"] == {"invert@5": pytest.approx(0.3)}
     assert real["shifted_std"]["invert@5"] == pytest.approx(0.1414213562, rel=1e-6)
     assert set(real["per_seed"]) == {"0", "1"}
+
+
+def test_summary_prints_metric_keys_with_brackets_verbatim():
+    import io
+
+    from rich.console import Console
+
+    from dreamset.report import print_summary
+
+    report = {"arms": {}, "seeds": [0], "metrics": {"effective_robustness": {"effective_robustness[real]": 0.25,
+                                                                               "note": "[bold]x[/bold]"}}}
+    buffer = io.StringIO()
+    print_summary(report, Console(file=buffer, width=120))
+    text = buffer.getvalue()
+    assert "effective_robustness.effective_robustness[real]" in text and "[bold]x[/bold]" in text
