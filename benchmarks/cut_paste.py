@@ -49,7 +49,7 @@ def dreamset_composites(objects: torch.Tensor, repeats: int, batch: int) -> int:
     mixer = dreamset.registry.create("mixer:cut-paste", repeats=repeats, backgrounds="procedural", n_backgrounds=200)
     source = TensorImageSet(objects, torch.arange(len(objects)) % 10, [str(i) for i in range(10)])
     made = 0
-    for x, _ in mixer.batches(source, None, batch, epoch=0, seed=0):
+    for x, *_ in mixer.batches(source, None, batch, epoch=0, seed=0):
         made += len(x)
     return made
 

@@ -170,9 +170,12 @@ class Mixer(Component):
         batch_size: int,
         epoch: int,
         seed: int,
-    ) -> "Iterator[tuple[torch.Tensor, torch.Tensor]]":
+    ) -> "Iterator[tuple[torch.Tensor, ...]]":
         """Yield ``(images float32 B×C×H×W in [0,1], labels int64 B)`` for one epoch; a
-        deterministic function of ``(epoch, seed)``."""
+        deterministic function of ``(epoch, seed)``. A compositing mixer may add a third item, the
+        **context mask** ``float32 B×1×H×W`` in [0,1] (1 = background/context, 0 = the labelled
+        object): the trainer hands it to an attacker whose ``attack`` takes ``mask`` (``attacker:masked-pgd``),
+        which then perturbs the context only — Jin & Rinard's (2021) adversarial refinement."""
 
 
 class Model(Component):

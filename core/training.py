@@ -102,13 +102,22 @@ def _restore(tensors, model, optimizer, ema) -> None:
     optimizer.load_state_dict(state)
 
 
-def _loss(model, x, y, attacker: Attacker | None, settings: TrainStage, attack_model=None) -> torch.Tensor:
+def takes_mask(attacker: Attacker) -> bool:
+    """Whether ``attacker.attack`` accepts a ``mask`` keyword (a region-restricted attack)."""
+    import inspect
+
+    return "mask" in inspect.signature(attacker.attack).parameters
+
+
+def _loss(model, x, y, attacker: Attacker | None, settings: TrainStage, attack_model=None, mask=None) -> torch.Tensor:
     """The training loss; ``model`` may be a DistributedDataParallel wrapper, ``attack_model`` the
-    plain module the attacker differentiates through (default: ``model``)."""
+    plain module the attacker differentiates through (default: ``model``); ``mask`` the batch's
+    context mask from a compositing mixer (passed on to attackers that take one)."""
     smoothing = settings.label_smoothing
     if attacker is None:
         return F.cross_entropy(model(x), y, label_smoothing=smoothing)
-    x_adv = attacker.attack(attack_model if attack_model is not None else model, x, y)
+    extra = {"mask": mask} if mask is not None and takes_mask(attacker) else {}
+    x_adv = attacker.attack(attack_model if attack_model is not None else model, x, y, **extra)
     if attacker.key == "attacker:trades":
         logits = model(x)
         logits_adv = model(x_adv)
@@ -169,16 +178,19 @@ def train_classifier(
         for epoch in range(start_epoch, settings.epochs):
             torch.manual_seed(_epoch_seed(seed, epoch) + rank)
             model.train()
-            for step, (x, y) in enumerate(mixer.batches(real, synthetic, settings.batch_size, epoch, seed)):
+            for step, batch in enumerate(mixer.batches(real, synthetic, settings.batch_size, epoch, seed)):
+                x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(settings, epoch * steps + step, total)
                 if world > 1:
                     x, y = x[rank::world], y[rank::world]
+                    mask = mask[rank::world] if mask is not None else None
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                mask = mask.to(device, non_blocking=True) if mask is not None else None
                 if settings.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    loss = _loss(train_model, x, y, attacker, settings, attack_model=model)
+                    loss = _loss(train_model, x, y, attacker, settings, attack_model=model, mask=mask)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

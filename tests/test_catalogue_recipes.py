@@ -6,6 +6,8 @@ data and tiny models: every component they name, and the way they combine them, 
   TRADES on a (tiny) WideResNet with EMA, AutoAttack + PGD evaluation, FID and PRDC.
 - imagenet-sd-shift: an ImageFolder of tiny RGB images, a tiny Stable Diffusion pipeline saved by the
   test (class names x CLIP templates), a timm model, effective robustness and FID.
+- context-agnostic-digits: ten glyphs, cut-paste vs biregular, plus an arm with masked-PGD refinement of
+  the context (its `region: given` refuses to run without the mixer's context mask).
 """
 from __future__ import annotations
 
@@ -95,3 +97,17 @@ def test_imagenet_sd_shift_tiny_variant(tmp_path):
     assert set(er["arms"]) >= {"real", "real+synthetic"}
     store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
     assert store["count"] == 12 and store["class_names"] == sorted(classes)  # ImageFolder order
+
+
+def test_context_agnostic_digits_tiny_variant_with_context_refinement(tmp_path):
+    """The recipe plus the refinement arm docs/recipes.md describes (an override, not in the recipe)."""
+    biregular = "{key: biregular, options: {backgrounds: procedural, n_backgrounds: 10, object_degree: 4, superimpose: 0.3}}"
+    report = _run("context-agnostic-digits", tmp_path / "run", [
+        "train.epochs=1", "arms.naive.mixer.options.repeats=4", f"arms.context-agnostic.mixer={biregular}",
+        "arms.naive.standard=true", "arms.context-agnostic.standard=true",
+        f"arms.refined={{real: false, synthetic: true, mixer: {biregular}}}",
+        "train.attacker={key: masked-pgd, options: {region: given, eps: 0.05, steps: 1}}",
+    ])
+    assert set(report["arms"]) == {"naive", "context-agnostic", "refined"}
+    for arm in report["arms"].values():
+        assert 0 <= arm["clean_accuracy"] <= 1

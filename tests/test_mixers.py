@@ -89,7 +89,7 @@ def test_superimposition_probability_is_honoured():
         mixer = registry.create("mixer:biregular", backgrounds="plain", n_backgrounds=100, object_degree=100, superimpose=p,
                                 rotation=0, translate=0, scale_min=1, scale_max=1, brightness=0)
         both = total = 0
-        for images, labels in mixer.batches(None, syn, 50, epoch=0, seed=0):
+        for images, labels, _ in mixer.batches(None, syn, 50, epoch=0, seed=0):
             left = images[:, 0, :, 1:3].mean(dim=(1, 2)) > 0.5
             right = images[:, 0, :, 5:7].mean(dim=(1, 2)) > 0.5
             both += int((left & right).sum())
@@ -125,3 +125,19 @@ def test_background_banks(kind):
         assert float(bank.std()) > 0.05
     with pytest.raises(BadInputError, match="folder .* not found"):
         background_bank("folder:/nonexistent/x", 2, (1, 8, 8), 0)
+
+
+@pytest.mark.parametrize("key, options", [("cut-paste", {"repeats": 3}),
+                                          ("biregular", {"n_backgrounds": 10, "object_degree": 5, "superimpose": 0.5})])
+def test_compositing_mixers_yield_the_context_mask(key, options):
+    """The third item is 1 where the background shows and 0 on the pasted object: with a plain black
+    background and no jitter, exactly where the composite is dark."""
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, :, 2:6, 2:6] = 0.9
+    syn = TensorImageSet(x, torch.tensor([0, 1]), ["a", "b"])
+    mixer = registry.create(f"mixer:{key}", backgrounds="plain", rotation=0, translate=0, scale_min=1, scale_max=1,
+                            brightness=0, **options)
+    for images, labels, context in mixer.batches(None, syn, 4, epoch=0, seed=0):
+        assert context.shape == (len(images), 1, 8, 8)
+        assert torch.equal(context, (images < 0.45).float())
+        assert torch.equal(context[:, :, 2:6, 2:6], torch.zeros(len(images), 1, 4, 4))

@@ -255,6 +255,52 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
         assert torch.equal(got[key], value), f"{key} differs after resume"
 
 
+# -- a compositing mixer's context mask reaches a masked attacker (Jin & Rinard's refinement) ----------
+
+class _TopHalfContext:
+    """A mixer wrapper adding a context mask: the top half of every image may be perturbed."""
+
+    def __init__(self, mixer):
+        self.mixer = mixer
+
+    def steps_per_epoch(self, real, synthetic, batch_size):
+        return self.mixer.steps_per_epoch(real, synthetic, batch_size)
+
+    def batches(self, real, synthetic, batch_size, epoch, seed):
+        for x, y in self.mixer.batches(real, synthetic, batch_size, epoch, seed):
+            mask = torch.zeros(len(x), 1, 8, 8)
+            mask[:, :, :4] = 1
+            yield x, y, mask
+
+
+def test_the_context_mask_reaches_a_masked_attacker_and_nothing_else(toy, tmp_path):
+    attacker = registry.create("attacker:masked-pgd", eps=0.3, steps=2, region="given")  # refuses to run without a mask
+    seen = []
+    original = attacker.attack
+
+    def recording(model, x, y, mask=None):
+        x_adv = original(model, x, y, mask=mask)
+        seen.append((x_adv - x).abs().amax(dim=(0, 1, 3)))  # largest change per row
+        return x_adv
+
+    attacker.attack = recording
+    torch.manual_seed(SEED)
+    model = registry.create("model:small-cnn", width=4).build((1, 8, 8), 3)
+    training.train_classifier(None, model, mixer=_TopHalfContext(registry.create("mixer:ratio", real_fraction=1.0)),
+                              real=toy[0], synthetic=None, attacker=attacker, settings=settings(epochs=1),
+                              seed=SEED, checkpoint_dir=tmp_path)
+    assert len(seen) == math.ceil(90 / 20)
+    for change in seen:
+        assert float(change[:4].max()) > 0 and float(change[4:].max()) == 0  # only the context rows moved
+    # an attacker without a mask parameter is called as before
+    pgd = registry.create("attacker:pgd", eps=0.1, steps=1)
+    assert not training.takes_mask(pgd) and training.takes_mask(attacker)
+    training.train_classifier(None, registry.create("model:small-cnn", width=4).build((1, 8, 8), 3),
+                              mixer=_TopHalfContext(registry.create("mixer:ratio", real_fraction=1.0)), real=toy[0],
+                              synthetic=None, attacker=pgd, settings=settings(epochs=1), seed=SEED,
+                              checkpoint_dir=tmp_path / "pgd")
+
+
 # -- checkpoint loading refuses malicious or damaged files ----------------------------------------
 
 class _CreatesMarker:

@@ -10,7 +10,9 @@ model (random matching of degree stubs) followed by random edge swaps that remov
 
 **Superimposition** (their "confusing context"): with probability ``superimpose`` the previous
 composite in the stream becomes the background of the next one; the new object's label is kept.
-Yields ``(float32 B×C×H×W in [0,1], int64 B)``; deterministic in ``(seed, epoch)``.
+Yields ``(float32 B×C×H×W in [0,1], int64 B, context mask float32 B×1×H×W)``: the mask is 1 outside
+the labelled object (a superimposed earlier object counts as context), for ``attacker:masked-pgd``'s
+adversarial refinement of the context (Jin & Rinard's third ingredient); deterministic in ``(seed, epoch)``.
 """
 from __future__ import annotations
 
@@ -83,15 +85,16 @@ class BiregularMixer(Mixer):
         previous = None
         for start in range(0, len(obj), batch_size):
             o_idx, b_idx = obj[start:start + batch_size], bg[start:start + batch_size]
-            x, _ = composite(images[o_idx], masks[o_idx], bank[b_idx], generator, placement)
+            x, placed = composite(images[o_idx], masks[o_idx], bank[b_idx], generator, placement)
             flags = torch.rand(len(o_idx), generator=generator) < o.superimpose
             for i in torch.nonzero(flags).flatten().tolist():  # a chain: each uses the one before it
                 base = x[i - 1] if i > 0 else previous
                 if base is None:
                     continue
-                x[i : i + 1], _ = composite(images[o_idx[i : i + 1]], masks[o_idx[i : i + 1]], base[None], generator, placement)
+                x[i : i + 1], placed[i : i + 1] = composite(images[o_idx[i : i + 1]], masks[o_idx[i : i + 1]], base[None],
+                                                            generator, placement)
             previous = x[-1].clone()
-            yield x, labels[o_idx]
+            yield x, labels[o_idx], 1 - placed
 
 
 @hookimpl

@@ -6,7 +6,8 @@ difference to the image's border (white-on-black glyphs, objects on plain backdr
 every object ``repeats`` times, each time on a background drawn uniformly from the bank with a random
 scale/rotation/translation/flip/brightness — vectorised over whole batches (:mod:`dreamset.compositing`).
 With ``backgrounds: plain`` this is the naive baseline of Jin & Rinard (2021).
-Yields ``(float32 B×C×H×W in [0,1], int64 B)``; deterministic in ``(seed, epoch)``.
+Yields ``(float32 B×C×H×W in [0,1], int64 B, context mask float32 B×1×H×W)`` — the mask is 1 where
+the background shows, for ``attacker:masked-pgd``'s refinement; deterministic in ``(seed, epoch)``.
 """
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ class CutPasteMixer(Mixer):
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             bg = bank[torch.randint(len(bank), (len(idx),), generator=generator)]
-            x, _ = composite(images[idx], masks[idx], bg, generator, placement)
-            yield x, labels[idx]
+            x, placed = composite(images[idx], masks[idx], bg, generator, placement)
+            yield x, labels[idx], 1 - placed
 
 
 @hookimpl
