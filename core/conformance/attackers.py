@@ -8,7 +8,10 @@
 ``None``), the input tensor is not modified in place, the model comes back exactly as it was (every
 submodule's train/eval flag — from ``train()`` and from a mixed state —, its parameters and buffers
 such as batch-norm statistics, and its parameters' ``.grad``), an empty batch works, and for
-untargeted attackers the mean cross-entropy on ``x_adv`` is not lower than on ``x``.
+untargeted attackers the mean cross-entropy on ``x_adv`` is not lower than on ``x`` — or, for an
+attacker that declares ``objective(model, x, x_adv, y) -> float`` (what it maximises, e.g. TRADES'
+KL, which need not raise the cross-entropy), that objective at ``x_adv`` is not lower than at a
+random corner of the ``eps``-ball.
 """
 from __future__ import annotations
 
@@ -135,7 +138,15 @@ def _check(attacker, model, x, y) -> None:
     try:
         model.train()
         x_adv = _run(attacker, model, x, y, "model in train mode")
-        if not getattr(attacker.options, "targeted", False):
+        if hasattr(attacker, "objective"):  # its own objective (e.g. TRADES' KL) must beat a random corner
+            eps = float(attacker.options.eps)
+            noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0)).to(x.device)
+            corner = (x + eps * torch.sign(noise)).clamp(0, 1)
+            adversarial, random = attacker.objective(model, x, x_adv, y), attacker.objective(model, x, corner, y)
+            assert adversarial >= random - LOSS_TOLERANCE, (
+                f"{key}: the attack reached a lower objective than a random corner of the ball "
+                f"({adversarial:.4f} < {random:.4f})")
+        elif not getattr(attacker.options, "targeted", False):
             clean, adversarial = _loss(model, x, y), _loss(model, x_adv, y)
             assert adversarial >= clean - LOSS_TOLERANCE, (
                 f"{key}: the attack lowered the cross-entropy ({clean:.4f} -> {adversarial:.4f})")

@@ -29,6 +29,23 @@ class TradesAttacker(TorchattacksAttacker):
 
     Options = TradesOptions
 
+    def objective(self, model, x, x_adv, y) -> float:
+        """What this attack maximises: ``KL(f(x) ‖ f(x_adv))``, batch mean, model in eval mode (its
+        modes are restored). The conformance suite checks it against a random corner of the ball,
+        since a KL ascent need not raise the cross-entropy."""
+        import torch
+        import torch.nn.functional as F
+
+        from dreamset.nn import restore_training_modes, training_modes
+
+        modes = training_modes(model)
+        model.eval()
+        try:
+            with torch.no_grad():
+                return float(F.kl_div(F.log_softmax(model(x_adv), dim=1), F.softmax(model(x), dim=1), reduction="batchmean"))
+        finally:
+            restore_training_modes(model, modes)
+
     def make(self, model):
         import torchattacks
 
