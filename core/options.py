@@ -17,7 +17,8 @@ def format_validation_error(error, prefix: str = "") -> str:
     ``train.epochs: Input should be greater than 0 (got -1)``. Extra errors are counted."""
     errors = error.errors()
     first = errors[0]
-    loc = ".".join(str(part) for part in first.get("loc", ()))
+    # a user-chosen key (an arm name, say) may hold a newline or other control characters: quote it
+    loc = ".".join(str(part) if str(part).isprintable() else repr(part) for part in first.get("loc", ()))
     path = ".".join(p for p in (prefix, loc) if p)
     message = first.get("msg", "invalid value")
     got = first.get("input")
