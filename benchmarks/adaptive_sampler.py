@@ -25,7 +25,9 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -61,7 +63,7 @@ def dense_scores(real, real_labels, synthetic, synthetic_labels, k: int, quantil
     return score.double().numpy(), ratio.double().numpy()
 
 
-def child(method: str, n_synthetic: int, n_real: int, dim: int, k: int) -> dict:
+def child(method: str, n_synthetic: int, n_real: int, dim: int, k: int, scores_dir: Path) -> dict:
     import torch
 
     torch.set_num_threads(2)
@@ -77,7 +79,7 @@ def child(method: str, n_synthetic: int, n_real: int, dim: int, k: int) -> dict:
         o = sampler.options
         score, ratio = dense_scores(*features, k=k, quantile=o.outlier_quantile, scale=o.outlier_scale)
     seconds = time.perf_counter() - start
-    np.save(f"/tmp/adaptive-{method}-{n_synthetic}.npy", np.stack([score, ratio]))
+    np.save(scores_dir / f"{method}-{n_synthetic}.npy", np.stack([score, ratio]))
     return {"seconds": seconds, "peak_growth_kib": rss_kib("VmHWM") - base}
 
 
@@ -87,37 +89,43 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--dense-limit-gb", type=float, default=6.0)
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        method, n_s, n_r = args.child
-        print(json.dumps(child(method, int(n_s), int(n_r), args.dim, args.k)))
+        method, n_s, n_r, scores_dir = args.child
+        print(json.dumps(child(method, int(n_s), int(n_r), args.dim, args.k, Path(scores_dir))))
         return
     print(f"adaptive-low-density scores, D={args.dim}, k={args.k}, 10 classes, 2 threads:")
-    for size in args.sizes:
-        n_s, n_r = (int(v) for v in size.lower().split("x"))
-        dense_gb = 4 * n_s * n_r / 1e9
-        rows = {}
-        for method in ("dreamset", "dense"):
-            if method == "dense" and dense_gb > args.dense_limit_gb:
-                continue
-            out = subprocess.run([sys.executable, __file__, "--dim", str(args.dim), "--k", str(args.k),
-                                  "--child", method, str(n_s), str(n_r)], check=True, capture_output=True, text=True)
-            rows[method] = json.loads(out.stdout.strip().splitlines()[-1])
-        ours = rows["dreamset"]
-        print(f"  {n_s} synthetic x {n_r} real:")
-        print(f"    dreamset chunked k-NN : {ours['seconds']:8.2f} s, peak memory growth {ours['peak_growth_kib'] / 1024:9.1f} MiB")
-        if "dense" in rows:
-            dense = rows["dense"]
-            a, b = np.load(f"/tmp/adaptive-dreamset-{n_s}.npy"), np.load(f"/tmp/adaptive-dense-{n_s}.npy")
-            print(f"    dense torch.cdist     : {dense['seconds']:8.2f} s, peak memory growth {dense['peak_growth_kib'] / 1024:9.1f} MiB")
-            print(f"    ratio time dreamset/dense = {ours['seconds'] / dense['seconds']:.2f}; ratio peak memory "
-                  f"dreamset/dense = {ours['peak_growth_kib'] / max(dense['peak_growth_kib'], 1):.3f}; "
-                  f"max |score difference| = {np.abs(a - b).max():.2g}")
-        else:
-            print(f"    dense torch.cdist     : skipped, its distance matrix alone needs {dense_gb:.1f} GB "
-                  f"(> --dense-limit-gb {args.dense_limit_gb:g}); ratio peak memory dreamset/dense <= "
-                  f"{ours['peak_growth_kib'] * 1024 / (dense_gb * 1e9):.4f}")
+    with tempfile.TemporaryDirectory() as scores_dir:
+        for size in args.sizes:
+            report_size(args, size, Path(scores_dir))
+
+
+def report_size(args, size: str, scores_dir: Path) -> None:
+    """Run both methods at one ``N_synthetic x N_real`` size (each in a fresh process) and print."""
+    n_s, n_r = (int(v) for v in size.lower().split("x"))
+    dense_gb = 4 * n_s * n_r / 1e9
+    rows = {}
+    for method in ("dreamset", "dense"):
+        if method == "dense" and dense_gb > args.dense_limit_gb:
+            continue
+        out = subprocess.run([sys.executable, __file__, "--dim", str(args.dim), "--k", str(args.k),
+                              "--child", method, str(n_s), str(n_r), str(scores_dir)], check=True, capture_output=True, text=True)
+        rows[method] = json.loads(out.stdout.strip().splitlines()[-1])
+    ours = rows["dreamset"]
+    print(f"  {n_s} synthetic x {n_r} real:")
+    print(f"    dreamset chunked k-NN : {ours['seconds']:8.2f} s, peak memory growth {ours['peak_growth_kib'] / 1024:9.1f} MiB")
+    if "dense" in rows:
+        dense = rows["dense"]
+        a, b = np.load(scores_dir / f"dreamset-{n_s}.npy"), np.load(scores_dir / f"dense-{n_s}.npy")
+        print(f"    dense torch.cdist     : {dense['seconds']:8.2f} s, peak memory growth {dense['peak_growth_kib'] / 1024:9.1f} MiB")
+        print(f"    ratio time dreamset/dense = {ours['seconds'] / dense['seconds']:.2f}; ratio peak memory "
+              f"dreamset/dense = {ours['peak_growth_kib'] / max(dense['peak_growth_kib'], 1):.3f}; "
+              f"max |score difference| = {np.abs(a - b).max():.2g}")
+    else:
+        print(f"    dense torch.cdist     : skipped, its distance matrix alone needs {dense_gb:.1f} GB "
+              f"(> --dense-limit-gb {args.dense_limit_gb:g}); ratio peak memory dreamset/dense <= "
+              f"{ours['peak_growth_kib'] * 1024 / (dense_gb * 1e9):.4f}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Run: ``python benchmarks/cut_paste.py [--size 32] [--objects 64] [--repeats-per-
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np
@@ -105,7 +104,6 @@ def main() -> None:
     print(f"  dreamset mixer:cut-paste (batched torch) : {best['dreamset']:10.0f} composites/s")
     print(f"  per-image PIL paste loop                 : {best['pil']:10.0f} composites/s")
     print(f"  ratio dreamset/PIL = {best['dreamset'] / best['pil']:.2f}")
-    assert math.isfinite(best["dreamset"])
 
 
 if __name__ == "__main__":
