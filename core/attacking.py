@@ -15,13 +15,31 @@ from __future__ import annotations
 
 import contextlib
 import io
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Attacker
 from dreamset.lazy import lazy_module
+from dreamset.options import Options
 
 # torch stays lazy so plugin modules may subclass TorchattacksAttacker at import time
 torch = lazy_module("torch")
+
+
+class NormBallOptions(Options):
+    """Options of an attack in an L∞ or L2 ball: ``norm`` and ``eps`` (an L∞ ``eps`` above 1 is
+    refused: images are in [0,1]). Attackers with more options subclass it."""
+
+    norm: Literal["linf", "l2"] = Field(default="linf", description="threat model")
+    eps: float = Field(default=8 / 255, gt=0, le=64, description="radius (pixel units of [0,1])")
+
+    @model_validator(mode="after")
+    def _linf_eps(self):
+        if self.norm == "linf" and self.eps > 1:
+            raise ValueError("eps: an L-inf radius must be <= 1 for images in [0,1]")
+        return self
 
 
 def check_attack_inputs(x, y) -> None:

@@ -14,29 +14,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from dreamset import Options, hookimpl
-from dreamset.attacking import TorchattacksAttacker, check_attack_inputs, preserved_modes
+from dreamset import hookimpl
+from dreamset.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 from dreamset.errors import BadInputError
 from dreamset.lazy import lazy_module
 
 torch = lazy_module("torch")
 
 
-class APGDOptions(Options):
-    norm: Literal["linf", "l2"] = Field(default="linf", description="threat model")
-    eps: float = Field(default=8 / 255, gt=0, le=64, description="radius (pixel units of [0,1])")
+class APGDOptions(NormBallOptions):
     steps: int = Field(default=100, ge=1, le=100_000, description="iterations per restart")
     loss: Literal["ce", "dlr"] = Field(default="ce", description="cross-entropy or DLR (>= 3 classes)")
     restarts: int = Field(default=1, ge=1, le=1000, description="random restarts on the points not yet fooled")
     seed: int = Field(default=0, ge=0, description="seed of the random starts")
-
-    @model_validator(mode="after")
-    def _linf_eps(self):
-        if self.norm == "linf" and self.eps > 1:
-            raise ValueError("eps: an L-inf radius must be <= 1 for images in [0,1]")
-        return self
 
 
 class APGDAttacker(TorchattacksAttacker):

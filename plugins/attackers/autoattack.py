@@ -18,27 +18,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from dreamset import Options, hookimpl
-from dreamset.attacking import TorchattacksAttacker, check_attack_inputs, preserved_modes
+from dreamset import hookimpl
+from dreamset.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 from dreamset.errors import BadInputError
 from dreamset.lazy import lazy_module
 
 torch = lazy_module("torch")
 
 
-class AutoAttackOptions(Options):
-    norm: Literal["linf", "l2"] = Field(default="linf", description="threat model")
-    eps: float = Field(default=8 / 255, gt=0, le=64, description="radius (pixel units of [0,1])")
+class AutoAttackOptions(NormBallOptions):
     version: Literal["standard", "plus", "rand"] = Field(default="standard", description="which ensemble")
     seed: int = Field(default=0, ge=0, description="seed of every attack's random start")
-
-    @model_validator(mode="after")
-    def _linf_eps(self):
-        if self.norm == "linf" and self.eps > 1:
-            raise ValueError("eps: an L-inf radius must be <= 1 for images in [0,1]")
-        return self
 
 
 class AutoAttackAttacker(TorchattacksAttacker):

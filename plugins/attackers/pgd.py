@@ -10,29 +10,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from dreamset import Options, hookimpl
-from dreamset.attacking import TorchattacksAttacker, preserved_modes
+from dreamset import hookimpl
+from dreamset.attacking import NormBallOptions, TorchattacksAttacker, preserved_modes
 from dreamset.lazy import lazy_module
 
 torch = lazy_module("torch")
 
 
-class PGDOptions(Options):
-    norm: Literal["linf", "l2"] = "linf"
-    eps: float = Field(default=8 / 255, gt=0, le=64, description="radius (pixel units of [0,1])")
+class PGDOptions(NormBallOptions):
     alpha: float | None = Field(default=None, gt=0, le=64, description="step size (default 2.5·eps/steps)")
     steps: int = Field(default=10, ge=1, le=100_000)
     random_start: bool = True
     restarts: int = Field(default=1, ge=1, le=1000, description="keep the worst case over restarts (evaluation)")
     targeted: Literal[False, "random", "least-likely"] = False
-
-    @model_validator(mode="after")
-    def _linf_eps(self):
-        if self.norm == "linf" and self.eps > 1:
-            raise ValueError("eps: an L-inf radius must be <= 1 for images in [0,1]")
-        return self
 
 
 class PGDAttacker(TorchattacksAttacker):
