@@ -68,7 +68,6 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
     recipe = Recipe(name="evaluate", data={"dataset": "dataset:digits"}, arms={"real": {"real": True}},
                     train={"model": model}, reference={"epochs": reference_epochs})
     context = RunContext(recipe=recipe, run_dir=work, registry=registry, device=resolve_device("auto"))
-    context.registry_hooks = registry_module.plugin_manager().hook
     context.real_train, context.real_test, context.synthetic = real_train, real_test, synthetic_source
     torch.manual_seed(0)
     results: dict[str, Any] = {}

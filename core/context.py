@@ -53,8 +53,6 @@ class RunContext:
     models: dict[str, torch.nn.Module] = field(default_factory=dict)
     #: seed -> arm -> results (clean_accuracy, robust_accuracy, shifted accuracies ...)
     arm_results: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    #: the plugin manager's hook relay (lifecycle hooks)
-    registry_hooks: Any = None
     _reference: torch.nn.Module | None = None
 
     # -- progress -----------------------------------------------------------------------------

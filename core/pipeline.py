@@ -38,7 +38,9 @@ def _create(context: RunContext, ref: ComponentRef, kind: str, path: str):
 
 @contextlib.contextmanager
 def _stage(context: RunContext, name: str, timings: dict[str, float]):
-    hook = context.registry_hooks
+    import dreamset.registry as registry_module
+
+    hook = registry_module.plugin_manager().hook  # the lifecycle hooks of the loaded plugins
     hook.before_stage(stage=name, context=context)
     start = time.perf_counter()
     yield
@@ -69,7 +71,6 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
     registry = registry_module.get_registry()
     context = RunContext(recipe=recipe, run_dir=run_dir, registry=registry, console=console or Console(),
                          device=resolve_device(recipe.device), seed=recipe.seeds[0])
-    context.registry_hooks = registry_module.plugin_manager().hook
     timings: dict[str, float] = {}
     with run_folder_lock(run_dir):
         atomic_write_bytes(run_dir / "recipe.json", json.dumps(resolved, indent=2, default=str).encode())

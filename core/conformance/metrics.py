@@ -52,7 +52,6 @@ def tiny_run_context(run_dir: Path | None = None, *, classes: int = 3, n_train: 
     g = torch.Generator().manual_seed(seed)
     registry = registry_module.get_registry()
     context = RunContext(recipe=recipe, run_dir=run_dir, registry=registry, device=torch.device("cpu"), seed=seed)
-    context.registry_hooks = registry_module.plugin_manager().hook
     context.real_train = toy_row_images(n_train, classes, 0.0, g)
     context.real_test = toy_row_images(n_test, classes, 0.0, g)
     x, y = context.real_test.get(range(n_test))
