@@ -39,14 +39,6 @@ class MaskedPGDOptions(Options):
                              description="foreground = max-over-channels |x − border median| above this")
 
 
-def foreground_mask(x, threshold: float):
-    """``N×1×H×W`` float mask, 1 where the max over channels of ``|x − per-image, per-channel median
-    of the one-pixel border|`` exceeds ``threshold``."""
-    border = torch.cat([x[:, :, 0, :], x[:, :, -1, :], x[:, :, :, 0], x[:, :, :, -1]], dim=2)  # N×C×(2H+2W)
-    median = border.median(dim=2).values[:, :, None, None]
-    return ((x - median).abs().amax(dim=1, keepdim=True) > threshold).to(x.dtype)
-
-
 class MaskedPGDAttacker(Attacker):
     """L∞ PGD whose perturbation lives inside a (given or derived) mask."""
 
@@ -57,7 +49,9 @@ class MaskedPGDAttacker(Attacker):
         if mask is None:
             if self.options.region == "given":
                 raise BadInputError("mask: attacker:masked-pgd with region='given' needs a mask")
-            fg = foreground_mask(x, self.options.threshold)
+            from dreamset.compositing import object_masks  # imports torch: not at plugin import time
+
+            fg = object_masks(x, self.options.threshold)
             mask = fg if self.options.region == "foreground" else 1 - fg
         else:
             if not torch.is_floating_point(mask) or mask.ndim != 4 or mask.shape[0] != x.shape[0] \

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import TorchattacksAttacker
+from dreamset.attacking import TorchattacksAttacker, preserved_modes
 
 
 class TradesOptions(Options):
@@ -36,15 +36,9 @@ class TradesAttacker(TorchattacksAttacker):
         import torch
         import torch.nn.functional as F
 
-        from dreamset.nn import restore_training_modes, training_modes
-
-        modes = training_modes(model)
-        model.eval()
-        try:
-            with torch.no_grad():
-                return float(F.kl_div(F.log_softmax(model(x_adv), dim=1), F.softmax(model(x), dim=1), reduction="batchmean"))
-        finally:
-            restore_training_modes(model, modes)
+        with preserved_modes(model), torch.no_grad():
+            model.eval()
+            return float(F.kl_div(F.log_softmax(model(x_adv), dim=1), F.softmax(model(x), dim=1), reduction="batchmean"))
 
     def make(self, model):
         import torchattacks
