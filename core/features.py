@@ -10,6 +10,7 @@ FIDs from different extractors are not comparable: every metric reports which on
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -56,12 +57,12 @@ def _load_state(model: torch.nn.Module, weights: str) -> None:
     model.load_state_dict(state, strict=False)
 
 
-@torch.no_grad()
-def extract_features(context, source: ImageSource, extractor: str = "reference", weights: str | None = None,
-                     batch_size: int = 256) -> torch.Tensor:
-    """Features ``float32 N×D`` (CPU) of every image of ``source`` under ``extractor``."""
+def feature_extractor(context, extractor: str = "reference", weights: str | None = None) -> "Callable[..., torch.Tensor]":
+    """``f(source, batch_size=256)`` -> features ``float32 N×D`` (CPU) of every image of ``source``
+    under ``extractor``. The network is built (and its weights loaded) once, here, so callers that
+    go through a store chunk by chunk keep one ``f``."""
     if extractor == "reference":
-        return context.features(source, batch_size=batch_size)
+        return lambda source, batch_size=256: context.features(source, batch_size=batch_size)
     if extractor.startswith("timm:"):
         model, size, mean, std = _timm_extractor(extractor[5:], weights)
     elif extractor == "inception-v3":
@@ -71,12 +72,23 @@ def extract_features(context, source: ImageSource, extractor: str = "reference",
     device = context.device if context is not None else torch.device("cpu")
     model = model.eval().to(device)
     mean, std = mean.to(device), std.to(device)
-    out = []
-    for start in range(0, len(source), batch_size):
-        x, _ = source.get(range(start, min(start + batch_size, len(source))))
-        x = x.to(device)
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-        out.append(model((x - mean) / std).flatten(1).float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, 0)
+
+    @torch.no_grad()
+    def features(source: ImageSource, batch_size: int = 256) -> torch.Tensor:
+        out = []
+        for start in range(0, len(source), batch_size):
+            x, _ = source.get(range(start, min(start + batch_size, len(source))))
+            x = x.to(device)
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            out.append(model((x - mean) / std).flatten(1).float().cpu())
+        return torch.cat(out) if out else torch.zeros(0, 0)
+
+    return features
+
+
+def extract_features(context, source: ImageSource, extractor: str = "reference", weights: str | None = None,
+                     batch_size: int = 256) -> torch.Tensor:
+    """Features ``float32 N×D`` (CPU) of every image of ``source`` under ``extractor``."""
+    return feature_extractor(context, extractor, weights)(source, batch_size=batch_size)

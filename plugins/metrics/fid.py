@@ -71,13 +71,13 @@ def iter_feature_chunks(context, source: ImageSource, indices, options: FeatureO
     """Features ``float32 B×D`` (CPU) of ``source`` at ``indices`` (any int sequence), ``batch_size``
     rows at a time, in order."""
     from dreamset.data import as_index_tensor
-    from dreamset.features import extract_features
+    from dreamset.features import feature_extractor
 
     indices = as_index_tensor(indices)
+    features = feature_extractor(context, options.extractor, options.weights)  # built once, not per chunk
     for start in range(0, indices.shape[0], options.batch_size):
         chunk = source.subset(indices[start:start + options.batch_size])
-        yield extract_features(context, chunk, options.extractor, options.weights,
-                               batch_size=min(256, options.batch_size))
+        yield features(chunk, batch_size=min(256, options.batch_size))
 
 
 def features_at(context, source: ImageSource, indices, options: FeatureOptions) -> "torch.Tensor":
