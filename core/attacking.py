@@ -52,12 +52,22 @@ def check_attack_inputs(x, y) -> None:
 
 
 @contextlib.contextmanager
+def forked_rng(device, seed: int | None = None):
+    """Run the body on a fork of torch's global random state (CPU, and ``device``'s when it is a CUDA
+    device), seeded with ``seed`` when given; the caller's state is back on exit."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
 def preserved_gradients_and_rng(model, device):
     """Restore every parameter's ``.grad`` and torch's global random state (CPU, and ``device``'s
     when it is a CUDA device) on exit."""
     grads = {p: p.grad for p in model.parameters()}
     try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with forked_rng(device):
             yield
     finally:
         for p, grad in grads.items():

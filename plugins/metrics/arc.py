@@ -44,6 +44,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, hookimpl
+from dreamset.attacking import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.recipe import ComponentRef
@@ -175,15 +176,13 @@ class ARCMetric(Metric):
         mixer = registry.create("mixer:ratio", real_fraction=0.5)
         cache = context.run_dir / "metrics" / "arc" / self._cache_key(real_x, syn_x)
         grid = o.grid()
-        devices = [context.device] if context.device.type == "cuda" else []
         curve = []
         for i, eps in enumerate(grid):
             train_attack = eval_attack = None
             if eps > 0:
                 train_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.attack_steps)
                 eval_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.eval_steps)
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(o.seed)
+            with forked_rng(context.device, o.seed):
                 model = factory.build(tuple(real_x.shape[1:]), 2)
                 model = train_classifier(context, model, mixer=mixer, real=fit_real, synthetic=fit_syn, attacker=train_attack,
                                          settings=settings, seed=o.seed, checkpoint_dir=cache / f"eps-{i}",

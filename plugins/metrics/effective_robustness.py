@@ -41,6 +41,7 @@ from typing import Annotated, Any, Iterable, Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
+from dreamset.attacking import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 
@@ -162,15 +163,12 @@ class EffectiveRobustnessMetric(Metric):
         return out
 
     def compute(self, context) -> dict[str, Any]:
-        import torch
-
         o = self.options
         if not context.shifted:
             raise BadInputError("data.shifts: metric:effective-robustness needs at least one shifted test set")
         if context.real_train is None or context.real_test is None:
             raise BadInputError("real_train: metric:effective-robustness needs the real train and test splits")
-        devices = [context.device] if context.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with forked_rng(context.device):
             testbed = self._testbed(context)
         arm_points = self._arm_points(context)
         missing = [a for a in o.baseline_arms if a not in arm_points]

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, hookimpl
+from dreamset.attacking import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.recipe import ComponentRef
@@ -72,8 +73,6 @@ class RobustAccuracyMetric(Metric):
         return registry.create(key, field_path="attacker.options", **o.attacker.options)
 
     def compute(self, context) -> dict[str, Any]:
-        import torch
-
         from dreamset.plugins.metrics.accuracy import per_class_accuracy, per_class_table
 
         if context.real_test is None:
@@ -86,11 +85,9 @@ class RobustAccuracyMetric(Metric):
         result: dict[str, Any] = {"attacker": attacker.describe(), "n_samples": n}
         arms: dict[str, Any] = {}
         per_arm: dict[str, list[dict[str, Any]]] = {}
-        devices = [context.device] if context.device.type == "cuda" else []
         for arm, model in context.models.items():
             clean, _ = per_class_accuracy(model, context.real_test, context.device, o.batch_size, max_samples=n)
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(o.seed)
+            with forked_rng(context.device, o.seed):
                 robust, rows = per_class_accuracy(model, context.real_test, context.device, o.batch_size, attacker, max_samples=n)
             result[f"robust_accuracy[{arm}]"] = robust
             result[f"clean_accuracy[{arm}]"] = clean
