@@ -64,30 +64,47 @@ def run_folder_lock(run_dir: Path):
         lock.release()
 
 
-def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None) -> dict[str, Any]:
-    """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json)."""
+def _new_context(recipe: Recipe, run_dir: Path, console: Console | None) -> RunContext:
     import dreamset.registry as registry_module
 
-    registry = registry_module.get_registry()
-    context = RunContext(recipe=recipe, run_dir=run_dir, registry=registry, console=console or Console(),
-                         device=resolve_device(recipe.device), seed=recipe.seeds[0])
+    return RunContext(recipe=recipe, run_dir=run_dir, registry=registry_module.get_registry(),
+                      console=console or Console(), device=resolve_device(recipe.device), seed=recipe.seeds[0])
+
+
+def _data_and_generate(context: RunContext, resolved: dict[str, Any], timings: dict[str, float]) -> None:
+    """The first two stages, shared by ``dreamset run`` and ``dreamset generate``: record the recipe,
+    load the real splits and their shifted copies, then fit the generator and fill the store."""
+    recipe, run_dir = context.recipe, context.run_dir
+    atomic_write_bytes(run_dir / "recipe.json", json.dumps(resolved, indent=2, default=str).encode())
+    with _stage(context, "data", timings):
+        dataset = _create(context, recipe.data.dataset, "dataset", "data.dataset")
+        context.real_train = dataset.load("train")
+        context.real_test = dataset.load("test")
+        test_x, test_y = materialize(context.real_test)
+        for i, ref in enumerate(recipe.data.shifts):
+            shift = _create(context, ref, "shift", f"data.shifts.{i}")
+            shifted = shift.apply(test_x, seed=recipe.seeds[0] + i)
+            context.shifted[shift.label] = TensorImageSet(shifted, test_y, context.real_test.class_names, name=shift.label)
+    if recipe.generate is not None:
+        with _stage(context, "generate", timings):
+            context.synthetic = _generate(context, recipe)
+
+
+def generate_only(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None):
+    """``dreamset generate``: the data and generate stages of ``recipe`` into ``run_dir``; returns the
+    synthetic store. A later ``dreamset run`` into the same folder reuses it."""
+    context = _new_context(recipe, run_dir, console)
+    with run_folder_lock(run_dir):
+        _data_and_generate(context, resolved, {})
+    return context.synthetic
+
+
+def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None) -> dict[str, Any]:
+    """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json)."""
+    context = _new_context(recipe, run_dir, console)
     timings: dict[str, float] = {}
     with run_folder_lock(run_dir):
-        atomic_write_bytes(run_dir / "recipe.json", json.dumps(resolved, indent=2, default=str).encode())
-
-        with _stage(context, "data", timings):
-            dataset = _create(context, recipe.data.dataset, "dataset", "data.dataset")
-            context.real_train = dataset.load("train")
-            context.real_test = dataset.load("test")
-            test_x, test_y = materialize(context.real_test)
-            for i, ref in enumerate(recipe.data.shifts):
-                shift = _create(context, ref, "shift", f"data.shifts.{i}")
-                shifted = shift.apply(test_x, seed=recipe.seeds[0] + i)
-                context.shifted[shift.label] = TensorImageSet(shifted, test_y, context.real_test.class_names, name=shift.label)
-
-        if recipe.generate is not None:
-            with _stage(context, "generate", timings):
-                context.synthetic = _generate(context, recipe)
+        _data_and_generate(context, resolved, timings)
 
         for seed in recipe.seeds:
             context.seed = seed

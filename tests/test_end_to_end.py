@@ -80,3 +80,18 @@ evaluate: {attackers: [uniform-noise]}
     report = json.loads((out / "report.json").read_text())
     assert "synthetic-only" in report["arms"]
     assert report["recipe"]["generate"]["generator"]["key"] == "stripes"
+
+
+def test_generate_fills_the_store_and_run_reuses_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["generate", "--out", str(out)]
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0
+    assert "store: " in capsys.readouterr().out
+    store = json.loads((out / "synthetic" / "store.json").read_text())
+    assert store["count"] == 200 and not (out / "report.json").exists()
+    shards = {f: f.stat().st_mtime_ns for f in (out / "synthetic" / "shards").rglob("*") if f.is_file()}
+    assert _run(out) == 0  # the run reuses the generated store
+    assert {f: f.stat().st_mtime_ns for f in shards} == shards
+    assert json.loads((out / "report.json").read_text())["arms"]
