@@ -98,13 +98,28 @@ class TorchattacksAttacker(Attacker):
         check_attack_inputs(x, y)
         if x.shape[0] == 0:
             return x.clone()
+        with self.guarded(model, x):
+            return self.run(self.prepared(model, x), x, y)
+
+    @contextlib.contextmanager
+    def guarded(self, model, x):
+        """What every call runs inside: the model's modes, its ``.grad`` and torch's random state are
+        restored on exit, and torchattacks' prints are swallowed."""
         with preserved_modes(model), preserved_gradients_and_rng(model, x.device), contextlib.redirect_stdout(io.StringIO()):
-            attack = self.make(model)
-            attack.set_device(x.device)
-            targeted = getattr(self.options, "targeted", False)
-            if targeted == "random":
-                attack.set_mode_targeted_random()
-            elif targeted == "least-likely":
-                attack.set_mode_targeted_least_likely()
-            x_adv = attack(x, y.to(x.device))
-        return x_adv.detach().to(dtype=x.dtype).clamp_(0.0, 1.0)
+            yield
+
+    def prepared(self, model, x):
+        """The torchattacks object for ``model`` on ``x``'s device, in the configured targeted mode."""
+        attack = self.make(model)
+        attack.set_device(x.device)
+        targeted = getattr(self.options, "targeted", False)
+        if targeted == "random":
+            attack.set_mode_targeted_random()
+        elif targeted == "least-likely":
+            attack.set_mode_targeted_least_likely()
+        return attack
+
+    @staticmethod
+    def run(attack, x, y):
+        """One run of a prepared attack (call inside :meth:`guarded`): detached, ``x``'s dtype, [0,1]."""
+        return attack(x, y.to(x.device)).detach().to(dtype=x.dtype).clamp_(0.0, 1.0)

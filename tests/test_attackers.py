@@ -340,3 +340,19 @@ def test_docs_suite_command_runs(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "2 passed" in result.stdout
 
+
+
+def test_pgd_restarts_each_draw_a_new_random_start_and_leave_the_rng_alone():
+    # eps too small to fool (all restarts run), alpha too small to hide where each random start landed
+    attacker = registry.create("attacker:pgd", eps=1e-4, alpha=1e-7, steps=1, restarts=3)
+    runs = []
+    run = attacker.run
+    attacker.run = lambda attack, x, y: runs.append(run(attack, x, y)) or runs[-1]
+    model = FixedLinear()
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    y = model(x).argmax(1)
+    state = torch.get_rng_state()
+    attacker.attack(model, x, y)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert len(runs) == 3
+    assert not torch.equal(runs[0], runs[1]) and not torch.equal(runs[1], runs[2])

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import hookimpl
-from dreamset.attacking import NormBallOptions, TorchattacksAttacker, preserved_modes
+from dreamset.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 from dreamset.lazy import lazy_module
 
 torch = lazy_module("torch")
@@ -41,22 +41,27 @@ class PGDAttacker(TorchattacksAttacker):
         return cls(model, eps=o.eps, alpha=alpha, steps=o.steps, random_start=o.random_start)
 
     def attack(self, model, x, y):
-        best = super().attack(model, x, y)
         if self.options.restarts == 1 or x.shape[0] == 0 or self.options.targeted:
-            return best
-        with preserved_modes(model), torch.no_grad():
-            model.eval()
-            fooled = model(best).argmax(1) != y
-        for _ in range(self.options.restarts - 1):
-            if bool(fooled.all()):
-                break
-            candidate = super().attack(model, x, y)
+            return super().attack(model, x, y)
+        check_attack_inputs(x, y)
+        # all restarts inside one guard: the random stream moves on between them (each its own random
+        # start), and the caller's random state is restored once at the end
+        with self.guarded(model, x):
+            attack = self.prepared(model, x)
+            best = self.run(attack, x, y)
             with preserved_modes(model), torch.no_grad():
                 model.eval()
-                new = model(candidate).argmax(1) != y
-            take = new & ~fooled
-            best[take] = candidate[take]
-            fooled |= new
+                fooled = model(best).argmax(1) != y
+            for _ in range(self.options.restarts - 1):
+                if bool(fooled.all()):
+                    break
+                candidate = self.run(attack, x, y)
+                with preserved_modes(model), torch.no_grad():
+                    model.eval()
+                    new = model(candidate).argmax(1) != y
+                take = new & ~fooled
+                best[take] = candidate[take]
+                fooled |= new
         return best
 
 
