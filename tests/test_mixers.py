@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import dreamset.registry as registry
+from dreamset.conformance import create_default
 from dreamset.conformance.mixers import check_default, check_mixer
 from dreamset.conformance.samplers import toy_sources
 from dreamset.data import TensorImageSet
@@ -16,7 +17,7 @@ from dreamset.errors import BadInputError
 
 @pytest.mark.parametrize("key", ["mixer:ratio", "mixer:cut-paste", "mixer:biregular"])
 def test_mixer_contract(key):
-    check_default(registry.create(key))
+    check_default(create_default(registry.get_registry(), key))
 
 
 def _marked_sources():

@@ -62,6 +62,8 @@ class BiregularMixer(Mixer):
     """Balanced object/background pairing + superimposition."""
 
     Options = BiregularOptions
+    #: a feasible small graph for the conformance suite's 30 toy objects
+    conformance_options = {"object_degree": 4, "n_backgrounds": 10}
 
     def steps_per_epoch(self, real, synthetic, batch_size: int) -> int:
         return math.ceil(len(object_source(real, synthetic)) * self.options.object_degree / batch_size)
