@@ -34,6 +34,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@contextlib.contextmanager
+def progress(context: "RunContext | None", description: str, total: int | None) -> Iterator[Any]:
+    """``context.progress(...)``, or a silent ``advance`` when there is no context (library use)."""
+    if context is None:
+        yield lambda n=1: None
+    else:
+        with context.progress(description, total) as advance:
+            yield advance
+
+
 @dataclass
 class RunContext:
     recipe: Recipe

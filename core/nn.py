@@ -28,15 +28,6 @@ class Classifier(nn.Module):
         return self.head(self.features(x))
 
 
-def model_device(model: nn.Module, fallback: torch.device | str = "cpu") -> torch.device:
-    """Device of a model's first parameter or buffer; ``fallback`` for parameter-free models."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device(fallback)
-
-
 def training_modes(model: nn.Module) -> dict[str, bool]:
     """The exact train/eval flag of every submodule (to restore it after an attack)."""
     return {name: module.training for name, module in model.named_modules()}

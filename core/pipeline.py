@@ -148,7 +148,6 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
         }
         from dreamset.report import write_report, write_report_json
 
-        report["timings"] = timings
         with _stage(context, "report", timings):
             write_report(run_dir, report, context)
         write_report_json(run_dir, report)  # again, now with the report stage's own time

@@ -532,15 +532,6 @@ def _rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return rank, world_size
 
 
-@contextlib.contextmanager
-def _progress(context, description: str, total: int):
-    if context is None:
-        yield lambda n=1: None
-    else:
-        with context.progress(description, total) as advance:
-            yield advance
-
-
 def _check_batch(generator: Generator, batch: GeneratedBatch, labels: np.ndarray, image_shape) -> None:
     name = getattr(generator, "key", "") or type(generator).__name__
     n = len(labels)
@@ -617,7 +608,9 @@ def generate_to_store(
         log.info("%s: resuming, %d of %d shards already complete", root, len(done), planned)
     key = description.get("key") or type(generator).__name__
     label = f"generate {key}" + (f" (rank {rank}/{world})" if world > 1 else "")
-    with _progress(context, label, total) as advance, _ShardWriter(root) as writer:
+    from dreamset.context import progress
+
+    with progress(context, label, total) as advance, _ShardWriter(root) as writer:
         for shard in todo:
             lo, hi = _shard_range(shard, count, shard_size)
             images = np.empty((hi - lo, *image_shape), dtype=np.uint8)

@@ -172,8 +172,9 @@ def train_classifier(
         from torch.nn.parallel import DistributedDataParallel
 
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    progress = context.progress(description, total) if context is not None else _no_progress()
-    with progress as advance:
+    from dreamset.context import progress
+
+    with progress(context, description, total) as advance:
         advance(start_epoch * steps)
         for epoch in range(start_epoch, settings.epochs):
             torch.manual_seed(_epoch_seed(seed, epoch) + rank)
@@ -212,14 +213,6 @@ def train_classifier(
 def _finish(model, ema):
     result = ema.model if ema is not None else model
     return result.eval()
-
-
-class _no_progress:
-    def __enter__(self):
-        return lambda n=1: None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def train_reference_classifier(context) -> torch.nn.Module:
