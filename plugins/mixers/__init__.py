@@ -40,3 +40,31 @@ def object_source(real, synthetic):
 
         raise BadInputError("compositing mixer: no objects (neither synthetic nor real images)")
     return source
+
+
+def compositing_inputs(mixer, real, synthetic):
+    """``(images, labels, masks, backgrounds, placement)`` for a compositing mixer: the objects
+    (``float32 N×C×H×W`` in [0,1], ``int64 N``), their masks (``N×1×H×W``), the background bank and the
+    placement ranges. None of it depends on the epoch, so it is built on the first epoch and kept on
+    the mixer for as long as the same object source comes back (the trainer calls ``batches`` once
+    per epoch). The returned tensors are read-only by contract: mixers index them, never write."""
+    objects = object_source(real, synthetic)
+    cached = getattr(mixer, "_compositing_inputs", None)
+    if cached is not None and cached[0] is objects:
+        return cached[1]
+    from dreamset.backgrounds import background_bank
+    from dreamset.compositing import object_masks
+
+    o = mixer.options
+    images, labels = objects.get(range(len(objects)))
+    inputs = (images, labels, object_masks(images, o.mask_threshold),
+              background_bank(o.backgrounds, o.n_backgrounds, objects.image_shape, o.seed), o.placement())
+    mixer._compositing_inputs = (objects, inputs)
+    return inputs
+
+
+def epoch_generator(seed: int, epoch: int):
+    """The ``torch.Generator`` every built-in mixer draws an epoch from: a function of ``(seed, epoch)``."""
+    import torch
+
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))

@@ -23,7 +23,7 @@ from pydantic import Field
 from dreamset import hookimpl
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Mixer
-from dreamset.plugins.mixers import CompositingOptions, object_source
+from dreamset.plugins.mixers import CompositingOptions, compositing_inputs, epoch_generator, object_source
 
 
 class BiregularOptions(CompositingOptions):
@@ -71,17 +71,12 @@ class BiregularMixer(Mixer):
     def batches(self, real, synthetic, batch_size: int, epoch: int, seed: int):
         import torch
 
-        from dreamset.backgrounds import background_bank
-        from dreamset.compositing import composite, object_masks
+        from dreamset.compositing import composite
 
         o = self.options
-        objects = object_source(real, synthetic)
-        images, labels = objects.get(range(len(objects)))
-        masks = object_masks(images, o.mask_threshold)
-        bank = background_bank(o.backgrounds, o.n_backgrounds, objects.image_shape, o.seed)
-        placement = o.placement()
-        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
-        obj, bg = biregular_edges(len(objects), o.n_backgrounds, o.object_degree, generator)
+        images, labels, masks, bank, placement = compositing_inputs(self, real, synthetic)
+        generator = epoch_generator(seed, epoch)
+        obj, bg = biregular_edges(len(images), o.n_backgrounds, o.object_degree, generator)
         order = torch.randperm(len(obj), generator=generator)
         obj, bg = obj[order], bg[order]
         previous = None

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from dreamset import hookimpl
 from dreamset.interfaces import Mixer
-from dreamset.plugins.mixers import CompositingOptions, object_source
+from dreamset.plugins.mixers import CompositingOptions, compositing_inputs, epoch_generator, object_source
 
 
 class CutPasteOptions(CompositingOptions):
@@ -37,16 +37,11 @@ class CutPasteMixer(Mixer):
     def batches(self, real, synthetic, batch_size: int, epoch: int, seed: int):
         import torch
 
-        from dreamset.backgrounds import background_bank
-        from dreamset.compositing import composite, object_masks
+        from dreamset.compositing import composite
 
-        objects = object_source(real, synthetic)
-        images, labels = objects.get(range(len(objects)))
-        masks = object_masks(images, self.options.mask_threshold)
-        bank = background_bank(self.options.backgrounds, self.options.n_backgrounds, objects.image_shape, self.options.seed)
-        placement = self.options.placement()
-        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
-        order = torch.randperm(len(objects) * self.options.repeats, generator=generator) % len(objects)
+        images, labels, masks, bank, placement = compositing_inputs(self, real, synthetic)
+        generator = epoch_generator(seed, epoch)
+        order = torch.randperm(len(images) * self.options.repeats, generator=generator) % len(images)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             bg = bank[torch.randint(len(bank), (len(idx),), generator=generator)]

@@ -22,6 +22,7 @@ from dreamset import Options, hookimpl
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Mixer
 from dreamset.lazy import lazy_module
+from dreamset.plugins.mixers import epoch_generator
 
 torch = lazy_module("torch")
 
@@ -59,7 +60,7 @@ class RatioMixer(Mixer):
 
     def batches(self, real, synthetic, batch_size: int, epoch: int, seed: int):
         n_real, n_syn = self._counts(real, synthetic, batch_size)
-        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+        generator = epoch_generator(seed, epoch)
         steps = self.steps_per_epoch(real, synthetic, batch_size)
         real_order = torch.randperm(len(real), generator=generator) if n_real else None
         syn_stream = _SyntheticStream(len(synthetic), generator, self.options.with_replacement) if n_syn else None
