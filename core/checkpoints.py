@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load, save
+from safetensors.torch import save
 
 from dreamset.atomic import atomic_write_bytes
 from dreamset.errors import BadInputError
@@ -29,17 +29,18 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """``(tensors, meta)`` from a file written by :func:`save_checkpoint`; errors name the file."""
+    from safetensors import safe_open
+
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb"):  # the OS's own reason (missing, a directory, no permission) for the message
+            pass
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read checkpoint ({exc.strerror})") from None
-    try:
-        tensors = load(raw)
-        from safetensors import safe_open  # metadata lives in the header
-
+    try:  # one pass over the file: the header (with the metadata), then each tensor
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {}).get(META_KEY, "{}"))
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
         raise BadInputError(f"{path}: not a valid dreamset safetensors checkpoint ({exc})") from None
     return tensors, meta
