@@ -61,6 +61,9 @@ class RunContext:
     selections: dict[str, Selection] = field(default_factory=dict)
     #: arm -> trained classifier, for the current seed
     models: dict[str, torch.nn.Module] = field(default_factory=dict)
+    #: sorted row indices of the run's evaluation subset of ``real_test`` (and of every shifted set);
+    #: ``None`` = the whole test set (see :mod:`dreamset.evaluation`)
+    evaluation_subset: Any = None
     #: seed -> arm -> results (clean_accuracy, robust_accuracy, shifted accuracies ...)
     arm_results: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
     _reference: torch.nn.Module | None = None

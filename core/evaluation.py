@@ -1,56 +1,130 @@
-"""Evaluation: clean and robust accuracy on the test set and every shifted set.
+"""Evaluation: clean and robust accuracy on the test set and every shifted set, on one subset.
 
-Accuracies are fractions in [0,1]. Robust accuracy is the accuracy on ``attacker.attack(model, x, y)``
-— the worst case the attacker finds (PGD-k with restarts, AutoAttack).
+* **The evaluation subset** (:func:`stratified_subset`): one seeded, class-stratified subset of the
+  test set, chosen once per run (``evaluate.robust_samples`` images, ``evaluate.subset_seed``) and
+  used for every arm, every attacker, every shifted set (the same rows: shifted sets are copies of
+  the test set in its order) and the metrics that attack (``metric:robust-accuracy``). Its indices
+  are saved as ``evaluation_subset.json`` in the run folder. ``robust_samples: null`` means the
+  whole test set.
+* **Robust accuracy is a per-sample worst case** (:func:`worst_case_correct`): a sample counts as
+  robust only if the model classifies it correctly clean *and* under every evaluation attacker
+  (AutoAttack's convention, Croce & Hein 2020, arXiv:2003.01690). Every attacker runs on every sample
+  of the subset, so each attacker's own accuracy (``robust_accuracy_by_attacker``, also counting only
+  clean-correct samples) stays beside the worst case, which is ≤ each of them.
+
+Accuracies are fractions in [0,1]. Inputs are ``float32 N×C×H×W`` images in [0,1] and ``int64`` labels.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 
+from dreamset.errors import BadInputError
 from dreamset.interfaces import Attacker, ImageSource
 
 
-def accuracy(model: torch.nn.Module, source: ImageSource, device: torch.device | str = "cpu", batch_size: int = 256,
-             attacker: Attacker | None = None, max_samples: int | None = None) -> float:
-    """Top-1 accuracy of ``model`` on (the first ``max_samples`` of) ``source``, optionally under attack."""
+def stratified_subset(labels, n: int | None, seed: int = 0, field: str = "evaluate.robust_samples") -> np.ndarray:
+    """Sorted indices of a seeded, class-stratified subset of ``n`` of ``labels``: each class gets
+    its proportional share of ``n`` (largest remainders; at least one image each), drawn without replacement by
+    ``numpy.random.default_rng(seed)``. ``n=None`` or ``n >= len(labels)`` gives every index."""
+    labels = np.asarray(labels.numpy() if hasattr(labels, "numpy") else labels)
+    total = len(labels)
+    if n is None or n >= total:
+        return np.arange(total, dtype=np.int64)
+    classes, counts = np.unique(labels, return_counts=True)
+    if n < len(classes):
+        raise BadInputError(f"{field}: {n} is fewer than the {len(classes)} classes of the test set; "
+                            f"a stratified subset needs at least one image per class")
+    share = counts * n / total  # proportional shares, rounded by largest remainders
+    take = np.floor(share).astype(int)
+    for i in np.argsort(-(share - take), kind="stable")[: n - int(take.sum())]:
+        take[i] += 1
+    while (take == 0).any():  # every class at least once: taken from the class with the most
+        take[np.argmax(take)] -= 1
+        take[np.flatnonzero(take == 0)[0]] += 1
+    take = np.minimum(take, counts)
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take)]
+    missing = n - int(take.sum())  # only when a small class could not hold its share
+    if missing:
+        rest = np.setdiff1d(np.arange(total), np.concatenate(chosen))
+        chosen.append(rng.choice(rest, size=missing, replace=False))
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | str = "cpu", batch_size: int = 256,
+            attacker: Attacker | None = None) -> torch.Tensor:
+    """``bool N``: whether ``model`` classifies each image of ``source`` correctly (under
+    ``attacker`` when given). The model's train/eval mode is restored."""
     was_training = model.training
     model.eval()
-    n = len(source) if max_samples is None else min(len(source), max_samples)
-    correct = 0
+    out = []
     try:
-        for start in range(0, n, batch_size):
-            x, y = source.get(range(start, min(start + batch_size, n)))
+        for start in range(0, len(source), batch_size):
+            x, y = source.get(range(start, min(start + batch_size, len(source))))
             x, y = x.to(device), y.to(device)
             if attacker is not None:
                 x = attacker.attack(model, x, y)
             with torch.no_grad():
-                correct += int((model(x).argmax(dim=1) == y).sum())
+                out.append((model(x).argmax(dim=1) == y).cpu())
     finally:
         model.train(was_training)
-    return correct / n if n else float("nan")
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+
+def accuracy(model: torch.nn.Module, source: ImageSource, device: torch.device | str = "cpu", batch_size: int = 256,
+             attacker: Attacker | None = None) -> float:
+    """Top-1 accuracy of ``model`` on ``source``, optionally under attack (``nan`` when empty)."""
+    flags = correct(model, source, device, batch_size, attacker)
+    return float(flags.float().mean()) if len(flags) else float("nan")
+
+
+def attacker_labels(attackers: Sequence[Attacker]) -> list[str]:
+    """Report names of the evaluation attackers: the key, with ``#i`` where a key repeats."""
+    keys = [a.key for a in attackers]
+    return [k if keys.count(k) == 1 else f"{k}#{i}" for i, k in enumerate(keys)]
+
+
+def worst_case_correct(model: torch.nn.Module, source: ImageSource, attackers: Sequence[Attacker],
+                       device: torch.device | str = "cpu", batch_size: int = 256) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """``(clean, by_attacker, worst)`` boolean masks over ``source``: clean correctness, per attacker
+    ``clean & correct under that attack``, and the per-sample worst case ``clean & every attack``."""
+    clean = correct(model, source, device, batch_size)
+    by_attacker = {label: clean & correct(model, source, device, batch_size, attacker)
+                   for label, attacker in zip(attacker_labels(attackers), attackers)}
+    worst = clean.clone()
+    for flags in by_attacker.values():
+        worst &= flags
+    return clean, by_attacker, worst
+
+
+def _mean(flags: torch.Tensor) -> float:
+    return float(flags.float().mean()) if len(flags) else float("nan")
 
 
 def evaluate_classifier(context, model: torch.nn.Module, attackers: list[Attacker]) -> dict[str, Any]:
-    """``clean_accuracy``, ``robust_accuracy`` (first attacker), ``robust_accuracy_by_attacker``,
-    ``shifted`` (clean accuracy per shift) and ``shifted_robust`` (first attacker, per shift)."""
+    """One arm's evaluation: ``clean_accuracy`` (the whole test set), ``clean_accuracy_subset``,
+    ``robust_accuracy`` (worst case over ``attackers``) and ``robust_accuracy_by_attacker`` on the
+    run's evaluation subset (``context.evaluation_subset``; all of the test set when unset),
+    ``n_evaluated`` (its size), ``shifted`` (clean accuracy per shifted set) and ``shifted_robust``
+    (worst case per shifted set, same subset rows)."""
     settings = context.recipe.evaluate
-    device = context.device
-    result: dict[str, Any] = {
-        "clean_accuracy": accuracy(model, context.real_test, device, settings.batch_size),
-    }
+    device, bs = context.device, settings.batch_size
+    rows = getattr(context, "evaluation_subset", None)
+
+    def subset(source):
+        return source if rows is None else source.subset(rows)
+
+    result: dict[str, Any] = {"clean_accuracy": accuracy(model, context.real_test, device, bs)}
     if attackers:
-        by_attacker = {
-            attacker.key: accuracy(model, context.real_test, device, settings.batch_size, attacker, settings.robust_samples)
-            for attacker in attackers
-        }
-        result["robust_accuracy"] = by_attacker[attackers[0].key]
-        result["robust_accuracy_by_attacker"] = by_attacker
-    result["shifted"] = {label: accuracy(model, source, device, settings.batch_size) for label, source in context.shifted.items()}
+        clean, by_attacker, worst = worst_case_correct(model, subset(context.real_test), attackers, device, bs)
+        result.update({"clean_accuracy_subset": _mean(clean), "robust_accuracy": _mean(worst),
+                       "robust_accuracy_by_attacker": {k: _mean(v) for k, v in by_attacker.items()},
+                       "n_evaluated": int(len(worst))})
+    result["shifted"] = {label: accuracy(model, source, device, bs) for label, source in context.shifted.items()}
     if attackers:
-        result["shifted_robust"] = {
-            label: accuracy(model, source, device, settings.batch_size, attackers[0], settings.robust_samples)
-            for label, source in context.shifted.items()
-        }
+        result["shifted_robust"] = {label: _mean(worst_case_correct(model, subset(source), attackers, device, bs)[2])
+                                    for label, source in context.shifted.items()}
     return result

@@ -162,6 +162,16 @@ class Mixer(Component):
     def steps_per_epoch(self, real: ImageSource | None, synthetic: ImageSource | None, batch_size: int) -> int:
         """Number of batches one epoch yields."""
 
+    def composition(self, real: ImageSource | None, synthetic: ImageSource | None, batch_size: int) -> tuple[float, float] | None:
+        """``(real, synthetic)``: the fractions of each batch's images that come from the real and the
+        synthetic set (they sum to 1), for the per-arm ``images_seen`` of report.json; ``None`` when
+        unknown (then only the total is recorded). The default covers an arm with one kind of data; a
+        mixer that combines both should override it."""
+        has_real, has_synthetic = real is not None and len(real) > 0, synthetic is not None and len(synthetic) > 0
+        if has_real and has_synthetic:
+            return None
+        return (1.0, 0.0) if has_real else (0.0, 1.0)
+
     @abc.abstractmethod
     def batches(
         self,

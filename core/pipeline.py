@@ -85,9 +85,26 @@ def _data_and_generate(context: RunContext, resolved: dict[str, Any], timings: d
             shift = _create(context, ref, "shift", f"data.shifts.{i}")
             shifted = shift.apply(test_x, seed=recipe.seeds[0] + i)
             context.shifted[shift.label] = TensorImageSet(shifted, test_y, context.real_test.class_names, name=shift.label)
+        context.evaluation_subset = _evaluation_subset(context)
     if recipe.generate is not None:
         with _stage(context, "generate", timings):
             context.synthetic = _generate(context, recipe)
+
+
+def _evaluation_subset(context: RunContext) -> np.ndarray | None:
+    """The run's one evaluation subset (see :mod:`dreamset.evaluation`), saved as
+    ``evaluation_subset.json``; ``None`` when it is the whole test set."""
+    from dreamset.evaluation import stratified_subset
+
+    settings = context.recipe.evaluate
+    labels = context.real_test.labels
+    rows = stratified_subset(labels, settings.robust_samples, settings.subset_seed)
+    counts = np.bincount(labels.numpy()[rows], minlength=context.real_test.num_classes)
+    record = {"n": int(len(rows)), "of": int(len(labels)), "seed": settings.subset_seed,
+              "per_class": {name: int(c) for name, c in zip(context.real_test.class_names, counts)},
+              "indices": rows.tolist()}
+    atomic_write_bytes(context.run_dir / "evaluation_subset.json", json.dumps(record).encode())
+    return None if len(rows) == len(labels) else rows
 
 
 def generate_only(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None):
@@ -114,22 +131,27 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 for arm_name, arm in recipe.arms.items():
                     if arm.synthetic:
                         context.selections[arm_name] = _select(context, arm_name, arm, seed)
+            records: dict[str, dict[str, Any]] = {}
             with _stage(context, "train", timings):
+                inputs = {arm_name: _arm_inputs(context, arm_name, arm) for arm_name, arm in recipe.arms.items()}
+                budgets = arm_budgets(recipe, {name: inp["steps_per_epoch"] for name, inp in inputs.items()})
                 for arm_name, arm in recipe.arms.items():
-                    context.models[arm_name] = _train_arm(context, arm_name, arm, seed)
+                    records[arm_name] = {}
+                    context.models[arm_name] = _train_arm(context, arm_name, arm, seed, inputs[arm_name],
+                                                          budgets[arm_name], records[arm_name])
             with _stage(context, "evaluate", timings):
+                from dreamset.attacking import forked_rng
                 from dreamset.evaluation import evaluate_classifier
-
-                # attacks draw random starts: seed them here, so the result does not depend on whether
-                # training ran in this process or was reused from a checkpoint (resume)
-                torch.manual_seed(seed)
 
                 attackers = [_create(context, ref, "attacker", f"evaluate.attackers.{i}")
                              for i, ref in enumerate(recipe.evaluate.attackers)]
-                context.arm_results[seed] = {
-                    arm_name: evaluate_classifier(context, model, attackers)
-                    for arm_name, model in context.models.items()
-                }
+                context.arm_results[seed] = {}
+                for arm_name, model in context.models.items():
+                    # attacks draw random starts: each arm's from the same seeded fork, so the result
+                    # depends neither on the other arms nor on whether training ran or was reused
+                    with forked_rng(context.device, seed):
+                        result = evaluate_classifier(context, model, attackers)
+                    context.arm_results[seed][arm_name] = {**result, "training": records[arm_name]}
 
         metrics: dict[str, Any] = {}
         torch.manual_seed(recipe.seeds[0])  # likewise independent of what this process ran before
@@ -138,9 +160,20 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 metric = _create(context, ref, "metric", f"evaluate.metrics.{i}")
                 metrics[metric_report_name(metric.key)] = metric.compute(context)
 
+        from dreamset.differences import compute_notes, paired_comparisons
+
+        arms = summarize_arms(context.arm_results)
         report = {
             "recipe": resolved,
-            "arms": summarize_arms(context.arm_results),
+            "arms": arms,
+            "comparisons": paired_comparisons(context.arm_results, recipe.baseline_arm()),
+            "notes": compute_notes(arms),
+            "evaluation": {"subset_size": int(len(context.evaluation_subset) if context.evaluation_subset is not None
+                                              else len(context.real_test)),
+                           "test_size": len(context.real_test), "subset_seed": recipe.evaluate.subset_seed,
+                           "subset_file": "evaluation_subset.json",
+                           "robust_accuracy": "per-sample worst case over evaluate.attackers",
+                           "attackers": [a.model_dump(mode="json") for a in recipe.evaluate.attackers]},
             "metrics": metrics,
             "timings": timings,
             "seeds": list(recipe.seeds),
@@ -229,9 +262,8 @@ def _select(context: RunContext, arm_name: str, arm, seed: int) -> Selection:
     return selection
 
 
-def _train_arm(context: RunContext, arm_name: str, arm, seed: int) -> torch.nn.Module:
-    from dreamset.training import train_classifier
-
+def _arm_inputs(context: RunContext, arm_name: str, arm) -> dict[str, Any]:
+    """The data and mixer an arm trains on, and how many optimizer steps one mixer epoch takes."""
     recipe = context.recipe
     real = context.real_train if arm.real else None
     synthetic = context.synthetic.subset(context.selections[arm_name].indices) if arm.synthetic else None
@@ -240,6 +272,25 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int) -> torch.nn.M
     else:
         fraction = 1.0 if synthetic is None else (0.0 if real is None else 0.5)
         mixer = context.registry.create(DEFAULT_MIXER, real_fraction=fraction)
+    return {"real": real, "synthetic": synthetic, "mixer": mixer,
+            "steps_per_epoch": mixer.steps_per_epoch(real, synthetic, recipe.train.batch_size)}
+
+
+def arm_budgets(recipe: Recipe, steps_per_epoch: dict[str, int]) -> dict[str, int]:
+    """Optimizer steps per arm from ``train.budget`` (and each arm's own ``budget``): ``matched``
+    arms all get the largest ``steps_per_epoch × train.epochs`` among them, ``epochs`` arms their own
+    ``steps_per_epoch × train.epochs``, a number is taken as it is."""
+    own = {name: steps * recipe.train.epochs for name, steps in steps_per_epoch.items()}
+    budget = {name: arm.budget if arm.budget is not None else recipe.train.budget for name, arm in recipe.arms.items()}
+    matched = max((own[name] for name, b in budget.items() if b == "matched"), default=0)
+    return {name: matched if b == "matched" else own[name] if b == "epochs" else int(b) for name, b in budget.items()}
+
+
+def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[str, Any], total_steps: int,
+               record: dict[str, Any]) -> torch.nn.Module:
+    from dreamset.training import train_classifier
+
+    recipe = context.recipe
     model_factory = _create(context, recipe.train.model, "model", "train.model")
     model = model_factory.build(context.real_train.image_shape, context.real_train.num_classes)
     attacker = None
@@ -249,14 +300,16 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int) -> torch.nn.M
     return train_classifier(
         context,
         model,
-        mixer=mixer,
-        real=real,
-        synthetic=synthetic,
+        mixer=inputs["mixer"],
+        real=inputs["real"],
+        synthetic=inputs["synthetic"],
         attacker=attacker,
         settings=recipe.train,
         seed=seed,
         checkpoint_dir=context.run_dir / "checkpoints" / f"{safe}-seed{seed}",
         description=f"train {arm_name} (seed {seed})",
+        total_steps=total_steps,
+        record=record,
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -64,8 +64,15 @@ class GenerateStage(_Model):
     source: str | None = None
 
 
+#: how many optimizer steps an arm trains for: ``matched`` (every arm of the recipe the same number,
+#: that of the arm whose ``epochs`` take the most steps), ``epochs`` (``train.epochs`` passes over the
+#: arm's own mixer epoch; arms may then differ, and the report says so) or a fixed number of steps
+Budget = Union[Literal["matched", "epochs"], Annotated[int, Field(gt=0, le=10**9)]]
+
+
 class ArmSpec(_Model):
-    """One training arm. Arms share the model, attacker, schedule and seeds (a fair comparison)."""
+    """One training arm. Arms share the model, attacker, schedule, seeds and — by default — the
+    number of optimizer steps (``train.budget: matched``): a fair comparison."""
 
     real: bool = True
     synthetic: bool = False
@@ -73,6 +80,9 @@ class ArmSpec(_Model):
     mixer: ComponentRef | None = None
     #: train this arm without the attacker (a standard-training contrast arm)
     standard: bool = False
+    #: this arm's own budget (default: ``train.budget``); an arm that differs in steps from the
+    #: others is flagged in the report
+    budget: Budget | None = None
 
     @model_validator(mode="after")
     def _needs_data(self):
@@ -89,6 +99,9 @@ class TrainStage(_Model):
     #: the TRADES loss (Zhang et al. 2019), anything else with PGD-AT (Madry et al. 2018)
     attacker: ComponentRef | None = None
     epochs: int = Field(default=10, gt=0, le=100_000)
+    #: optimizer steps per arm: ``matched`` (default; equal for every arm, the longest arm's
+    #: ``epochs`` kept), ``epochs`` (each arm its own ``epochs``) or a number of steps
+    budget: Budget = "matched"
     batch_size: int = Field(default=128, gt=0, le=1_000_000)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(default=0.1, gt=0, le=100)
@@ -112,12 +125,20 @@ class ReferenceStage(_Model):
 
 
 class EvaluateStage(_Model):
-    #: robust accuracy is reported under each of these; the first one is ``robust_accuracy``
+    #: robust accuracy is the per-sample worst case over all of these (a sample counts only if it is
+    #: classified correctly clean and under every attack); each one's own number stays beside it
     attackers: list[ComponentRef] = Field(default_factory=list)
     metrics: list[ComponentRef] = Field(default_factory=list)
     batch_size: int = Field(default=256, gt=0, le=1_000_000)
-    #: evaluate robust accuracy on at most this many test images (null = all)
+    #: size of the run's evaluation subset: one seeded, class-stratified subset of the test set (and
+    #: the same rows of every shifted set) that every arm, attacker and metric is evaluated on; its
+    #: indices are saved as ``evaluation_subset.json``. null = the whole test set
     robust_samples: int | None = Field(default=None, gt=0)
+    #: seed of the evaluation subset
+    subset_seed: int = Field(default=0, ge=0)
+    #: the arm every other arm is compared with (paired differences over seeds, 95% interval);
+    #: null = the first arm that trains on real data only (else the first arm)
+    baseline_arm: str | None = None
 
 
 class ReportStage(_Model):
@@ -160,7 +181,17 @@ class Recipe(_Model):
         for name, arm in self.arms.items():
             if arm.synthetic and self.generate is None:
                 raise ValueError(f"arms.{name}.synthetic: the arm uses synthetic data but the recipe has no generate stage")
+        baseline = self.evaluate.baseline_arm
+        if baseline is not None and baseline not in self.arms:
+            raise ValueError(f"evaluate.baseline_arm: {baseline!r} is not an arm of this recipe ({', '.join(self.arms)})")
         return self
+
+    def baseline_arm(self) -> str:
+        """The arm every other arm is compared with (``evaluate.baseline_arm``, else the first
+        real-only arm, else the first arm)."""
+        if self.evaluate.baseline_arm is not None:
+            return self.evaluate.baseline_arm
+        return next((name for name, arm in self.arms.items() if arm.real and not arm.synthetic), next(iter(self.arms)))
 
     def component_refs(self):
         """``(field path, kind, ref)`` for every component the recipe names."""

@@ -2,8 +2,11 @@
 plots and sample grids beside them, and the terminal summary table.
 
 ``report.json`` keys: ``recipe`` (resolved), ``arms`` (arm -> clean/robust accuracy mean, ``*_std``,
-shifted accuracies, ``per_seed``), ``metrics`` (metric name -> result), ``timings`` (seconds per
-stage), ``seeds``, ``device``.
+shifted accuracies, ``training`` — optimizer steps, images seen, attack passes, wall time — and
+``per_seed``), ``comparisons`` (arm -> paired differences to the baseline arm with 95% intervals and
+verdicts, :mod:`dreamset.differences`), ``notes`` (loud caveats, e.g. arms not compute-matched),
+``evaluation`` (the evaluation subset and how robust accuracy is defined), ``metrics`` (metric name
+-> result), ``timings`` (seconds per stage), ``seeds``, ``device``.
 """
 from __future__ import annotations
 
@@ -41,7 +44,9 @@ def arms_table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
     """Header and rows (percentages, mean ± std over seeds) of the arms table."""
     arms = report.get("arms", {})
     shifts = _shift_labels(arms)
-    header = ["arm", "clean acc %", "robust acc %"] + [f"{s} %" for s in shifts] + [f"{s} robust %" for s in shifts if any(s in (a.get("shifted_robust") or {}) for a in arms.values())]
+    header = (["arm", "clean acc %", "robust acc %"] + [f"{s} %" for s in shifts]
+              + [f"{s} robust %" for s in shifts if any(s in (a.get("shifted_robust") or {}) for a in arms.values())]
+              + ["optimizer steps", "images seen (real / synthetic)"])
     rows = []
     for name, arm in arms.items():
         row = [name, _pct(arm.get("clean_accuracy"), arm.get("clean_accuracy_std")),
@@ -50,13 +55,21 @@ def arms_table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
         row += [_pct(shifted.get(s), shifted_std.get(s)) for s in shifts]
         robust, robust_std = arm.get("shifted_robust", {}) or {}, arm.get("shifted_robust_std", {}) or {}
         row += [_pct(robust.get(s), robust_std.get(s)) for s in shifts if any(s in (a.get("shifted_robust") or {}) for a in arms.values())]
+        seen = (arm.get("training") or {}).get("images_seen") or {}
+        row += [_steps(arm), f"{seen['real']:,.0f} / {seen['synthetic']:,.0f}" if seen.get("real") is not None else "–"]
         rows.append(row)
     return header, rows
 
 
+def _steps(arm: dict[str, Any]) -> str:
+    steps = (arm.get("training") or {}).get("optimizer_steps")
+    return f"{int(round(steps))}" if isinstance(steps, (int, float)) else "–"
+
+
 def compact_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The terminal's narrow table: clean, robust, and the mean over shifts of shifted accuracies."""
-    header = ["arm", "clean %", "robust %", "shifted %", "shifted robust %"]
+    """The terminal's narrow table: clean, robust, the mean over shifts of shifted accuracies, and
+    the optimizer steps each arm trained for."""
+    header = ["arm", "clean %", "robust %", "shifted %", "shifted robust %", "steps"]
     rows = []
     for name, arm in report.get("arms", {}).items():
         def mean(values):
@@ -64,7 +77,28 @@ def compact_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             return sum(values) / len(values) if values else None
         rows.append([name, _pct(arm.get("clean_accuracy"), arm.get("clean_accuracy_std")),
                      _pct(arm.get("robust_accuracy"), arm.get("robust_accuracy_std")),
-                     _pct(mean(arm.get("shifted"))), _pct(mean(arm.get("shifted_robust")))])
+                     _pct(mean(arm.get("shifted"))), _pct(mean(arm.get("shifted_robust"))), _steps(arm)])
+    return header, rows
+
+
+COMPARISON_LABELS = {"clean_accuracy": "clean", "robust_accuracy": "robust",
+                     "shifted_mean": "shifted", "shifted_robust_mean": "shifted robust"}
+
+
+def comparison_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the paired-differences table, one row per arm and quantity: the mean
+    per-seed difference to the baseline arm in percentage points, its 95% interval and the verdict
+    (``not shown`` when the interval contains 0 or there is a single seed)."""
+    header = ["arm − baseline", "quantity", "difference pp", "95% interval", "verdict"]
+    rows = []
+    for arm, entry in (report.get("comparisons") or {}).items():
+        for name, label in COMPARISON_LABELS.items():
+            d = entry.get(name)
+            if d is None:
+                continue
+            interval = "–" if d.get("low") is None else f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+            rows.append([f"{arm} − {entry['baseline']}", label, f"{100 * d['mean']:+.1f}", interval,
+                         d["verdict"] if d.get("low") is not None else "not shown (1 seed)"])
     return header, rows
 
 
@@ -95,6 +129,16 @@ def print_summary(report: dict[str, Any], console) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    c_header, c_rows = comparison_rows(report)
+    if c_rows:
+        ctable = Table(title="paired differences over seeds (mean, 95% t-interval)")
+        for column in c_header:
+            ctable.add_column(column, justify="right" if column in ("difference pp", "95% interval") else "left")
+        for row in c_rows:
+            ctable.add_row(*row)
+        console.print(ctable)
+    for note in report.get("notes") or []:
+        console.print(f"[bold yellow]note:[/bold yellow] {escape(note)}")
     metrics = _scalar_metrics(report)
     if metrics:
         mtable = Table(title="metrics")
@@ -127,11 +171,19 @@ def render_html(run_dir: Path, report: dict[str, Any]) -> str:
         f"<title>dreamset report: {html.escape(str(report.get('recipe', {}).get('name', '')))}</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #bbb;padding:.3em .6em;text-align:right}td:first-child,th:first-child{text-align:left}"
-        "figure{display:inline-block;margin:.5em}img{image-rendering:pixelated;max-width:32em}</style></head><body>",
+        "figure{display:inline-block;margin:.5em}img{image-rendering:pixelated;max-width:32em}"
+        ".note{background:#fff3cd;border:1px solid #e0b000;padding:.5em}</style></head><body>",
         f"<h1>dreamset report: {html.escape(str(report.get('recipe', {}).get('name', '')))}</h1>",
         f"<p>seeds {html.escape(str(report.get('seeds')))} · device {html.escape(str(report.get('device')))}</p>",
-        "<h2>Arms</h2>", _table(header, rows),
+        "<h2>Arms</h2>",
     ]
+    parts += [f"<p class='note'><strong>Note:</strong> {html.escape(note)}</p>" for note in report.get("notes") or []]
+    parts.append(_table(header, rows))
+    c_header, c_rows = comparison_rows(report)
+    if c_rows:
+        parts += ["<h2>Paired differences over seeds</h2>",
+                  "<p>Mean of the per-seed differences to the baseline arm, with its 95% Student-t interval; "
+                  "<em>not shown</em> means the interval contains 0 (or there is one seed).</p>", _table(c_header, c_rows)]
     metrics = _scalar_metrics(report)
     if metrics:
         parts += ["<h2>Metrics</h2>", _table(["metric", "value"], [list(m) for m in metrics])]

@@ -19,14 +19,17 @@ training of one classifier on a mixer's stream, with checkpoints that make a kil
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from dreamset.atomic import atomic_write_text
 from dreamset.checkpoints import load_checkpoint, save_checkpoint
 from dreamset.interfaces import Attacker, ImageSource, Mixer
 from dreamset.recipe import TrainStage
@@ -109,15 +112,20 @@ def takes_mask(attacker: Attacker) -> bool:
     return "mask" in inspect.signature(attacker.attack).parameters
 
 
-def _loss(model, x, y, attacker: Attacker | None, settings: TrainStage, attack_model=None, mask=None) -> torch.Tensor:
+def _loss(model, x, y, attacker: Attacker | None, settings: TrainStage, attack_model=None, mask=None,
+          calls=None, cost=None) -> torch.Tensor:
     """The training loss; ``model`` may be a DistributedDataParallel wrapper, ``attack_model`` the
     plain module the attacker differentiates through (default: ``model``); ``mask`` the batch's
-    context mask from a compositing mixer (passed on to attackers that take one)."""
+    context mask from a compositing mixer (passed on to attackers that take one). ``calls`` (a
+    one-element forward counter on the model) and ``cost`` record the attacker's forward passes."""
     smoothing = settings.label_smoothing
     if attacker is None:
         return F.cross_entropy(model(x), y, label_smoothing=smoothing)
     extra = {"mask": mask} if mask is not None and takes_mask(attacker) else {}
+    before = calls[0] if calls is not None else 0
     x_adv = attacker.attack(attack_model if attack_model is not None else model, x, y, **extra)
+    if calls is not None and cost is not None:
+        cost["attack_forward_backward_passes"] += calls[0] - before
     if attacker.key == "attacker:trades":
         logits = model(x)
         logits_adv = model(x_adv)
@@ -138,9 +146,16 @@ def train_classifier(
     seed: int,
     checkpoint_dir: Path,
     description: str = "train",
+    total_steps: int | None = None,
+    record: dict[str, Any] | None = None,
 ) -> torch.nn.Module:
     """Train ``model`` on ``mixer``'s batches of ``real``/``synthetic``; return it (or its EMA) in
-    eval mode. Resumes from ``checkpoint_dir``."""
+    eval mode. Resumes from ``checkpoint_dir``.
+
+    ``total_steps`` fixes the number of optimizer steps (default: ``settings.epochs`` mixer epochs);
+    the learning-rate schedule spans exactly those steps, and the last epoch stops early where the
+    budget ends. ``record``, when given, is filled with what the training cost
+    (:func:`training_record`): kept in the checkpoint, so a reused or resumed arm reports it too."""
     device = context.device if context is not None else torch.device("cpu")
     checkpoint_dir = Path(checkpoint_dir)
     torch.manual_seed(_epoch_seed(seed, -1))
@@ -150,20 +165,31 @@ def train_classifier(
     optimizer = _optimizer(settings, model)
     ema = _EMA(model, settings.ema_decay) if settings.ema_decay else None
     steps = mixer.steps_per_epoch(real, synthetic, settings.batch_size)
-    total = steps * settings.epochs
+    total = int(total_steps) if total_steps is not None else steps * settings.epochs
+    epochs = math.ceil(total / steps)
     final = checkpoint_dir / "final.safetensors"
     last = checkpoint_dir / "last.safetensors"
     start_epoch = 0
+    # counters live in the checkpoints' metadata (deterministic, so a resumed checkpoint stays
+    # byte-identical); the wall time beside them in wall.json
+    cost = {"optimizer_steps": 0, "images_seen": 0, "attack_forward_backward_passes": 0}
+    wall_file = checkpoint_dir / "wall.json"
+    wall = [_read_wall(wall_file)]
     if final.exists():
-        tensors, _ = load_checkpoint(final)
+        tensors, meta = load_checkpoint(final)
         _restore(tensors, model, optimizer, ema)
         log.info("%s: reusing finished checkpoint %s", description, final)
+        _fill_record(record, {**cost, **(meta.get("cost") or {}), "wall_seconds": wall[0]}, mixer, real, synthetic,
+                     settings.batch_size, steps, total)
         return _finish(model, ema)
     if last.exists():
         tensors, meta = load_checkpoint(last)
         _restore(tensors, model, optimizer, ema)
         start_epoch = int(meta["epoch"]) + 1
+        cost.update(meta.get("cost") or {})
         log.info("%s: resuming after epoch %d from %s", description, start_epoch - 1, last)
+    else:
+        wall[0] = 0.0
     use_amp = settings.mixed_precision and device.type == "cuda"
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
@@ -174,40 +200,88 @@ def train_classifier(
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     from dreamset.context import progress
 
-    with progress(context, description, total) as advance:
-        advance(start_epoch * steps)
-        for epoch in range(start_epoch, settings.epochs):
-            torch.manual_seed(_epoch_seed(seed, epoch) + rank)
-            model.train()
-            for step, batch in enumerate(mixer.batches(real, synthetic, settings.batch_size, epoch, seed)):
-                x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(settings, epoch * steps + step, total)
-                if world > 1:
-                    x, y = x[rank::world], y[rank::world]
-                    mask = mask[rank::world] if mask is not None else None
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                mask = mask.to(device, non_blocking=True) if mask is not None else None
-                if settings.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    loss = _loss(train_model, x, y, attacker, settings, attack_model=model, mask=mask)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if ema is not None:
-                    ema.update(model)
-                advance(1)
-            if rank == 0:
-                save_checkpoint(last, _state_tensors(model, optimizer, ema), {"epoch": epoch, "seed": seed})
-            if distributed:
-                torch.distributed.barrier()
+    attack_calls = [0]
+    counter = model.register_forward_pre_hook(lambda *_: attack_calls.__setitem__(0, attack_calls[0] + 1)) if attacker is not None else None
+    try:
+        with progress(context, description, total) as advance:
+            advance(start_epoch * steps)
+            for epoch in range(start_epoch, epochs):
+                started = time.perf_counter()
+                torch.manual_seed(_epoch_seed(seed, epoch) + rank)
+                model.train()
+                for step, batch in enumerate(mixer.batches(real, synthetic, settings.batch_size, epoch, seed)):
+                    if epoch * steps + step >= total:
+                        break  # the budget ends inside this epoch
+                    x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
+                    cost["images_seen"] += len(y)
+                    for group in optimizer.param_groups:
+                        group["lr"] = learning_rate(settings, epoch * steps + step, total)
+                    if world > 1:
+                        x, y = x[rank::world], y[rank::world]
+                        mask = mask[rank::world] if mask is not None else None
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    mask = mask.to(device, non_blocking=True) if mask is not None else None
+                    if settings.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                        loss = _loss(train_model, x, y, attacker, settings, attack_model=model, mask=mask, calls=attack_calls, cost=cost)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    cost["optimizer_steps"] += 1
+                    if ema is not None:
+                        ema.update(model)
+                    advance(1)
+                wall[0] += time.perf_counter() - started
+                if rank == 0:
+                    save_checkpoint(last, _state_tensors(model, optimizer, ema), {"epoch": epoch, "seed": seed, "cost": cost})
+                    atomic_write_text(wall_file, json.dumps({"wall_seconds": wall[0]}))
+                if distributed:
+                    torch.distributed.barrier()
+    finally:
+        if counter is not None:
+            counter.remove()
     if rank == 0:
-        save_checkpoint(final, _state_tensors(model, optimizer, ema), {"epoch": settings.epochs - 1, "seed": seed})
+        save_checkpoint(final, _state_tensors(model, optimizer, ema), {"epoch": epochs - 1, "seed": seed, "cost": cost})
         last.unlink(missing_ok=True)
     if distributed:
         torch.distributed.barrier()
+    _fill_record(record, {**cost, "wall_seconds": wall[0]}, mixer, real, synthetic, settings.batch_size, steps, total)
     return _finish(model, ema)
+
+
+def _read_wall(path: Path) -> float:
+    try:
+        return float(json.loads(path.read_text())["wall_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def _fill_record(record, cost, mixer, real, synthetic, batch_size: int, steps_per_epoch: int, total: int) -> None:
+    if record is not None:
+        record.update(training_record(cost, mixer, real, synthetic, batch_size, steps_per_epoch, total))
+
+
+def training_record(cost: dict[str, Any], mixer: Mixer, real, synthetic, batch_size: int, steps_per_epoch: int,
+                    total: int) -> dict[str, Any]:
+    """What one arm's training cost, as report.json records it: ``optimizer_steps``, ``epochs``
+    (mixer epochs, fractional when the budget ends inside one), ``steps_per_epoch``,
+    ``images_seen`` (``total``, and ``real``/``synthetic`` split by the mixer's
+    :meth:`~dreamset.interfaces.Mixer.composition`), ``attack_forward_backward_passes`` (batched
+    forward passes through the model made by the training attacker, each followed by a backward for
+    gradient attacks: PGD-7 makes 7 per optimizer step) and ``wall_seconds`` (summed over resumes)."""
+    split = mixer.composition(real, synthetic, batch_size)
+    seen = int(cost["images_seen"])
+    return {
+        "optimizer_steps": int(cost["optimizer_steps"]),
+        "planned_steps": int(total),
+        "steps_per_epoch": int(steps_per_epoch),
+        "epochs": total / steps_per_epoch,
+        "images_seen": {"total": seen, "real": round(seen * split[0]) if split else None,
+                        "synthetic": round(seen * split[1]) if split else None},
+        "attack_forward_backward_passes": int(cost["attack_forward_backward_passes"]),
+        "wall_seconds": float(cost["wall_seconds"]),
+    }
 
 
 def _finish(model, ema):

@@ -55,14 +55,15 @@ def test_cifar10_generated_at_tiny_variant(tmp_path):
         "train.model.options={depth: 10, width: 1, activation: silu}",
         "train.epochs=1", "train.batch_size=64", "train.attacker.options.steps=2", "train.lr=0.05",
         "reference.epochs=1",
-        "evaluate.robust_samples=8", "evaluate.batch_size=64",
+        "evaluate.robust_samples=10", "evaluate.batch_size=64",
         "evaluate.attackers.1.options.steps=3",
     ])
     arms = report["arms"]
     assert set(arms) == {"real", "real+synthetic"}
     for arm in arms.values():
         assert set(arm["robust_accuracy_by_attacker"]) == {"attacker:autoattack", "attacker:pgd"}
-        assert arm["robust_accuracy"] == arm["robust_accuracy_by_attacker"]["attacker:autoattack"]
+        # the per-sample worst case over both attacks
+        assert arm["robust_accuracy"] <= min(arm["robust_accuracy_by_attacker"].values())
     assert {"fid", "prdc"} <= set(report["metrics"])
     assert report["metrics"]["fid"]["fid"] >= 0
     # the confidence sampler kept half of the imported synthetic set

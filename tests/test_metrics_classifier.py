@@ -219,20 +219,47 @@ def test_fit_needs_two_distinct_id_accuracies():
         fit_logit_line([(0.9, 0.5), (0.9, 0.6)])
 
 
-def test_effective_robustness_metric_fits_its_own_points(context):
+def test_effective_robustness_fits_the_standard_testbed_only_and_scores_every_arm(context):
     options = dict(getattr(registry.get("metric:effective-robustness").load(), "conformance_options"))
     result = registry.create("metric:effective-robustness", **options).compute(context)
-    points = result["testbed"] + result["baselines"]
-    assert len(result["testbed"]) == len(options["testbed_sizes"]) * len(options["testbed_epochs"])
-    assert [b["arm"] for b in result["baselines"]] == ["real"] * len(context.arm_results)
+    points = result["testbed"]
+    assert len(points) == len(options["testbed_sizes"]) * len(options["testbed_epochs"])
+    assert result["baselines"] == []  # Taori et al.: standard-trained real-only models, no scored arm
     fit = result["fits"]["invert"]
     slope, intercept = np.polyfit(_logit([p["id_accuracy"] for p in points]), _logit([p["shifted"]["invert"] for p in points]), 1)
     assert (fit["slope"], fit["intercept"]) == pytest.approx((slope, intercept), abs=1e-9)
+    residuals = np.array(_logit([p["shifted"]["invert"] for p in points])) - (slope * np.array(_logit([p["id_accuracy"] for p in points])) + intercept)
+    assert fit["n_points"] == len(points)
+    assert fit["residual_std"] == pytest.approx(float(np.std(residuals, ddof=1)) if len(points) > 2 else 0.0, abs=1e-9)
+    assert set(result["arms"]) == set(context.models)
     for arm, runs in ((a, [r[a] for r in context.arm_results.values()]) for a in context.models):
         ers = [100 * (r["shifted"]["invert"] - 1 / (1 + np.exp(-(slope * _logit(r["clean_accuracy"]) + intercept)))) for r in runs]
         assert result["arms"][arm]["effective_robustness"]["invert"] == pytest.approx(float(np.mean(ers)), abs=1e-9)
         assert result[f"effective_robustness[{arm}]"] == pytest.approx(float(np.mean(ers)), abs=1e-9)
+        assert result["arms"][arm]["interval"]["n"] == len(runs)
     assert (context.run_dir / "effective_robustness.png").stat().st_size > 0
+
+
+def test_an_arm_in_the_fit_is_never_scored_against_it(context):
+    options = dict(getattr(registry.get("metric:effective-robustness").load(), "conformance_options"))
+    arm = next(iter(context.models))
+    result = registry.create("metric:effective-robustness", baseline_arms=[arm], **options).compute(context)
+    assert [b["arm"] for b in result["baselines"]] == [arm] * len(context.arm_results)
+    assert arm not in result["arms"] and f"effective_robustness[{arm}]" not in result
+    assert result["fits"]["invert"]["n_points"] == len(result["testbed"]) + len(context.arm_results)
+    assert set(result["arms"]) == set(context.models) - {arm}
+
+
+def test_effective_robustness_on_linear_axes_is_a_plain_least_squares_line(context):
+    options = dict(getattr(registry.get("metric:effective-robustness").load(), "conformance_options"))
+    result = registry.create("metric:effective-robustness", scale="linear", **options).compute(context)
+    points = result["testbed"]
+    slope, intercept = np.polyfit([p["id_accuracy"] for p in points], [p["shifted"]["invert"] for p in points], 1)
+    assert (result["fits"]["invert"]["slope"], result["fits"]["invert"]["intercept"]) == pytest.approx((slope, intercept), abs=1e-9)
+    for arm in context.models:
+        runs = [r[arm] for r in context.arm_results.values()]
+        ers = [100 * (r["shifted"]["invert"] - (slope * r["clean_accuracy"] + intercept)) for r in runs]
+        assert result["arms"][arm]["effective_robustness"]["invert"] == pytest.approx(float(np.mean(ers)), abs=1e-9)
 
 
 # -- errors -----------------------------------------------------------------------------------------
@@ -252,7 +279,7 @@ def test_effective_robustness_metric_fits_its_own_points(context):
     ("metric:arc", {"holdout_fraction": 1.0}, "holdout_fraction"),
     ("metric:effective-robustness", {"testbed_sizes": [0.5, 1.5]}, "testbed_sizes"),
     ("metric:effective-robustness", {"testbed_epochs": [0]}, "testbed_epochs"),
-    ("metric:effective-robustness", {"scale": "linear"}, "scale"),
+    ("metric:effective-robustness", {"scale": "log"}, "scale"),
 ])
 def test_bad_options_name_the_field(key, options, field):
     with pytest.raises(BadInputError) as info:

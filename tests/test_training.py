@@ -157,7 +157,8 @@ def test_optimizer_and_schedule_combinations(toy, tmp_path, monkeypatch, optimiz
     tensors, meta = load_checkpoint(tmp_path / "final.safetensors")
     state_names = {k.split(".", 2)[2] for k in tensors if k.startswith("optim.")}
     assert state_names == ({"momentum_buffer"} if optimizer == "sgd" else {"exp_avg", "exp_avg_sq", "step"})
-    assert meta == {"epoch": 3, "seed": SEED}
+    assert {k: meta[k] for k in ("epoch", "seed")} == {"epoch": 3, "seed": SEED}
+    assert meta["cost"]["optimizer_steps"] == steps and meta["cost"]["images_seen"] == 4 * 90
 
 
 def test_learning_rate_formulas_at_start_middle_end():

@@ -29,30 +29,42 @@ from dreamset.interfaces import Metric
 
 class AccuracyOptions(Options):
     batch_size: int = Field(default=256, ge=1, le=1_000_000, description="evaluation batch size")
-    max_samples: int | None = Field(default=None, ge=1, description="evaluate on at most this many test images (null = all)")
+    max_samples: int | None = Field(default=None, ge=1, description="a seeded class-stratified subset of this many test images (null = all)")
+    seed: int = Field(default=0, ge=0, description="seed of that subset")
 
 
-def per_class_accuracy(model, source, device, batch_size: int, attacker=None, max_samples: int | None = None) -> tuple[float, list[dict[str, Any]]]:
-    """Top-1 accuracy of ``model`` on the first ``max_samples`` images of ``source`` (optionally under
-    ``attacker``), overall and per class: ``(overall, [{"class", "count", "accuracy"}, ...])``. Each
-    class is evaluated with :func:`dreamset.evaluation.accuracy` on its own subset; the overall value
-    is the count-weighted sum, i.e. the accuracy over all evaluated images."""
-    from dreamset.evaluation import accuracy
+def evaluation_rows(context, max_samples: int | None, seed: int = 0, field: str = "max_samples"):
+    """The test rows a classifier metric evaluates: the run's evaluation subset
+    (``context.evaluation_subset``, all rows when the run has none) for ``max_samples: null``, else a
+    seeded class-stratified subset of ``max_samples`` rows (:func:`dreamset.evaluation.stratified_subset`)."""
+    from dreamset.evaluation import stratified_subset
 
-    n = len(source) if max_samples is None else min(len(source), max_samples)
-    if n == 0:
+    if max_samples is None:
+        return getattr(context, "evaluation_subset", None)
+    return stratified_subset(context.real_test.labels, max_samples, seed, field=field)
+
+
+def per_class_accuracy(model, source, device, batch_size: int, attacker=None, rows=None) -> tuple[float, list[dict[str, Any]]]:
+    """Top-1 accuracy of ``model`` on ``source`` (its ``rows`` when given), optionally under
+    ``attacker`` — then a sample counts only if it is also correct clean, as in
+    :func:`dreamset.evaluation.worst_case_correct` — overall and per class:
+    ``(overall, [{"class", "count", "accuracy"}, ...])``."""
+    from dreamset.evaluation import correct
+
+    if rows is not None:
+        source = source.subset(rows)
+    if len(source) == 0:
         raise BadInputError("real_test: the test set is empty, there is nothing to evaluate")
-    labels = source.labels[:n]
-    rows, correct = [], 0
+    flags = correct(model, source, device, batch_size)
+    if attacker is not None:
+        flags &= correct(model, source, device, batch_size, attacker)
+    labels = source.labels
+    rows_out = []
     for c, name in enumerate(source.class_names):
-        members = (labels == c).nonzero().flatten()
-        if len(members) == 0:
-            rows.append({"class": name, "count": 0, "accuracy": None})
-            continue
-        acc = accuracy(model, source.subset(members), device, batch_size, attacker)
-        correct += round(acc * len(members))
-        rows.append({"class": name, "count": int(len(members)), "accuracy": float(acc)})
-    return correct / n, rows
+        members = labels == c
+        count = int(members.sum())
+        rows_out.append({"class": name, "count": count, "accuracy": float(flags[members].float().mean()) if count else None})
+    return float(flags.float().mean()), rows_out
 
 
 def percent(value: float | None) -> str:
@@ -85,7 +97,8 @@ class AccuracyMetric(Metric):
         arms: dict[str, dict[str, Any]] = {}
         per_arm: dict[str, list[dict[str, Any]]] = {}
         for arm, model in context.models.items():
-            overall, rows = per_class_accuracy(model, context.real_test, context.device, o.batch_size, max_samples=o.max_samples)
+            rows_used = None if o.max_samples is None else evaluation_rows(context, o.max_samples, o.seed)
+            overall, rows = per_class_accuracy(model, context.real_test, context.device, o.batch_size, rows=rows_used)
             result[f"clean_accuracy[{arm}]"] = overall
             arms[arm] = {"clean_accuracy": overall, "per_class": rows}
             per_arm[arm] = rows

@@ -8,19 +8,25 @@ shifted test set is (nearly) a linear function of in-distribution (ID) accuracy 
 through a logit (or probit) transform. Effective robustness (ER) of a model is how far its shifted
 accuracy lies above that baseline line at its own ID accuracy.
 
-* Baseline testbed (trained by this metric, cheaply): ``model = context.recipe.train.model``
-  trained with standard training (no attacker, no EMA, no label smoothing; the recipe's optimiser,
-  lr and batch size) on nested random subsets of ``real_train`` — a ``testbed_sizes`` fraction each
-  — for each of ``testbed_epochs`` (default: the recipe's epochs); model ``i`` uses seed
-  ``seed + i``. Checkpoints are cached in ``run_dir/metrics/effective-robustness/<digest>/``.
-  Added to the testbed: every seed of each arm named in ``baseline_arms`` (default ``["real"]``)
-  from ``context.arm_results``.
-* Fit, per shift: least squares ``T(ood) = slope·T(id) + intercept`` with ``T`` = logit (default)
-  or probit, accuracies clipped to ``[1e-4, 1 − 1e-4]`` first (:func:`fit_logit_line`).
+* Baseline testbed, as Taori et al. build it — **standard-trained models on real data only**
+  (trained by this metric, cheaply): ``model = context.recipe.train.model`` trained with standard
+  training (no attacker, no EMA, no label smoothing; the recipe's optimiser, lr and batch size) on
+  nested random subsets of ``real_train`` — a ``testbed_sizes`` fraction each — for each of
+  ``testbed_epochs`` (default: the recipe's epochs); model ``i`` uses seed ``seed + i``.
+  Checkpoints are cached in ``run_dir/metrics/effective-robustness/<digest>/``. Arms named in
+  ``baseline_arms`` (default none) join the fit with every seed — and are then **not scored**: an arm
+  is never measured against a line fitted through itself. A baseline arm that is adversarially
+  trained or uses synthetic data gets a warning (it is not a Taori testbed model).
+* Fit, per shift: least squares ``T(ood) = slope·T(id) + intercept`` with ``T`` = logit (default,
+  Taori et al.), probit, or ``linear`` (the identity, as Bansal & Grover's slides fit), accuracies
+  clipped to ``[1e-4, 1 − 1e-4]`` first for logit/probit (:func:`fit_logit_line`). Each fit records
+  its points' count and ``residual_std``, the spread of the testbed around the line in ``T`` units.
 * ER of an arm on a shift, in percentage points: ``100·(ood − T⁻¹(slope·T(id) + intercept))``
-  (:func:`effective_robustness`), computed per seed and averaged; ``effective_robustness_mean``
-  averages over shifts. A shift whose testbed has fewer than two distinct ID accuracies has no fit:
-  its ER is ``null`` and a line in ``warnings`` says why.
+  (:func:`effective_robustness`), computed per seed; ``effective_robustness_mean`` averages over
+  shifts and seeds, and ``interval`` is the 95% Student-t interval over seeds of the per-seed mean
+  over shifts (:func:`dreamset.differences.t_interval`) with its ``verdict`` (``not shown`` when it
+  contains 0). A shift whose testbed has fewer than two distinct ID accuracies has no fit: its ER is
+  ``null`` and a line in ``warnings`` says why.
 
 Inputs: ``context.real_train``/``real_test``/``shifted`` (images ``float32 N×C×H×W`` in [0,1],
 labels ``int64 N``), ``context.arm_results`` (seed -> arm -> ``clean_accuracy``, ``shifted``).
@@ -50,13 +56,15 @@ CLIP = 1e-4
 
 
 def transform(accuracy: float, scale: str = "logit") -> float:
-    """``logit(a)`` or ``probit(a)`` of an accuracy clipped to ``[1e-4, 1 − 1e-4]``."""
+    """``logit(a)`` or ``probit(a)`` of an accuracy clipped to ``[1e-4, 1 − 1e-4]``; ``linear``: ``a``."""
     a = min(1 - CLIP, max(CLIP, float(accuracy)))
     if scale == "logit":
         return math.log(a / (1 - a))
     if scale == "probit":
         return statistics.NormalDist().inv_cdf(a)
-    raise BadInputError(f"scale: expected 'logit' or 'probit', got {scale!r}")
+    if scale == "linear":
+        return float(accuracy)
+    raise BadInputError(f"scale: expected 'logit', 'probit' or 'linear', got {scale!r}")
 
 
 def inverse_transform(value: float, scale: str = "logit") -> float:
@@ -65,12 +73,14 @@ def inverse_transform(value: float, scale: str = "logit") -> float:
         return 1 / (1 + math.exp(-value)) if value >= 0 else math.exp(value) / (1 + math.exp(value))
     if scale == "probit":
         return statistics.NormalDist().cdf(value)
-    raise BadInputError(f"scale: expected 'logit' or 'probit', got {scale!r}")
+    if scale == "linear":
+        return float(value)
+    raise BadInputError(f"scale: expected 'logit', 'probit' or 'linear', got {scale!r}")
 
 
 def fit_logit_line(points: Iterable[tuple[float, float]], scale: str = "logit") -> tuple[float, float]:
     """Least-squares line ``T(ood) = slope·T(id) + intercept`` through ``(id_accuracy,
-    ood_accuracy)`` points (``T`` = logit or probit after clipping). Needs two distinct ID values."""
+    ood_accuracy)`` points (``T`` = logit or probit after clipping, or linear). Needs two distinct ID values."""
     xs, ys = [], []
     for id_acc, ood_acc in points:
         xs.append(transform(id_acc, scale))
@@ -95,8 +105,8 @@ class EffectiveRobustnessOptions(Options):
                                        description="fractions of real_train the baseline testbed models train on")
     testbed_epochs: list[Annotated[int, Field(ge=1, le=100_000)]] | None = Field(default=None, min_length=1, max_length=100,
                                              description="training epochs of the testbed models (null = the recipe's train.epochs)")
-    baseline_arms: list[str] = Field(default=["real"], description="arms (every seed) added to the baseline testbed")
-    scale: Literal["logit", "probit"] = Field(default="logit", description="axis transform of the linear fit")
+    baseline_arms: list[str] = Field(default=[], description="arms (every seed) added to the baseline fit; they are not scored")
+    scale: Literal["logit", "probit", "linear"] = Field(default="logit", description="axis transform of the linear fit")
     batch_size: int = Field(default=256, ge=1, le=1_000_000, description="evaluation batch size")
     seed: int = Field(default=0, ge=0, description="seed of the testbed subsets and models (model i: seed + i)")
 
@@ -173,6 +183,11 @@ class EffectiveRobustnessMetric(Metric):
         arm_points = self._arm_points(context)
         missing = [a for a in o.baseline_arms if a not in arm_points]
         warnings = [f"baseline_arms: no results for arm {a!r}; it is not part of the fit" for a in missing]
+        for name in o.baseline_arms:
+            spec = context.recipe.arms.get(name)
+            if spec is not None and (spec.synthetic or (context.recipe.train.attacker is not None and not spec.standard)):
+                warnings.append(f"baseline_arms: {name!r} is {'trained on synthetic data' if spec.synthetic else 'adversarially trained'}; "
+                                f"Taori et al.'s testbed holds standard-trained real-data models only")
         baselines = [{"arm": arm, "seed": seed, **point} for arm in o.baseline_arms if arm in arm_points
                      for seed, point in arm_points[arm].items()]
         labels = list(context.shifted)
@@ -181,13 +196,19 @@ class EffectiveRobustnessMetric(Metric):
             pts = [(p["id_accuracy"], p["shifted"][label]) for p in testbed + baselines if label in p["shifted"]]
             try:
                 slope, intercept = fit_logit_line(pts, o.scale)
-                fits[label] = {"slope": slope, "intercept": intercept, "n_points": len(pts)}
+                residuals = [transform(ood, o.scale) - (slope * transform(idv, o.scale) + intercept) for idv, ood in pts]
+                fits[label] = {"slope": slope, "intercept": intercept, "n_points": len(pts),
+                               "residual_std": statistics.stdev(residuals) if len(residuals) > 2 else 0.0}
             except BadInputError as exc:
                 fits[label] = None
                 warnings.append(f"{label}: no fit ({exc}); widen testbed_sizes or testbed_epochs")
         result: dict[str, Any] = {"scale": o.scale}
         arms: dict[str, Any] = {}
+        from dreamset.differences import t_interval, verdict
+
         for arm, per_seed in arm_points.items():
+            if arm in o.baseline_arms:
+                continue  # part of the fit: never scored against it
             er_seed: dict[str, dict[str, float | None]] = {}
             for seed, point in per_seed.items():
                 er_seed[seed] = {label: (effective_robustness(point["id_accuracy"], point["shifted"][label], fits[label]["slope"],
@@ -200,27 +221,36 @@ class EffectiveRobustnessMetric(Metric):
                 er[label] = statistics.fmean(values) if values else None
             known = [v for v in er.values() if v is not None]
             mean = statistics.fmean(known) if known else None
+            seed_means = [statistics.fmean(k) for k in ([x for x in v.values() if x is not None] for v in er_seed.values()) if k]
+            interval = t_interval(seed_means) if seed_means else None
             arms[arm] = {
                 "id_accuracy": statistics.fmean(p["id_accuracy"] for p in per_seed.values()),
                 "shifted": {label: statistics.fmean(p["shifted"][label] for p in per_seed.values() if label in p["shifted"])
                             for label in labels if any(label in p["shifted"] for p in per_seed.values())},
                 "effective_robustness": er,
                 "effective_robustness_mean": mean,
+                "interval": interval,
+                "verdict": verdict(interval) if interval is not None else "not shown",
                 "per_seed": er_seed,
             }
             if mean is not None:
                 result[f"effective_robustness[{arm}]"] = mean
         result.update({"arms": arms, "fits": fits, "testbed": testbed, "baselines": baselines, "warnings": warnings})
         fmt = lambda v: "–" if v is None else f"{v:+.2f}"  # noqa: E731
+
+        def ci(a):
+            i = a["interval"]
+            return "–" if i is None or i["low"] is None else f"[{i['low']:+.2f}, {i['high']:+.2f}] {a['verdict']}"
         result["tables"] = {
             "effective robustness (percentage points)": {
-                "header": ["arm", "ID acc %"] + [f"{label} ER pp" for label in labels] + ["mean ER pp"],
+                "header": ["arm", "ID acc %"] + [f"{label} ER pp" for label in labels] + ["mean ER pp", "95% interval over seeds"],
                 "rows": [[arm, f"{100 * a['id_accuracy']:.1f}"] + [fmt(a["effective_robustness"][label]) for label in labels]
-                         + [fmt(a["effective_robustness_mean"])] for arm, a in arms.items()],
+                         + [fmt(a["effective_robustness_mean"]), ci(a)] for arm, a in arms.items()],
             },
             f"baseline fits ({o.scale})": {
-                "header": ["shift", "slope", "intercept", "points"],
-                "rows": [[label, "–", "–", 0] if fit is None else [label, f"{fit['slope']:.4f}", f"{fit['intercept']:.4f}", fit["n_points"]]
+                "header": ["shift", "slope", "intercept", "points", "residual std"],
+                "rows": [[label, "–", "–", 0, "–"] if fit is None else
+                         [label, f"{fit['slope']:.4f}", f"{fit['intercept']:.4f}", fit["n_points"], f"{fit['residual_std']:.3f}"]
                          for label, fit in fits.items()],
             },
         }

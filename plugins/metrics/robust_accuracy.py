@@ -1,5 +1,5 @@
 """``metric:robust-accuracy`` — top-1 accuracy of every trained arm under an adversarial attack, on
-at most ``max_samples`` real test images, overall and per class.
+the run's evaluation subset of the real test images, overall and per class.
 
 Robust accuracy as in Madry et al. (2018, "Towards Deep Learning Models Resistant to Adversarial
 Attacks", ICLR) and the proxy-distribution study of Sehwag et al. (2022, "Robust Learning Meets
@@ -13,7 +13,10 @@ be left unset. The attack's random start draws from a private RNG seeded with ``
 torch RNG is left as it was), so the result is deterministic for a fixed context and ``seed``.
 
 Inputs: ``context.models`` (classifiers taking ``float32 N×C×H×W`` in [0,1], logits ``N×K``),
-``context.real_test`` (first ``max_samples`` images; labels ``int64`` in ``[0, K)``). Accuracies are
+``context.real_test`` (labels ``int64`` in ``[0, K)``): by default the run's class-stratified evaluation
+subset (``evaluate.robust_samples``, the same rows every arm and attacker of the run sees), or with
+``max_samples`` a seeded class-stratified subset of that size — never the first N images. A sample is
+robust only if it is classified correctly both clean and under attack. Accuracies are
 fractions in [0,1]; tables show percentages. Result: ``robust_accuracy[<arm>]`` and
 ``clean_accuracy[<arm>]`` scalars on the same images, ``attacker`` (its description), ``n_samples``,
 ``arms`` (arm -> ``robust_accuracy``, ``clean_accuracy``, ``per_class``) and the table
@@ -37,9 +40,10 @@ class RobustAccuracyOptions(Options):
     eps: float | None = Field(default=None, gt=0, le=64, description="radius of the default PGD attack (default 8/255 L-inf, 0.5 L2)")
     steps: int | None = Field(default=None, ge=1, le=100_000, description="iterations of the default PGD attack (default 20)")
     norm: Literal["linf", "l2"] | None = Field(default=None, description="norm of the default PGD attack (default linf)")
-    max_samples: int | None = Field(default=1000, ge=1, description="attack at most this many test images (null = all)")
+    max_samples: int | None = Field(default=None, ge=1, description="attack a seeded class-stratified subset of this many test "
+                                    "images (null = the run's evaluation subset, evaluate.robust_samples)")
     batch_size: int = Field(default=256, ge=1, le=1_000_000, description="evaluation batch size")
-    seed: int = Field(default=0, ge=0, description="seed of the attack's random start")
+    seed: int = Field(default=0, ge=0, description="seed of the attack's random start and of the max_samples subset")
 
     @model_validator(mode="after")
     def _default_attack_only(self):
@@ -73,7 +77,7 @@ class RobustAccuracyMetric(Metric):
         return registry.create(key, field_path="attacker.options", **o.attacker.options)
 
     def compute(self, context) -> dict[str, Any]:
-        from dreamset.plugins.metrics.accuracy import per_class_accuracy, per_class_table
+        from dreamset.plugins.metrics.accuracy import evaluation_rows, per_class_accuracy, per_class_table
 
         if context.real_test is None:
             raise BadInputError("real_test: metric:robust-accuracy needs the real test split")
@@ -81,18 +85,19 @@ class RobustAccuracyMetric(Metric):
             raise BadInputError("arms: metric:robust-accuracy needs trained arms (context.models is empty)")
         o = self.options
         attacker = self.make_attacker(context.registry)
-        n = len(context.real_test) if o.max_samples is None else min(len(context.real_test), o.max_samples)
+        rows = evaluation_rows(context, o.max_samples, o.seed)
+        n = len(context.real_test) if rows is None else len(rows)
         result: dict[str, Any] = {"attacker": attacker.describe(), "n_samples": n}
         arms: dict[str, Any] = {}
         per_arm: dict[str, list[dict[str, Any]]] = {}
         for arm, model in context.models.items():
-            clean, _ = per_class_accuracy(model, context.real_test, context.device, o.batch_size, max_samples=n)
+            clean, _ = per_class_accuracy(model, context.real_test, context.device, o.batch_size, rows=rows)
             with forked_rng(context.device, o.seed):
-                robust, rows = per_class_accuracy(model, context.real_test, context.device, o.batch_size, attacker, max_samples=n)
+                robust, per_class = per_class_accuracy(model, context.real_test, context.device, o.batch_size, attacker, rows=rows)
             result[f"robust_accuracy[{arm}]"] = robust
             result[f"clean_accuracy[{arm}]"] = clean
-            arms[arm] = {"robust_accuracy": robust, "clean_accuracy": clean, "per_class": rows}
-            per_arm[arm] = rows
+            arms[arm] = {"robust_accuracy": robust, "clean_accuracy": clean, "per_class": per_class}
+            per_arm[arm] = per_class
         result["arms"] = arms
         result["tables"] = {"per-class robust accuracy (%)": per_class_table(per_arm, context.real_test.class_names)}
         return result

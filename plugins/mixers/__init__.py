@@ -42,6 +42,12 @@ def object_source(real, synthetic):
     return source
 
 
+def object_composition(real, synthetic) -> tuple[float, float]:
+    """``Mixer.composition`` of a compositing mixer: every image is an object from
+    :func:`object_source` (synthetic when there is any) pasted on a background."""
+    return (0.0, 1.0) if object_source(real, synthetic) is synthetic else (1.0, 0.0)
+
+
 def compositing_inputs(mixer, real, synthetic):
     """``(images, labels, masks, backgrounds, placement)`` for a compositing mixer: the objects
     (``float32 N×C×H×W`` in [0,1], ``int64 N``), their masks (``N×1×H×W``), the background bank and the

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from dreamset import hookimpl
 from dreamset.interfaces import Mixer
-from dreamset.plugins.mixers import CompositingOptions, compositing_inputs, epoch_generator, object_source
+from dreamset.plugins.mixers import CompositingOptions, compositing_inputs, epoch_generator, object_composition, object_source
 
 
 class CutPasteOptions(CompositingOptions):
@@ -33,6 +33,9 @@ class CutPasteMixer(Mixer):
 
     def steps_per_epoch(self, real, synthetic, batch_size: int) -> int:
         return math.ceil(len(object_source(real, synthetic)) * self.options.repeats / batch_size)
+
+    def composition(self, real, synthetic, batch_size: int) -> tuple[float, float]:
+        return object_composition(real, synthetic)
 
     def batches(self, real, synthetic, batch_size: int, epoch: int, seed: int):
         import torch

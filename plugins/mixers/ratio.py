@@ -58,6 +58,10 @@ class RatioMixer(Mixer):
             return math.ceil(len(real) / n_real)
         return math.ceil(len(synthetic) / n_syn)
 
+    def composition(self, real, synthetic, batch_size: int) -> tuple[float, float]:
+        n_real, _ = self._counts(real, synthetic, batch_size)
+        return n_real / batch_size, 1 - n_real / batch_size
+
     def batches(self, real, synthetic, batch_size: int, epoch: int, seed: int):
         n_real, n_syn = self._counts(real, synthetic, batch_size)
         generator = epoch_generator(seed, epoch)

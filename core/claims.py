@@ -1,0 +1,96 @@
+"""The tables README.md and docs/ show, regenerated from a run's ``report.json`` — never typed.
+
+``benchmarks/claims.py`` runs the catalogue recipes and calls :func:`claims_markdown` on each report,
+then :func:`splice` writes the result between the markers ``<!-- claims:NAME -->`` and
+``<!-- /claims:NAME -->`` of the documents. Every block ends with the line that says where its
+numbers came from (command, date, machine, wall time).
+
+A block holds: the arms table (optimizer steps, clean accuracy, worst-case robust accuracy, mean
+shifted accuracies, mean ± std over seeds, percent), the paired differences to the baseline arm with
+their 95% intervals and verdicts (:mod:`dreamset.differences`: ``not shown`` when the interval
+contains 0), any loud notes of the report, and optionally the scalar distribution metrics.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dreamset.errors import BadInputError
+from dreamset.report import COMPARISON_LABELS, compact_rows
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
+
+
+def _difference(d: dict[str, Any]) -> str:
+    if d.get("low") is None:
+        return f"{100 * d['mean']:+.1f} (one seed: not shown)"
+    text = f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+    return f"**{text}** {d['verdict']}" if d["verdict"] != "not shown" else f"{text} not shown"
+
+
+#: the scalar metrics a claims block lists: (label, metric, key, format)
+METRIC_ROWS = [
+    ("FID (reference-classifier features)", "fid", "fid", "{:.2f}"),
+    ("KID", "kid", "kid", "{:.3f}"),
+    ("precision", "prdc", "precision", "{:.3f}"),
+    ("recall", "prdc", "recall", "{:.3f}"),
+    ("density", "prdc", "density", "{:.3f}"),
+    ("coverage", "prdc", "coverage", "{:.3f}"),
+    ("label agreement", "label_agreement", "agreement", "{:.3f}"),
+    ("ARC", "arc", "arc", "{:.3f}"),
+]
+
+
+def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = False) -> str:
+    """The markdown block for one run: arms table, paired differences, notes, (metrics,) and the
+    ``source`` line (how the numbers were produced)."""
+    header, rows = compact_rows(report)
+    seeds = report.get("seeds") or []
+    evaluation = report.get("evaluation") or {}
+    lines = _table(header, rows)
+    lines += ["", f"Mean ± std over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
+              f"robust = per-sample worst case over the evaluation attackers on "
+              f"{evaluation.get('subset_size', '?')} of {evaluation.get('test_size', '?')} test images (one stratified subset "
+              f"for every arm); steps = optimizer steps per arm.", ""]
+    diff_rows = []
+    for arm, entry in (report.get("comparisons") or {}).items():
+        cells = [f"{arm} − {entry['baseline']}"]
+        cells += [_difference(entry[name]) if name in entry else "–" for name in COMPARISON_LABELS]
+        diff_rows.append(cells)
+    if diff_rows:
+        lines += _table(["paired difference (points)"] + list(COMPARISON_LABELS.values()), diff_rows)
+        lines += ["", "Mean of the per-seed differences with its 95% Student-t interval over seeds; "
+                  "*not shown*: the interval contains 0.", ""]
+    for note in report.get("notes") or []:
+        lines += [f"> **Note:** {note}", ""]
+    if metrics:
+        found = report.get("metrics") or {}
+        metric_rows = [[label, fmt.format(found[m][k])] for label, m, k, fmt in METRIC_ROWS
+                       if isinstance((found.get(m) or {}).get(k), (int, float))]
+        er = (found.get("effective_robustness") or {}).get("arms") or {}
+        for arm, entry in er.items():
+            interval = entry.get("interval") or {}
+            if entry.get("effective_robustness_mean") is None:
+                continue
+            span = (f" [{interval['low']:+.2f}, {interval['high']:+.2f}] {entry.get('verdict')}"
+                    if interval.get("low") is not None else "")
+            metric_rows.append([f"effective robustness, {arm} (pp)", f"{entry['effective_robustness_mean']:+.2f}{span}"])
+        if metric_rows:
+            lines += _table(["metric", "value"], metric_rows) + [""]
+    lines.append(source)
+    return "\n".join(lines)
+
+
+def splice(text: str, name: str, block: str) -> str:
+    """``text`` with everything between ``<!-- claims:NAME -->`` and ``<!-- /claims:NAME -->``
+    replaced by ``block``; refuses a document without both markers."""
+    pattern = re.compile(rf"(<!-- claims:{re.escape(name)} -->\n).*?(\n<!-- /claims:{re.escape(name)} -->)", re.S)
+    if not pattern.search(text):
+        raise BadInputError(f"claims:{name}: the document has no <!-- claims:{name} --> ... <!-- /claims:{name} --> markers")
+    return pattern.sub(lambda m: m.group(1) + block + m.group(2), text, count=1)
