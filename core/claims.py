@@ -54,10 +54,11 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
     seeds = report.get("seeds") or []
     evaluation = report.get("evaluation") or {}
     lines = _table(header, rows)
+    size, total = evaluation.get("subset_size", "?"), evaluation.get("test_size", "?")
+    where = f"all {total} test images" if size == total else f"one stratified subset of {size} of {total} test images"
     lines += ["", f"Mean ± std over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
-              f"robust = per-sample worst case over the evaluation attackers on "
-              f"{evaluation.get('subset_size', '?')} of {evaluation.get('test_size', '?')} test images (one stratified subset "
-              f"for every arm); steps = optimizer steps per arm.", ""]
+              f"robust = per-sample worst case over the evaluation attackers on {where}, the same for every arm; "
+              f"steps = optimizer steps per arm.", ""]
     diff_rows = []
     for arm, entry in (report.get("comparisons") or {}).items():
         cells = [f"{arm} − {entry['baseline']}"]

@@ -295,3 +295,14 @@ def test_splice_replaces_only_between_markers():
     assert splice(text, "x", "new") == "intro\n<!-- claims:x -->\nnew\n<!-- /claims:x -->\nrest"
     with pytest.raises(BadInputError, match="claims:y"):
         splice(text, "y", "new")
+
+
+def test_readme_and_recipes_doc_hold_generated_blocks():
+    """The numbers in README.md and docs/recipes.md sit inside generated blocks with their source line."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for doc in ("README.md", "docs/recipes.md"):
+        text = (root / doc).read_text()
+        match = text.split("<!-- claims:digits-robust -->")[1].split("<!-- /claims:digits-robust -->")[0]
+        assert "benchmarks/claims.py" in match and "| real+synthetic |" in match
