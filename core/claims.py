@@ -91,7 +91,7 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
 def splice(text: str, name: str, block: str) -> str:
     """``text`` with everything between ``<!-- claims:NAME -->`` and ``<!-- /claims:NAME -->``
     replaced by ``block``; refuses a document without both markers."""
-    pattern = re.compile(rf"(<!-- claims:{re.escape(name)} -->\n).*?(\n<!-- /claims:{re.escape(name)} -->)", re.S)
+    pattern = re.compile(rf"(<!-- claims:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- /claims:{re.escape(name)} -->)", re.S)
     if not pattern.search(text):
         raise BadInputError(f"claims:{name}: the document has no <!-- claims:{name} --> ... <!-- /claims:{name} --> markers")
-    return pattern.sub(lambda m: m.group(1) + block + m.group(2), text, count=1)
+    return pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text, count=1)

@@ -293,6 +293,9 @@ def test_claims_table_is_generated_from_the_report(tiny_report):
 def test_splice_replaces_only_between_markers():
     text = "intro\n<!-- claims:x -->\nold\n<!-- /claims:x -->\nrest"
     assert splice(text, "x", "new") == "intro\n<!-- claims:x -->\nnew\n<!-- /claims:x -->\nrest"
+    empty = "<!-- claims:x -->\n<!-- /claims:x -->"
+    assert splice(empty, "x", "new") == "<!-- claims:x -->\nnew\n<!-- /claims:x -->"
+    assert splice(splice(empty, "x", "a\nb"), "x", "c") == "<!-- claims:x -->\nc\n<!-- /claims:x -->"
     with pytest.raises(BadInputError, match="claims:y"):
         splice(text, "y", "new")
 
