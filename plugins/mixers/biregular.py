@@ -1,5 +1,6 @@
 """``mixer:biregular`` — Jin & Rinard's balanced object/background pairing with confusing context
-(Jin & Rinard, 2021, "Learning from One Synthetic Image per Class" / context-agnostic learning).
+(Charles Jin and Martin Rinard, "Learning From Context-Agnostic Synthetic Data", arXiv:2005.14707, 2020;
+NeurIPS 2021 as "Towards Context-Agnostic Learning Using Synthetic Data").
 
 Each epoch draws a random **biregular bipartite graph** between the ``n_o`` objects and ``n_b``
 backgrounds: every object is pasted on exactly ``d_o`` (``object_degree``) backgrounds and every
@@ -96,4 +97,4 @@ class BiregularMixer(Mixer):
 
 @hookimpl
 def register_mixers(register):
-    register("biregular", "dreamset.plugins.mixers.biregular:BiregularMixer", description="Jin & Rinard balanced pairing + superimposition")
+    register("biregular", "dreamset.plugins.mixers.biregular:BiregularMixer", description="Jin & Rinard (arXiv:2005.14707) balanced pairing + superimposition")
