@@ -88,6 +88,19 @@ def test_biregular_degrees_are_exact_over_many_draws():
         assert len(pairs) == n_o * d_o  # simple graph: no repeated pair
 
 
+@pytest.mark.parametrize("n_o, n_b, d_o", [(10, 200, 200), (10, 250, 200), (7, 21, 12)])
+def test_dense_biregular_graphs_are_simple_and_exact(n_o, n_b, d_o):
+    """Dense graphs, where random swaps cannot remove every repeated pair (the complete graph among
+    them), still come out simple with exact degrees."""
+    from dreamset.plugins.mixers.biregular import biregular_edges
+
+    objects, backgrounds = biregular_edges(n_o, n_b, d_o, torch.Generator().manual_seed(0))
+    keys = objects * n_b + backgrounds
+    assert len(torch.unique(keys)) == n_o * d_o
+    assert torch.equal(torch.bincount(objects, minlength=n_o), torch.full((n_o,), d_o))
+    assert torch.equal(torch.bincount(backgrounds, minlength=n_b), torch.full((n_b,), n_o * d_o // n_b))
+
+
 @pytest.mark.parametrize("n_b, d_o", [(7, 5), (3, 5)])
 def test_impossible_degrees_are_rejected(n_b, d_o):
     syn, real = toy_sources(10, 10)
