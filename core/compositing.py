@@ -1,5 +1,5 @@
 """Vectorised cut-and-paste compositing in torch (Dwibedi et al., 2017, "Cut, Paste and Learn";
-Jin & Rinard, 2021, context-agnostic learning from one synthetic image per class).
+Jin & Rinard, "Learning From Context-Agnostic Synthetic Data", arXiv:2005.14707).
 
 A whole batch is composited at once: each object (``float32 B×C×H×W`` in [0,1]) and its mask
 (``B×1×H×W`` in [0,1]) are warped by a per-sample affine map (scale, rotation, flip, translation) with

@@ -185,7 +185,7 @@ class Mixer(Component):
         deterministic function of ``(epoch, seed)``. A compositing mixer may add a third item, the
         **context mask** ``float32 B×1×H×W`` in [0,1] (1 = background/context, 0 = the labelled
         object): the trainer hands it to an attacker whose ``attack`` takes ``mask`` (``attacker:masked-pgd``),
-        which then perturbs the context only — Jin & Rinard's (2021) adversarial refinement."""
+        which then perturbs the context only — Jin & Rinard's (arXiv:2005.14707) adversarial refinement."""
 
 
 class Model(Component):

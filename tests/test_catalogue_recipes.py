@@ -8,6 +8,9 @@ data and tiny models: every component they name, and the way they combine them, 
   test (class names x CLIP templates), a timm model, effective robustness and FID.
 - context-agnostic-digits: ten glyphs, cut-paste vs biregular, plus an arm with masked-PGD refinement of
   the context (its `region: given` refuses to run without the mixer's context mask).
+- context-agnostic-mnist: the same at 28x28 on real MNIST digits (dataset:mnist, no training split),
+  every arm and ablation, and a check that the shipped recipe's arms take equal steps per epoch.
+- mnist-robust: a (tiny) DDPM trained on real MNIST digits, PGD-AT real vs real+synthetic, PGD evaluation.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dreamset.cli import main
 
@@ -112,3 +116,69 @@ def test_context_agnostic_digits_tiny_variant_with_context_refinement(tmp_path):
     assert set(report["arms"]) == {"naive", "context-agnostic", "refined"}
     for arm in report["arms"].values():
         assert 0 <= arm["clean_accuracy"] <= 1
+
+
+def _arm_steps(recipe_name: str, sets: list[str] = ()) -> dict[str, int]:
+    """Optimizer steps per epoch of every arm of a shipped recipe (the mixers' own count), without
+    training: the objects are the recipe's generate.count images, the real set its training split."""
+    import dreamset.registry as registry
+    from dreamset.data import TensorImageSet
+    from dreamset.recipe import load_recipe
+
+    recipe, _ = load_recipe(recipe_name, list(sets))
+    real = registry.create(recipe.data.dataset.key, **recipe.data.dataset.options).load("train")
+    count = recipe.generate.count
+    synthetic = TensorImageSet(torch.zeros(count, *real.image_shape), torch.arange(count) % 10, real.class_names)
+    steps = {}
+    for name, arm in recipe.arms.items():
+        mixer = registry.create(arm.mixer.key, kind="mixer", **arm.mixer.options)
+        steps[name] = mixer.steps_per_epoch(real if arm.real else None, synthetic if arm.synthetic else None,
+                                            recipe.train.batch_size)
+    return steps
+
+
+def test_context_agnostic_mnist_arms_are_compute_matched():
+    steps = _arm_steps("context-agnostic-mnist")
+    assert set(steps) == {"naive", "context-agnostic", "no-refinement", "no-superimpose", "no-biregular"}
+    assert len(set(steps.values())) == 1, steps
+
+
+def test_mnist_robust_arms_are_compute_matched():
+    steps = _arm_steps("mnist-robust")
+    assert set(steps) == {"real", "real+synthetic"} and len(set(steps.values())) == 1, steps
+
+
+def test_context_agnostic_mnist_tiny_variant(tmp_path):
+    """Every arm of the recipe at 28x28, tested on real MNIST digits only (no MNIST image is trained on)."""
+    report = _run("context-agnostic-mnist", tmp_path / "run", [
+        "seeds=[0]", "data.dataset.options={train_size: 0, test_size: 100}", "train.epochs=1",
+        "train.model.options.width=8", "train.attacker.options.steps=1", "report.html=false",
+        "arms.naive.mixer.options.repeats=4", "arms.no-biregular.mixer.options={backgrounds: procedural, n_backgrounds: 10, repeats: 4}",
+        *[f"arms.{arm}.mixer.options.{key}={value}" for arm in ("context-agnostic", "no-refinement", "no-superimpose")
+          for key, value in (("n_backgrounds", 10), ("object_degree", 4))],
+    ])
+    assert set(report["arms"]) == {"naive", "context-agnostic", "no-refinement", "no-superimpose", "no-biregular"}
+    store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
+    assert store["count"] == 10  # one glyph per class is all the training data
+    for arm in report["arms"].values():
+        assert 0 <= arm["clean_accuracy"] <= 1
+        # 100 test digits: accuracies are multiples of 1/100
+        assert abs(arm["clean_accuracy"] * 100 - round(arm["clean_accuracy"] * 100)) < 1e-9
+
+
+def test_mnist_robust_tiny_variant(tmp_path):
+    report = _run("mnist-robust", tmp_path / "run", [
+        "seeds=[0]", "data.dataset.options={train_size: 100, test_size: 50}",
+        "generate.count=40", "generate.batch_size=20", "generate.shard_size=20",
+        "generate.generator.options={block_out_channels: [8, 16], train_steps: 2, steps: 2, batch_size: 16}",
+        "train.epochs=1", "train.model.options.width=8", "train.attacker.options.steps=1",
+        "arms.real.mixer.options.epoch_steps=2", "arms.real+synthetic.mixer.options.epoch_steps=2",
+        "evaluate.attackers.0.options.steps=2", "evaluate.robust_samples=20", "reference.epochs=1",
+        "report.html=false",
+    ])
+    assert set(report["arms"]) == {"real", "real+synthetic"}
+    for arm in report["arms"].values():
+        assert 0 <= arm["robust_accuracy"] <= 1 and 0 <= arm["clean_accuracy"] <= 1
+    assert report["metrics"]["fid"]["fid"] >= 0 and 0 <= report["metrics"]["label_agreement"]["agreement"] <= 1
+    store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
+    assert store["count"] == 40

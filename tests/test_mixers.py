@@ -47,6 +47,25 @@ def test_ratio_batches_hold_the_fraction(fraction):
     check_mixer(mixer, real, syn, batch_size=10)
 
 
+def test_ratio_epoch_steps_matches_a_real_arm_to_a_mixed_arm():
+    """``epoch_steps`` gives a real-only arm and a half-real arm the same optimizer steps; the real set
+    is then cycled through successive permutations (every sample seen equally often, full batches)."""
+    values = torch.arange(50, dtype=torch.float32).view(50, 1, 1, 1).expand(50, 1, 4, 4) / 100
+    real = TensorImageSet(values, torch.zeros(50, dtype=torch.long), ["0"])
+    syn = TensorImageSet(torch.ones(37, 1, 4, 4), torch.zeros(37, dtype=torch.long), ["0"])
+    alone = registry.create("mixer:ratio", real_fraction=1.0, epoch_steps=10)
+    mixed = registry.create("mixer:ratio", real_fraction=0.5, epoch_steps=10)
+    assert alone.steps_per_epoch(real, None, 10) == mixed.steps_per_epoch(real, syn, 10) == 10
+    assert registry.create("mixer:ratio", real_fraction=1.0).steps_per_epoch(real, None, 10) == 5
+    batches = list(alone.batches(real, None, 10, epoch=0, seed=0))
+    assert len(batches) == 10 and all(len(x) == 10 for x, _ in batches)
+    counts = torch.bincount((torch.cat([x[:, 0, 0, 0] for x, _ in batches]) * 100).round().long(), minlength=50)
+    assert torch.equal(counts, torch.full((50,), 2))  # 100 draws = two full permutations of 50
+    batches = list(mixed.batches(real, syn, 10, epoch=0, seed=0))
+    assert len(batches) == 10 and all(int((x[:, 0, 0, 0] == 1).sum()) == 5 for x, _ in batches)
+    check_mixer(mixed, real, syn, batch_size=10)
+
+
 def test_ratio_without_replacement_covers_synthetic_evenly():
     real, syn = _marked_sources()
     syn = TensorImageSet(torch.arange(37, dtype=torch.float32).view(37, 1, 1, 1).expand(37, 1, 4, 4) / 100, torch.zeros(37, dtype=torch.long), ["0"])
@@ -67,6 +86,19 @@ def test_biregular_degrees_are_exact_over_many_draws():
         assert torch.equal(torch.bincount(backgrounds, minlength=n_b), torch.full((n_b,), n_o * d_o // n_b))
         pairs = set(zip(objects.tolist(), backgrounds.tolist()))
         assert len(pairs) == n_o * d_o  # simple graph: no repeated pair
+
+
+@pytest.mark.parametrize("n_o, n_b, d_o", [(10, 200, 200), (10, 250, 200), (7, 21, 12)])
+def test_dense_biregular_graphs_are_simple_and_exact(n_o, n_b, d_o):
+    """Dense graphs, where random swaps cannot remove every repeated pair (the complete graph among
+    them), still come out simple with exact degrees."""
+    from dreamset.plugins.mixers.biregular import biregular_edges
+
+    objects, backgrounds = biregular_edges(n_o, n_b, d_o, torch.Generator().manual_seed(0))
+    keys = objects * n_b + backgrounds
+    assert len(torch.unique(keys)) == n_o * d_o
+    assert torch.equal(torch.bincount(objects, minlength=n_o), torch.full((n_o,), d_o))
+    assert torch.equal(torch.bincount(backgrounds, minlength=n_b), torch.full((n_b,), n_o * d_o // n_b))
 
 
 @pytest.mark.parametrize("n_b, d_o", [(7, 5), (3, 5)])

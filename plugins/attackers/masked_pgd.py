@@ -1,6 +1,6 @@
 """``attacker:masked-pgd`` — L∞ PGD restricted to a region of the image, for the adversarial
-refinement of cut-and-paste composites in context-agnostic learning (Jin & Rinard, 2021, "Data
-augmentation with a single synthetic image per class / context-agnostic learning"): the object is
+refinement of cut-and-paste composites in context-agnostic learning (Charles Jin and Martin Rinard,
+"Learning From Context-Agnostic Synthetic Data", arXiv:2005.14707, 2020): the object is
 kept and only its context (the background) is attacked, so the classifier learns to ignore context.
 
 ``attack(model, x, y, mask=None)``: ``x`` ``float32 N×C×H×W`` in [0,1], ``y`` ``int64 N``, ``mask``
@@ -89,4 +89,4 @@ class MaskedPGDAttacker(Attacker):
 @hookimpl
 def register_attackers(register):
     register("masked-pgd", "dreamset.plugins.attackers.masked_pgd:MaskedPGDAttacker",
-             description="L-inf PGD inside a mask / the background (Jin & Rinard 2021)")
+             description="L-inf PGD inside a mask / the background (Jin & Rinard, arXiv:2005.14707)")

@@ -30,26 +30,14 @@ class DigitsDataset(Dataset):
     def _split(self):
         import numpy as np
         from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
+
+        from dreamset.plugins.datasets import stratified_split
 
         digits = load_digits()
         images = (digits.images.astype(np.float32) / 16.0)[:, None, :, :]
         labels = digits.target.astype(np.int64)
-        n = len(labels)
-        test_size = self.options.test_size or n - self.options.train_size
-        if self.options.train_size + test_size > n:
-            raise BadInputError(
-                f"dataset:digits: train_size + test_size = {self.options.train_size + test_size} exceeds the {n} images"
-            )
-        index = np.arange(n)
-        train_idx, rest = train_test_split(
-            index, train_size=self.options.train_size, stratify=labels, random_state=self.options.seed
-        )
-        if test_size < len(rest):
-            test_idx, _ = train_test_split(rest, train_size=test_size, stratify=labels[rest], random_state=self.options.seed)
-        else:
-            test_idx = rest
-        return images, labels, np.sort(train_idx), np.sort(test_idx)
+        o = self.options
+        return (images, labels) + stratified_split(labels, o.train_size, o.test_size, o.seed, "dataset:digits")
 
     def load(self, split: str):
         import torch

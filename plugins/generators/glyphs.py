@@ -1,9 +1,19 @@
 """``generator:glyphs`` — class names rendered as font glyphs: one synthetic image per class.
 
-Jin & Rinard, 2021, "Learning from One Synthetic Image per Class": a classifier can be (pre)trained
-from a single rendered image per class, e.g. the glyph "7" for the digit 7, plus augmentations. This generator draws each class name
-(``"0"``..``"9"`` or any short text) with a font Pillow ships (``ImageFont.load_default(size=...)``,
-a scalable FreeType font in Pillow ≥ 10.1) or a TrueType/OpenType file given by ``font``.
+Paper: Charles Jin and Martin Rinard, "Learning From Context-Agnostic Synthetic Data"
+(arXiv:2005.14707, 2020; NeurIPS 2021 as "Towards Context-Agnostic Learning Using Synthetic Data"):
+a classifier is trained from a single synthetic image per class — for Digit→MNIST, the digit drawn in
+a font — composited onto contexts (see ``mixer:biregular``). This generator draws each class name
+(``"0"``..``"9"`` or any short text) with
+
+* ``font: null`` — the font Pillow ships (``ImageFont.load_default(size=...)``, a scalable FreeType
+  font in Pillow ≥ 10.1);
+* ``font: PATH`` — any TrueType/OpenType file;
+* ``font: FAMILY`` — a family (or fontconfig pattern such as ``"DejaVu Sans:bold"``) resolved by
+  ``matplotlib.font_manager``; matplotlib ships DejaVu Sans / Serif / Sans Mono (+ Condensed, Bold,
+  …), STIX and the Computer Modern ``cm*`` fonts, so these work offline everywhere;
+* ``font: [A, B, ...]`` — several fonts: seed 0 draws with the first, any other seed picks one of
+  them (seeded). One image per class means one font: the paper-faithful recipes give one.
 
 Seed 0 gives the canonical glyph (centred, no jitter); other seeds add a small seeded jitter of
 offset, scale, stroke width and rotation so several seeds give variants of the same class. Glyphs
@@ -12,7 +22,14 @@ are drawn ``supersample`` times larger and box-filtered down, so edges are anti-
 Output: ``float32 B×C×H×W`` in [0,1]; by default a white glyph (``foreground`` = 1) on a black
 background (``background`` = 0), so thresholding an image at the midpoint gives the glyph's mask.
 ``(C, H, W)`` follow the real data seen by ``fit`` unless ``channels``/``image_size`` are set
-(without real data: 1×28×28). Image ``i`` depends only on ``(labels[i], seeds[i], options)``.
+(without real data: 1×28×28). ``font_size`` is the glyph's ink height as a fraction of the image
+height (MNIST digits are about 20 of 28 pixels: 0.7). Image ``i`` depends only on
+``(labels[i], seeds[i], options)``.
+
+Example (the ten digits at 28×28 in DejaVu Sans)::
+
+    generator = dreamset.registry.create("generator:glyphs", font="DejaVu Sans", image_size=28, font_size=0.7)
+    batch = generator.generate(torch.arange(10), [0] * 10, [str(d) for d in range(10)])  # 10×1×28×28
 """
 from __future__ import annotations
 
@@ -33,7 +50,9 @@ class GlyphsOptions(Options):
     image_size: int | None = Field(default=None, ge=4, le=1024,
                                    description="square output size; None = the real data's H×W")
     channels: int | None = Field(default=None, ge=1, le=4, description="output channels; None = the real data's")
-    font: str | None = Field(default=None, description="path of a .ttf/.otf font; None = Pillow's default font")
+    font: str | list[str] | None = Field(
+        default=None, description="a .ttf/.otf path or a font family (matplotlib's font manager), or a list of them; "
+                                  "None = Pillow's default font")
     font_size: float = Field(default=1.0, gt=0, le=2,
                              description="ink height of the glyph as a fraction of the image height")
     stroke: float = Field(default=0.03, ge=0, le=0.5,
@@ -47,17 +66,41 @@ class GlyphsOptions(Options):
     supersample: int = Field(default=4, ge=1, le=16, description="render this many times larger, then box-filter down")
 
 
+def resolve_font(spec: str) -> str:
+    """The font file for ``spec``: an existing file, else a family or fontconfig pattern looked up in
+    matplotlib's font manager (no fallback: an unknown family is a one-line error naming it)."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return str(path)
+    if path.suffix.lower() in {".ttf", ".otf", ".ttc"} or "/" in spec or "\\" in spec:
+        raise BadInputError(f"font: {spec} is not a file; give the path of a .ttf/.otf font, a font family, or leave it unset")
+    import difflib
+
+    from matplotlib import font_manager
+
+    try:
+        return font_manager.findfont(font_manager.FontProperties(spec), fallback_to_default=False)
+    except ValueError:
+        families = sorted({f.name for f in font_manager.fontManager.ttflist})
+        close = difflib.get_close_matches(spec, families, n=3) or families[:5]
+        raise BadInputError(f"font: no font file or family {spec!r} (matplotlib knows e.g. {', '.join(close)})") from None
+
+
 class GlyphsGenerator(Generator):
-    """Class names rendered with a font; seed 0 = canonical glyph (Jin & Rinard, 2021)."""
+    """Class names rendered with a font; seed 0 = canonical glyph (Jin & Rinard, arXiv:2005.14707)."""
 
     Options = GlyphsOptions
 
     def __init__(self, options: GlyphsOptions | None = None) -> None:
         super().__init__(options)
         self._real_shape: tuple[int, int, int] | None = None
-        self._fonts: dict[int, object] = {}
-        if self.options.font is not None and not Path(self.options.font).is_file():
-            raise BadInputError(f"font: {self.options.font} is not a file; give the path of a .ttf/.otf font or leave it unset")
+        self._fonts: dict[tuple[int, int], object] = {}
+        font = self.options.font
+        if isinstance(font, list) and not font:
+            raise BadInputError("font: an empty list; give one font (a path or a family) or leave it unset")
+        #: font files, one per entry of ``font``; ``[None]`` = Pillow's default font
+        self.font_files: list[str | None] = [None] if font is None else [
+            resolve_font(f) for f in ([font] if isinstance(font, str) else font)]
 
     def fit(self, real, workdir: Path, context=None) -> None:
         """Nothing to train: only remember the real data's shape."""
@@ -71,19 +114,28 @@ class GlyphsGenerator(Generator):
         return (c, base[1], base[2])
 
     # -- rendering -----------------------------------------------------------------------------
-    def _font(self, pixels: int):
+    def _font(self, index: int, pixels: int):
         from PIL import ImageFont
 
         pixels = max(1, int(pixels))
-        if pixels not in self._fonts:
-            if self.options.font is None:
-                self._fonts[pixels] = ImageFont.load_default(size=pixels)
+        if (index, pixels) not in self._fonts:
+            path = self.font_files[index]
+            if path is None:
+                self._fonts[index, pixels] = ImageFont.load_default(size=pixels)
             else:
                 try:
-                    self._fonts[pixels] = ImageFont.truetype(self.options.font, size=pixels)
+                    self._fonts[index, pixels] = ImageFont.truetype(path, size=pixels)
                 except OSError as exc:
-                    raise BadInputError(f"font: cannot read {self.options.font} as a font ({exc})") from None
-        return self._fonts[pixels]
+                    raise BadInputError(f"font: cannot read {path} as a font ({exc})") from None
+        return self._fonts[index, pixels]
+
+    def font_index(self, seed: int) -> int:
+        """Which of the fonts draws seed ``seed``: the first for seed 0, a seeded choice otherwise."""
+        if seed == 0 or len(self.font_files) == 1:
+            return 0
+        import numpy as np
+
+        return int(np.random.default_rng([seed, 1]).integers(len(self.font_files)))
 
     def _jitter(self, seed: int) -> tuple[float, float, float, float, float]:
         """``(dx, dy, scale, extra_stroke, degrees)``; all neutral for seed 0."""
@@ -105,12 +157,13 @@ class GlyphsGenerator(Generator):
         ss = o.supersample
         canvas_w, canvas_h = width * ss, height * ss
         dx, dy, scale, extra_stroke, degrees = self._jitter(seed)
+        font = self.font_index(seed)
         target = o.font_size * canvas_h * scale  # ink height of the glyph, in canvas pixels
         stroke = lambda px: int(round((o.stroke + extra_stroke) * px))  # noqa: E731
         probe = ImageDraw.Draw(Image.new("L", (1, 1)))
 
         def bbox(px):
-            return probe.textbbox((0, 0), text, font=self._font(px), stroke_width=stroke(px))
+            return probe.textbbox((0, 0), text, font=self._font(font, px), stroke_width=stroke(px))
 
         # size the font so the ink (not the em box) is `target` high, and at most 95% of the width
         pixels = float(canvas_h)
@@ -121,7 +174,7 @@ class GlyphsGenerator(Generator):
         image = Image.new("L", (canvas_w, canvas_h), 0)
         x = canvas_w / 2 + dx * canvas_w - (left + right) / 2
         y = canvas_h / 2 + dy * canvas_h - (top + bottom) / 2
-        ImageDraw.Draw(image).text((x, y), text, fill=255, font=self._font(pixels),
+        ImageDraw.Draw(image).text((x, y), text, fill=255, font=self._font(font, pixels),
                                    stroke_width=stroke(pixels), stroke_fill=255)
         if degrees:
             image = image.rotate(degrees, resample=Image.Resampling.BILINEAR)
@@ -164,4 +217,4 @@ class GlyphsGenerator(Generator):
 @hookimpl
 def register_generators(register):
     register("glyphs", "dreamset.plugins.generators.glyphs:GlyphsGenerator",
-             description="class names rendered as font glyphs, one image per class (Jin & Rinard 2021)")
+             description="class names rendered as font glyphs, one image per class (Jin & Rinard, arXiv:2005.14707)")

@@ -1,12 +1,15 @@
 """``mixer:biregular`` — Jin & Rinard's balanced object/background pairing with confusing context
-(Jin & Rinard, 2021, "Learning from One Synthetic Image per Class" / context-agnostic learning).
+(Charles Jin and Martin Rinard, "Learning From Context-Agnostic Synthetic Data", arXiv:2005.14707, 2020;
+NeurIPS 2021 as "Towards Context-Agnostic Learning Using Synthetic Data").
 
 Each epoch draws a random **biregular bipartite graph** between the ``n_o`` objects and ``n_b``
 backgrounds: every object is pasted on exactly ``d_o`` (``object_degree``) backgrounds and every
 background carries exactly ``d_b = n_o·d_o / n_b`` objects, so no background co-occurs more with one
 class than another and backgrounds carry no label information. ``n_o·d_o`` must be divisible by
 ``n_b`` and ``d_o ≤ n_b`` (else a one-line error naming the options). Built by the configuration
-model (random matching of degree stubs) followed by random edge swaps that remove repeated pairs.
+model (random matching of degree stubs) followed by random edge swaps that remove repeated pairs;
+when the swaps cannot (dense graphs, e.g. ``object_degree = n_backgrounds``: the complete graph), by a
+randomly relabelled circulant graph, so the graph is always simple.
 
 **Superimposition** (their "confusing context"): with probability ``superimpose`` the previous
 composite in the stream becomes the background of the next one; the new object's label is kept.
@@ -45,7 +48,8 @@ def biregular_edges(n_objects: int, n_backgrounds: int, object_degree: int, gene
     objects = torch.arange(n_objects).repeat_interleave(object_degree)
     backgrounds = torch.arange(n_backgrounds).repeat(total // n_backgrounds)[torch.randperm(total, generator=generator)]
     # repair repeated (object, background) pairs by swapping the background with a random other edge
-    for _ in range(100):
+    # (no attempts for the complete graph, object_degree = n_backgrounds: the circulant below is it)
+    for _ in range(100 if object_degree < n_backgrounds else 0):
         keys = objects * n_backgrounds + backgrounds
         order = torch.argsort(keys, stable=True)
         sorted_keys = keys[order]
@@ -55,6 +59,14 @@ def biregular_edges(n_objects: int, n_backgrounds: int, object_degree: int, gene
         partners = torch.randint(total, (len(dup),), generator=generator).tolist()
         for i, j in zip(dup.tolist(), partners):  # one swap at a time keeps every degree exact
             backgrounds[i], backgrounds[j] = backgrounds[j].clone(), backgrounds[i].clone()
+    else:
+        # dense graphs (object_degree near n_backgrounds) defeat the swaps: use a randomly relabelled
+        # circulant graph instead — object i takes the d_o consecutive backgrounds from i·d_o (mod n_b),
+        # simple because d_o <= n_b, and the blocks tile the cycle so every background gets d_b
+        cycle = torch.randperm(n_backgrounds, generator=generator)
+        slots = (torch.arange(n_objects)[:, None] * object_degree + torch.arange(object_degree)) % n_backgrounds
+        rows = torch.randperm(n_objects, generator=generator)
+        backgrounds = cycle[slots[rows]].flatten()
     return objects, backgrounds
 
 
@@ -99,4 +111,4 @@ class BiregularMixer(Mixer):
 
 @hookimpl
 def register_mixers(register):
-    register("biregular", "dreamset.plugins.mixers.biregular:BiregularMixer", description="Jin & Rinard balanced pairing + superimposition")
+    register("biregular", "dreamset.plugins.mixers.biregular:BiregularMixer", description="Jin & Rinard (arXiv:2005.14707) balanced pairing + superimposition")

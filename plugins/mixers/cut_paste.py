@@ -5,7 +5,7 @@ Objects are the arm's synthetic images (else its real ones); their masks come fr
 difference to the image's border (white-on-black glyphs, objects on plain backdrops). Each epoch shows
 every object ``repeats`` times, each time on a background drawn uniformly from the bank with a random
 scale/rotation/translation/flip/brightness — vectorised over whole batches (:mod:`dreamset.compositing`).
-With ``backgrounds: plain`` this is the naive baseline of Jin & Rinard (2021).
+With ``backgrounds: plain`` this is the naive baseline of Jin & Rinard (arXiv:2005.14707).
 Yields ``(float32 B×C×H×W in [0,1], int64 B, context mask float32 B×1×H×W)`` — the mask is 1 where
 the background shows, for ``attacker:masked-pgd``'s refinement; deterministic in ``(seed, epoch)``.
 """

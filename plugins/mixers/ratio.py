@@ -6,7 +6,10 @@ The mixing used by the papers dreamset reproduces: 0.5 real / 0.5 generated in S
 
 A batch of ``B`` holds ``round(real_fraction·B)`` real samples and the rest synthetic. One epoch is
 one pass over the real set without replacement (``ceil(N_real / n_real)`` batches; the last batch may
-be short) — or over the synthetic set when the arm has no real data. Synthetic samples are drawn
+be short) — or over the synthetic set when the arm has no real data — unless ``epoch_steps`` fixes the
+number of batches per epoch: then real samples too come from successive permutations (full batches
+only), so a real-only arm and a real+synthetic arm can take the same optimizer steps (compute-matched
+arms: set the same ``epoch_steps`` on both). Synthetic samples are drawn
 without replacement through a fresh permutation each time the synthetic set is exhausted, or with
 replacement (``with_replacement: true``). Everything is a deterministic function of ``(seed, epoch)``.
 Reads go through ``ImageSource.get``, so the memory-mapped store is never loaded whole.
@@ -30,6 +33,8 @@ torch = lazy_module("torch")
 class RatioOptions(Options):
     real_fraction: float = Field(default=0.5, ge=0, le=1, description="fraction of each batch that is real")
     with_replacement: bool = Field(default=False, description="draw synthetic samples with replacement")
+    epoch_steps: int | None = Field(default=None, ge=1, le=100_000_000,
+                                    description="batches per epoch; None = one pass over the real (else synthetic) set")
 
 
 class RatioMixer(Mixer):
@@ -54,6 +59,8 @@ class RatioMixer(Mixer):
 
     def steps_per_epoch(self, real, synthetic, batch_size: int) -> int:
         n_real, n_syn = self._counts(real, synthetic, batch_size)
+        if self.options.epoch_steps is not None:
+            return self.options.epoch_steps
         if n_real > 0:
             return math.ceil(len(real) / n_real)
         return math.ceil(len(synthetic) / n_syn)
@@ -66,12 +73,14 @@ class RatioMixer(Mixer):
         n_real, n_syn = self._counts(real, synthetic, batch_size)
         generator = epoch_generator(seed, epoch)
         steps = self.steps_per_epoch(real, synthetic, batch_size)
-        real_order = torch.randperm(len(real), generator=generator) if n_real else None
-        syn_stream = _SyntheticStream(len(synthetic), generator, self.options.with_replacement) if n_syn else None
+        fixed = self.options.epoch_steps is not None
+        real_order = torch.randperm(len(real), generator=generator) if n_real and not fixed else None
+        real_stream = _IndexStream(len(real), generator, False) if n_real and fixed else None
+        syn_stream = _IndexStream(len(synthetic), generator, self.options.with_replacement) if n_syn else None
         for step in range(steps):
             xs, ys = [], []
             if n_real:
-                idx = real_order[step * n_real:(step + 1) * n_real]
+                idx = real_stream.take(n_real) if fixed else real_order[step * n_real:(step + 1) * n_real]
                 x, y = real.get(idx)
                 xs.append(x)
                 ys.append(y)
@@ -84,8 +93,8 @@ class RatioMixer(Mixer):
             yield torch.cat(xs), torch.cat(ys)
 
 
-class _SyntheticStream:
-    """Indices into the synthetic set: successive permutations (without replacement) or uniform draws."""
+class _IndexStream:
+    """Indices into a source: successive permutations (without replacement) or uniform draws."""
 
     def __init__(self, n: int, generator, with_replacement: bool) -> None:
         self.n, self.generator, self.with_replacement = n, generator, with_replacement
