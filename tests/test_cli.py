@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -52,24 +51,27 @@ def test_plugins_table_renders(capsys):
     assert "shift:invert" in capsys.readouterr().out
 
 
+#: what the CLI must not import to list plugins or print help (each costs seconds to import)
+HEAVY_MODULES = ("torch", "torchvision", "diffusers", "transformers", "timm", "torchattacks", "sklearn", "matplotlib", "safetensors")
+
+
 @pytest.mark.parametrize("args", [["--help"], ["plugins"]])
-def test_cli_starts_fast_without_torch(args):
+def test_cli_starts_without_importing_heavy_modules(args):
+    """What "starts fast" means, without a wall-clock threshold (which a loaded CI machine breaks):
+    listing plugins or printing help imports none of the heavy libraries. The time itself is
+    measured by benchmarks/cli_start.py."""
     code = (
-        "import sys, time; t = time.perf_counter(); from dreamset.cli import main\n"
-        "import contextlib, io\n"
+        "import sys, contextlib, io\n"
+        "from dreamset.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n"
         f"        main({args!r})\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "print(time.perf_counter() - t, 'torch' in sys.modules)\n"
+        f"print(' '.join(m for m in {HEAVY_MODULES!r} if m in sys.modules) or '-')\n"
     )
-    start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    seconds, torch_loaded = out.stdout.split()
-    assert torch_loaded == "False"
-    assert float(seconds) < 1.0, f"dreamset {' '.join(args)} took {seconds} s in-process"
-    assert time.perf_counter() - start < 5
+    assert out.stdout.split() == ["-"], f"dreamset {' '.join(args)} imported {out.stdout.strip()}"
 
 
 def _digits_npz(path, noise: float, seed: int):
