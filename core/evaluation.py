@@ -74,11 +74,15 @@ def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | 
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
 
+def _mean(flags: torch.Tensor) -> float:
+    """The fraction of ``True`` in ``flags``, exactly (a count over a count, not a float32 mean)."""
+    return int(flags.sum()) / len(flags) if len(flags) else float("nan")
+
+
 def accuracy(model: torch.nn.Module, source: ImageSource, device: torch.device | str = "cpu", batch_size: int = 256,
              attacker: Attacker | None = None) -> float:
     """Top-1 accuracy of ``model`` on ``source``, optionally under attack (``nan`` when empty)."""
-    flags = correct(model, source, device, batch_size, attacker)
-    return float(flags.float().mean()) if len(flags) else float("nan")
+    return _mean(correct(model, source, device, batch_size, attacker))
 
 
 def attacker_labels(attackers: Sequence[Attacker]) -> list[str]:
@@ -98,10 +102,6 @@ def worst_case_correct(model: torch.nn.Module, source: ImageSource, attackers: S
     for flags in by_attacker.values():
         worst &= flags
     return clean, by_attacker, worst
-
-
-def _mean(flags: torch.Tensor) -> float:
-    return float(flags.float().mean()) if len(flags) else float("nan")
 
 
 def evaluate_classifier(context, model: torch.nn.Module, attackers: list[Attacker]) -> dict[str, Any]:

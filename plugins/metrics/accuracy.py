@@ -63,8 +63,8 @@ def per_class_accuracy(model, source, device, batch_size: int, attacker=None, ro
     for c, name in enumerate(source.class_names):
         members = labels == c
         count = int(members.sum())
-        rows_out.append({"class": name, "count": count, "accuracy": float(flags[members].float().mean()) if count else None})
-    return float(flags.float().mean()), rows_out
+        rows_out.append({"class": name, "count": count, "accuracy": int(flags[members].sum()) / count if count else None})
+    return int(flags.sum()) / len(flags), rows_out
 
 
 def percent(value: float | None) -> str:
