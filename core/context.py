@@ -56,7 +56,12 @@ class RunContext:
     real_test: ImageSource | None = None
     #: shift label -> shifted test set
     shifted: dict[str, ImageSource] = field(default_factory=dict)
+    #: every synthetic source as one set (what samplers and metrics read; see :mod:`dreamset.sources`)
     synthetic: ImageSource | None = None
+    #: source name -> its store (one generate block: the one source ``synthetic``)
+    sources: dict[str, ImageSource] = field(default_factory=dict)
+    #: the source a per-source metric is measuring now (``None`` outside such a metric)
+    source_name: str | None = None
     #: arm -> selection, for the current seed
     selections: dict[str, Selection] = field(default_factory=dict)
     #: arm -> trained classifier, for the current seed

@@ -213,6 +213,11 @@ class Attacker(Component):
 class Metric(Component):
     """A metric (``metric:*``) computed from the run context."""
 
+    #: a distribution metric of ``context.synthetic`` (FID, KID, PRDC, ARC, label agreement): in a
+    #: recipe with named synthetic sources it runs once per source, ``context.synthetic`` set to
+    #: that source's store and ``context.source_name`` to its name (see :mod:`dreamset.sources`)
+    per_source: bool = False
+
     @abc.abstractmethod
     def compute(self, context: "RunContext") -> dict[str, Any]:
         """Return a JSON-serialisable dict; it lands in ``report.json`` under ``metrics``."""

@@ -12,13 +12,19 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+#: prefix of the tags of discriminated unions in option/recipe models (left out of error paths)
+UNION_TAG = "~"
+
+
 def format_validation_error(error, prefix: str = "") -> str:
     """One line naming the first failing field path and the reason, e.g.
     ``train.epochs: Input should be greater than 0 (got -1)``. Extra errors are counted."""
     errors = error.errors()
     first = errors[0]
     # a user-chosen key (an arm name, say) may hold a newline or other control characters: quote it
-    loc = ".".join(str(part) if str(part).isprintable() else repr(part) for part in first.get("loc", ()))
+    # tags of a discriminated union (``~single``) say which form was read, not where: left out
+    parts = [part for part in first.get("loc", ()) if not str(part).startswith(UNION_TAG)]
+    loc = ".".join(str(part) if str(part).isprintable() else repr(part) for part in parts)
     path = ".".join(p for p in (prefix, loc) if p)
     message = first.get("msg", "invalid value")
     got = first.get("input")

@@ -87,8 +87,13 @@ def _data_and_generate(context: RunContext, resolved: dict[str, Any], timings: d
             context.shifted[shift.label] = TensorImageSet(shifted, test_y, context.real_test.class_names, name=shift.label)
         context.evaluation_subset = _evaluation_subset(context)
     if recipe.generate is not None:
+        from dreamset.sources import MixedSource, store_folders
+
         with _stage(context, "generate", timings):
-            context.synthetic = _generate(context, recipe)
+            for name, (path, gen) in recipe.generate_stages().items():
+                context.sources[name] = _generate(context, gen, *store_folders(run_dir, recipe, name), path)
+            only = next(iter(context.sources.values())) if len(context.sources) == 1 else None
+            context.synthetic = only if only is not None else MixedSource(context.sources)
 
 
 def _evaluation_subset(context: RunContext) -> np.ndarray | None:
@@ -129,7 +134,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             context.selections, context.models = {}, {}
             with _stage(context, "select", timings):
                 for arm_name, arm in recipe.arms.items():
-                    if arm.synthetic:
+                    if arm.synthetic is not False:
                         context.selections[arm_name] = _select(context, arm_name, arm, seed)
             records: dict[str, dict[str, Any]] = {}
             with _stage(context, "train", timings):
@@ -153,12 +158,14 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                         result = evaluate_classifier(context, model, attackers)
                     context.arm_results[seed][arm_name] = {**result, "training": records[arm_name]}
 
+        from dreamset.sources import compute_metric
+
         metrics: dict[str, Any] = {}
         torch.manual_seed(recipe.seeds[0])  # likewise independent of what this process ran before
         with _stage(context, "metrics", timings):
             for i, ref in enumerate(recipe.evaluate.metrics):
                 metric = _create(context, ref, "metric", f"evaluate.metrics.{i}")
-                metrics[metric_report_name(metric.key)] = metric.compute(context)
+                metrics[metric_report_name(metric.key)] = compute_metric(context, metric)
 
         from dreamset.differences import compute_notes, paired_comparisons
 
@@ -179,7 +186,10 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             "seeds": list(recipe.seeds),
             "device": str(context.device),
         }
+        from dreamset.generator_table import add_generator_table
         from dreamset.report import write_report, write_report_json
+
+        add_generator_table(run_dir, recipe, report)
 
         with _stage(context, "report", timings):
             write_report(run_dir, report, context)
@@ -193,12 +203,10 @@ def metric_report_name(key: str) -> str:
     return key.split(":", 1)[1].replace("-", "_")
 
 
-def _generate(context: RunContext, recipe: Recipe):
-    """Fit the generator on the real training split, then fill (or resume) the synthetic store."""
+def _generate(context: RunContext, gen, store_dir: Path, generator_dir: Path, path: str = "generate"):
+    """Fit one source's generator on the real training split, then fill (or resume) its store."""
     from dreamset.store import SyntheticStore, generate_to_store, import_npz
 
-    gen = recipe.generate
-    store_dir = context.run_dir / "synthetic"
     if gen.source is not None:
         source = Path(gen.source)
         if source.suffix == ".npz":
@@ -206,12 +214,12 @@ def _generate(context: RunContext, recipe: Recipe):
                 import_npz(source, store_dir, class_names=context.real_train.class_names)
             return SyntheticStore.open(store_dir)
         if not (source / "store.json").exists():
-            raise BadInputError(f"generate.source: {source} is neither a .npz file nor a dreamset store")
+            raise BadInputError(f"{path}.source: {source} is neither a .npz file nor a dreamset store")
         return SyntheticStore.open(source)
-    generator = _create(context, gen.generator, "generator", "generate.generator")
+    generator = _create(context, gen.generator, "generator", f"{path}.generator")
     check_disk_space(store_dir, gen.count, generator.image_shape(context.real_train))
     torch.manual_seed(gen.seed)
-    generator.fit(context.real_train, context.run_dir / "generator", context)
+    generator.fit(context.real_train, generator_dir, context)
     return generate_to_store(
         generator,
         store_dir,
@@ -232,7 +240,7 @@ def check_disk_space(store_dir: Path, count: int, image_shape) -> None:
 
     need = count * (int(np.prod(image_shape)) + 8)
     existing = sum(f.stat().st_size for f in store_dir.rglob("*") if f.is_file()) if store_dir.exists() else 0
-    probe = store_dir if store_dir.exists() else store_dir.parent
+    probe = next(folder for folder in (store_dir, *store_dir.parents) if folder.exists())
     free = shutil.disk_usage(probe).free
     if need - existing > free:
         raise BadInputError(
@@ -242,12 +250,15 @@ def check_disk_space(store_dir: Path, count: int, image_shape) -> None:
 
 
 def _select(context: RunContext, arm_name: str, arm, seed: int) -> Selection:
-    """Run the arm's sampler (default: every synthetic sample) and record its choice."""
+    """Run the arm's sampler (default: every synthetic sample of the arm's sources) and record its choice."""
+    from dreamset.sources import arm_synthetic
+
+    pool = arm_synthetic(context, arm_name, arm)
     if arm.sampler is None:
-        selection = Selection(indices=np.arange(len(context.synthetic), dtype=np.int64))
+        selection = Selection(indices=np.arange(len(pool), dtype=np.int64))
     else:
         sampler = _create(context, arm.sampler, "sampler", f"arms.{arm_name}.sampler")
-        selection = sampler.select(context.synthetic, context.real_train, context, seed)
+        selection = sampler.select(pool, context.real_train, context, seed)
     folder = context.run_dir / "selections"
     folder.mkdir(exist_ok=True)
     import io
@@ -266,7 +277,12 @@ def _arm_inputs(context: RunContext, arm_name: str, arm) -> dict[str, Any]:
     """The data and mixer an arm trains on, and how many optimizer steps one mixer epoch takes."""
     recipe = context.recipe
     real = context.real_train if arm.real else None
-    synthetic = context.synthetic.subset(context.selections[arm_name].indices) if arm.synthetic else None
+    synthetic = None
+    if arm.synthetic is not False:
+        from dreamset.sources import arm_synthetic, check_selection
+
+        synthetic = arm_synthetic(context, arm_name, arm).subset(context.selections[arm_name].indices)
+        check_selection(arm_name, synthetic)
     if arm.mixer is not None:
         mixer = _create(context, arm.mixer, "mixer", f"arms.{arm_name}.mixer")
     else:

@@ -6,7 +6,9 @@ A recipe names one component per stage by registry key and gives its options::
       generator: {key: ddpm, options: {train_steps: 1500}}
       count: 5000
 
-A component reference may also be a bare string (``generator: ddpm``). Every error is one line
+``generate`` may instead name several synthetic sources (``{ddpm: {generator: ..., count: ...}, gan:
+{...}}``); arms then say which ones they use (``synthetic: {ddpm: 0.5, gan: 0.5}``), see
+:mod:`dreamset.sources`. A component reference may also be a bare string (``generator: ddpm``). Every error is one line
 naming the field path and the reason (:class:`dreamset.BadInputError`).
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from dreamset.errors import BadInputError
 from dreamset.options import format_validation_error
@@ -70,12 +72,24 @@ class GenerateStage(_Model):
 Budget = Union[Literal["matched", "epochs"], Annotated[int, Field(gt=0, le=10**9)]]
 
 
+def _synthetic_form(value) -> str:
+    return "~list" if isinstance(value, (list, tuple)) else "~proportions" if isinstance(value, dict) else "~flag"
+
+
+#: source name -> fraction of the arm's synthetic samples (normalised to sum 1)
+Proportions = dict[str, Annotated[float, Field(gt=0, le=1e6)]]
+
+
 class ArmSpec(_Model):
     """One training arm. Arms share the model, attacker, schedule, seeds and — by default — the
     number of optimizer steps (``train.budget: matched``): a fair comparison."""
 
     real: bool = True
-    synthetic: bool = False
+    #: ``true``: every synthetic source (as one set); a list of source names: those, in equal parts
+    #: of each batch's synthetic share; ``{name: proportion}``: those at these proportions
+    synthetic: Annotated[Union[Annotated[bool, Tag("~flag")], Annotated[list[str], Field(min_length=1), Tag("~list")],
+                               Annotated[Proportions, Field(min_length=1), Tag("~proportions")]],
+                         Discriminator(_synthetic_form)] = False
     sampler: ComponentRef | None = None
     mixer: ComponentRef | None = None
     #: train this arm without the attacker (a standard-training contrast arm)
@@ -116,6 +130,13 @@ class TrainStage(_Model):
     channels_last: bool = False
 
 
+def _generate_form(value) -> str:
+    """``single`` for a generate block (it has a block's own keys), ``sources`` for a mapping of them."""
+    if isinstance(value, GenerateStage) or (isinstance(value, dict) and set(value) & set(GenerateStage.model_fields)):
+        return "~single"
+    return "~sources"
+
+
 class ReferenceStage(_Model):
     """The real-only, standard-trained classifier used for features (FID/PRDC/adaptive sampling),
     label agreement, confidence filtering and pseudo-labelling."""
@@ -152,7 +173,10 @@ class Recipe(_Model):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     data: DataStage
-    generate: GenerateStage | None = None
+    #: one generate block (one source named ``synthetic``) or ``{source name: generate block}``
+    generate: Annotated[Union[Annotated[GenerateStage, Tag("~single")],
+                              Annotated[dict[str, GenerateStage], Tag("~sources")]],
+                        Discriminator(_generate_form)] | None = None
     arms: dict[str, ArmSpec] = Field(min_length=1)
     train: TrainStage
     reference: ReferenceStage = Field(default_factory=ReferenceStage)
@@ -178,9 +202,9 @@ class Recipe(_Model):
 
     @model_validator(mode="after")
     def _synthetic_needs_generate(self):
-        for name, arm in self.arms.items():
-            if arm.synthetic and self.generate is None:
-                raise ValueError(f"arms.{name}.synthetic: the arm uses synthetic data but the recipe has no generate stage")
+        from dreamset.sources import check_sources
+
+        check_sources(self)
         baseline = self.evaluate.baseline_arm
         if baseline is not None and baseline not in self.arms:
             raise ValueError(f"evaluate.baseline_arm: {baseline!r} is not an arm of this recipe ({', '.join(self.arms)})")
@@ -193,13 +217,19 @@ class Recipe(_Model):
             return self.evaluate.baseline_arm
         return next((name for name, arm in self.arms.items() if arm.real and not arm.synthetic), next(iter(self.arms)))
 
+    def generate_stages(self) -> dict[str, tuple[str, GenerateStage]]:
+        """Source name -> (field path, generate block); one generate block is the source ``synthetic``."""
+        from dreamset.sources import generate_stages
+
+        return generate_stages(self)
+
     def component_refs(self):
         """``(field path, kind, ref)`` for every component the recipe names."""
         yield "data.dataset", "dataset", self.data.dataset
         for i, ref in enumerate(self.data.shifts):
             yield f"data.shifts.{i}", "shift", ref
-        if self.generate is not None:
-            yield "generate.generator", "generator", self.generate.generator
+        for path, stage in self.generate_stages().values():
+            yield f"{path}.generator", "generator", stage.generator
         for name, arm in self.arms.items():
             if arm.sampler is not None:
                 yield f"arms.{name}.sampler", "sampler", arm.sampler

@@ -103,16 +103,29 @@ def comparison_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
 
 
 def _scalar_metrics(report: dict[str, Any]) -> list[tuple[str, str]]:
+    from dreamset.sources import report_source_names
+
+    sources = report_source_names(report)  # per-source results: metrics.<metric>.<source>.<key>
     out = []
     for name, result in (report.get("metrics") or {}).items():
         if isinstance(result, dict):
             for key, value in result.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    out.append((f"{name}.{key}", f"{value:.4g}"))
-                elif isinstance(value, str) and len(value) < 60:
-                    out.append((f"{name}.{key}", value))
+                if key in sources and isinstance(value, dict):
+                    out += [(f"{name}.{key}.{k}", v) for k, v in _scalars(value)]
+                else:
+                    out += [(f"{name}.{key}", v) for _, v in _scalars({key: value})]
         elif isinstance(result, (int, float)):
             out.append((name, f"{result:.4g}"))
+    return out
+
+
+def _scalars(result: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for key, value in result.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append((key, f"{value:.4g}"))
+        elif isinstance(value, str) and len(value) < 60:
+            out.append((key, value))
     return out
 
 
@@ -191,6 +204,11 @@ def render_html(run_dir: Path, report: dict[str, Any]) -> str:
         tables = result.get("tables") if isinstance(result, dict) else None
         for title, table in (tables or {}).items():
             parts += [f"<h3>{html.escape(name)}: {html.escape(title)}</h3>", _table(table["header"], table["rows"])]
+    if report.get("generator_table"):
+        from dreamset.generator_table import rho_rows
+
+        section = report["generator_table"]
+        parts += ["<h2>Generators</h2>", _table(section["header"], section["rows"]), _table(*rho_rows(section))]
     images = sorted(run_dir.glob("*.png"))
     if images:
         parts.append("<h2>Figures</h2>")
@@ -221,8 +239,13 @@ def _write_grids(run_dir: Path, context) -> None:
     per_class = context.recipe.report.samples_per_class
     if context.real_train is not None:
         save_sample_grid(context.real_train, run_dir / "samples_real.png", per_class=per_class, seed=0)
-    if context.synthetic is not None and len(context.synthetic):
-        save_sample_grid(context.synthetic, run_dir / "samples_synthetic.png", per_class=per_class, seed=0)
+    from dreamset.sources import named
+
+    grids = {f"samples_{name}": s for name, s in context.sources.items()} if named(context.recipe) else \
+        {"samples_synthetic": context.synthetic}
+    for stem, source in grids.items():
+        if source is not None and len(source):
+            save_sample_grid(source, run_dir / f"{stem}.png", per_class=per_class, seed=0)
 
 
 def _json_default(value):

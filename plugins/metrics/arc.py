@@ -108,6 +108,8 @@ def arc_area(eps: list[float], accuracies: list[float]) -> float:
 class ARCMetric(Metric):
     """Area under the robust real-vs-synthetic discrimination accuracy curve."""
 
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    per_source = True
     Options = ARCOptions
     conformance_options = {"points": 3, "epochs": 2, "attack_steps": 2, "eval_steps": 2, "max_samples": 40,
                            "discriminator": {"key": "model:small-cnn", "options": {"width": 2}}}
@@ -192,7 +194,8 @@ class ARCMetric(Metric):
                 robust = clean if eval_attack is None else accuracy(model, heldout, context.device, o.batch_size, eval_attack)
             curve.append({"eps": float(eps), "robust_accuracy": float(robust), "clean_accuracy": float(clean)})
         arc = arc_area(grid, [point["robust_accuracy"] for point in curve])
-        self._plot(context.run_dir / "arc_curve.png", curve, arc)
+        source = getattr(context, "source_name", None)  # one curve per named synthetic source
+        self._plot(context.run_dir / (f"arc_curve_{source}.png" if source else "arc_curve.png"), curve, arc)
         return {
             "arc": arc,
             "curve": curve,

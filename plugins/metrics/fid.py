@@ -95,6 +95,8 @@ class FIDOptions(FeatureOptions):
 class FrechetInceptionDistance(Metric):
     """FID between real and synthetic features, streamed through float64 moments."""
 
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    per_source = True
     Options = FIDOptions
 
     def _moments(self, context, source: ImageSource, warnings: list[str]):

@@ -40,6 +40,8 @@ class KIDOptions(FeatureOptions):
 class KernelInceptionDistance(Metric):
     """KID mean and std over seeded subsets, overall and per class."""
 
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    per_source = True
     Options = KIDOptions
 
     def compute(self, context) -> dict:

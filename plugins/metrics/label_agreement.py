@@ -37,6 +37,8 @@ class LabelAgreementOptions(Options):
 class LabelAgreementMetric(Metric):
     """Agreement of the reference classifier with the synthetic images' intended labels."""
 
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    per_source = True
     Options = LabelAgreementOptions
 
     def compute(self, context) -> dict[str, Any]:

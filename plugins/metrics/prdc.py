@@ -77,6 +77,8 @@ class PRDCOptions(FeatureOptions):
 class PrecisionRecallDensityCoverage(Metric):
     """PRDC on a seeded subsample, overall and per class (equal n per class)."""
 
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    per_source = True
     Options = PRDCOptions
 
     def compute(self, context) -> dict:

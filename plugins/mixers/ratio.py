@@ -12,6 +12,18 @@ only), so a real-only arm and a real+synthetic arm can take the same optimizer s
 arms: set the same ``epoch_steps`` on both). Synthetic samples are drawn
 without replacement through a fresh permutation each time the synthetic set is exhausted, or with
 replacement (``with_replacement: true``). Everything is a deterministic function of ``(seed, epoch)``.
+
+Several synthetic sources (Bartoldson et al. 2024 mix three generators): when the synthetic set is a
+:class:`~dreamset.sources.MixedSource` with ``proportions`` (an arm's ``synthetic: {ddpm: 0.7, gan:
+0.3}`` or a list of sources), the real fraction is kept and the synthetic share of every batch is split
+across the sources by those proportions — the counts of a batch are the proportions times its
+synthetic share, rounded so that the running totals stay within one image of exact — each source
+drawn through its own stream (with or without replacement as above)::
+
+    arms:
+      real+mix:
+        synthetic: {ddpm: 0.5, gan: 0.25, vae: 0.25}
+        mixer: {key: ratio, options: {real_fraction: 0.3}}   # 30% real, 35% ddpm, 17.5% gan, 17.5% vae
 Reads go through ``ImageSource.get``, so the memory-mapped store is never loaded whole.
 Yields ``(float32 B×C×H×W in [0,1], int64 B)``.
 """
@@ -76,7 +88,12 @@ class RatioMixer(Mixer):
         fixed = self.options.epoch_steps is not None
         real_order = torch.randperm(len(real), generator=generator) if n_real and not fixed else None
         real_stream = _IndexStream(len(real), generator, False) if n_real and fixed else None
-        syn_stream = _IndexStream(len(synthetic), generator, self.options.with_replacement) if n_syn else None
+        syn_stream = None
+        if n_syn:
+            proportions = getattr(synthetic, "proportions", None)
+            syn_stream = (_SourceStreams(synthetic, proportions, generator, self.options.with_replacement)
+                          if proportions and len(proportions) > 1
+                          else _IndexStream(len(synthetic), generator, self.options.with_replacement))
         for step in range(steps):
             xs, ys = [], []
             if n_real:
@@ -113,6 +130,34 @@ class _IndexStream:
             self.position += len(chunk)
             count -= len(chunk)
             out.append(chunk)
+        return torch.cat(out)
+
+
+class _SourceStreams:
+    """Rows of a mixed synthetic set drawn source by source at fixed proportions: each ``take(n)``
+    gives every source its share of ``n``, rounded so that the running totals stay within one row of
+    ``proportion × rows taken so far`` (largest remainder first, ties in source order)."""
+
+    def __init__(self, synthetic, proportions: dict[str, float], generator, with_replacement: bool) -> None:
+        self.names = list(proportions)
+        self.weights = [proportions[name] for name in self.names]
+        self.rows = [synthetic.rows_of(name) for name in self.names]
+        self.streams = [_IndexStream(len(rows), generator, with_replacement) for rows in self.rows]
+        self.taken = [0] * len(self.names)
+        self.total = 0
+
+    def take(self, count: int):
+        self.total += count
+        owed = [w * self.total - t for w, t in zip(self.weights, self.taken)]
+        counts = [max(0, math.floor(o)) for o in owed]
+        left = count - sum(counts)
+        for i in sorted(range(len(owed)), key=lambda i: counts[i] - owed[i])[:max(0, left)]:
+            counts[i] += 1
+        out = []
+        for i, n in enumerate(counts):
+            if n:
+                self.taken[i] += n
+                out.append(self.rows[i][self.streams[i].take(n)])
         return torch.cat(out)
 
 
