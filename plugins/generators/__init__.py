@@ -55,6 +55,21 @@ def data_digest(images, labels) -> str:
     return digest.hexdigest()
 
 
+def ema_update(ema, model, max_decay: float, step: int) -> None:
+    """One step of an exponential moving average of ``model``'s weights into ``ema``, the decay warmed
+    up as in diffusers' ``EMAModel`` (``min(max_decay, (1 + step) / (10 + step))``) so early weights fade."""
+    decay = min(max_decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+
+
+def ema_result(ema, model):
+    """The EMA model with ``model``'s buffers (batch-norm statistics are not averaged)."""
+    for mine, theirs in zip(ema.buffers(), model.buffers()):
+        mine.copy_(theirs)
+    return ema
+
+
 def base_size(image_shape) -> int:
     """Side ``s`` of the decoder's first feature map; the decoder outputs ``4s × 4s``, cropped to H×W."""
     return max(1, math.ceil(max(image_shape[1], image_shape[2]) / 4))

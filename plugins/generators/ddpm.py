@@ -44,6 +44,7 @@ from pydantic import Field, model_validator
 from dreamset import BadInputError, Options, hookimpl
 from dreamset.interfaces import GeneratedBatch, Generator
 from dreamset.lazy import lazy_module
+from dreamset.plugins.generators import data_digest, ema_result, ema_update
 
 torch = lazy_module("torch")
 
@@ -145,15 +146,6 @@ def build_unet(arch: dict):
     )
 
 
-def _data_digest(images, labels) -> str:
-    from dreamset.data import to_uint8_images
-
-    digest = hashlib.sha256()
-    digest.update(to_uint8_images(images).contiguous().numpy().tobytes())
-    digest.update(labels.to(torch.int64).contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 class DDPMGenerator(Generator):
     """Class-conditional DDPM trained on the real training split (Ho et al., 2020)."""
 
@@ -234,7 +226,7 @@ class DDPMGenerator(Generator):
         if len(labels) == 0:
             raise BadInputError(f"{self.key or 'generator:ddpm'}: the real training split is empty; nothing to fit")
         c, h, w = (int(v) for v in real.image_shape)
-        expected_hash = self.options.training_hash(_data_digest(images, labels))
+        expected_hash = self.options.training_hash(data_digest(images, labels))
         self.arch = {
             "block_out_channels": list(self.options.block_out_channels),
             "layers_per_block": self.options.layers_per_block,
@@ -348,18 +340,13 @@ class DDPMGenerator(Generator):
                 optimizer.step()
                 lr_schedule.step()
                 if ema is not None:
-                    # warm-up of the decay (as in diffusers' EMAModel) so early weights fade quickly
-                    decay = min(opts.ema_decay, (1 + step) / (10 + step))
-                    with torch.no_grad():
-                        torch._foreach_lerp_(list(ema.parameters()), list(unet.parameters()), 1.0 - decay)
+                    ema_update(ema, unet, opts.ema_decay, step)
                 if advance is not None:
                     advance()
                 if step % 250 == 0 or step == opts.train_steps - 1:
                     log.debug("generator:ddpm step %d loss %.4f", step, float(loss.detach()))
         if ema is not None:
-            for mine, theirs in zip(ema.buffers(), unet.buffers()):
-                mine.copy_(theirs)
-            unet = ema
+            unet = ema_result(ema, unet)
         return unet.eval().requires_grad_(False)
 
     # -- sampling ------------------------------------------------------------------------------

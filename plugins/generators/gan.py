@@ -36,7 +36,7 @@ from pydantic import Field
 
 from dreamset import hookimpl
 from dreamset.lazy import lazy_module
-from dreamset.plugins.generators import LatentGenerator, LatentOptions, build_decoder
+from dreamset.plugins.generators import LatentGenerator, LatentOptions, build_decoder, ema_result, ema_update
 
 torch = lazy_module("torch")
 
@@ -122,18 +122,12 @@ class GANGenerator(LatentGenerator):
                 loss_g.backward()
                 opt_g.step()
                 if ema is not None:
-                    decay = min(o.ema_decay, (1 + step) / (10 + step))
-                    with torch.no_grad():
-                        torch._foreach_lerp_(list(ema.parameters()), list(decoder.parameters()), 1.0 - decay)
+                    ema_update(ema, decoder, o.ema_decay, step)
                 if advance is not None:
                     advance()
                 if step % 500 == 0 or step == o.train_steps - 1:
                     log.debug("generator:gan step %d loss_d %.4f loss_g %.4f", step, float(loss_d.detach()), float(loss_g.detach()))
-        if ema is not None:
-            for mine, theirs in zip(ema.buffers(), decoder.buffers()):
-                mine.copy_(theirs)
-            decoder = ema
-        return decoder
+        return ema_result(ema, decoder) if ema is not None else decoder
 
     def latent(self, generator):
         z = torch.randn(self.options.latent_dim, generator=generator)
