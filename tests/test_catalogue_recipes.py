@@ -182,3 +182,39 @@ def test_mnist_robust_tiny_variant(tmp_path):
     assert report["metrics"]["fid"]["fid"] >= 0 and 0 <= report["metrics"]["label_agreement"]["agreement"] <= 1
     store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
     assert store["count"] == 40
+
+
+def test_generator_comparison_tiny_variant(tmp_path):
+    sources = ["ddpm", "ddpm-short", "gan", "gan-truncated", "vae"]
+    gan = "train_steps: 3, width: 8, disc_width: 8, latent_dim: 8, batch_size: 16"
+    report = _run("generator-comparison", tmp_path / "run", [
+        "device=cpu", "data.dataset.options.train_size=100",
+        *[f"generate.{s}.{k}={v}" for s in sources for k, v in (("count", 40), ("batch_size", 20), ("shard_size", 20))],
+        "generate.ddpm.generator.options={block_out_channels: [8, 16], train_steps: 3, steps: 2, batch_size: 16}",
+        "generate.ddpm-short.generator.options={block_out_channels: [8, 16], train_steps: 1, steps: 2, batch_size: 16}",
+        f"generate.gan.generator.options={{{gan}}}", f"generate.gan-truncated.generator.options={{{gan}, truncation: 0.2}}",
+        "generate.vae.generator.options={train_steps: 3, width: 8, latent_dim: 8, batch_size: 16}",
+        "train.epochs=1", "train.model.options.width=4", "train.attacker.options.steps=1", "reference.epochs=1",
+        "evaluate.attackers.0.options.steps=1", "evaluate.robust_samples=30",
+        "evaluate.metrics.1.options.num_subsets=5",
+        "evaluate.metrics.4.options={eps_max: 0.15, points: 2, epochs: 1, max_samples: 20, attack_steps: 1, eval_steps: 1}",
+    ])
+    assert set(report["arms"]) == {"real", *(f"real+{s}" for s in sources)}
+    # every distribution metric per source; one store and one generator checkpoint folder per source
+    for metric in ("fid", "kid", "prdc", "label_agreement", "arc"):
+        assert set(sources) <= set(report["metrics"][metric]), metric
+    for s in sources:
+        assert json.loads((tmp_path / "run" / "synthetic" / s / "store.json").read_text())["count"] == 40
+        assert any((tmp_path / "run" / "generator" / s).iterdir())
+    table = report["generator_table"]
+    assert [row[0] for row in table["rows"]] == sources and table["baseline"] == "real"
+    for s, entry in table["sources"].items():
+        assert entry["FID"] == report["metrics"]["fid"][s]["fid"] and entry["ARC"] == report["metrics"]["arc"][s]["arc"]
+        assert entry["robust_gain"]["n"] == 3  # paired over the recipe's three seeds
+        assert entry["robust_gain"]["mean"] == report["comparisons"][f"real+{s}"]["robust_accuracy"]["mean"]
+    assert set(table["spearman"]) == {"FID", "KID", "precision", "recall", "density", "coverage", "ARC"}
+    for column, r in table["spearman"].items():
+        assert r["n"] == 5 and (r["rho"] is None) == (r["p_value"] is None), column
+        assert r["rho"] is None or -1 <= r["rho"] <= 1
+    assert (tmp_path / "run" / "generator_metrics_vs_gain.png").is_file()
+    assert "<h2>Generators</h2>" in (tmp_path / "run" / "report.html").read_text()
