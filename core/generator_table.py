@@ -164,3 +164,27 @@ def add_generator_table(run_dir: Path, recipe, report: dict[str, Any]) -> None:
         return
     plot(Path(run_dir) / PLOT, section)
     report["generator_table"] = section
+
+
+def markdown(section: dict[str, Any]) -> str:
+    """The table, the ρ table and one sentence comparing how ARC and FID rank the sources (for
+    docs/recipes.md through ``benchmarks/generator_table.py``)."""
+    def table(header, rows):
+        return ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(header)) + " |",
+                *("| " + " | ".join(r) + " |" for r in rows)]
+
+    lines = table(section["header"], section["rows"])
+    lines += ["", f"Robust/clean gain: paired difference to `{section.get('baseline')}` over seeds, percentage points, "
+              "95% Student-t interval.", ""]
+    lines += table(*rho_rows(section)) + [""]
+    arc, fid = (section["spearman"].get(c, {}).get("rho") for c in ("ARC", "FID"))
+    if arc is None or fid is None:
+        lines.append("ARC and FID cannot both be ranked against the gain in this run (ρ undefined).")
+    else:
+        verdict = ("ranks the sources better than FID" if arc > fid else
+                   "ranks the sources no better than FID" if arc == fid else "ranks the sources worse than FID")
+        significant = [c for c, r in section["spearman"].items() if r.get("p_value") is not None and r["p_value"] < 0.05]
+        lines.append(f"At this scale ARC {verdict} (sign-adjusted ρ {arc:+.2f} vs {fid:+.2f}); "
+                     + (f"ρ is significant at p < 0.05 only for {', '.join(significant)}." if significant
+                        else "no ρ is significant at p < 0.05."))
+    return "\n".join(lines)
