@@ -51,7 +51,7 @@ def _named_recipe(**arms):
 
 def _run(tmp_path, recipe, out_name="run"):
     path = tmp_path / f"{out_name}.yaml"
-    path.write_text(yaml.safe_dump(recipe))
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     out = tmp_path / out_name
     assert main(["run", str(path), "--out", str(out)]) == 0
     return out, json.loads((out / "report.json").read_text())
@@ -133,16 +133,26 @@ def test_mixed_source_reads_labels_and_provenance_of_each_part(tmp_path):
 # -- runs ------------------------------------------------------------------------------------------
 
 def test_named_sources_have_their_own_stores_checkpoints_and_metrics(tmp_path):
-    out, report = _run(tmp_path, _named_recipe())
-    for name in ("glyphs", "gan"):
-        assert json.loads((out / "synthetic" / name / "store.json").read_text())["count"] == 60
+    import numpy as np
+
+    recipe = _named_recipe()
+    # an existing .npz is a source like any other
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "old.npz", image=rng.integers(0, 255, (30, 8, 8, 1), dtype=np.uint8), label=np.arange(30) % 10)
+    recipe["generate"]["old"] = {"generator": "glyphs", "count": 30, "source": str(tmp_path / "old.npz")}
+    recipe["arms"]["real+old"] = {"synthetic": ["old"]}
+    out, report = _run(tmp_path, recipe)
+    for name, count in (("glyphs", 60), ("gan", 60), ("old", 30)):
+        assert json.loads((out / "synthetic" / name / "store.json").read_text())["count"] == count
+    assert report["metrics"]["fid"]["old"]["n_synthetic"] == 30
+    report["metrics"]["fid"].pop("old")
     assert (out / "generator" / "gan" / "gan.safetensors").is_file()
     assert not (out / "synthetic" / "store.json").exists()
     fid, agreement = report["metrics"]["fid"], report["metrics"]["label_agreement"]
     assert set(fid) == {"glyphs", "gan"} and all(fid[s]["fid"] >= 0 and fid[s]["n_synthetic"] == 60 for s in fid)
     assert fid["glyphs"]["fid"] != fid["gan"]["fid"]
-    assert set(agreement) == {"glyphs", "gan", "tables"}  # tables hoisted, titled by source
-    assert all(title.split(":")[0] in {"glyphs", "gan"} for title in agreement["tables"])
+    assert set(agreement) == {"glyphs", "gan", "old", "tables"}  # tables hoisted, titled by source
+    assert {title.split(":")[0] for title in agreement["tables"]} == {"glyphs", "gan", "old"}
     # the per-source numbers are those of a recipe that has only that source
     alone = _named_recipe(**{"real+gan": {"synthetic": True}})
     alone["generate"].pop("glyphs")
@@ -152,10 +162,11 @@ def test_named_sources_have_their_own_stores_checkpoints_and_metrics(tmp_path):
     assert len({arm["training"]["optimizer_steps"] for arm in report["arms"].values()}) == 1
     html = (out / "report.html").read_text()
     assert "fid.gan.fid" in html and "samples gan" in html
-    # two single-source arms: a generator table (too few sources for rho)
+    # three single-source arms: a generator table, rho over three sources
     table = report["generator_table"]
-    assert sorted(row[0] for row in table["rows"]) == ["gan", "glyphs"]
-    assert table["spearman"]["FID"]["rho"] is None and (out / "generator_metrics_vs_gain.png").is_file()
+    assert sorted(row[0] for row in table["rows"]) == ["gan", "glyphs", "old"]
+    assert table["sources"]["gan"]["FID"] == fid["gan"]["fid"] and table["spearman"]["FID"]["n"] == 3
+    assert (out / "generator_metrics_vs_gain.png").is_file()
 
 
 def test_one_generate_block_keeps_the_old_layout_and_report(tmp_path):
