@@ -124,7 +124,8 @@ def cmd_generate(args) -> int:
     from dreamset.pipeline import generate_only
 
     store = generate_only(recipe, resolved, run_dir, console=_console())
-    _console().print(f"store: {store.path} ({len(store)} images)")
+    for name, part in getattr(store, "parts", {"": store}).items():  # named sources: one store each
+        _console().print(f"store{' ' + name if name else ''}: {part.path} ({len(part)} images)")
     return 0
 
 

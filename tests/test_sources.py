@@ -229,3 +229,15 @@ def test_a_multi_source_run_killed_mid_generation_resumes(tmp_path):
         theirs = sorted((fresh / "synthetic" / name / "shards").glob("*/checksums.json"))
         assert ours and [p.read_text() for p in ours] == [p.read_text() for p in theirs]
     assert len(list((out / "synthetic" / "vae" / "shards").glob("shard-*"))) == 600 // 20
+
+
+def test_dreamset_generate_fills_every_named_store(tmp_path, capsys):
+    recipe = copy.deepcopy(BASE)
+    recipe["generate"] = {"a": {"generator": "glyphs", "count": 20}, "b": {"generator": "glyphs", "count": 10, "seed": 1}}
+    recipe["arms"] = {"real+a": {"synthetic": ["a"]}}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    assert main(["generate", str(path), "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "store a:" in printed and "store b:" in printed
+    assert json.loads((tmp_path / "run" / "synthetic" / "b" / "store.json").read_text())["count"] == 10
