@@ -27,6 +27,7 @@ from dreamset.data import TensorImageSet, materialize
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Selection
 from dreamset.recipe import ComponentRef, Recipe
+from dreamset.runlog import final_scalars, log, metric_summary, plugin_versions
 
 #: mixer used when an arm names none: all real, all synthetic, or half and half
 DEFAULT_MIXER = "mixer:ratio"
@@ -40,12 +41,18 @@ def _create(context: RunContext, ref: ComponentRef, kind: str, path: str):
 def _stage(context: RunContext, name: str, timings: dict[str, float]):
     import dreamset.registry as registry_module
 
+    from dreamset.runlog import stage_result
+
     hook = registry_module.plugin_manager().hook  # the lifecycle hooks of the loaded plugins
     hook.before_stage(stage=name, context=context)
+    log.info("%s ...", name)
     start = time.perf_counter()
     yield
     seconds = time.perf_counter() - start
     timings[name] = timings.get(name, 0.0) + seconds
+    result = stage_result(name, context)
+    context.stage_results.setdefault(name, []).append(result)
+    log.info("%s done in %.1fs: %s", name, seconds, result)
     hook.after_stage(stage=name, context=context, seconds=seconds)
 
 
@@ -118,6 +125,8 @@ def generate_only(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, conso
 
 def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json)."""
+    import dreamset.registry as registry_module
+
     context = _new_context(recipe, run_dir, console)
     timings: dict[str, float] = {}
     with run_folder_lock(run_dir):
@@ -146,19 +155,25 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 attackers = [_create(context, ref, "attacker", f"evaluate.attackers.{i}")
                              for i, ref in enumerate(recipe.evaluate.attackers)]
                 context.arm_results[seed] = {}
-                for arm_name, model in context.models.items():
-                    # attacks draw random starts: each arm's from the same seeded fork, so the result
-                    # depends neither on the other arms nor on whether training ran or was reused
-                    with forked_rng(context.device, seed):
-                        result = evaluate_classifier(context, model, attackers)
-                    context.arm_results[seed][arm_name] = {**result, "training": records[arm_name]}
+                with context.progress(f"evaluate (seed {seed})", len(context.models)) as advance:
+                    for arm_name, model in context.models.items():
+                        # attacks draw random starts: each arm's from the same seeded fork, so the result
+                        # depends neither on the other arms nor on whether training ran or was reused
+                        with forked_rng(context.device, seed):
+                            result = evaluate_classifier(context, model, attackers)
+                        context.arm_results[seed][arm_name] = {**result, "training": records[arm_name]}
+                        advance(1)
 
         metrics: dict[str, Any] = {}
         torch.manual_seed(recipe.seeds[0])  # likewise independent of what this process ran before
-        with _stage(context, "metrics", timings):
+        with _stage(context, "metrics", timings), context.progress("metrics", len(recipe.evaluate.metrics)) as advance:
             for i, ref in enumerate(recipe.evaluate.metrics):
                 metric = _create(context, ref, "metric", f"evaluate.metrics.{i}")
+                started = time.perf_counter()
                 metrics[metric_report_name(metric.key)] = metric.compute(context)
+                log.info("metric %s: %s (%.1fs)", metric.key, metric_summary(metrics[metric_report_name(metric.key)]),
+                         time.perf_counter() - started)
+                advance(1)
 
         from dreamset.differences import compute_notes, paired_comparisons
 
@@ -178,12 +193,15 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             "timings": timings,
             "seeds": list(recipe.seeds),
             "device": str(context.device),
+            "stages": context.stage_results,
+            "versions": plugin_versions(context),
         }
         from dreamset.report import write_report, write_report_json
 
         with _stage(context, "report", timings):
             write_report(run_dir, report, context)
         write_report_json(run_dir, report)  # again, now with the report stage's own time
+        registry_module.plugin_manager().hook.log_metrics(context=context, metrics=final_scalars(report), step=None)
     return report
 
 
@@ -310,6 +328,7 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
         description=f"train {arm_name} (seed {seed})",
         total_steps=total_steps,
         record=record,
+        arm=arm_name,
     )
 
 

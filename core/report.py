@@ -116,11 +116,20 @@ def _scalar_metrics(report: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def print_summary(report: dict[str, Any], console) -> None:
-    """The arms table and scalar metrics as rich tables."""
+def print_summary(report: dict[str, Any], console, quiet: bool = False) -> None:
+    """The stage summary, the arms table and scalar metrics as rich tables (``quiet``: the arms and
+    differences only)."""
     from rich.markup import escape
     from rich.table import Table
 
+    stages = report.get("stages") or {}
+    if stages and not quiet:
+        stable = Table(title="stages")
+        for column in ("stage", "seconds", "result"):
+            stable.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
+        for name, lines in stages.items():
+            stable.add_row(name, f"{(report.get('timings') or {}).get(name, 0.0):.1f}", escape(" | ".join(lines)))
+        console.print(stable)
     header, rows = compact_rows(report)
     seeds = report.get("seeds", [])
     table = Table(title=f"arms (mean ± std over {len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
@@ -140,7 +149,7 @@ def print_summary(report: dict[str, Any], console) -> None:
     for note in report.get("notes") or []:
         console.print(f"[bold yellow]note:[/bold yellow] {escape(note)}")
     metrics = _scalar_metrics(report)
-    if metrics:
+    if metrics and not quiet:
         mtable = Table(title="metrics")
         mtable.add_column("metric", overflow="fold")  # long keys wrap, never get cut off
         mtable.add_column("value", justify="right", overflow="fold")
@@ -148,7 +157,7 @@ def print_summary(report: dict[str, Any], console) -> None:
             mtable.add_row(escape(key), escape(value))  # "effective_robustness[real]" is not rich markup
         console.print(mtable)
     timings = report.get("timings") or {}
-    if timings:
+    if timings and not stages and not quiet:
         console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
 
 
@@ -207,7 +216,8 @@ def write_report(run_dir: Path, report: dict[str, Any], context=None) -> None:
     if context is not None:
         _write_grids(run_dir, context)
     write_report_json(run_dir, report)
-    atomic_write_text(run_dir / "report.html", render_html(run_dir, report))
+    if context is None or context.recipe.report.html:
+        atomic_write_text(run_dir / "report.html", render_html(run_dir, report))
 
 
 def write_report_json(run_dir: Path, report: dict[str, Any]) -> None:

@@ -148,6 +148,7 @@ def train_classifier(
     description: str = "train",
     total_steps: int | None = None,
     record: dict[str, Any] | None = None,
+    arm: str | None = None,
 ) -> torch.nn.Module:
     """Train ``model`` on ``mixer``'s batches of ``real``/``synthetic``; return it (or its EMA) in
     eval mode. Resumes from ``checkpoint_dir``.
@@ -155,7 +156,8 @@ def train_classifier(
     ``total_steps`` fixes the number of optimizer steps (default: ``settings.epochs`` mixer epochs);
     the learning-rate schedule spans exactly those steps, and the last epoch stops early where the
     budget ends. ``record``, when given, is filled with what the training cost
-    (:func:`training_record`): kept in the checkpoint, so a reused or resumed arm reports it too."""
+    (:func:`training_record`): kept in the checkpoint, so a reused or resumed arm reports it too.
+    ``arm`` (with a context and a record) turns on the training curves (:mod:`dreamset.curves`)."""
     device = context.device if context is not None else torch.device("cpu")
     checkpoint_dir = Path(checkpoint_dir)
     torch.manual_seed(_epoch_seed(seed, -1))
@@ -175,12 +177,17 @@ def train_classifier(
     cost = {"optimizer_steps": 0, "images_seen": 0, "attack_forward_backward_passes": 0}
     wall_file = checkpoint_dir / "wall.json"
     wall = [_read_wall(wall_file)]
+    curves = None
+    if arm is not None and context is not None and record is not None:
+        from dreamset.curves import CurveRecorder
+
+        curves = CurveRecorder(context, arm, seed, attacker, checkpoint_dir / "curves.json")
     if final.exists():
         tensors, meta = load_checkpoint(final)
         _restore(tensors, model, optimizer, ema)
         log.info("%s: reusing finished checkpoint %s", description, final)
         _fill_record(record, {**cost, **(meta.get("cost") or {}), "wall_seconds": wall[0]}, mixer, real, synthetic,
-                     settings.batch_size, steps, total)
+                     settings.batch_size, steps, total, curves)
         return _finish(model, ema)
     if last.exists():
         tensors, meta = load_checkpoint(last)
@@ -202,6 +209,7 @@ def train_classifier(
 
     attack_calls = [0]
     counter = model.register_forward_pre_hook(lambda *_: attack_calls.__setitem__(0, attack_calls[0] + 1)) if attacker is not None else None
+    watcher = curves.watch(model) if curves is not None and rank == 0 else None
     try:
         with progress(context, description, total) as advance:
             advance(start_epoch * steps)
@@ -231,8 +239,13 @@ def train_classifier(
                     cost["optimizer_steps"] += 1
                     if ema is not None:
                         ema.update(model)
+                    if watcher is not None:
+                        curves.step(loss, y)
                     advance(1)
                 wall[0] += time.perf_counter() - started
+                if watcher is not None:
+                    curves.end_epoch(epoch, ema.model if ema is not None else model, cost["optimizer_steps"],
+                                     optimizer.param_groups[0]["lr"])
                 if rank == 0:
                     save_checkpoint(last, _state_tensors(model, optimizer, ema), {"epoch": epoch, "seed": seed, "cost": cost})
                     atomic_write_text(wall_file, json.dumps({"wall_seconds": wall[0]}))
@@ -241,12 +254,14 @@ def train_classifier(
     finally:
         if counter is not None:
             counter.remove()
+        if watcher is not None:
+            watcher.remove()
     if rank == 0:
         save_checkpoint(final, _state_tensors(model, optimizer, ema), {"epoch": epochs - 1, "seed": seed, "cost": cost})
         last.unlink(missing_ok=True)
     if distributed:
         torch.distributed.barrier()
-    _fill_record(record, {**cost, "wall_seconds": wall[0]}, mixer, real, synthetic, settings.batch_size, steps, total)
+    _fill_record(record, {**cost, "wall_seconds": wall[0]}, mixer, real, synthetic, settings.batch_size, steps, total, curves)
     return _finish(model, ema)
 
 
@@ -257,9 +272,12 @@ def _read_wall(path: Path) -> float:
         return 0.0
 
 
-def _fill_record(record, cost, mixer, real, synthetic, batch_size: int, steps_per_epoch: int, total: int) -> None:
+def _fill_record(record, cost, mixer, real, synthetic, batch_size: int, steps_per_epoch: int, total: int,
+                 curves=None) -> None:
     if record is not None:
         record.update(training_record(cost, mixer, real, synthetic, batch_size, steps_per_epoch, total))
+        if curves is not None:
+            record["curves"] = curves.epochs
 
 
 def training_record(cost: dict[str, Any], mixer: Mixer, real, synthetic, batch_size: int, steps_per_epoch: int,
