@@ -20,12 +20,13 @@ import dreamset
 from dreamset.cli import main
 
 
-def digits_npz(path: Path, noise: float = 0.1, seed: int = 0) -> Path:
+def digits_npz(path: Path, noise: float = 0.1, seed: int = 0, n: int = 200) -> Path:
+    """``n`` noised scikit-learn digits as an ``image``/``label`` .npz: a stand-in synthetic set."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = digits.images / 16.0 + noise * np.random.default_rng(seed).standard_normal(digits.images.shape)
-    np.savez(path, image=(np.clip(images, 0, 1) * 255).round().astype(np.uint8), label=digits.target)
+    images = digits.images[:n] / 16.0 + noise * np.random.default_rng(seed).standard_normal(digits.images[:n].shape)
+    np.savez(path, image=(np.clip(images, 0, 1) * 255).round().astype(np.uint8), label=digits.target[:n])
     return path
 
 
@@ -180,7 +181,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.parametrize("width", [1200, 400])
+@pytest.mark.parametrize("width", [pytest.param(1200, marks=pytest.mark.slow), 400])
 def test_run_page_in_headless_chromium(finished, tmp_path, width):
     browser = _chromium()
     if browser is None:
@@ -219,8 +220,19 @@ def test_cli_json_quiet_and_html_false(finished, tmp_path, capsys):
     assert set(printed["arms"]) == {"real", "real+synthetic"}
     assert (tmp_path / "run" / "report.json").is_file() and not (tmp_path / "run" / "report.html").exists()
     assert all("val_clean_accuracy" not in p for p in printed["arms"]["real"]["per_seed"]["0"]["training"]["curves"])
+    assert " INFO " not in capsys.readouterr().err  # -q: warnings and errors only
+    # without -q and --json, off a terminal (as when piped), the log lines are plain, one per stage
+    # start and result, on stdout with the tables (this second run reuses the checkpoints)
+    assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("dreamset run tiny-page")
+    for stage in ("data", "train", "evaluate", "metrics", "report"):
+        assert any(f" INFO    {stage} ..." in line for line in lines), stage
+        assert any(f" INFO    {stage} done in " in line for line in lines), stage
+    assert any(line.strip().startswith("stages") for line in lines)
 
 
+@pytest.mark.slow
 def test_piped_run_is_a_readable_log(finished, tmp_path):
     """``dreamset run > file``: the header, one line per stage start and result, the summary."""
     import sys
