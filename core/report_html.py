@@ -280,11 +280,17 @@ def _cell(value: Any) -> str:
 
 
 def metric_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every metric's ``tables``, numbers rounded; share columns (precision, recall, ...) in % like
+    the rest of the page."""
     out = []
     for name, result in (report.get("metrics") or {}).items():
         for title, table in ((result.get("tables") if isinstance(result, dict) else None) or {}).items():
-            out.append({"title": f"{name}: {title}", "header": table.get("header", []),
-                        "rows": [[_cell(c) for c in row] for row in table.get("rows", [])]})
+            header = list(table.get("header", []))
+            shares = {i for i, h in enumerate(header) if str(h) in PERCENT_KEYS}
+            rows = [[f"{100 * c:.1f}" if i in shares and isinstance(c, float) else _cell(c) for i, c in enumerate(row)]
+                    for row in table.get("rows", [])]
+            out.append({"title": f"{name}: {title}", "rows": rows,
+                        "header": [f"{h} %" if i in shares else h for i, h in enumerate(header)]})
     return out
 
 

@@ -251,3 +251,29 @@ def test_piped_run_is_a_readable_log(finished, tmp_path):
     for stage in ("data", "train", "evaluate", "report"):
         assert any(f" INFO    {stage} done in " in line for line in lines), stage
     assert any("stages" in line for line in lines) and any("arms (mean" in line for line in lines)
+
+
+def test_page_numbers_are_rounded_and_in_one_unit():
+    from dreamset.report_html import attack_name, metric_groups, metric_tables, radius, sig
+
+    assert radius(8 / 255) == "8/255" and radius(0.15) == "0.15" and radius("4/255") == "4/255"
+    assert attack_name({"key": "pgd", "options": {"eps": 8 / 255, "steps": 20}}) == "pgd-20 L∞ ε=8/255"
+    assert attack_name({"key": "apgd", "options": {"norm": "l2", "eps": 0.5}}) == "apgd L2 ε=0.5"
+    assert sig(0.06870422322089538) == "0.0687" and sig(1234) == "1,234" and sig(float("nan")) == "–"
+    report = {"metrics": {
+        "prdc": {"precision": 0.2105263, "recall": 1.0, "density": 0.0421, "coverage": 0.157, "k": 5, "n_real": 19,
+                 "tables": {"per class": {"header": ["class", "n_real", "precision", "density"],
+                                          "rows": [["0", 19, 0.21052631578947367, 0.042105263157894736]]}}},
+        "fid": {"fid": 12.3456, "extractor": "reference", "n_real": 200, "feature_dim": 32},
+        "mystery": {"score": 0.5, "n_samples": 10},
+    }}
+    groups, bookkeeping = metric_groups(report)
+    rows = {r["name"]: r["value"] for g in groups for r in g["rows"]}
+    assert rows["prdc: precision"] == "21.1%" and rows["prdc: density"] == "0.0421"
+    assert rows["mystery.score"] == "0.5" and [g["title"] for g in groups][-1] == "other metrics"
+    assert any(name.startswith("fid —") or name.startswith("fid — reference-CNN") for name in rows)
+    folded = {r["name"] for r in bookkeeping}
+    assert {"prdc.k", "prdc.n_real", "fid.n_real", "fid.feature_dim", "mystery.n_samples", "fid.extractor"} <= folded
+    table = metric_tables(report)[0]
+    assert table["header"] == ["class", "n_real", "precision %", "density"]
+    assert table["rows"] == [["0", "19", "21.1", "0.0421"]]
