@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -115,10 +116,13 @@ def cmd_run(args) -> int:
     console = _console(stderr=args.json)
     if args.quiet:
         console.quiet = not console.is_terminal  # -q in a terminal keeps the bars, drops the log lines
-    setup_logging(console, -1 if args.quiet else args.verbose)
+    handler = setup_logging(console, -1 if args.quiet else args.verbose)
     if not args.quiet:
         console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
-    report = run_recipe(recipe, resolved, run_dir, console=console)
+    try:
+        report = run_recipe(recipe, resolved, run_dir, console=console)
+    finally:
+        logging.getLogger("dreamset").removeHandler(handler)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0

@@ -29,13 +29,28 @@ def setup_logging(console, verbosity: int = 0) -> logging.Handler:
                                                rich_tracebacks=False, log_time_format="%H:%M:%S")
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
-        handler = logging.StreamHandler(console.file)
+        handler = _ConsoleLines(console)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     handler._dreamset_cli = True  # type: ignore[attr-defined]
     log.addHandler(handler)
     log.setLevel(LEVELS[max(-1, min(1, verbosity))])
-    log.propagate = False
     return handler
+
+
+class _ConsoleLines(logging.Handler):
+    """Plain lines to the console's current stream (looked up at each record, as rich does)."""
+
+    def __init__(self, console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = self.console.file
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 - logging must never break the run
+            self.handleError(record)
 
 
 def _pct(value: Any) -> str:
