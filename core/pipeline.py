@@ -296,6 +296,9 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
     attacker = None
     if recipe.train.attacker is not None and not arm.standard:
         attacker = _create(context, recipe.train.attacker, "attacker", "train.attacker")
+    from dreamset.objectives import objective_for
+
+    objective = objective_for(attacker, recipe.train, context.registry)
     safe = arm_name.replace("+", "_plus_")
     return train_classifier(
         context,
@@ -310,6 +313,7 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
         description=f"train {arm_name} (seed {seed})",
         total_steps=total_steps,
         record=record,
+        objective=objective,
     )
 
 

@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 
 
+import pytest
+
+import dreamset
 import dreamset.registry as registry
+from dreamset.errors import PluginError
+from dreamset.interfaces import Shift
 from dreamset.plugin_manager import load_plugins
 
 GOOD = '''
@@ -147,9 +152,129 @@ def test_invalid_component_name_is_refused(dreamset_registry):
         def register_shifts(self, register):
             register("Bad Name", "x:y")
 
-    reg = dreamset_registry(Plugin(), builtins=False)
+    reg = dreamset_registry(Plugin(), builtins=False, strict=False)
     assert reg.list() == []
     assert any("invalid component name" in e for p in reg.plugins for e in p.errors)
+
+
+# -- calling the registration hooks through pluggy -----------------------------------------------
+
+class _Twin(Shift):
+    """a stand-in for shift:invert"""
+
+    def apply(self, images, seed):
+        return images
+
+
+def _registers(name, **impl):
+    class Plugin:
+        @dreamset.hookimpl(**impl)
+        def register_shifts(self, register):
+            register(name, _Twin)
+
+    return Plugin()
+
+
+def test_builtins_keep_their_keys_but_tryfirst_takes_one(dreamset_registry):
+    reg = dreamset_registry(_registers("invert"), strict=False)
+    assert reg.get("shift:invert").distribution == "dreamset"
+    assert any("duplicate key shift:invert" in e for p in reg.plugins if p.distribution == "<test>" for e in p.errors)
+    reg = dreamset_registry(_registers("invert", tryfirst=True))
+    assert reg.get("shift:invert").load() is _Twin  # pluggy's order decides the clash
+    builtin = next(p for p in reg.plugins if p.name == "shift-invert")
+    assert "duplicate key shift:invert" in builtin.errors[0]
+    reg = dreamset_registry(_registers("twin", trylast=True), _registers("twin"), builtins=False, strict=False)
+    assert reg.get("shift:twin").plugin == "test-plugin-1"  # trylast is called last: it loses
+
+
+def test_a_wrapper_on_a_registration_hook_is_refused_with_a_clear_error(dreamset_registry):
+    class Wrapper:
+        @dreamset.hookimpl(wrapper=True)
+        def register_shifts(self, register):
+            register("wrapped", _Twin)
+            return (yield)
+
+    reg = dreamset_registry(Wrapper(), builtins=False, strict=False)
+    assert reg.list() == []
+    (error,) = [e for p in reg.plugins for e in p.errors]
+    assert "register_shifts: hook wrappers (wrapper=True / hookwrapper=True) are not allowed" in error
+    with pytest.raises(PluginError, match="hook wrappers"):
+        dreamset_registry(Wrapper(), builtins=False)
+
+
+def test_fixture_surfaces_misspelt_hooks_and_duplicate_keys(dreamset_registry):
+    class Misspelt:
+        @dreamset.hookimpl
+        def register_shift(self, register):
+            pass
+
+    with pytest.raises(PluginError, match="register_shift"):
+        dreamset_registry(Misspelt())
+    with pytest.raises(PluginError, match="duplicate key shift:invert"):
+        dreamset_registry(_registers("invert"))
+
+
+class Keyed(Shift):
+    """Keyed shift: the key is written once, on the class."""
+
+    key = "shift:keyed"
+
+    def apply(self, images, seed):
+        return images
+
+
+class Unkeyed(Keyed):
+    """inherits a key but declares none"""
+
+
+def test_key_written_once_on_the_class(dreamset_registry):
+    class Plugin:
+        @dreamset.hookimpl
+        def register_shifts(self, register):
+            register(Keyed)
+            register(Unkeyed)
+
+        @dreamset.hookimpl
+        def register_attackers(self, register):
+            register(Keyed)  # a shift registered through the attacker hook
+
+    reg = dreamset_registry(Plugin(), builtins=False, strict=False)
+    assert reg.list() == ["shift:keyed"]
+    spec = reg.get("shift:keyed")
+    assert spec.summary == "Keyed shift: the key is written once, on the class."
+    assert reg.create("shift:keyed").key == "shift:keyed"
+    errors = " | ".join(e for p in reg.plugins for e in p.errors)
+    assert "Unkeyed declares no key of its own" in errors
+    assert "register_attackers: Keyed is not a subclass of dreamset.interfaces.Attacker" in errors
+
+
+def test_every_builtin_entry_point_is_named_after_its_key():
+    """pyproject's entry-point names match the keys they register (``kind-name``), and every built-in
+    registers through the class form: the key is written once, on the class."""
+    for info in (p for p in registry.plugins() if p.builtin):
+        keys = [k for k, spec in registry.get_registry().specs.items() if spec.plugin == info.name]
+        assert [k.replace(":", "-", 1) for k in keys] == [info.name], (info.name, keys)
+        (key,) = keys
+        assert registry.get(key).load().__dict__.get("key") == key
+
+
+def test_allowlist_typo_and_switched_off_component_get_a_clear_line(fake_distribution, monkeypatch, capsys):
+    from dreamset.cli import main
+    from dreamset.errors import UnknownComponentError
+
+    fake_distribution("good-dist", {"shift-identity-x": "good_plugin"}, {"good_plugin": GOOD})
+    monkeypatch.setenv("DREAMSET_LOAD_PLUGINS", "god-dist")
+    registry.reset()
+    typo = _plugin(registry.plugins(), "god-dist")
+    assert typo.status == "error"
+    assert typo.errors == ["DREAMSET_LOAD_PLUGINS: 'god-dist' matches no installed plugin (entry point or "
+                           "distribution); installed: good-dist, shift-identity-x"]
+    with pytest.raises(UnknownComponentError) as info:
+        registry.get("shift:identity-x")
+    assert ("it is provided by plugin 'shift-identity-x' (good-dist 1.0), which is switched off "
+            "(not in DREAMSET_LOAD_PLUGINS=god-dist)") in str(info.value)
+    assert main(["plugins"]) == 0
+    assert "'god-dist' matches no installed plugin" in capsys.readouterr().out.replace("\n", "")
 
 
 def test_discovery_does_not_import_torch():
@@ -187,3 +312,19 @@ def test_example_plugin_installs_with_pip_and_is_usable(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_plugins_key_shows_options_and_card(capsys):
+    from dreamset.cli import main
+
+    assert main(["plugins", "objective:trades", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["key"] == "objective:trades" and info["distribution"] == "dreamset"
+    assert info["options"] == [{"name": "beta", "type": "float", "default": "6.0", "bounds": "> 0, <= 1000",
+                                "description": "weight β of the KL robustness term"}]
+    assert "arXiv:1901.08573" in info["module_docstring"]
+    assert main(["plugins", "pgd", "--kind", "attacker"]) == 0  # a bare name with --kind; rich text
+    out = capsys.readouterr().out
+    assert "attacker:pgd" in out and "restarts" in out and ">= 1" in out and "Madry" in out
+    assert main(["plugins", "attacker:pdg"]) == 2  # unknown key: one line, exit 2
+    assert "did you mean attacker:pgd" in capsys.readouterr().err

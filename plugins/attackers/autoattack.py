@@ -36,6 +36,8 @@ class AutoAttackOptions(NormBallOptions):
 class AutoAttackAttacker(TorchattacksAttacker):
     """The AutoAttack ensemble; the class count comes from the model's logits."""
 
+    key = "attacker:autoattack"
+
     Options = AutoAttackOptions
     #: the conformance suite runs the real standard ensemble, only on its tiny model and batch
     conformance_options = {"version": "standard"}
@@ -86,5 +88,4 @@ class AutoAttackAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("autoattack", "dreamset.plugins.attackers.autoattack:AutoAttackAttacker",
-             description="AutoAttack ensemble, L-inf or L2 (Croce & Hein 2020)")
+    register(AutoAttackAttacker, description="AutoAttack ensemble, L-inf or L2 (Croce & Hein 2020)")

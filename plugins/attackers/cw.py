@@ -46,6 +46,8 @@ def cw_margin(logits, labels, kappa: float, targeted: bool):
 class CWAttacker(TorchattacksAttacker):
     """Minimum-L2 attack; no ``eps``."""
 
+    key = "attacker:cw"
+
     Options = CWOptions
 
     def make(self, model):
@@ -60,4 +62,4 @@ class CWAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("cw", "dreamset.plugins.attackers.cw:CWAttacker", description="Carlini-Wagner L2 (Carlini & Wagner 2017)")
+    register(CWAttacker, description="Carlini-Wagner L2 (Carlini & Wagner 2017)")

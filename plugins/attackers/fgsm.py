@@ -26,6 +26,8 @@ class FGSMOptions(Options):
 class FGSMAttacker(TorchattacksAttacker):
     """Single-step L∞ attack: ``x + eps·sign(∇)``, clamped to [0,1]."""
 
+    key = "attacker:fgsm"
+
     Options = FGSMOptions
 
     def make(self, model):
@@ -36,4 +38,4 @@ class FGSMAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("fgsm", "dreamset.plugins.attackers.fgsm:FGSMAttacker", description="FGSM, L-inf (Goodfellow et al. 2015)")
+    register(FGSMAttacker, description="FGSM, L-inf (Goodfellow et al. 2015)")

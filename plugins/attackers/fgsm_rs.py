@@ -28,6 +28,8 @@ class FGSMRandomStartOptions(Options):
 class FGSMRandomStartAttacker(TorchattacksAttacker):
     """Uniform random start in the L∞ ball, one signed-gradient step of ``alpha``, projection."""
 
+    key = "attacker:fgsm-rs"
+
     Options = FGSMRandomStartOptions
 
     def make(self, model):
@@ -40,5 +42,4 @@ class FGSMRandomStartAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("fgsm-rs", "dreamset.plugins.attackers.fgsm_rs:FGSMRandomStartAttacker",
-             description="FGSM with random start, L-inf (Wong et al. 2020)")
+    register(FGSMRandomStartAttacker, description="FGSM with random start, L-inf (Wong et al. 2020)")

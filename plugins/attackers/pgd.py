@@ -30,6 +30,8 @@ class PGDOptions(NormBallOptions):
 class PGDAttacker(TorchattacksAttacker):
     """PGD in the L∞ or L2 ball, with optional restarts."""
 
+    key = "attacker:pgd"
+
     Options = PGDOptions
 
     def make(self, model):
@@ -67,4 +69,4 @@ class PGDAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("pgd", "dreamset.plugins.attackers.pgd:PGDAttacker", description="PGD, L-inf or L2 (Madry et al. 2018)")
+    register(PGDAttacker, description="PGD, L-inf or L2 (Madry et al. 2018)")

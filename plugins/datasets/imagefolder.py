@@ -41,6 +41,8 @@ def _class_folders(folder: Path) -> list[Path]:
 class ImageFolderDataset(Dataset):
     """Images from class sub-folders, decoded with Pillow."""
 
+    key = "dataset:imagefolder"
+
     Options = ImageFolderOptions
 
     def _read(self, folder: Path, class_names: list[str] | None = None):
@@ -98,4 +100,4 @@ class ImageFolderDataset(Dataset):
 
 @hookimpl
 def register_datasets(register):
-    register("imagefolder", "dreamset.plugins.datasets.imagefolder:ImageFolderDataset", description="class sub-folders of images")
+    register(ImageFolderDataset, description="class sub-folders of images")

@@ -157,6 +157,8 @@ def _data_digest(images, labels) -> str:
 class DDPMGenerator(Generator):
     """Class-conditional DDPM trained on the real training split (Ho et al., 2020)."""
 
+    key = "generator:ddpm"
+
     Options = DDPMOptions
     #: small settings the conformance suite uses so it checks the contract in seconds
     conformance_options = {"block_out_channels": (8, 16), "train_steps": 3, "steps": 3, "batch_size": 8}
@@ -440,5 +442,4 @@ class DDPMGenerator(Generator):
 
 @hookimpl
 def register_generators(register):
-    register("ddpm", "dreamset.plugins.generators.ddpm:DDPMGenerator",
-             description="class-conditional DDPM trained on the real data (Ho et al. 2020)")
+    register(DDPMGenerator, description="class-conditional DDPM trained on the real data (Ho et al. 2020)")

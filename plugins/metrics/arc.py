@@ -108,6 +108,8 @@ def arc_area(eps: list[float], accuracies: list[float]) -> float:
 class ARCMetric(Metric):
     """Area under the robust real-vs-synthetic discrimination accuracy curve."""
 
+    key = "metric:arc"
+
     Options = ARCOptions
     conformance_options = {"points": 3, "epochs": 2, "attack_steps": 2, "eval_steps": 2, "max_samples": 40,
                            "discriminator": {"key": "model:small-cnn", "options": {"width": 2}}}
@@ -226,5 +228,4 @@ class ARCMetric(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("arc", "dreamset.plugins.metrics.arc:ARCMetric",
-             description="area under the robust real-vs-synthetic discrimination curve (Sehwag et al. 2022)")
+    register(ARCMetric, description="area under the robust real-vs-synthetic discrimination curve (Sehwag et al. 2022)")

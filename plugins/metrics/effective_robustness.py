@@ -114,6 +114,8 @@ class EffectiveRobustnessOptions(Options):
 class EffectiveRobustnessMetric(Metric):
     """Effective robustness of every arm against a real-data baseline fit, per shift."""
 
+    key = "metric:effective-robustness"
+
     Options = EffectiveRobustnessOptions
     conformance_options = {"testbed_sizes": [0.1, 0.5], "testbed_epochs": [1, 3]}
 
@@ -294,5 +296,4 @@ class EffectiveRobustnessMetric(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("effective-robustness", "dreamset.plugins.metrics.effective_robustness:EffectiveRobustnessMetric",
-             description="effective robustness vs a real-data baseline fit in logit space (Taori et al. 2020)")
+    register(EffectiveRobustnessMetric, description="effective robustness vs a real-data baseline fit in logit space (Taori et al. 2020)")

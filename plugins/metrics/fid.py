@@ -95,6 +95,8 @@ class FIDOptions(FeatureOptions):
 class FrechetInceptionDistance(Metric):
     """FID between real and synthetic features, streamed through float64 moments."""
 
+    key = "metric:fid"
+
     Options = FIDOptions
 
     def _moments(self, context, source: ImageSource, warnings: list[str]):
@@ -166,5 +168,4 @@ class FrechetInceptionDistance(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("fid", "dreamset.plugins.metrics.fid:FrechetInceptionDistance",
-             description="Frechet distance of feature statistics, streamed (Heusel et al. 2017)")
+    register(FrechetInceptionDistance, description="Frechet distance of feature statistics, streamed (Heusel et al. 2017)")

@@ -40,6 +40,8 @@ class KIDOptions(FeatureOptions):
 class KernelInceptionDistance(Metric):
     """KID mean and std over seeded subsets, overall and per class."""
 
+    key = "metric:kid"
+
     Options = KIDOptions
 
     def compute(self, context) -> dict:
@@ -105,5 +107,4 @@ class KernelInceptionDistance(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("kid", "dreamset.plugins.metrics.kid:KernelInceptionDistance",
-             description="kernel inception distance, unbiased polynomial MMD over subsets (Binkowski et al. 2018)")
+    register(KernelInceptionDistance, description="kernel inception distance, unbiased polynomial MMD over subsets (Binkowski et al. 2018)")

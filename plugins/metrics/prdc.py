@@ -77,6 +77,8 @@ class PRDCOptions(FeatureOptions):
 class PrecisionRecallDensityCoverage(Metric):
     """PRDC on a seeded subsample, overall and per class (equal n per class)."""
 
+    key = "metric:prdc"
+
     Options = PRDCOptions
 
     def compute(self, context) -> dict:
@@ -140,5 +142,4 @@ class PrecisionRecallDensityCoverage(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("prdc", "dreamset.plugins.metrics.prdc:PrecisionRecallDensityCoverage",
-             description="precision/recall/density/coverage with chunked k-NN (Naeem et al. 2020)")
+    register(PrecisionRecallDensityCoverage, description="precision/recall/density/coverage with chunked k-NN (Naeem et al. 2020)")

@@ -108,6 +108,8 @@ def _modules():
 class WideResNet(Model):
     """WRN-depth-width with pre-activation basic blocks (CIFAR variant)."""
 
+    key = "model:wide-resnet"
+
     Options = WideResNetOptions
     conformance_options = {"depth": 10, "width": 1}
 
@@ -127,5 +129,4 @@ class WideResNet(Model):
 
 @hookimpl
 def register_models(register):
-    register("wide-resnet", "dreamset.plugins.models.wide_resnet:WideResNet",
-             description="CIFAR Wide ResNet, pre-activation (Zagoruyko & Komodakis 2016); WRN-28-10 default")
+    register(WideResNet, description="CIFAR Wide ResNet, pre-activation (Zagoruyko & Komodakis 2016); WRN-28-10 default")

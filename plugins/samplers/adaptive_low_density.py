@@ -61,6 +61,8 @@ class AdaptiveLowDensityOptions(Options):
 class AdaptiveLowDensitySampler(Sampler):
     """Low-coverage-first selection with outlier rejection (see the module docstring)."""
 
+    key = "sampler:adaptive-low-density"
+
     Options = AdaptiveLowDensityOptions
 
     def scores(self, real_features, real_labels, synthetic_features, synthetic_labels, num_classes: int):
@@ -144,5 +146,4 @@ class AdaptiveLowDensitySampler(Sampler):
 
 @hookimpl
 def register_samplers(register):
-    register("adaptive-low-density", "dreamset.plugins.samplers.adaptive_low_density:AdaptiveLowDensitySampler",
-             description="prefer poorly covered regions, reject class outliers (k-NN, chunked)")
+    register(AdaptiveLowDensitySampler, description="prefer poorly covered regions, reject class outliers (k-NN, chunked)")

@@ -22,6 +22,8 @@ class ConfidenceOptions(Options):
 class ConfidenceSampler(Sampler):
     """Top-``fraction`` per class by classifier confidence in the intended label."""
 
+    key = "sampler:confidence"
+
     Options = ConfidenceOptions
 
     def select(self, synthetic, real, context, seed: int) -> Selection:
@@ -44,4 +46,4 @@ class ConfidenceSampler(Sampler):
 
 @hookimpl
 def register_samplers(register):
-    register("confidence", "dreamset.plugins.samplers.confidence:ConfidenceSampler", description="top fraction per class by classifier confidence")
+    register(ConfidenceSampler, description="top fraction per class by classifier confidence")

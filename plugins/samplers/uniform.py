@@ -51,6 +51,8 @@ def per_class_budgets(total: int, labels) -> dict[int, int]:
 class UniformSampler(Sampler):
     """Uniform random selection with an exact budget."""
 
+    key = "sampler:uniform"
+
     Options = UniformOptions
 
     def select(self, synthetic, real, context, seed: int) -> Selection:
@@ -75,4 +77,4 @@ class UniformSampler(Sampler):
 
 @hookimpl
 def register_samplers(register):
-    register("uniform", "dreamset.plugins.samplers.uniform:UniformSampler", description="uniform random subset (optionally class-balanced)")
+    register(UniformSampler, description="uniform random subset (optionally class-balanced)")

@@ -21,6 +21,8 @@ SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0)
 class BlurShift(Shift):
     """Separable Gaussian blur with replicate padding."""
 
+    key = "shift:blur"
+
     Options = SeverityOptions
 
     def apply(self, images, seed: int):
@@ -39,4 +41,4 @@ class BlurShift(Shift):
 
 @hookimpl
 def register_shifts(register):
-    register("blur", "dreamset.plugins.shifts.blur:BlurShift", description="Gaussian blur")
+    register(BlurShift, description="Gaussian blur")

@@ -15,6 +15,8 @@ FACTORS = (0.75, 0.6, 0.45, 0.3, 0.2)
 class ContrastShift(Shift):
     """Contrast scaled by c around the per-image mean."""
 
+    key = "shift:contrast"
+
     Options = SeverityOptions
 
     def apply(self, images, seed: int):
@@ -25,4 +27,4 @@ class ContrastShift(Shift):
 
 @hookimpl
 def register_shifts(register):
-    register("contrast", "dreamset.plugins.shifts.contrast:ContrastShift", description="reduced contrast")
+    register(ContrastShift, description="reduced contrast")

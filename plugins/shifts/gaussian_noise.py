@@ -20,6 +20,8 @@ SIGMAS = (0.04, 0.08, 0.12, 0.18, 0.26)
 class GaussianNoiseShift(Shift):
     """x + N(0, σ²), clipped; seeded."""
 
+    key = "shift:gaussian-noise"
+
     Options = SeverityOptions
 
     def apply(self, images, seed: int):
@@ -30,4 +32,4 @@ class GaussianNoiseShift(Shift):
 
 @hookimpl
 def register_shifts(register):
-    register("gaussian-noise", "dreamset.plugins.shifts.gaussian_noise:GaussianNoiseShift", description="additive Gaussian noise (seeded)")
+    register(GaussianNoiseShift, description="additive Gaussian noise (seeded)")
