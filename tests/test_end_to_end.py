@@ -58,13 +58,7 @@ def test_default_recipe_reduced_end_to_end_and_resume(tmp_path, capsys):
     assert "real+synthetic" in capsys.readouterr().out
 
 
-EXAMPLE = (Path(__file__).resolve().parents[1] / "docs" / "examples" / "dreamset-example-plugin"
-           / "dreamset_example_plugin" / "__init__.py").read_text()
-
-
-def test_third_party_plugin_usable_in_a_recipe(tmp_path, fake_distribution):
-    fake_distribution("dreamset-example-plugin", {"example": "dreamset_example_plugin"},
-                      {"dreamset_example_plugin": EXAMPLE}, version="0.1.0")
+def test_third_party_plugin_usable_in_a_recipe(tmp_path, example_plugin):
     recipe = tmp_path / "stripes.yaml"
     recipe.write_text("""
 name: stripes
@@ -83,7 +77,7 @@ evaluate: {attackers: [uniform-noise]}
     assert report["recipe"]["generate"]["generator"]["key"] == "stripes"
     # report.json says which distribution supplied every component, and keeps the sampler's diagnostics
     sources = report["components"]
-    assert sources["generate.generator"] == {"key": "generator:stripes", "plugin": "example",
+    assert sources["generate.generator"] == {"key": "generator:stripes", "plugin": "generator-stripes",
                                              "distribution": "dreamset-example-plugin", "version": "0.1.0"}
     assert sources["train.attacker"]["distribution"] == "dreamset-example-plugin"
     assert sources["train.model"]["distribution"] == "dreamset" and sources["train.model"]["plugin"] == "model-small-cnn"

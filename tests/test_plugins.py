@@ -14,6 +14,7 @@ import dreamset
 import dreamset.registry as registry
 from dreamset.errors import PluginError
 from dreamset.interfaces import Shift
+from dreamset.kinds import KINDS
 from dreamset.plugin_manager import load_plugins
 
 GOOD = '''
@@ -287,19 +288,15 @@ def test_discovery_does_not_import_torch():
     assert out.stdout.strip() == "", f"discovery imported {out.stdout.strip()}"
 
 
-def test_example_plugin_installs_with_pip_and_is_usable(tmp_path):
-    """The worked example of docs/plugins.md, pip-installed into a target folder, shows up in
-    `dreamset plugins` with its distribution and version, and its components work."""
-    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "dreamset-example-plugin"
-    target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(example)],
-        check=True, capture_output=True,
-    )
-    env = dict(os.environ, PYTHONPATH=str(target))
+def test_example_plugin_installs_with_pip_and_is_usable(example_plugin_site):
+    """The worked example of docs/plugins.md and docs/kinds/, pip-installed into a target folder, shows
+    up in `dreamset plugins` with its distribution and version, and its components work."""
+    env = dict(os.environ, PYTHONPATH=str(example_plugin_site))
     out = subprocess.run([sys.executable, "-m", "dreamset", "plugins", "--json"], env=env, capture_output=True, text=True, check=True)
     components = {c["key"]: c for c in json.loads(out.stdout)["components"]}
-    assert components["generator:stripes"]["distribution"] == "dreamset-example-plugin"
+    ours = {k for k, c in components.items() if c["distribution"] == "dreamset-example-plugin"}
+    assert {k.split(":")[0] for k in ours} == {kind.name for kind in KINDS}  # one worked example per kind
+    assert components["generator:stripes"]["plugin"] == "generator-stripes"
     assert components["attacker:uniform-noise"]["version"] == "0.1.0"
     code = (
         "import torch, dreamset.registry as r\n"
@@ -312,6 +309,54 @@ def test_example_plugin_installs_with_pip_and_is_usable(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def _suite(env, *selectors):
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "dreamset.conformance.suite"]
+    for selector in selectors:
+        args += ["--dreamset-conformance", selector]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, cwd=env["PYTHONPATH"])
+
+
+def test_example_plugin_passes_the_conformance_suite_by_distribution_name(example_plugin_site):
+    env = dict(os.environ, PYTHONPATH=str(example_plugin_site))
+    result = _suite(env, "dreamset-example-plugin")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "9 passed" in result.stdout  # one component of every kind, none skipped
+
+
+def test_conformance_selectors_that_pick_nothing_fail(example_plugin_site):
+    env = dict(os.environ, PYTHONPATH=str(example_plugin_site))
+    result = _suite(env, "no-such:*")
+    assert result.returncode != 0
+    assert "--dreamset-conformance 'no-such:*' selects no registered component" in result.stdout + result.stderr
+    result = _suite(env, "shift:posterize,model:linear", "shift:no-such")  # one bad selector of several
+    assert result.returncode != 0 and "'shift:no-such' selects no registered component" in result.stdout + result.stderr
+
+
+def test_conformance_selection_takes_several_patterns_and_distributions(dreamset_registry):
+    from dreamset.pytest_plugin import conformance_selection
+
+    reg = dreamset_registry()
+    keys, problems = conformance_selection(["shift:invert,shift:blur", "objective:*"], reg)
+    assert keys == ["objective:mart", "objective:pgd-at", "objective:standard", "objective:trades", "shift:blur", "shift:invert"]
+    assert problems == []
+    keys, _ = conformance_selection(["dreamset"], reg)
+    assert keys == reg.list()  # every built-in, by distribution name
+
+
+def test_conformance_run_surfaces_a_broken_plugin_of_the_selected_distribution(fake_distribution):
+    from dreamset.pytest_plugin import conformance_selection
+
+    source = GOOD + "\n@dreamset.hookimpl\ndef register_shift(register):\n    pass\n"
+    fake_distribution("broken-dist", {"broken": "broken_plugin"}, {"broken_plugin": source.replace("good_plugin", "broken_plugin")})
+    keys, problems = conformance_selection(["broken-dist"], registry.get_registry())
+    assert keys == [] and len(problems) == 1  # its only plugin failed: the failure is the test
+    assert "plugin 'broken' (broken-dist 1.0)" in problems[0] and "register_shift" in problems[0]
+    keys, problems = conformance_selection(["*"], registry.get_registry())
+    assert any("broken-dist" in p for p in problems)
+    keys, problems = conformance_selection(["shift:invert"], registry.get_registry())
+    assert problems == []  # another distribution's problems are not this selection's
 
 
 def test_plugins_key_shows_options_and_card(capsys):
