@@ -1,5 +1,5 @@
 """``attacker:apgd`` — Auto-PGD (Croce & Hein, 2020, "Reliable evaluation of adversarial robustness
-with an ensemble of diverse parameter-free attacks"), L∞ or L2, backed by torchattacks ``APGD``.
+with an ensemble of diverse parameter-free attacks", arXiv:2003.01690), L∞ or L2, backed by torchattacks ``APGD``.
 
 PGD without a step-size to tune: the step starts at ``2·eps`` and is halved at checkpoints where the
 loss stopped improving, with a momentum term; the best point found is kept. ``loss`` is the

@@ -1,5 +1,5 @@
 """``attacker:autoattack`` — AutoAttack (Croce & Hein, 2020, "Reliable evaluation of adversarial
-robustness with an ensemble of diverse parameter-free attacks"), L∞ or L2, backed by torchattacks
+robustness with an ensemble of diverse parameter-free attacks", arXiv:2003.01690), L∞ or L2, backed by torchattacks
 ``AutoAttack``.
 
 An ensemble run one after the other on the points still classified correctly, keeping for every

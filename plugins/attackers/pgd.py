@@ -1,5 +1,5 @@
 """``attacker:pgd`` — projected gradient descent (Madry et al., 2018, "Towards Deep Learning Models
-Resistant to Adversarial Attacks"), L∞ or L2, backed by torchattacks ``PGD`` / ``PGDL2``.
+Resistant to Adversarial Attacks", arXiv:1706.06083), L∞ or L2, backed by torchattacks ``PGD`` / ``PGDL2``.
 
 ``steps`` iterations of size ``alpha`` (default ``2.5·eps/steps``, Madry et al.'s choice) from a random
 start in the ``eps``-ball, each projected back onto the ball and onto [0,1]. The standard attack for

@@ -1,5 +1,5 @@
 """``attacker:trades`` — the TRADES inner maximisation (Zhang, Yu, Jiao, Xing, El Ghaoui & Jordan,
-2019, "Theoretically Principled Trade-off between Robustness and Accuracy"), L∞, backed by
+2019, "Theoretically Principled Trade-off between Robustness and Accuracy", arXiv:1901.08573), L∞, backed by
 torchattacks ``TPGD``.
 
 Maximises ``KL(f(x) ‖ f(x'))`` over the ``eps``-ball: start at ``x + 0.001·N(0, I)`` (clamped to

@@ -1,6 +1,6 @@
 """``generator:ddpm`` — a class-conditional denoising diffusion model trained on the real data.
 
-Ho, Jain & Abbeel, 2020, "Denoising Diffusion Probabilistic Models" (NeurIPS): a U-Net learns to
+Ho, Jain & Abbeel, 2020, "Denoising Diffusion Probabilistic Models" (NeurIPS, arXiv:2006.11239): a U-Net learns to
 predict the noise ``eps`` added to an image at a random timestep (MSE loss); sampling runs the
 learned reverse process. Synthetic training data from such a model, trained on the classifier's own
 real training split only, is what Gowal et al. 2021 ("Improving Robustness using Generated Data"),

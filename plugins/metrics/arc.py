@@ -1,6 +1,6 @@
 """``metric:arc`` — ARC, the area under the robust real-vs-synthetic discrimination curve, after
 Sehwag, Mahloujifar, Handina, Dai, Xiang, Chiang & Mittal (2022, "Robust Learning Meets Generative
-Models: Can Proxy Distributions Improve Adversarial Robustness?", ICLR).
+Models: Can Proxy Distributions Improve Adversarial Robustness?", ICLR, arXiv:2104.09425).
 
 Sehwag et al. bound the robustness transferred from a proxy (synthetic) distribution by a
 conditional Wasserstein distance, and estimate that distance by how well a discriminator *trained

@@ -1,6 +1,6 @@
 """``metric:effective-robustness`` — effective robustness to natural distribution shifts (Taori,
 Dave, Shankar, Carlini, Recht & Schmidt, 2020, "Measuring Robustness to Natural Distribution Shifts
-in Image Classification", NeurIPS), as used for synthetic training data by Bansal & Grover (2023,
+in Image Classification", NeurIPS, arXiv:2007.00644), as used for synthetic training data by Bansal & Grover (2023,
 "Leaving Reality to Imagination: Robust Classification via Generated Datasets").
 
 Taori et al. observe that, across standard models trained on the real distribution, accuracy on a

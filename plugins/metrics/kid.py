@@ -1,5 +1,5 @@
 """``metric:kid`` — Kernel Inception Distance (Bińkowski, Sutherland, Arbel & Gretton, 2018,
-"Demystifying MMD GANs") between the real split (``real``: ``train`` or ``test``) and the synthetic
+"Demystifying MMD GANs", arXiv:1801.01401) between the real split (``real``: ``train`` or ``test``) and the synthetic
 store, overall and per class.
 
 KID is the unbiased MMD² under the cubic polynomial kernel ``k(x, y) = (xᵀy / d + 1)³`` on features

@@ -1,5 +1,5 @@
 """``metric:prdc`` — precision, recall, density and coverage (Naeem, Oh, Uh, Choi & Yoo, 2020,
-"Reliable Fidelity and Diversity Metrics for Generative Models") of the synthetic store against the
+"Reliable Fidelity and Diversity Metrics for Generative Models", arXiv:2002.09797) of the synthetic store against the
 real split (``real``: ``train`` or ``test``), overall and per class.
 
 With ``r_i`` the distance from real feature ``X_i`` to its ``k``-th nearest *other* real feature and

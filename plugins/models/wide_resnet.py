@@ -1,6 +1,6 @@
 """``model:wide-resnet`` — the CIFAR Wide Residual Network WRN-``depth``-``width``.
 
-Zagoruyko & Komodakis (2016), "Wide Residual Networks" (BMVC): a 3×3 stem conv with 16 channels,
+Zagoruyko & Komodakis (2016), "Wide Residual Networks" (BMVC, arXiv:1605.07146): a 3×3 stem conv with 16 channels,
 then three groups of ``n = (depth − 4) / 6`` pre-activation basic blocks (BN–act–conv3×3–BN–act–
 [dropout]–conv3×3, He et al. 2016's pre-activation order) with ``16·width``, ``32·width`` and
 ``64·width`` channels at strides 1, 2, 2, a final BN–act, global average pooling and a linear head.

@@ -1,4 +1,4 @@
-"""``shift:blur`` — Gaussian blur (ImageNet-C's defocus/Gaussian blur family, Hendrycks & Dietterich 2019).
+"""``shift:blur`` — Gaussian blur (ImageNet-C's defocus/Gaussian blur family, Hendrycks & Dietterich 2019, arXiv:1903.12261).
 
 Severity 1..5 -> σ = 0.5, 0.75, 1.0, 1.5, 2.0 pixels; a separable kernel of radius ⌈2σ⌉ with
 replicate padding (so it works on 8×8 images, where reflect padding of a large kernel cannot).

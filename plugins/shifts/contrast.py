@@ -1,5 +1,5 @@
 """``shift:contrast`` — contrast reduction towards each image's mean (ImageNet-C's contrast
-corruption, Hendrycks & Dietterich 2019): ``x -> (x − μ)·c + μ``.
+corruption, Hendrycks & Dietterich 2019, arXiv:1903.12261): ``x -> (x − μ)·c + μ``.
 
 Severity 1..5 -> c = 0.75, 0.6, 0.45, 0.3, 0.2. ``float32 N×C×H×W`` in [0,1] -> same; deterministic.
 """

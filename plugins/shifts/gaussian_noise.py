@@ -1,5 +1,5 @@
 """``shift:gaussian-noise`` — additive Gaussian noise, clipped to [0,1] (ImageNet-C's first
-corruption, Hendrycks & Dietterich 2019).
+corruption, Hendrycks & Dietterich 2019, arXiv:1903.12261).
 
 Severity 1..5 -> σ = 0.04, 0.08, 0.12, 0.18, 0.26 (in [0,1] pixel units). The noise is drawn from a
 ``torch.Generator`` seeded with ``seed``, so the shifted set is deterministic.
