@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list registered components and plugin errors; with a KEY, its options and card")
     p.add_argument("pattern", nargs="?", metavar="PATTERN|KEY",
                    help="wildcard filter, e.g. 'attacker:*pgd*'; a key (attacker:pgd) shows that component's options and docstring")
-    p.add_argument("--kind", help="only this kind (dataset, generator, sampler, mixer, model, attacker, metric, shift)")
+    from dreamset.kinds import KIND_HOOKS
+
+    p.add_argument("--kind", help=f"only this kind ({', '.join(KIND_HOOKS)})")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("export", help="export a synthetic store as .npz or ImageFolder PNGs")
