@@ -24,7 +24,7 @@ from typing import Any
 
 #: report.json keys with a place of their own on the page; any other key gets a generic section
 KNOWN_KEYS = {"recipe", "arms", "comparisons", "notes", "evaluation", "metrics", "timings", "seeds", "device",
-              "stages", "versions", "warnings"}
+              "stages", "versions", "warnings", "components"}
 
 #: metric result keys that say what the metric found, per group; everything else numeric is
 #: bookkeeping (sample counts, feature sizes, settings) and folds away
@@ -341,7 +341,7 @@ def page_model(run_dir: Path | None, report: dict[str, Any]) -> dict[str, Any]:
     timings = report.get("timings") or {}
     stages = report.get("stages") or {}
     versions = dict(report.get("versions") or {})
-    components = versions.pop("components", {}) or {}
+    components = report.get("components") or versions.pop("components", {}) or {}
     recipe = report.get("recipe") or {}
     return {
         "name": str(recipe.get("name", "")), "description": str(recipe.get("description", "")).strip(),
@@ -359,7 +359,8 @@ def page_model(run_dir: Path | None, report: dict[str, Any]) -> dict[str, Any]:
                    for n in dict.fromkeys([*timings, *stages])],
         "recipe_yaml": yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True) if recipe else "",
         "versions": [[k, str(v)] for k, v in versions.items()],
-        "components": [[k, str(v.get("distribution")), str(v.get("version"))] for k, v in components.items()],
+        "components": [[str(v.get("key", k)) + (f" ({k})" if "key" in v else ""), str(v.get("distribution")), str(v.get("version"))]
+                       for k, v in components.items() if isinstance(v, dict)],
         "extra": [{"title": key, **generic_section(value)} for key, value in report.items() if key not in KNOWN_KEYS],
     }
 

@@ -115,8 +115,9 @@ def final_scalars(report: dict[str, Any]) -> dict[str, float]:
 
 
 def plugin_versions(context) -> dict[str, Any]:
-    """The versions behind a run: python, torch, dreamset, and for every component the recipe uses
-    its plugin distribution and version (``report.json``'s ``versions``)."""
+    """The versions behind a run: dreamset, python, torch and the other libraries it stands on
+    (``report.json``'s ``versions``; each component's distribution and version are in
+    ``components``, :mod:`dreamset.provenance`)."""
     import platform
     from importlib import metadata
 
@@ -128,12 +129,4 @@ def plugin_versions(context) -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             pass
-    components = {}
-    for _, kind, ref in context.recipe.component_refs():
-        try:
-            spec = context.registry.get(ref.key, kind)
-        except Exception:  # noqa: BLE001 - a version table never fails a finished run
-            continue
-        components[spec.key] = {"distribution": spec.distribution, "version": spec.version}
-    versions["components"] = components
     return versions
