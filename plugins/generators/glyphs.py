@@ -19,6 +19,17 @@ Seed 0 gives the canonical glyph (centred, no jitter); other seeds add a small s
 offset, scale, stroke width and rotation so several seeds give variants of the same class. Glyphs
 are drawn ``supersample`` times larger and box-filtered down, so edges are anti-aliased.
 
+**Augmentation of the rendering** (all off by default; seed 0 is never augmented): for seed ≠ 0 the
+rendered canvas is transformed before it is box-filtered down — ``thickness`` (stroke thickening or
+thinning, uniform in ±t of the font size: Pillow's ``MaxFilter``/``MinFilter``), ``shear`` (slant,
+uniform in ±degrees) and ``aspect`` (width × U(1 − a, 1 + a)) as one Pillow affine map about the
+centre, and ``elastic_alpha``/``elastic_sigma`` (Simard et al.'s elastic deformation, 2003: the
+displacement field of torchvision's ``v2.ElasticTransform``, drawn at the output size from a
+generator seeded by the image's seed, applied with ``v2.functional.elastic``; σ must stay below a
+quarter of the image size). With the render jitter at 0, every image of a class is then a transform
+of one rendering: one synthetic image per class, seen through many augmentations (the
+``context-agnostic-mnist`` recipe stores 200 per class).
+
 Output: ``float32 B×C×H×W`` in [0,1]; by default a white glyph (``foreground`` = 1) on a black
 background (``background`` = 0), so thresholding an image at the midpoint gives the glyph's mask.
 ``(C, H, W)`` follow the real data seen by ``fit`` unless ``channels``/``image_size`` are set
@@ -30,6 +41,10 @@ Example (the ten digits at 28×28 in DejaVu Sans)::
 
     generator = dreamset.registry.create("generator:glyphs", font="DejaVu Sans", image_size=28, font_size=0.7)
     batch = generator.generate(torch.arange(10), [0] * 10, [str(d) for d in range(10)])  # 10×1×28×28
+    augmented = dreamset.registry.create("generator:glyphs", font="DejaVu Sans", font_size=0.7, stroke=0,
+                                         jitter_offset=0, jitter_scale=0, jitter_stroke=0, jitter_rotation=0,
+                                         thickness=0.03, shear=20, aspect=0.25, elastic_alpha=30)
+    variants = augmented.generate(torch.tensor([7] * 4), [1, 2, 3, 4], [str(d) for d in range(10)])  # four 7s
 """
 from __future__ import annotations
 
