@@ -159,8 +159,8 @@ class ReportStage(_Model):
     #: training curves: every ``curve_every`` epochs, clean and robust accuracy (the first
     #: evaluation attacker, else the training one) on a fixed class-stratified validation subset of
     #: ``curve_samples`` test images (0 = loss and train accuracy only)
-    curve_samples: int = Field(default=256, ge=0, le=100_000)
-    curve_every: int = Field(default=1, gt=0)
+    curve_samples: int = Field(default=128, ge=0, le=100_000)
+    curve_every: int = Field(default=5, gt=0)
     #: experiment trackers fed each epoch and at the end (built in: ``tensorboard``, ``mlflow``;
     #: a plugin may add its own name)
     trackers: list[str] = Field(default_factory=list)

@@ -44,7 +44,7 @@ def tiny_recipe(source: Path) -> dict:
         "reference": {"epochs": 1},
         "evaluate": {"attackers": [{"key": "pgd", "options": {"eps": "8/255", "steps": 2}}], "robust_samples": 50,
                      "metrics": ["fid", "label-agreement"]},
-        "report": {"curve_samples": 40, "trackers": ["tensorboard"]},
+        "report": {"curve_samples": 40, "curve_every": 1, "trackers": ["tensorboard"]},
     }
 
 
