@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Attacker
 from dreamset.lazy import lazy_module
-from dreamset.options import Options
+from dreamset.options import FractionFloat, Options
 
 # torch stays lazy so plugin modules may subclass TorchattacksAttacker at import time
 torch = lazy_module("torch")
@@ -33,7 +33,7 @@ class NormBallOptions(Options):
     refused: images are in [0,1]). Attackers with more options subclass it."""
 
     norm: Literal["linf", "l2"] = Field(default="linf", description="threat model")
-    eps: float = Field(default=8 / 255, gt=0, le=64, description="radius (pixel units of [0,1])")
+    eps: FractionFloat = Field(default=8 / 255, gt=0, le=64, description="radius (pixel units of [0,1])")
 
     @model_validator(mode="after")
     def _linf_eps(self):

@@ -27,6 +27,7 @@ from dreamset.data import TensorImageSet, materialize
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Selection
 from dreamset.recipe import ComponentRef, Recipe
+from dreamset.runlog import final_scalars, log, metric_summary, plugin_versions
 
 #: mixer used when an arm names none: all real, all synthetic, or half and half
 DEFAULT_MIXER = "mixer:ratio"
@@ -40,12 +41,18 @@ def _create(context: RunContext, ref: ComponentRef, kind: str, path: str):
 def _stage(context: RunContext, name: str, timings: dict[str, float]):
     import dreamset.registry as registry_module
 
+    from dreamset.runlog import stage_result
+
     hook = registry_module.plugin_manager().hook  # the lifecycle hooks of the loaded plugins
     hook.before_stage(stage=name, context=context)
+    log.info("%s ...", name)
     start = time.perf_counter()
     yield
     seconds = time.perf_counter() - start
     timings[name] = timings.get(name, 0.0) + seconds
+    result = stage_result(name, context)
+    context.stage_results.setdefault(name, []).append(result)
+    log.info("%s done in %.1fs: %s", name, seconds, result)
     hook.after_stage(stage=name, context=context, seconds=seconds)
 
 
@@ -123,10 +130,16 @@ def generate_only(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, conso
 
 def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json)."""
+    import dreamset.registry as registry_module
+    from dreamset.provenance import component_sources, selection_record
+
     context = _new_context(recipe, run_dir, console)
     timings: dict[str, float] = {}
+    selections: dict[str, dict[str, Any]] = {}
     with run_folder_lock(run_dir):
         _data_and_generate(context, resolved, timings)
+
+        from dreamset.sources import arm_synthetic
 
         for seed in recipe.seeds:
             context.seed = seed
@@ -136,6 +149,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 for arm_name, arm in recipe.arms.items():
                     if arm.synthetic is not False:
                         context.selections[arm_name] = _select(context, arm_name, arm, seed)
+                        selections.setdefault(arm_name, {})[str(seed)] = selection_record(
+                            context.selections[arm_name], len(arm_synthetic(context, arm_name, arm)))
             records: dict[str, dict[str, Any]] = {}
             with _stage(context, "train", timings):
                 inputs = {arm_name: _arm_inputs(context, arm_name, arm) for arm_name, arm in recipe.arms.items()}
@@ -151,21 +166,27 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 attackers = [_create(context, ref, "attacker", f"evaluate.attackers.{i}")
                              for i, ref in enumerate(recipe.evaluate.attackers)]
                 context.arm_results[seed] = {}
-                for arm_name, model in context.models.items():
-                    # attacks draw random starts: each arm's from the same seeded fork, so the result
-                    # depends neither on the other arms nor on whether training ran or was reused
-                    with forked_rng(context.device, seed):
-                        result = evaluate_classifier(context, model, attackers)
-                    context.arm_results[seed][arm_name] = {**result, "training": records[arm_name]}
+                with context.progress(f"evaluate (seed {seed})", len(context.models)) as advance:
+                    for arm_name, model in context.models.items():
+                        # attacks draw random starts: each arm's from the same seeded fork, so the result
+                        # depends neither on the other arms nor on whether training ran or was reused
+                        with forked_rng(context.device, seed):
+                            result = evaluate_classifier(context, model, attackers)
+                        context.arm_results[seed][arm_name] = {**result, "training": records[arm_name]}
+                        advance(1)
 
         from dreamset.sources import compute_metric
 
         metrics: dict[str, Any] = {}
         torch.manual_seed(recipe.seeds[0])  # likewise independent of what this process ran before
-        with _stage(context, "metrics", timings):
+        with _stage(context, "metrics", timings), context.progress("metrics", len(recipe.evaluate.metrics)) as advance:
             for i, ref in enumerate(recipe.evaluate.metrics):
                 metric = _create(context, ref, "metric", f"evaluate.metrics.{i}")
+                started = time.perf_counter()
                 metrics[metric_report_name(metric.key)] = compute_metric(context, metric)
+                log.info("metric %s: %s (%.1fs)", metric.key, metric_summary(metrics[metric_report_name(metric.key)]),
+                         time.perf_counter() - started)
+                advance(1)
 
         from dreamset.differences import compute_notes, paired_comparisons
 
@@ -179,12 +200,18 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                                               else len(context.real_test)),
                            "test_size": len(context.real_test), "subset_seed": recipe.evaluate.subset_seed,
                            "subset_file": "evaluation_subset.json",
+                           "indices": (context.evaluation_subset.tolist() if context.evaluation_subset is not None
+                                       else list(range(len(context.real_test)))),
                            "robust_accuracy": "per-sample worst case over evaluate.attackers",
                            "attackers": [a.model_dump(mode="json") for a in recipe.evaluate.attackers]},
             "metrics": metrics,
+            "components": component_sources(recipe, context.registry, DEFAULT_MIXER),
+            "selections": selections,
             "timings": timings,
             "seeds": list(recipe.seeds),
             "device": str(context.device),
+            "stages": context.stage_results,
+            "versions": plugin_versions(context),
         }
         from dreamset.generator_table import add_generator_table
         from dreamset.report import write_report, write_report_json
@@ -194,6 +221,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
         with _stage(context, "report", timings):
             write_report(run_dir, report, context)
         write_report_json(run_dir, report)  # again, now with the report stage's own time
+        registry_module.plugin_manager().hook.log_metrics(context=context, metrics=final_scalars(report), step=None)
     return report
 
 
@@ -312,6 +340,9 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
     attacker = None
     if recipe.train.attacker is not None and not arm.standard:
         attacker = _create(context, recipe.train.attacker, "attacker", "train.attacker")
+    from dreamset.objectives import objective_for
+
+    objective = objective_for(attacker, recipe.train, context.registry)
     safe = arm_name.replace("+", "_plus_")
     return train_classifier(
         context,
@@ -326,6 +357,8 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
         description=f"train {arm_name} (seed {seed})",
         total_steps=total_steps,
         record=record,
+        objective=objective,
+        arm=arm_name,
     )
 
 

@@ -816,7 +816,8 @@ def _png_bytes(image: np.ndarray) -> bytes:
 
 def export_imagefolder(store: ImageSource, out_dir) -> Path:
     """Write one PNG per image under ``out_dir/<class name>/<index>.png`` and ``metadata.csv``
-    (path, index, label, class_name and the provenance columns). Class names are sanitised
+    (file_name — what Hugging Face ``datasets``' imagefolder builder reads —, path (the same, kept
+    for older readers), index, label, class_name and the provenance columns). Class names are sanitised
     (:func:`safe_dirname`) so that none can escape ``out_dir``."""
     out = Path(out_dir)
     folders = [safe_dirname(name) for name in store.class_names]
@@ -838,8 +839,10 @@ def export_imagefolder(store: ImageSource, out_dir) -> Path:
             relative = f"{folders[label]}/{index:08d}.png"
             atomic_write_bytes(out / relative, _png_bytes(image))
             record = store.provenance(index) if has_provenance else {}
-            rows.append({**record, "path": relative, "index": index, "label": label, "class_name": store.class_names[label]})
-    columns = ["path", "index", "label", "class_name"] + sorted({k for r in rows for k in r} - {"path", "index", "label", "class_name"})
+            rows.append({**record, "file_name": relative, "path": relative, "index": index, "label": label,
+                         "class_name": store.class_names[label]})
+    first = ["file_name", "path", "index", "label", "class_name"]  # file_name: datasets' imagefolder builder
+    columns = first + sorted({k for r in rows for k in r} - set(first))
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

@@ -1,5 +1,5 @@
 """``attacker:fgsm-rs`` — FGSM with a random start (Wong, Rice & Kolter, 2020, "Fast is better than
-free: Revisiting adversarial training"), L∞, backed by torchattacks ``FFGSM``.
+free: Revisiting adversarial training", arXiv:2001.03994), L∞, backed by torchattacks ``FFGSM``.
 
 The paper's attack (its Algorithm 3): ``δ ~ U(−eps, eps)`` (then ``x + δ`` clamped to [0,1]), one
 step ``δ ← δ + alpha·sign(∇_δ CE(f(x+δ), y))``, projection onto the ``eps``-ball and onto [0,1].
@@ -16,17 +16,20 @@ from pydantic import Field
 
 from dreamset import Options, hookimpl
 from dreamset.attacking import TorchattacksAttacker
+from dreamset.options import FractionFloat
 
 
 class FGSMRandomStartOptions(Options):
-    eps: float = Field(default=8 / 255, gt=0, le=1, description="L-inf radius (pixel units of [0,1])")
-    alpha: float | None = Field(default=None, gt=0, le=2, description="step size (default 1.25·eps, Wong et al. 2020)")
+    eps: FractionFloat = Field(default=8 / 255, gt=0, le=1, description="L-inf radius (pixel units of [0,1])")
+    alpha: FractionFloat | None = Field(default=None, gt=0, le=2, description="step size (default 1.25·eps, Wong et al. 2020)")
     targeted: Literal[False, "random", "least-likely"] = Field(
         default=False, description="untargeted, or towards a random / the least-likely other class")
 
 
 class FGSMRandomStartAttacker(TorchattacksAttacker):
     """Uniform random start in the L∞ ball, one signed-gradient step of ``alpha``, projection."""
+
+    key = "attacker:fgsm-rs"
 
     Options = FGSMRandomStartOptions
 
@@ -40,5 +43,4 @@ class FGSMRandomStartAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("fgsm-rs", "dreamset.plugins.attackers.fgsm_rs:FGSMRandomStartAttacker",
-             description="FGSM with random start, L-inf (Wong et al. 2020)")
+    register(FGSMRandomStartAttacker, description="FGSM with random start, L-inf (Wong et al. 2020)")

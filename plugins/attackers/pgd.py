@@ -1,5 +1,5 @@
 """``attacker:pgd`` — projected gradient descent (Madry et al., 2018, "Towards Deep Learning Models
-Resistant to Adversarial Attacks"), L∞ or L2, backed by torchattacks ``PGD`` / ``PGDL2``.
+Resistant to Adversarial Attacks", arXiv:1706.06083), L∞ or L2, backed by torchattacks ``PGD`` / ``PGDL2``.
 
 ``steps`` iterations of size ``alpha`` (default ``2.5·eps/steps``, Madry et al.'s choice) from a random
 start in the ``eps``-ball, each projected back onto the ball and onto [0,1]. The standard attack for
@@ -15,12 +15,13 @@ from pydantic import Field
 from dreamset import hookimpl
 from dreamset.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 from dreamset.lazy import lazy_module
+from dreamset.options import FractionFloat
 
 torch = lazy_module("torch")
 
 
 class PGDOptions(NormBallOptions):
-    alpha: float | None = Field(default=None, gt=0, le=64, description="step size (default 2.5·eps/steps)")
+    alpha: FractionFloat | None = Field(default=None, gt=0, le=64, description="step size (default 2.5·eps/steps)")
     steps: int = Field(default=10, ge=1, le=100_000)
     random_start: bool = True
     restarts: int = Field(default=1, ge=1, le=1000, description="keep the worst case over restarts (evaluation)")
@@ -29,6 +30,8 @@ class PGDOptions(NormBallOptions):
 
 class PGDAttacker(TorchattacksAttacker):
     """PGD in the L∞ or L2 ball, with optional restarts."""
+
+    key = "attacker:pgd"
 
     Options = PGDOptions
 
@@ -67,4 +70,4 @@ class PGDAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("pgd", "dreamset.plugins.attackers.pgd:PGDAttacker", description="PGD, L-inf or L2 (Madry et al. 2018)")
+    register(PGDAttacker, description="PGD, L-inf or L2 (Madry et al. 2018)")

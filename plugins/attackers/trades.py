@@ -1,5 +1,5 @@
 """``attacker:trades`` — the TRADES inner maximisation (Zhang, Yu, Jiao, Xing, El Ghaoui & Jordan,
-2019, "Theoretically Principled Trade-off between Robustness and Accuracy"), L∞, backed by
+2019, "Theoretically Principled Trade-off between Robustness and Accuracy", arXiv:1901.08573), L∞, backed by
 torchattacks ``TPGD``.
 
 Maximises ``KL(f(x) ‖ f(x'))`` over the ``eps``-ball: start at ``x + 0.001·N(0, I)`` (clamped to
@@ -16,16 +16,19 @@ from pydantic import Field
 
 from dreamset import Options, hookimpl
 from dreamset.attacking import TorchattacksAttacker, preserved_modes
+from dreamset.options import FractionFloat
 
 
 class TradesOptions(Options):
-    eps: float = Field(default=8 / 255, gt=0, le=1, description="L-inf radius (pixel units of [0,1])")
-    alpha: float = Field(default=2 / 255, gt=0, le=1, description="step size")
+    eps: FractionFloat = Field(default=8 / 255, gt=0, le=1, description="L-inf radius (pixel units of [0,1])")
+    alpha: FractionFloat = Field(default=2 / 255, gt=0, le=1, description="step size")
     steps: int = Field(default=10, ge=1, le=100_000, description="number of KL ascent steps")
 
 
 class TradesAttacker(TorchattacksAttacker):
     """KL-divergence PGD (labels ignored); selects the TRADES loss when used for training."""
+
+    key = "attacker:trades"
 
     Options = TradesOptions
 
@@ -49,5 +52,4 @@ class TradesAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("trades", "dreamset.plugins.attackers.trades:TradesAttacker",
-             description="TRADES KL attack, L-inf (Zhang et al. 2019); trains with the TRADES loss")
+    register(TradesAttacker, description="TRADES KL attack, L-inf (Zhang et al. 2019); trains with the TRADES loss")

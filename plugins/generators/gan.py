@@ -82,6 +82,7 @@ def build_discriminator(arch: dict, width: int):
 class GANGenerator(LatentGenerator):
     """Class-conditional DCGAN (spectral-norm projection discriminator) trained on the real data."""
 
+    key = "generator:gan"
     Options = GANOptions
     name = "gan"
     conformance_options = {"train_steps": 3, "batch_size": 8, "width": 8, "disc_width": 8, "latent_dim": 8}
@@ -145,5 +146,4 @@ class GANGenerator(LatentGenerator):
 
 @hookimpl
 def register_generators(register):
-    register("gan", "dreamset.plugins.generators.gan:GANGenerator",
-             description="class-conditional DCGAN, spectral-norm projection discriminator (Radford et al. 2016)")
+    register(GANGenerator, description="class-conditional DCGAN, spectral-norm projection discriminator (Radford et al. 2016)")

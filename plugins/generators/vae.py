@@ -68,6 +68,7 @@ def build_encoder(arch: dict, width: int):
 class VAEGenerator(LatentGenerator):
     """Class-conditional VAE (Kingma & Welling 2014) trained on the real data."""
 
+    key = "generator:vae"
     Options = VAEOptions
     name = "vae"
     conformance_options = {"train_steps": 3, "batch_size": 8, "width": 8, "latent_dim": 8}
@@ -106,5 +107,4 @@ class VAEGenerator(LatentGenerator):
 
 @hookimpl
 def register_generators(register):
-    register("vae", "dreamset.plugins.generators.vae:VAEGenerator",
-             description="class-conditional variational autoencoder (Kingma & Welling 2014)")
+    register(VAEGenerator, description="class-conditional variational autoencoder (Kingma & Welling 2014)")

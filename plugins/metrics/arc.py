@@ -1,6 +1,6 @@
 """``metric:arc`` — ARC, the area under the robust real-vs-synthetic discrimination curve, after
 Sehwag, Mahloujifar, Handina, Dai, Xiang, Chiang & Mittal (2022, "Robust Learning Meets Generative
-Models: Can Proxy Distributions Improve Adversarial Robustness?", ICLR).
+Models: Can Proxy Distributions Improve Adversarial Robustness?", ICLR, arXiv:2104.09425).
 
 Sehwag et al. bound the robustness transferred from a proxy (synthetic) distribution by a
 conditional Wasserstein distance, and estimate that distance by how well a discriminator *trained
@@ -47,6 +47,7 @@ from dreamset import Options, hookimpl
 from dreamset.attacking import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
+from dreamset.options import FractionFloat
 from dreamset.recipe import ComponentRef
 
 NORMALISATION = "trapezoid over eps/eps_span of clip((acc - 0.5) / 0.5, 0, 1)"
@@ -54,9 +55,9 @@ NORMALISATION = "trapezoid over eps/eps_span of clip((acc - 0.5) / 0.5, 0, 1)"
 
 class ARCOptions(Options):
     norm: Literal["linf", "l2"] = Field(default="linf", description="threat model of the discriminator's eps-balls")
-    eps: list[float] | None = Field(default=None, min_length=2, max_length=100,
+    eps: list[FractionFloat] | None = Field(default=None, min_length=2, max_length=100,
                                     description="explicit radius grid (ascending, >= 0); overrides eps_max/points")
-    eps_max: float | None = Field(default=None, gt=0, le=64, description="largest radius (default 8/255 L-inf, 0.5 L2)")
+    eps_max: FractionFloat | None = Field(default=None, gt=0, le=64, description="largest radius (default 8/255 L-inf, 0.5 L2)")
     points: int = Field(default=5, ge=2, le=100, description="radii evenly spaced on [0, eps_max]")
     discriminator: ComponentRef = Field(default={"key": "model:small-cnn", "options": {"width": 8}},
                                         description="registry model key (or {key, options}) of the real-vs-synthetic discriminator")
@@ -108,8 +109,11 @@ def arc_area(eps: list[float], accuracies: list[float]) -> float:
 class ARCMetric(Metric):
     """Area under the robust real-vs-synthetic discrimination accuracy curve."""
 
+    key = "metric:arc"
+
     #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
     per_source = True
+
     Options = ARCOptions
     conformance_options = {"points": 3, "epochs": 2, "attack_steps": 2, "eval_steps": 2, "max_samples": 40,
                            "discriminator": {"key": "model:small-cnn", "options": {"width": 2}}}
@@ -229,5 +233,4 @@ class ARCMetric(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("arc", "dreamset.plugins.metrics.arc:ARCMetric",
-             description="area under the robust real-vs-synthetic discrimination curve (Sehwag et al. 2022)")
+    register(ARCMetric, description="area under the robust real-vs-synthetic discrimination curve (Sehwag et al. 2022)")
