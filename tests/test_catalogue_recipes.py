@@ -230,4 +230,4 @@ def test_generator_comparison_tiny_variant(tmp_path):
         assert r["n"] == 5 and (r["rho"] is None) == (r["p_value"] is None), column
         assert r["rho"] is None or -1 <= r["rho"] <= 1
     assert (tmp_path / "run" / "generator_metrics_vs_gain.png").is_file()
-    assert "<h2>Generators</h2>" in (tmp_path / "run" / "report.html").read_text()
+    assert "generators: Spearman" in (tmp_path / "run" / "report.html").read_text()

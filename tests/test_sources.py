@@ -161,7 +161,7 @@ def test_named_sources_have_their_own_stores_checkpoints_and_metrics(tmp_path):
     # every arm trained the same number of steps, the mixed arm on both sources
     assert len({arm["training"]["optimizer_steps"] for arm in report["arms"].values()}) == 1
     html = (out / "report.html").read_text()
-    assert "fid.gan.fid" in html and "samples gan" in html
+    assert "fid[gan]" in html and "gan samples" in html and "generators: Spearman" in html
     # three single-source arms: a generator table, rho over three sources
     table = report["generator_table"]
     assert sorted(row[0] for row in table["rows"]) == ["gan", "glyphs", "old"]
