@@ -110,7 +110,7 @@ def cmd_run(args) -> int:
 
     console = _console()
     console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
-    report = run_recipe(recipe, resolved, run_dir, console=console)
+    report = run_recipe(recipe, resolved, run_dir, console=console, fresh=args.fresh)
     print_summary(report, console)
     console.print(f"report: {run_dir / 'report.json'}  {run_dir / 'report.html'}")
     return 0
@@ -131,7 +131,10 @@ def cmd_generate(args) -> int:
 def cmd_export(args) -> int:
     from dreamset.store import SyntheticStore, export_imagefolder, export_npz
 
+    from dreamset.verify import require_complete
+
     store = SyntheticStore.open(Path(args.store))
+    require_complete(store, "store", allow_partial=args.partial)
     out = Path(args.out)
     if args.format == "npz":
         export_npz(store, out)
@@ -190,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a recipe end to end into a run folder")
     recipe_args(p)
+    p.add_argument("--fresh", action="store_true", help="retrain models whose checkpoints were made with other settings "
+                   "(the old ones are moved to OUT/stale/<time>/, never deleted)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("generate", help="run only the data and generate stages of a recipe")
     recipe_args(p)
@@ -206,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.add_argument("--format", choices=["npz", "imagefolder"], default="npz")
     p.add_argument("--out", required=True)
+    p.add_argument("--partial", action="store_true", help="export the images an incomplete store holds (default: refuse)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("import", help="import an .npz (image/label arrays) into a synthetic store")
     p.add_argument("npz")
