@@ -32,6 +32,14 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class Sha256Cache:
     """sha256 of files under ``root``, cached by size, mtime and inode (see the module docstring)."""
 
@@ -53,13 +61,9 @@ class Sha256Cache:
         entry = self.entries.get(name)
         if isinstance(entry, list) and entry[:3] == stamp:
             return entry[3]
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        self.entries[name] = [*stamp, digest.hexdigest()]
+        self.entries[name] = [*stamp, file_sha256(path)]
         self.dirty = True
-        return digest.hexdigest()
+        return self.entries[name][3]
 
     def save(self) -> None:
         """Write the cache (best effort: an unwritable cache folder only costs speed)."""
@@ -144,6 +148,10 @@ def check_disk_space(store_dir: Path, count: int, image_shape, provenance_bytes:
     free = shutil.disk_usage(probe).free
     if need - existing > free:
         raise BadInputError(
-            f"{field}: {count:,} images of {tuple(image_shape)} need about {need / 1e9:.1f} GB on disk "
-            f"({per_image:,.0f} bytes per image with labels and provenance), but only {free / 1e9:.1f} GB are free under {probe}"
+            f"{field}: {count:,} images of {tuple(image_shape)} need about {_size(need)} on disk "
+            f"({per_image:,.0f} bytes per image with labels and provenance), but only {_size(free)} are free under {probe}"
         )
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
