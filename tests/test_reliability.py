@@ -107,9 +107,13 @@ def test_the_same_settings_reuse_the_checkpoint(tmp_path, capsys):
 # -- case 3: what is read is verified -----------------------------------------------------------------
 
 def test_a_flipped_bit_in_a_store_shard_stops_the_rerun(tmp_path, capsys):
-    recipe, out = with_npz_source(tmp_path), tmp_path / "run"
+    """A store the run generated itself (a ``generate.source`` store was always verified)."""
+    ddpm = {"key": "ddpm", "options": {"block_out_channels": [8, 16], "train_steps": 1, "steps": 2}}
+    recipe = tiny_recipe(tmp_path, generate={"generator": ddpm, "count": 64, "batch_size": 32, "shard_size": 32},
+                         arms={"real": {"real": True}, "mixed": {"real": True, "synthetic": True}})
+    out = tmp_path / "run"
     assert run(capsys, recipe, "--out", out)[0] == 0
-    images = out / "synthetic" / "shards" / "shard-000000" / "images.npy"
+    images = out / "synthetic" / "shards" / "shard-000001" / "images.npy"
     flip_a_bit(images, images.stat().st_size - 5)
     code, err = run(capsys, recipe, "--out", out)
     assert code != 0 and f"{images}: sha256 mismatch" in one_line_error(err)
