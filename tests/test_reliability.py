@@ -219,12 +219,15 @@ def test_arms_sharing_a_folder_are_refused(tmp_path, capsys, names):
 
 # -- case 6: smaller breaks -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["/abs/path", "../..", "a/b", ".hidden"])
+@pytest.mark.parametrize("name", ["ABSOLUTE/elsewhere", "../..", "a/b", ".hidden"])
 def test_a_recipe_name_is_a_name_not_a_path(tmp_path, capsys, monkeypatch, name):
-    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    name = name.replace("ABSOLUTE", str(tmp_path))  # an absolute path, kept inside the test's folder
     code, err = run(capsys, tiny_recipe(tmp_path, name=name))
     assert code == 2 and "name" in one_line_error(err)
-    assert not (tmp_path / "runs").exists() and not Path("/abs").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "recipe-0.yaml"]
+    assert not list((tmp_path / "cwd").iterdir())
 
 
 def _nested(depth: int):
