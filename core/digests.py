@@ -3,7 +3,7 @@
 Every training checkpoint (``last.safetensors``, ``final.safetensors``) records in its metadata the
 settings that produced it (:func:`training_settings`): the resolved training stage (model and its
 options, optimizer, learning rate, epochs, ...), the model's architecture (names and shapes of its
-tensors), the mixer and the training attacker with their options, the seed, the number of optimizer
+tensors), the mixer, the training attacker and the objective with their options, the seed, the number of optimizer
 steps, a fingerprint of the real and synthetic data (:func:`source_fingerprint`) and the dreamset
 version. A re-run into the same folder reuses a checkpoint only when these are equal; otherwise
 :func:`reuse_or_refuse` refuses with one line naming what changed — or, when the run was started with
@@ -54,7 +54,8 @@ def _component(component) -> Any:
     return type(component).__name__
 
 
-def training_settings(settings, model, mixer, attacker, real, synthetic, seed: int, total_steps: int) -> dict[str, Any]:
+def training_settings(settings, model, mixer, attacker, real, synthetic, seed: int, total_steps: int,
+                      objective=None) -> dict[str, Any]:
     """Everything that decides what ``train_classifier`` produces (JSON, stored in its checkpoints)."""
     from dreamset import __version__
 
@@ -64,6 +65,7 @@ def training_settings(settings, model, mixer, attacker, real, synthetic, seed: i
         "architecture": architecture.hexdigest()[:16],
         "mixer": _component(mixer),
         "attacker": _component(attacker),
+        "objective": _component(objective),
         "seed": int(seed),
         "optimizer_steps": int(total_steps),
         "data": {"real": source_fingerprint(real), "synthetic": source_fingerprint(synthetic)},

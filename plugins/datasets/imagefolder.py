@@ -9,6 +9,8 @@ converted explicitly to ``channels`` (1 = grey "L", 3 = "RGB"), resized to ``ima
 The folder may come from someone else: only regular files are read (a FIFO or device named
 ``x.png`` is skipped, never opened), and a symlink — class folder or file — that resolves outside
 ``root`` is an error unless ``allow_external_links: true``.
+
+No paper: a file layout. Example: ``data: {dataset: {key: imagefolder, options: {root: data/pets}}}``.
 """
 from __future__ import annotations
 
@@ -53,6 +55,8 @@ def _class_folders(folder: Path, root: Path | None = None) -> list[Path]:
 
 class ImageFolderDataset(Dataset):
     """Images from class sub-folders, decoded with Pillow."""
+
+    key = "dataset:imagefolder"
 
     Options = ImageFolderOptions
 
@@ -113,4 +117,4 @@ class ImageFolderDataset(Dataset):
 
 @hookimpl
 def register_datasets(register):
-    register("imagefolder", "dreamset.plugins.datasets.imagefolder:ImageFolderDataset", description="class sub-folders of images")
+    register(ImageFolderDataset, description="class sub-folders of images")
