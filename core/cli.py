@@ -130,7 +130,7 @@ def cmd_run(args) -> int:
     if not args.quiet:
         console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
     try:
-        report = run_recipe(recipe, resolved, run_dir, console=console)
+        report = run_recipe(recipe, resolved, run_dir, console=console, fresh=args.fresh)
     finally:
         logging.getLogger("dreamset").removeHandler(handler)
     if args.json:
@@ -157,7 +157,10 @@ def cmd_generate(args) -> int:
 def cmd_export(args) -> int:
     from dreamset.store import SyntheticStore, export_imagefolder, export_npz
 
+    from dreamset.verify import require_complete
+
     store = SyntheticStore.open(Path(args.store))
+    require_complete(store, "store", allow_partial=args.partial)
     out = Path(args.out)
     if args.format == "npz":
         export_npz(store, out)
@@ -239,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the final tables")
     p.add_argument("-v", "--verbose", action="count", default=0, help="debug log lines too")
     p.add_argument("--json", action="store_true", help="print the report dict (report.json) on stdout; log to stderr")
+    p.add_argument("--fresh", action="store_true", help="retrain models whose checkpoints were made with other settings "
+                   "(the old ones are moved to OUT/stale/<time>/, never deleted)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("generate", help="run only the data and generate stages of a recipe")
     recipe_args(p)
@@ -259,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(key.png/key.cls/key.json); datasets: datasets.save_to_disk; parquet: one parquet file")
     p.add_argument("--out", required=True)
     p.add_argument("--shard-size", type=int, default=5000, help="images per WebDataset shard")
+    p.add_argument("--partial", action="store_true", help="export the images an incomplete store holds (default: refuse)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("import", help="import an .npz (image/label arrays) into a synthetic store")
     p.add_argument("npz")

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 from rich.console import Console
 
 from dreamset.atomic import atomic_write_bytes
@@ -26,8 +25,9 @@ from dreamset.context import RunContext, resolve_device
 from dreamset.data import TensorImageSet, materialize
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Selection
-from dreamset.recipe import ComponentRef, Recipe
+from dreamset.recipe import ComponentRef, Recipe, arm_folder
 from dreamset.runlog import final_scalars, log, metric_summary, plugin_versions
+from dreamset.verify import check_disk_space  # noqa: F401  (also imported from here)
 
 #: mixer used when an arm names none: all real, all synthetic, or half and half
 DEFAULT_MIXER = "mixer:ratio"
@@ -58,24 +58,19 @@ def _stage(context: RunContext, name: str, timings: dict[str, float]):
 
 @contextlib.contextmanager
 def run_folder_lock(run_dir: Path):
-    """Refuse a second run into the same folder (``.dreamset.lock``)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(run_dir / ".dreamset.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise BadInputError(f"{run_dir}: another dreamset run is using this folder (lock {run_dir / '.dreamset.lock'})") from None
-    try:
+    """Refuse a second run into the same folder; see :func:`dreamset.runfolder.run_folder`."""
+    from dreamset.runfolder import run_folder
+
+    with run_folder(run_dir):
         yield
-    finally:
-        lock.release()
 
 
-def _new_context(recipe: Recipe, run_dir: Path, console: Console | None) -> RunContext:
+def _new_context(recipe: Recipe, run_dir: Path, console: Console | None, fresh: bool = False) -> RunContext:
     import dreamset.registry as registry_module
 
     return RunContext(recipe=recipe, run_dir=run_dir, registry=registry_module.get_registry(),
-                      console=console or Console(), device=resolve_device(recipe.device), seed=recipe.seeds[0])
+                      console=console or Console(), device=resolve_device(recipe.device), seed=recipe.seeds[0],
+                      fresh=fresh)
 
 
 def _data_and_generate(context: RunContext, resolved: dict[str, Any], timings: dict[str, float]) -> None:
@@ -123,12 +118,14 @@ def generate_only(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, conso
     return context.synthetic
 
 
-def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None) -> dict[str, Any]:
-    """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json)."""
+def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None,
+               fresh: bool = False) -> dict[str, Any]:
+    """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json).
+    ``fresh``: checkpoints made with other settings are moved aside and retrained (else refused)."""
     import dreamset.registry as registry_module
     from dreamset.provenance import component_sources, selection_record
 
-    context = _new_context(recipe, run_dir, console)
+    context = _new_context(recipe, run_dir, console, fresh)
     timings: dict[str, float] = {}
     selections: dict[str, dict[str, Any]] = {}
     with run_folder_lock(run_dir):
@@ -220,25 +217,29 @@ def metric_report_name(key: str) -> str:
 
 
 def _generate(context: RunContext, recipe: Recipe):
-    """Fit the generator on the real training split, then fill (or resume) the synthetic store."""
+    """Fit the generator on the real training split, then fill (or resume) the synthetic store; the
+    store is verified (sha256, cached) and must be complete unless ``generate.allow_partial``."""
     from dreamset.store import SyntheticStore, generate_to_store, import_npz
+    from dreamset.verify import require_complete
 
     gen = recipe.generate
     store_dir = context.run_dir / "synthetic"
     if gen.source is not None:
         source = Path(gen.source)
         if source.suffix == ".npz":
-            if not (store_dir / "store.json").exists():
-                import_npz(source, store_dir, class_names=context.real_train.class_names)
-            return SyntheticStore.open(store_dir)
-        if not (source / "store.json").exists():
+            import_npz(source, store_dir, class_names=context.real_train.class_names)  # resumes a cut-short import
+            store = SyntheticStore.open(store_dir)
+        elif not (source / "store.json").exists():
             raise BadInputError(f"generate.source: {source} is neither a .npz file nor a dreamset store")
-        return SyntheticStore.open(source)
+        else:
+            store = SyntheticStore.open(source)
+        require_complete(store, "generate.source", gen.allow_partial)
+        return store
     generator = _create(context, gen.generator, "generator", "generate.generator")
     check_disk_space(store_dir, gen.count, generator.image_shape(context.real_train))
     torch.manual_seed(gen.seed)
     generator.fit(context.real_train, context.run_dir / "generator", context)
-    return generate_to_store(
+    generate_to_store(
         generator,
         store_dir,
         count=gen.count,
@@ -250,21 +251,9 @@ def _generate(context: RunContext, recipe: Recipe):
         image_shape=generator.image_shape(context.real_train),
         context=context,
     )
-
-
-def check_disk_space(store_dir: Path, count: int, image_shape) -> None:
-    """Refuse, with the estimate, a store that cannot fit on its disk (uint8 images + labels)."""
-    import shutil
-
-    need = count * (int(np.prod(image_shape)) + 8)
-    existing = sum(f.stat().st_size for f in store_dir.rglob("*") if f.is_file()) if store_dir.exists() else 0
-    probe = store_dir if store_dir.exists() else store_dir.parent
-    free = shutil.disk_usage(probe).free
-    if need - existing > free:
-        raise BadInputError(
-            f"generate.count: {count:,} images of {tuple(image_shape)} need about {need / 1e9:.1f} GB on disk, "
-            f"but only {free / 1e9:.1f} GB are free under {probe}"
-        )
+    store = SyntheticStore.open(store_dir)  # verified: a shard altered since it was written is an error
+    require_complete(store, "generate", gen.allow_partial)
+    return store
 
 
 def _select(context: RunContext, arm_name: str, arm, seed: int) -> Selection:
@@ -283,7 +272,7 @@ def _select(context: RunContext, arm_name: str, arm, seed: int) -> Selection:
     if selection.scores is not None:
         arrays["scores"] = np.asarray(selection.scores, dtype=np.float64)
     np.savez(buffer, **arrays)
-    safe = arm_name.replace("+", "_plus_")
+    safe = arm_folder(arm_name)
     atomic_write_bytes(folder / f"{safe}-seed{seed}.npz", buffer.getvalue())
     return selection
 
@@ -317,15 +306,18 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
     from dreamset.training import train_classifier
 
     recipe = context.recipe
+    from dreamset.seeding import build_model
+
     model_factory = _create(context, recipe.train.model, "model", "train.model")
-    model = model_factory.build(context.real_train.image_shape, context.real_train.num_classes)
+    model = build_model(model_factory, context.real_train.image_shape, context.real_train.num_classes,
+                        seed=seed, purpose="classifier")
     attacker = None
     if recipe.train.attacker is not None and not arm.standard:
         attacker = _create(context, recipe.train.attacker, "attacker", "train.attacker")
     from dreamset.objectives import objective_for
 
     objective = objective_for(attacker, recipe.train, context.registry)
-    safe = arm_name.replace("+", "_plus_")
+    safe = arm_folder(arm_name)
     return train_classifier(
         context,
         model,
