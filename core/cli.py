@@ -17,10 +17,10 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def _console(stderr: bool = False):
+def _console(stderr: bool = False, quiet: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, quiet=quiet)
 
 
 def _registry(args):
@@ -102,15 +102,25 @@ def _out_dir(args, recipe) -> Path:
     return Path(args.out) if args.out else Path("runs") / recipe.name
 
 
+def _session(recipe):
+    """Under torchrun, the process group for the command (:mod:`dreamset.distributed`); else nothing."""
+    from dreamset.context import resolve_device
+    from dreamset.distributed import session
+
+    return session(resolve_device(recipe.device))
+
+
 def cmd_run(args) -> int:
     recipe, resolved = _load(args)  # validation first: nothing is written for a bad recipe
     run_dir = _out_dir(args, recipe)
+    from dreamset.distributed import env_rank
     from dreamset.pipeline import run_recipe
     from dreamset.report import print_summary
 
-    console = _console()
+    console = _console(quiet=env_rank() != 0)  # under torchrun rank 0 speaks for all
     console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
-    report = run_recipe(recipe, resolved, run_dir, console=console)
+    with _session(recipe):
+        report = run_recipe(recipe, resolved, run_dir, console=console)
     print_summary(report, console)
     console.print(f"report: {run_dir / 'report.json'}  {run_dir / 'report.html'}")
     return 0
@@ -121,10 +131,13 @@ def cmd_generate(args) -> int:
     if recipe.generate is None:
         raise BadInputError("generate: this recipe has no generate stage")
     run_dir = _out_dir(args, recipe)
+    from dreamset.distributed import env_rank
     from dreamset.pipeline import generate_only
 
-    store = generate_only(recipe, resolved, run_dir, console=_console())
-    _console().print(f"store: {store.path} ({len(store)} images)")
+    console = _console(quiet=env_rank() != 0)
+    with _session(recipe):
+        store = generate_only(recipe, resolved, run_dir, console=console)
+    console.print(f"store: {store.path} ({len(store)} images)")
     return 0
 
 
