@@ -134,7 +134,7 @@ def local_device(device):
             raise BadInputError(f"LOCAL_RANK={local} but this node has {torch.cuda.device_count()} CUDA device(s): "
                                 "use --nproc_per_node <= the number of GPUs")
         device = torch.device("cuda", local)
-    if device.type == "cuda":
+    if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
     return device
 
@@ -250,7 +250,7 @@ def session(device) -> Iterator[Any]:
     import torch.distributed as dist
 
     if not launched() or initialized():
-        yield local_device(device) if launched() else device
+        yield local_device(device)
         return
     device = local_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
