@@ -14,7 +14,7 @@ Printed: the four wall times and the overlap, ``(serial − prefetched) / min(re
 shorter of the two is completely hidden; ``prefetched / max(read, train)`` near 1 means the step is
 as fast as its slower half allows).
 
-Each timing is the best of ``--repeats``. Run: ``nice -n 10 python benchmarks/prefetch_overlap.py
+Each timing is the best of ``--repeats`` (the four alternate). Run: ``nice -n 10 python benchmarks/prefetch_overlap.py
 [--steps 40] [--batch 128] [--read-ms 30] [--width 32] [--threads 1] [--repeats 3]``.
 """
 from __future__ import annotations
@@ -62,20 +62,18 @@ def main() -> None:
             F.cross_entropy(model(x), y).backward()
             optimizer.step()
 
-        def timed(fn) -> float:  # best of --repeats: a shared machine only ever adds time
-            best = math.inf
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - start)
-            return best
-
         batches = list(reader())
         step(*batches[0])  # warm-up
-        train = timed(lambda: [step(x, y) for x, y in batches])
-        read = timed(lambda: list(reader()))
-        serial = timed(lambda: [step(x, y) for x, y in reader()])
-        overlapped = timed(lambda: [step(x, y) for x, y in prefetched(reader())])
+        contenders = {"train": lambda: [step(x, y) for x, y in batches], "read": lambda: list(reader()),
+                      "serial": lambda: [step(x, y) for x, y in reader()],
+                      "prefetched": lambda: [step(x, y) for x, y in prefetched(reader())]}
+        best = dict.fromkeys(contenders, math.inf)
+        for _ in range(args.repeats):  # alternating, best of each: a shared machine only ever adds time
+            for name, fn in contenders.items():
+                start = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - start)
+        train, read, serial, overlapped = best["train"], best["read"], best["serial"], best["prefetched"]
     print(f"{args.steps} steps, batches of {args.batch} 3×32×32 images, reader +{args.read_ms:.0f} ms/batch, "
           f"small-cnn width {args.width}, {args.threads} thread(s):")
     print(f"  train alone {train:7.2f} s | read alone {read:7.2f} s | serial {serial:7.2f} s | prefetched {overlapped:7.2f} s")
