@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from dreamset.cli import main
+
 RECIPE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "tiny-distributed.yaml"
 #: report entries that measure the machine, not the result
 MACHINE = ("timings", "wall_seconds", "device")
@@ -124,7 +126,7 @@ def _rank_pids(parent: int) -> dict[int, int]:
 def test_a_killed_rank_stops_the_other_with_its_name_and_rerun_resumes(tmp_path, victim):
     sets = ["--set", "generate.count=1200", "--set", "generate.shard_size=100"]
     reference = tmp_path / "reference"
-    _run(dreamset("generate", str(RECIPE), "--out", str(reference), *sets))
+    assert main(["generate", str(RECIPE), "--out", str(reference), *sets]) == 0  # one process, in this one
     out = tmp_path / "gen"
     command = torchrun(2, "generate", str(RECIPE), "--out", str(out), *sets)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
