@@ -122,8 +122,11 @@ def generate_only(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, conso
 
 def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json)."""
+    from dreamset.provenance import component_sources, selection_record
+
     context = _new_context(recipe, run_dir, console)
     timings: dict[str, float] = {}
+    selections: dict[str, dict[str, Any]] = {}
     with distributed.main_holds("the run folder lock", lambda: run_folder_lock(run_dir)):
         _data_and_generate(context, resolved, timings)
 
@@ -135,6 +138,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 for arm_name, arm in recipe.arms.items():
                     if arm.synthetic:
                         context.selections[arm_name] = _select(context, arm_name, arm, seed)
+                        selections.setdefault(arm_name, {})[str(seed)] = selection_record(
+                            context.selections[arm_name], len(context.synthetic))
             records: dict[str, dict[str, Any]] = {}
             with _stage(context, "train", timings):
                 inputs = {arm_name: _arm_inputs(context, arm_name, arm) for arm_name, arm in recipe.arms.items()}
@@ -181,6 +186,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                            "robust_accuracy": "per-sample worst case over evaluate.attackers",
                            "attackers": [a.model_dump(mode="json") for a in recipe.evaluate.attackers]},
             "metrics": metrics,
+            "components": component_sources(recipe, context.registry, DEFAULT_MIXER),
+            "selections": selections,
             "timings": timings,
             "seeds": list(recipe.seeds),
             "device": str(context.device),
@@ -304,6 +311,9 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
     attacker = None
     if recipe.train.attacker is not None and not arm.standard:
         attacker = _create(context, recipe.train.attacker, "attacker", "train.attacker")
+    from dreamset.objectives import objective_for
+
+    objective = objective_for(attacker, recipe.train, context.registry)
     safe = arm_name.replace("+", "_plus_")
     return train_classifier(
         context,
@@ -318,6 +328,7 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
         description=f"train {arm_name} (seed {seed})",
         total_steps=total_steps,
         record=record,
+        objective=objective,
     )
 
 
