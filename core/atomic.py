@@ -3,6 +3,7 @@ folder. A reader sees the old content or the new one, never half of either."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -67,3 +68,20 @@ class _suppress:
 
     def __exit__(self, *exc):
         return True
+
+
+#: names of the temporary files :func:`atomic_write_bytes` (``mkstemp``: 8 characters) and the
+#: streaming writers (8 hex digits) leave behind when killed between create and rename
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def clean_temp_files(root: Path) -> list[Path]:
+    """Remove the temporary files of atomic writers left under ``root`` by a killed process (call
+    only while holding the folder's lock); returns what was removed."""
+    removed = []
+    for path in Path(root).rglob(".*.tmp"):
+        if _TEMP_NAME.match(path.name) and path.is_file() and not path.is_symlink():
+            with _suppress():
+                path.unlink()
+                removed.append(path)
+    return removed

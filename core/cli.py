@@ -20,10 +20,10 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def _console(stderr: bool = False):
+def _console(stderr: bool = False, quiet: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, quiet=quiet)
 
 
 def _registry(args):
@@ -115,24 +115,36 @@ def _out_dir(args, recipe) -> Path:
     return Path(args.out) if args.out else Path("runs") / recipe.name
 
 
+def _session(recipe):
+    """Under torchrun, the process group for the command (:mod:`dreamset.distributed`); else nothing."""
+    from dreamset.context import resolve_device
+    from dreamset.distributed import session
+
+    return session(resolve_device(recipe.device))
+
+
 def cmd_run(args) -> int:
     recipe, resolved = _load(args)  # validation first: nothing is written for a bad recipe
     run_dir = _out_dir(args, recipe)
+    from dreamset.distributed import env_rank
     from dreamset.pipeline import run_recipe
     from dreamset.report import print_summary
     from dreamset.runlog import setup_logging
 
     # --json: stdout carries the report dict alone; the log and the bars go to stderr
-    console = _console(stderr=args.json)
+    console = _console(stderr=args.json, quiet=env_rank() != 0)  # under torchrun rank 0 speaks for all
     if args.quiet:
-        console.quiet = not console.is_terminal  # -q in a terminal keeps the bars, drops the log lines
+        console.quiet = console.quiet or not console.is_terminal  # -q in a terminal keeps the bars, drops the log lines
     handler = setup_logging(console, -1 if args.quiet else args.verbose)
     if not args.quiet:
         console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
     try:
-        report = run_recipe(recipe, resolved, run_dir, console=console)
+        with _session(recipe):
+            report = run_recipe(recipe, resolved, run_dir, console=console, fresh=args.fresh)
     finally:
         logging.getLogger("dreamset").removeHandler(handler)
+    if env_rank() != 0:
+        return 0
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -147,18 +159,24 @@ def cmd_generate(args) -> int:
     if recipe.generate is None:
         raise BadInputError("generate: this recipe has no generate stage")
     run_dir = _out_dir(args, recipe)
+    from dreamset.distributed import env_rank
     from dreamset.pipeline import generate_only
 
-    store = generate_only(recipe, resolved, run_dir, console=_console())
+    console = _console(quiet=env_rank() != 0)
+    with _session(recipe):
+        store = generate_only(recipe, resolved, run_dir, console=console)
     for name, part in getattr(store, "parts", {"": store}).items():  # named sources: one store each
-        _console().print(f"store{' ' + name if name else ''}: {part.path} ({len(part)} images)")
+        console.print(f"store{' ' + name if name else ''}: {part.path} ({len(part)} images)")
     return 0
 
 
 def cmd_export(args) -> int:
     from dreamset.store import SyntheticStore, export_imagefolder, export_npz
 
+    from dreamset.verify import require_complete
+
     store = SyntheticStore.open(Path(args.store))
+    require_complete(store, "store", allow_partial=args.partial)
     out = Path(args.out)
     if args.format == "npz":
         export_npz(store, out)
@@ -240,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the final tables")
     p.add_argument("-v", "--verbose", action="count", default=0, help="debug log lines too")
     p.add_argument("--json", action="store_true", help="print the report dict (report.json) on stdout; log to stderr")
+    p.add_argument("--fresh", action="store_true", help="retrain models whose checkpoints were made with other settings "
+                   "(the old ones are moved to OUT/stale/<time>/, never deleted)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("generate", help="run only the data and generate stages of a recipe")
     recipe_args(p)
@@ -260,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(key.png/key.cls/key.json); datasets: datasets.save_to_disk; parquet: one parquet file")
     p.add_argument("--out", required=True)
     p.add_argument("--shard-size", type=int, default=5000, help="images per WebDataset shard")
+    p.add_argument("--partial", action="store_true", help="export the images an incomplete store holds (default: refuse)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("import", help="import an .npz (image/label arrays) into a synthetic store")
     p.add_argument("npz")

@@ -41,7 +41,10 @@ def open_source(spec: str, registry, field: str, whole: bool = False):
         dataset = registry.create("dataset:npz", path=str(path), test_fraction=0.2, field_path=field)
         return dataset.load("train"), dataset.load("test")
     if (path / "store.json").is_file():
+        from dreamset.verify import require_complete
+
         store = SyntheticStore.open(path)
+        require_complete(store, field)
         return store, store
     raise BadInputError(f"{field}: {spec} is not a dataset key, a dreamset store folder or a .npz file")
 

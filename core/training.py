@@ -12,7 +12,13 @@ checkpoints that make a killed run resumable.
   attack's random start, dropout), so a run killed after epoch ``e`` and resumed from its checkpoint
   ends with the same weights as an uninterrupted run (CPU).
 * Checkpoints: ``checkpoint_dir/last.safetensors`` after every epoch (model, optimizer, EMA, epoch),
-  ``final.safetensors`` at the end; a finished run is loaded, not retrained.
+  ``final.safetensors`` at the end; a finished run is loaded, not retrained. Each records the
+  settings that made it (:mod:`dreamset.digests`); one made with other settings is refused (or, with
+  ``--fresh``, moved aside), never silently reused.
+* Training runs on a fork of torch's global random state: the caller's state is the same afterwards
+  whether the model was trained or loaded (:mod:`dreamset.seeding`).
+* Input pipeline: the mixer's next batch is prepared on a background thread while the current one
+  trains (:mod:`dreamset.prefetch`).
 * Distributed: under ``torchrun`` with an initialised process group, the model is wrapped in
   ``DistributedDataParallel`` and rank ``r`` of ``W`` trains on rows ``r::W`` of every global batch
   (so the real/synthetic ratio of each batch holds on every rank); rank 0 writes the checkpoints.
@@ -135,6 +141,20 @@ def _loss(model, x, y, objective: Objective, settings: TrainStage, attacker: Att
     return objective.loss(model, x, y, attacker=training_attacker, mask=mask, label_smoothing=settings.label_smoothing)
 
 
+def _on_forked_rng(train):
+    """Run ``train`` on a fork of the global random state (what it draws is seeded inside)."""
+    import functools
+
+    @functools.wraps(train)
+    def wrapper(context, *args, **kwargs):
+        from dreamset.seeding import forked_rng
+
+        with forked_rng(context.device if context is not None else None):
+            return train(context, *args, **kwargs)
+    return wrapper
+
+
+@_on_forked_rng
 def train_classifier(
     context,
     model: torch.nn.Module,
@@ -184,6 +204,10 @@ def train_classifier(
     epochs = math.ceil(total / steps)
     final = checkpoint_dir / "final.safetensors"
     last = checkpoint_dir / "last.safetensors"
+    from dreamset.digests import reuse_or_refuse, training_settings
+
+    made_by = training_settings(settings, model, mixer, attacker, real, synthetic, seed, total, objective)
+    reuse_or_refuse(checkpoint_dir, made_by, context)
     start_epoch = 0
     # counters live in the checkpoints' metadata (deterministic, so a resumed checkpoint stays
     # byte-identical); the wall time beside them in wall.json
@@ -217,8 +241,11 @@ def train_classifier(
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
 
+        from dreamset.distributed import barrier
+
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     from dreamset.context import progress
+    from dreamset.prefetch import prefetched
 
     attack_calls = [0]
     counter = model.register_forward_pre_hook(lambda *_: attack_calls.__setitem__(0, attack_calls[0] + 1)) if attacker is not None else None
@@ -230,14 +257,18 @@ def train_classifier(
                 started = time.perf_counter()
                 torch.manual_seed(_epoch_seed(seed, epoch) + rank)
                 model.train()
-                for step, batch in enumerate(mixer.batches(real, synthetic, settings.batch_size, epoch, seed)):
+                # the next batch is prepared on a thread while this one trains; leaving the loop stops it
+                for step, batch in enumerate(prefetched(mixer.batches(real, synthetic, settings.batch_size, epoch, seed),
+                                                        pin=device.type == "cuda")):
                     if epoch * steps + step >= total:
                         break  # the budget ends inside this epoch
                     x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
                     cost["images_seen"] += len(y)
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(settings, epoch * steps + step, total)
-                    if world > 1:
+                    share = 1.0
+                    if world > 1:  # this rank's rows; the loss is rescaled so DDP's mean of the
+                        share = len(y[rank::world]) * world / len(y)  # ranks' gradients is the global batch's
                         x, y = x[rank::world], y[rank::world]
                         mask = mask[rank::world] if mask is not None else None
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -245,7 +276,8 @@ def train_classifier(
                     if settings.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        loss = _loss(train_model, x, y, objective, settings, attacker, attack_model=model, mask=mask, calls=attack_calls, cost=cost)
+                        loss = _loss(train_model, x, y, objective, settings, attacker, attack_model=model, mask=mask,
+                                     calls=attack_calls, cost=cost) * share
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -260,20 +292,22 @@ def train_classifier(
                     curves.end_epoch(epoch, ema.model if ema is not None else model, cost["optimizer_steps"],
                                      optimizer.param_groups[0]["lr"])
                 if rank == 0:
-                    save_checkpoint(last, _state_tensors(model, optimizer, ema), {"epoch": epoch, "seed": seed, "cost": cost})
+                    save_checkpoint(last, _state_tensors(model, optimizer, ema), {"epoch": epoch, "seed": seed, "cost": cost,
+                                                                                   "settings": made_by})
                     atomic_write_text(wall_file, json.dumps({"wall_seconds": wall[0]}))
                 if distributed:
-                    torch.distributed.barrier()
+                    barrier(f"the checkpoint of epoch {epoch}")
     finally:
         if counter is not None:
             counter.remove()
         if watcher is not None:
             watcher.remove()
     if rank == 0:
-        save_checkpoint(final, _state_tensors(model, optimizer, ema), {"epoch": epochs - 1, "seed": seed, "cost": cost})
+        save_checkpoint(final, _state_tensors(model, optimizer, ema), {"epoch": epochs - 1, "seed": seed, "cost": cost,
+                                                                                 "settings": made_by})
         last.unlink(missing_ok=True)
     if distributed:
-        torch.distributed.barrier()
+        barrier("the final checkpoint")
     _fill_record(record, {**cost, "wall_seconds": wall[0]}, mixer, real, synthetic, settings.batch_size, steps, total, curves)
     return _finish(model, ema)
 
@@ -328,7 +362,10 @@ def train_reference_classifier(context) -> torch.nn.Module:
         "epochs": recipe.reference.epochs, "lr": recipe.reference.lr, "ema_decay": None, "label_smoothing": 0.0,
     })
     factory = context.registry.create(recipe.train.model.key, kind="model", **recipe.train.model.options)
-    model = factory.build(context.real_train.image_shape, context.real_train.num_classes)
+    from dreamset.seeding import build_model
+
+    model = build_model(factory, context.real_train.image_shape, context.real_train.num_classes,
+                        seed=recipe.seeds[0], purpose="reference")
     mixer = context.registry.create("mixer:ratio", real_fraction=1.0)
     return train_classifier(context, model, mixer=mixer, real=context.real_train, synthetic=None, attacker=None,
                             settings=settings, seed=recipe.seeds[0], checkpoint_dir=context.run_dir / "reference",
