@@ -10,14 +10,25 @@ With ``r_i`` the distance from real feature ``X_i`` to its ``k``-th nearest *oth
 - density   = ``(1 / kM) Σ_j #{i : ‖X_i − Y_j‖ < r_i}`` (may exceed 1);
 - coverage  = fraction of ``X_i`` whose nearest ``Y_j`` satisfies ``‖X_i − Y_j‖ < r_i``.
 
-Comparisons are strict, as in the reference ``prdc`` package (which this matches to 1e-6 on the same
-features). :func:`prdc` works on ``float32/float64 N×D`` and ``M×D`` feature tensors (any range)
-through the chunked k-NN primitives of :mod:`dreamset.knn` in float64: memory
-``O(chunk · (chunk + k))``, never an ``N×M`` matrix. The metric extracts features of images
-(``float32 N×C×H×W`` in [0,1]) with the chosen ``extractor`` for a seeded random subsample of at most
-``max_samples`` rows per side (equal ``n`` for real and synthetic unless ``equal_n`` is off); the
-per-class table uses one ``n`` for every class (the smallest class count, capped at ``max_samples``)
-so its rows are comparable — the k-NN radii, and so all four numbers, depend on ``n``.
+Comparisons are strict, as in the reference ``prdc`` package, and every real-vs-synthetic distance
+is taken with the real row as the query (the package's ``pairwise_distances(real, fake)``, and the
+role the real radii were computed in), so exact copies of the real features give density exactly 1.
+:func:`prdc` works on ``float32/float64 N×D`` and ``M×D`` finite feature tensors (any range; NaN/±inf
+are refused like FID/KID) through the chunked k-NN primitives of :mod:`dreamset.knn` in float64:
+memory ``O(chunk · (chunk + k))``, never an ``N×M`` matrix; on the same features it equals
+``prdc.compute_prdc`` to 1e-6 (``tests/test_metrics_parity.py``).
+
+The metric extracts features of images (``float32 N×C×H×W`` in [0,1]) with the chosen ``extractor``
+for a seeded random subsample of at most ``max_samples`` rows per side. ``equal_n`` (default
+``false``) decides what "the same features" means: off, both sides keep ``min(n, max_samples)``
+rows, so the numbers equal the ``prdc`` package's on those features; on, the larger side is
+subsampled to the smaller ``n`` — the radii, and so all four numbers, depend on ``n``, and on
+unequal sets this differs from the package by up to ~30%. (Before 2026-12 the default was ``true``;
+see docs/metrics.md.) The per-class table always uses one ``n`` for every class (the smallest class
+count, capped at ``max_samples``) so its rows are comparable with each other.
+
+Also accepts precomputed features: ``real``/``synthetic`` features from ``.npy``/``.npz`` files
+(see :mod:`dreamset.plugins.metrics.fid`).
 
 Result: ``precision``, ``recall``, ``density``, ``coverage`` (floats; three in [0,1], density ≥ 0),
 ``k``, ``extractor``, ``real``, ``n_real``, ``n_synthetic``, ``feature_dim``, ``warnings`` and
@@ -39,27 +50,29 @@ torch = lazy_module("torch")
 
 def prdc(real_features, fake_features, k: int = 5, *, query_chunk: int = 1024, reference_chunk: int = 8192) -> dict[str, float]:
     """Precision, recall, density, coverage of ``fake_features`` (``M×D``) against ``real_features``
-    (``N×D``) with ``k``-NN radii; needs ``N, M > k``. Returns plain floats."""
-    from dreamset.knn import count_within_radii, knn_distances, kth_neighbour_radii
+    (``N×D``) with ``k``-NN radii; needs ``N, M > k``; NaN/±inf features are refused. Returns plain
+    floats. Every real-vs-fake distance is computed with the real row as the query, as the ``prdc``
+    package's ``pairwise_distances(real, fake)`` does and as the real radii were: exact copies of
+    real features give density exactly 1.0 (not 1.0013)."""
+    from dreamset.knn import cross_radius_statistics, kth_neighbour_radii
+    from dreamset.statistics import as_feature_matrix
 
-    real, fake = torch.as_tensor(real_features), torch.as_tensor(fake_features)
     if k < 1:
         raise BadInputError(f"k: must be >= 1, got {k}")
-    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+    real, fake = as_feature_matrix(real_features, "real features"), as_feature_matrix(fake_features, "synthetic features")
+    if real.shape[1] != fake.shape[1]:
         raise BadInputError(f"features: expected N×D and M×D with the same D, got {tuple(real.shape)} and {tuple(fake.shape)}")
     if min(real.shape[0], fake.shape[0]) <= k:
         raise BadInputError(f"k: needs more than k={k} real and synthetic samples, got {real.shape[0]} and {fake.shape[0]}")
     chunks = {"query_chunk": query_chunk, "reference_chunk": reference_chunk}
     real_radii = kth_neighbour_radii(real, k, **chunks)
     fake_radii = kth_neighbour_radii(fake, k, **chunks)
-    # for each fake point: how many real balls B(X_i, r_i) contain it (precision, density)
-    inside_real = count_within_radii(fake, real, real_radii, **chunks)
-    # for each real point: how many fake balls B(Y_j, s_j) contain it (recall)
-    inside_fake = count_within_radii(real, fake, fake_radii, **chunks)
-    nearest_fake = knn_distances(real, fake, 1, **chunks)[:, 0]
+    # per fake point: how many real balls B(X_i, r_i) contain it (precision, density); per real point:
+    # inside some fake ball B(Y_j, s_j)? (recall); and its nearest fake distance (coverage)
+    inside_real, inside_fake, nearest_fake = cross_radius_statistics(real, fake, real_radii, fake_radii, **chunks)
     return {
         "precision": float((inside_real > 0).double().mean()),
-        "recall": float((inside_fake > 0).double().mean()),
+        "recall": float(inside_fake.double().mean()),
         "density": float(inside_real.double().sum() / (k * fake.shape[0])),
         "coverage": float((nearest_fake < real_radii).double().mean()),
     }
@@ -68,7 +81,7 @@ def prdc(real_features, fake_features, k: int = 5, *, query_chunk: int = 1024, r
 class PRDCOptions(FeatureOptions):
     k: int = Field(default=5, ge=1, le=1000, description="nearest neighbours defining the k-NN radii")
     max_samples: int = Field(default=10_000, ge=2, le=10_000_000, description="random subsample per side (seeded)")
-    equal_n: bool = Field(default=True, description="use the same n for real and synthetic (the smaller one)")
+    equal_n: bool = Field(default=False, description="subsample the larger side to the smaller n (off: the prdc package's numbers)")
     seed: int = Field(default=0, ge=0, description="seed of the subsample")
     per_class: bool = Field(default=True, description="also report a per-class table (n equalised across classes)")
     chunk_size: int = Field(default=1024, ge=1, le=1_000_000, description="k-NN query rows per block (memory bound)")
