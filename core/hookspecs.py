@@ -59,6 +59,11 @@ def register_metrics(register):
 
 
 @hookspec
+def register_extractors(register):
+    """Register feature extractors (``extractor:*``): the networks metrics embed images with."""
+
+
+@hookspec
 def before_stage(stage, context):
     """Called by the pipeline before each stage (``data``, ``generate``, ``select``, ``train``,
     ``evaluate``, ``report``) with the run context. Return value ignored; exceptions abort the run."""
@@ -80,4 +85,5 @@ KIND_HOOKS = {
     "model": "register_models",
     "attacker": "register_attackers",
     "metric": "register_metrics",
+    "extractor": "register_extractors",
 }

@@ -26,8 +26,10 @@ def knn_distances(
     query_chunk: int = 1024,
     reference_chunk: int = 8192,
     dtype: torch.dtype = torch.float64,
-) -> torch.Tensor:
-    """Sorted distances ``N×k`` from each query row to its ``k`` nearest reference rows.
+    return_indices: bool = False,
+) -> "torch.Tensor | tuple[torch.Tensor, torch.Tensor]":
+    """Sorted distances ``N×k`` from each query row to its ``k`` nearest reference rows (and, with
+    ``return_indices``, their reference row numbers ``int64 N×k``).
 
     ``exclude_self=True`` requires ``query is reference`` semantics (same rows, same order) and
     skips each point's zero distance to itself, as PRDC's k-NN radii do.
@@ -39,9 +41,11 @@ def knn_distances(
     if m < needed:
         raise ValueError(f"need at least {needed} reference points for k={k}, got {m}")
     out = torch.empty(n, k, dtype=dtype)
+    out_index = torch.empty(n, k, dtype=torch.int64)
     for qs in range(0, n, query_chunk):
         q = query[qs:qs + query_chunk].to(dtype)
         best = torch.full((q.shape[0], needed), float("inf"), dtype=dtype)
+        best_index = torch.full((q.shape[0], needed), -1, dtype=torch.int64)
         for rs in range(0, m, reference_chunk):
             d = _block_distances(q, reference[rs:rs + reference_chunk].to(dtype))
             if exclude_self:
@@ -49,9 +53,13 @@ def knn_distances(
                 cols = rows + qs - rs
                 valid = (cols >= 0) & (cols < d.shape[1])
                 d[rows[valid], cols[valid]] = float("inf")
-            best = torch.topk(torch.cat([best, d], dim=1), needed, dim=1, largest=False).values
+            candidates = torch.arange(rs, rs + d.shape[1]).expand(q.shape[0], -1)
+            top = torch.topk(torch.cat([best, d], dim=1), needed, dim=1, largest=False)
+            best = top.values
+            best_index = torch.cat([best_index, candidates], dim=1).gather(1, top.indices)
         out[qs:qs + q.shape[0]] = best[:, :k]
-    return out
+        out_index[qs:qs + q.shape[0]] = best_index[:, :k]
+    return (out, out_index) if return_indices else out
 
 
 def kth_neighbour_radii(points: torch.Tensor, k: int, **chunks) -> torch.Tensor:

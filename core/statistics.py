@@ -111,6 +111,20 @@ class StreamingMoments:
         self._combine(other.count, other._mean, other._scatter)
         return self
 
+    def state(self) -> tuple[int, "np.ndarray", "np.ndarray"]:
+        """``(count, mean float64 D, scatter float64 D×D)`` as numpy arrays (to store and restore)."""
+        if self.count == 0:
+            raise BadInputError("state: no samples seen")
+        return self.count, self._mean.numpy().copy(), self._scatter.numpy().copy()
+
+    @classmethod
+    def from_state(cls, count, mean, scatter) -> "StreamingMoments":
+        """The accumulator :meth:`state` describes."""
+        moments = cls(int(np.asarray(mean).shape[0]))
+        moments._combine(int(count), torch.as_tensor(np.asarray(mean), dtype=torch.float64),
+                         torch.as_tensor(np.asarray(scatter), dtype=torch.float64))
+        return moments
+
     @property
     def mean(self) -> torch.Tensor:
         """``float64 D``."""

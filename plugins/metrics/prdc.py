@@ -43,7 +43,7 @@ from dreamset import hookimpl
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.lazy import lazy_module
-from dreamset.plugins.metrics.fid import FeatureOptions, features_at, source_pair
+from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair
 
 torch = lazy_module("torch")
 
@@ -94,7 +94,8 @@ class PrecisionRecallDensityCoverage(Metric):
 
     def compute(self, context) -> dict:
         o = self.options
-        real_source, synthetic_source = source_pair(context, o.real)
+        real_source, synthetic_source, extractor = feature_pair(context, o)
+        per_class = o.per_class and real_source.labelled and synthetic_source.labelled
         real_labels, synthetic_labels = real_source.labels.numpy(), synthetic_source.labels.numpy()
         rng = np.random.default_rng(o.seed)
         n_real, n_synthetic = min(len(real_labels), o.max_samples), min(len(synthetic_labels), o.max_samples)
@@ -111,7 +112,7 @@ class PrecisionRecallDensityCoverage(Metric):
         warnings: list[str] = []
         rows: list[list] = []
         per_class_n = None
-        if o.per_class:
+        if per_class:
             members = [(np.flatnonzero(real_labels == c), np.flatnonzero(synthetic_labels == c))
                        for c in range(len(real_source.class_names))]
             usable = [min(len(r), len(s)) for r, s in members if min(len(r), len(s)) > o.k]
@@ -126,8 +127,8 @@ class PrecisionRecallDensityCoverage(Metric):
                 warnings.append(f"per-class PRDC: {skipped} class(es) with <= k={o.k} real or synthetic samples left out")
         real_rows = np.unique(np.concatenate([g[1] for g in groups]))
         synthetic_rows = np.unique(np.concatenate([g[2] for g in groups]))
-        real_features = features_at(context, real_source, real_rows, o)
-        synthetic_features = features_at(context, synthetic_source, synthetic_rows, o)
+        real_features = real_source.at(real_rows, o.batch_size)
+        synthetic_features = synthetic_source.at(synthetic_rows, o.batch_size)
         chunks = {"query_chunk": o.chunk_size, "reference_chunk": 8 * o.chunk_size}
 
         def evaluate(r, s):
@@ -135,9 +136,9 @@ class PrecisionRecallDensityCoverage(Metric):
                         synthetic_features[torch.from_numpy(np.searchsorted(synthetic_rows, s))], o.k, **chunks)
 
         result = evaluate(groups[0][1], groups[0][2])
-        result.update({"k": o.k, "extractor": o.extractor, "real": o.real, "n_real": n_real,
+        result.update({"k": o.k, **extractor_report(o, extractor), "real": o.real, "n_real": n_real,
                        "n_synthetic": n_synthetic, "feature_dim": int(real_features.shape[1])})
-        if o.per_class:
+        if per_class:
             for name, r, s in groups[1:]:
                 values = evaluate(r, s)
                 rows.append([name, len(r), len(s)] + [values[key] for key in ("precision", "recall", "density", "coverage")])
