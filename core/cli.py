@@ -162,7 +162,7 @@ def cmd_grid(args) -> int:
 def cmd_evaluate(args) -> int:
     from dreamset.compare import evaluate_sources
 
-    result = evaluate_sources(args.real, args.synthetic, metrics=args.metric, registry=_registry(args))
+    result = evaluate_sources(args.real, args.synthetic, metrics=args.metric, registry=_registry(args), extractor=args.extractor)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_recipes)
     p = sub.add_parser("plugins", help="list registered components and plugin errors")
     p.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'attacker:*pgd*'")
-    p.add_argument("--kind", help="only this kind (dataset, generator, sampler, mixer, model, attacker, metric, shift)")
+    p.add_argument("--kind", help="only this kind (dataset, generator, sampler, mixer, model, attacker, metric, shift, extractor)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("export", help="export a synthetic store as .npz or ImageFolder PNGs")
@@ -218,9 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", type=int, default=8)
     p.set_defaults(func=cmd_grid)
     p = sub.add_parser("evaluate", help="compute metrics between a real and a synthetic source")
-    p.add_argument("real", help="dataset key (dataset:digits) or store folder or .npz")
-    p.add_argument("synthetic", help="store folder or .npz")
+    p.add_argument("real", help="dataset key (dataset:digits), store folder, .npz, or a feature file (.npy / .npz with 'features')")
+    p.add_argument("synthetic", help="store folder, .npz, or a feature file (.npy / .npz with 'features')")
     p.add_argument("--metric", action="append", help="metric key (repeatable; default fid, kid, prdc)")
+    p.add_argument("--extractor", help="feature extractor key for the feature metrics, e.g. extractor:inception-fid")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("report", help="re-render report.html and plots of a run folder")
     p.add_argument("run_dir")
