@@ -70,7 +70,7 @@ class ARCOptions(Options):
     real: Literal["train", "test"] = Field(default="train", description="which real split to compare with")
     epochs: int = Field(default=10, ge=1, le=100_000, description="discriminator training epochs per radius")
     batch_size: int = Field(default=128, ge=2, le=1_000_000, description="training batch (half real, half synthetic)")
-    lr: float = Field(default=0.01, gt=0, le=10, description="AdamW learning rate (cosine schedule)")
+    lr: float = Field(default=0.002, gt=0, le=10, description="AdamW learning rate (cosine schedule; 0.01 before 2026-12 collapsed at eps > 0)")
     attack_steps: int = Field(default=5, ge=1, le=10_000, description="PGD steps during adversarial training")
     eval_steps: int = Field(default=10, ge=1, le=10_000, description="PGD steps when measuring robust accuracy")
     max_samples: int = Field(default=1000, ge=2, le=10_000_000, description="images per side (real, synthetic)")
