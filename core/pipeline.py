@@ -118,8 +118,11 @@ def generate_only(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, conso
 
 def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json)."""
+    from dreamset.provenance import component_sources, selection_record
+
     context = _new_context(recipe, run_dir, console)
     timings: dict[str, float] = {}
+    selections: dict[str, dict[str, Any]] = {}
     with run_folder_lock(run_dir):
         _data_and_generate(context, resolved, timings)
 
@@ -131,6 +134,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 for arm_name, arm in recipe.arms.items():
                     if arm.synthetic:
                         context.selections[arm_name] = _select(context, arm_name, arm, seed)
+                        selections.setdefault(arm_name, {})[str(seed)] = selection_record(
+                            context.selections[arm_name], len(context.synthetic))
             records: dict[str, dict[str, Any]] = {}
             with _stage(context, "train", timings):
                 inputs = {arm_name: _arm_inputs(context, arm_name, arm) for arm_name, arm in recipe.arms.items()}
@@ -172,9 +177,13 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                                               else len(context.real_test)),
                            "test_size": len(context.real_test), "subset_seed": recipe.evaluate.subset_seed,
                            "subset_file": "evaluation_subset.json",
+                           "indices": (context.evaluation_subset.tolist() if context.evaluation_subset is not None
+                                       else list(range(len(context.real_test)))),
                            "robust_accuracy": "per-sample worst case over evaluate.attackers",
                            "attackers": [a.model_dump(mode="json") for a in recipe.evaluate.attackers]},
             "metrics": metrics,
+            "components": component_sources(recipe, context.registry, DEFAULT_MIXER),
+            "selections": selections,
             "timings": timings,
             "seeds": list(recipe.seeds),
             "device": str(context.device),
@@ -296,6 +305,9 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
     attacker = None
     if recipe.train.attacker is not None and not arm.standard:
         attacker = _create(context, recipe.train.attacker, "attacker", "train.attacker")
+    from dreamset.objectives import objective_for
+
+    objective = objective_for(attacker, recipe.train, context.registry)
     safe = arm_name.replace("+", "_plus_")
     return train_classifier(
         context,
@@ -310,6 +322,7 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
         description=f"train {arm_name} (seed {seed})",
         total_steps=total_steps,
         record=record,
+        objective=objective,
     )
 
 

@@ -7,7 +7,8 @@ The reference classifier is the run's real-data-only, standard-trained ``train.m
 Preprocessing: none beyond the classifier's own (images ``float32 B×C×H×W`` in [0,1] at the
 dataset's native size; normalisation inside the model). Features ``float32 B×D`` with ``D`` the
 classifier's penultimate width (``model:small-cnn``: 128). Numbers from this extractor are
-comparable within a run folder only (another run trains another classifier), so reference
+comparable within a run folder only (another run trains another classifier; no paper: a dreamset
+convention, as the offline stand-in for a pretrained network), so reference
 statistics are never cached across runs.
 
 Example (a metric option): ``{key: fid, options: {extractor: reference}}`` (the default).

@@ -89,6 +89,8 @@ def resolve_font(spec: str) -> str:
 class GlyphsGenerator(Generator):
     """Class names rendered with a font; seed 0 = canonical glyph (Jin & Rinard, arXiv:2005.14707)."""
 
+    key = "generator:glyphs"
+
     Options = GlyphsOptions
 
     def __init__(self, options: GlyphsOptions | None = None) -> None:
@@ -216,5 +218,4 @@ class GlyphsGenerator(Generator):
 
 @hookimpl
 def register_generators(register):
-    register("glyphs", "dreamset.plugins.generators.glyphs:GlyphsGenerator",
-             description="class names rendered as font glyphs, one image per class (Jin & Rinard, arXiv:2005.14707)")
+    register(GlyphsGenerator, description="class names rendered as font glyphs, one image per class (Jin & Rinard, arXiv:2005.14707)")

@@ -1,5 +1,5 @@
 """``metric:fid`` — Fréchet Inception Distance (Heusel, Ramsauer, Unterthiner, Nessler & Hochreiter,
-2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium") between the
+2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", arXiv:1706.08500) between the
 real split (``real``: ``train`` or ``test``) and the synthetic store, overall and per class.
 
 Images (``float32 N×C×H×W`` in [0,1]) are read ``batch_size`` at a time and turned into features
@@ -139,6 +139,8 @@ class FIDOptions(FeatureOptions):
 class FrechetInceptionDistance(Metric):
     """FID between real and synthetic features, streamed through float64 moments."""
 
+    key = "metric:fid"
+
     Options = FIDOptions
 
     def _moments(self, side, classes: list[int], per_class: bool, warnings: list[str]):
@@ -243,5 +245,4 @@ class FrechetInceptionDistance(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("fid", "dreamset.plugins.metrics.fid:FrechetInceptionDistance",
-             description="Frechet distance of feature statistics, streamed (Heusel et al. 2017)")
+    register(FrechetInceptionDistance, description="Frechet distance of feature statistics, streamed (Heusel et al. 2017)")
