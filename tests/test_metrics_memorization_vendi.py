@@ -134,7 +134,7 @@ def test_dreamset_evaluate_takes_feature_files(context, tmp_path, capsys):
     from dreamset.cli import main
 
     _feature_files(tmp_path, context)
-    assert main(["evaluate", str(tmp_path / "real.npz"), str(tmp_path / "synthetic.npy"), "--metric", "fid", "--metric", "prdc"]) == 0
+    assert main(["evaluate", str(tmp_path / "real.npz"), str(tmp_path / "synthetic.npy"), "--metric", "fid", "--metric", "prdc", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["fid"]["fid"] > 0 and 0 <= out["prdc"]["precision"] <= 1
     assert main(["evaluate", str(tmp_path / "real.npz"), str(tmp_path / "synthetic.npy"), "--metric", "label-agreement"]) == 2
