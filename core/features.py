@@ -213,7 +213,11 @@ def embedder(extractor, device=None, batch_size: int = 256) -> Callable[[ImageSo
 
 def feature_extractor(context, extractor: str = "reference", weights: str | None = None) -> Callable[..., torch.Tensor]:
     """``f(source, batch_size=256)`` -> features ``float32 N×D`` (CPU) of every image of ``source``
-    (kept for callers of the pre-registry API; new code uses :func:`create_extractor`)."""
+    (kept for callers of the pre-registry API, e.g. ``sampler:adaptive-low-density``; new code uses
+    :func:`create_extractor`). ``"reference"`` calls ``context.features`` as before (so stand-in
+    contexts that only provide ``features`` keep working)."""
+    if extractor == "reference" and weights is None:
+        return lambda source, batch_size=256: context.features(source, batch_size=batch_size)
     component = create_extractor(context, extractor_ref(extractor, weights))
     device = getattr(context, "device", None)
     return lambda source, batch_size=256: embedder(component, device, batch_size)(source)

@@ -67,6 +67,8 @@ class InceptionFIDOptions(Options):
 class InceptionFIDExtractor(Extractor):
     """pool3 features (2048-d) of the TF-ported FID Inception network."""
 
+    key = "extractor:inception-fid"
+
     Options = InceptionFIDOptions
 
     def prepare(self, context) -> None:
@@ -129,5 +131,4 @@ class InceptionFIDExtractor(Extractor):
 
 @hookimpl
 def register_extractors(register):
-    register("inception-fid", "dreamset.plugins.extractors.inception_fid:InceptionFIDExtractor",
-             description="the TF-ported FID Inception-v3 of pytorch-fid/torch-fidelity, local weights (Heusel et al. 2017)")
+    register(InceptionFIDExtractor, description="the TF-ported FID Inception-v3 of pytorch-fid/torch-fidelity, local weights (Heusel et al. 2017)")

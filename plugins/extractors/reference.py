@@ -27,6 +27,8 @@ class ReferenceOptions(Options):
 class ReferenceExtractor(Extractor):
     """Penultimate features of the run's real-trained reference classifier."""
 
+    key = "extractor:reference"
+
     Options = ReferenceOptions
 
     def prepare(self, context) -> None:
@@ -55,5 +57,4 @@ class ReferenceExtractor(Extractor):
 
 @hookimpl
 def register_extractors(register):
-    register("reference", "dreamset.plugins.extractors.reference:ReferenceExtractor",
-             description="penultimate features of the run's real-trained reference classifier (offline)")
+    register(ReferenceExtractor, description="penultimate features of the run's real-trained reference classifier (offline)")

@@ -43,6 +43,8 @@ class TimmOptions(Options):
 class TimmExtractor(Extractor):
     """Pooled (``num_classes=0``) features of a timm model with local weights."""
 
+    key = "extractor:timm"
+
     Options = TimmOptions
     conformance_options = {"model": "resnet10t", "random_weights": True, "image_size": 32}
 
@@ -93,5 +95,4 @@ class TimmExtractor(Extractor):
 
 @hookimpl
 def register_extractors(register):
-    register("timm", "dreamset.plugins.extractors.timm:TimmExtractor",
-             description="pooled features of any timm model (DINOv2, CLIP, ...) with local weights")
+    register(TimmExtractor, description="pooled features of any timm model (DINOv2, CLIP, ...) with local weights")

@@ -27,6 +27,8 @@ class TorchvisionInceptionOptions(Options):
 class TorchvisionInceptionExtractor(Extractor):
     """torchvision Inception-v3 pool features with ImageNet preprocessing."""
 
+    key = "extractor:torchvision-inception"
+
     Options = TorchvisionInceptionOptions
 
     def prepare(self, context) -> None:
@@ -63,5 +65,4 @@ class TorchvisionInceptionExtractor(Extractor):
 
 @hookimpl
 def register_extractors(register):
-    register("torchvision-inception", "dreamset.plugins.extractors.torchvision_inception:TorchvisionInceptionExtractor",
-             description="torchvision Inception-v3 pool features, local weights (not the FID network)")
+    register(TorchvisionInceptionExtractor, description="torchvision Inception-v3 pool features, local weights (not the FID network)")

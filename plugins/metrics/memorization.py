@@ -61,6 +61,8 @@ class MemorizationOptions(FeatureOptions):
 class Memorization(Metric):
     """Fraction of generated images closer to a training image than a held-out-calibrated threshold."""
 
+    key = "metric:memorization"
+
     Options = MemorizationOptions
 
     def _sides(self, context):
@@ -155,5 +157,4 @@ class Memorization(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("memorization", "dreamset.plugins.metrics.memorization:Memorization",
-             description="fraction of generated images nearer a training image than a held-out-calibrated threshold (dgm-eval)")
+    register(Memorization, description="fraction of generated images nearer a training image than a held-out-calibrated threshold (dgm-eval)")

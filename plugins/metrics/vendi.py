@@ -81,6 +81,8 @@ class VendiOptions(FeatureOptions):
 class VendiScore(Metric):
     """Effective number of distinct samples (cosine kernel), synthetic and real, overall and per class."""
 
+    key = "metric:vendi"
+
     Options = VendiOptions
 
     def compute(self, context) -> dict:
@@ -132,5 +134,4 @@ class VendiScore(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("vendi", "dreamset.plugins.metrics.vendi:VendiScore",
-             description="Vendi Score: exp entropy of the similarity-kernel eigenvalues (Friedman & Dieng 2023)")
+    register(VendiScore, description="Vendi Score: exp entropy of the similarity-kernel eigenvalues (Friedman & Dieng 2023)")
