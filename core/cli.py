@@ -20,10 +20,10 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def _console(stderr: bool = False):
+def _console(stderr: bool = False, quiet: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, quiet=quiet)
 
 
 def _registry(args):
@@ -115,24 +115,36 @@ def _out_dir(args, recipe) -> Path:
     return Path(args.out) if args.out else Path("runs") / recipe.name
 
 
+def _session(recipe):
+    """Under torchrun, the process group for the command (:mod:`dreamset.distributed`); else nothing."""
+    from dreamset.context import resolve_device
+    from dreamset.distributed import session
+
+    return session(resolve_device(recipe.device))
+
+
 def cmd_run(args) -> int:
     recipe, resolved = _load(args)  # validation first: nothing is written for a bad recipe
     run_dir = _out_dir(args, recipe)
+    from dreamset.distributed import env_rank
     from dreamset.pipeline import run_recipe
     from dreamset.report import print_summary
     from dreamset.runlog import setup_logging
 
     # --json: stdout carries the report dict alone; the log and the bars go to stderr
-    console = _console(stderr=args.json)
+    console = _console(stderr=args.json, quiet=env_rank() != 0)  # under torchrun rank 0 speaks for all
     if args.quiet:
-        console.quiet = not console.is_terminal  # -q in a terminal keeps the bars, drops the log lines
+        console.quiet = console.quiet or not console.is_terminal  # -q in a terminal keeps the bars, drops the log lines
     handler = setup_logging(console, -1 if args.quiet else args.verbose)
     if not args.quiet:
         console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
     try:
-        report = run_recipe(recipe, resolved, run_dir, console=console, fresh=args.fresh)
+        with _session(recipe):
+            report = run_recipe(recipe, resolved, run_dir, console=console, fresh=args.fresh)
     finally:
         logging.getLogger("dreamset").removeHandler(handler)
+    if env_rank() != 0:
+        return 0
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -147,10 +159,13 @@ def cmd_generate(args) -> int:
     if recipe.generate is None:
         raise BadInputError("generate: this recipe has no generate stage")
     run_dir = _out_dir(args, recipe)
+    from dreamset.distributed import env_rank
     from dreamset.pipeline import generate_only
 
-    store = generate_only(recipe, resolved, run_dir, console=_console())
-    _console().print(f"store: {store.path} ({len(store)} images)")
+    console = _console(quiet=env_rank() != 0)
+    with _session(recipe):
+        store = generate_only(recipe, resolved, run_dir, console=console)
+    console.print(f"store: {store.path} ({len(store)} images)")
     return 0
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from dreamset import distributed
 from dreamset.atomic import atomic_write_bytes
 from dreamset.context import RunContext, resolve_device
 from dreamset.data import TensorImageSet, materialize
@@ -47,7 +48,8 @@ def _stage(context: RunContext, name: str, timings: dict[str, float]):
     hook.before_stage(stage=name, context=context)
     log.info("%s ...", name)
     start = time.perf_counter()
-    yield
+    with distributed.stage(name):
+        yield
     seconds = time.perf_counter() - start
     timings[name] = timings.get(name, 0.0) + seconds
     result = stage_result(name, context)
@@ -69,15 +71,16 @@ def _new_context(recipe: Recipe, run_dir: Path, console: Console | None, fresh: 
     import dreamset.registry as registry_module
 
     return RunContext(recipe=recipe, run_dir=run_dir, registry=registry_module.get_registry(),
-                      console=console or Console(), device=resolve_device(recipe.device), seed=recipe.seeds[0],
-                      fresh=fresh)
+                      console=console or Console(), device=distributed.local_device(resolve_device(recipe.device)),
+                      seed=recipe.seeds[0], fresh=fresh)
 
 
 def _data_and_generate(context: RunContext, resolved: dict[str, Any], timings: dict[str, float]) -> None:
     """The first two stages, shared by ``dreamset run`` and ``dreamset generate``: record the recipe,
     load the real splits and their shifted copies, then fit the generator and fill the store."""
     recipe, run_dir = context.recipe, context.run_dir
-    atomic_write_bytes(run_dir / "recipe.json", json.dumps(resolved, indent=2, default=str).encode())
+    if distributed.is_main():  # under torchrun rank 0 owns the run folder's files
+        atomic_write_bytes(run_dir / "recipe.json", json.dumps(resolved, indent=2, default=str).encode())
     with _stage(context, "data", timings):
         dataset = _create(context, recipe.data.dataset, "dataset", "data.dataset")
         context.real_train = dataset.load("train")
@@ -113,7 +116,7 @@ def generate_only(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, conso
     """``dreamset generate``: the data and generate stages of ``recipe`` into ``run_dir``; returns the
     synthetic store. A later ``dreamset run`` into the same folder reuses it."""
     context = _new_context(recipe, run_dir, console)
-    with run_folder_lock(run_dir):
+    with distributed.main_holds("the run folder lock", lambda: run_folder_lock(run_dir)):
         _data_and_generate(context, resolved, {})
     return context.synthetic
 
@@ -128,7 +131,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
     context = _new_context(recipe, run_dir, console, fresh)
     timings: dict[str, float] = {}
     selections: dict[str, dict[str, Any]] = {}
-    with run_folder_lock(run_dir):
+    with distributed.main_holds("the run folder lock", lambda: run_folder_lock(run_dir)):
         _data_and_generate(context, resolved, timings)
 
         for seed in recipe.seeds:
@@ -203,10 +206,11 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
         }
         from dreamset.report import write_report, write_report_json
 
-        with _stage(context, "report", timings):
-            write_report(run_dir, report, context)
-        write_report_json(run_dir, report)  # again, now with the report stage's own time
-        registry_module.plugin_manager().hook.log_metrics(context=context, metrics=final_scalars(report), step=None)
+        if distributed.is_main():
+            with _stage(context, "report", timings):
+                write_report(run_dir, report, context)
+            write_report_json(run_dir, report)  # again, now with the report stage's own time
+            registry_module.plugin_manager().hook.log_metrics(context=context, metrics=final_scalars(report), step=None)
     return report
 
 
@@ -238,7 +242,8 @@ def _generate(context: RunContext, recipe: Recipe):
     generator = _create(context, gen.generator, "generator", "generate.generator")
     check_disk_space(store_dir, gen.count, generator.image_shape(context.real_train))
     torch.manual_seed(gen.seed)
-    generator.fit(context.real_train, context.run_dir / "generator", context)
+    # rank 0 fits (or reloads) the generator; the other ranks then load its checkpoint
+    distributed.main_first("fitting the generator", lambda: generator.fit(context.real_train, context.run_dir / "generator", context))
     generate_to_store(
         generator,
         store_dir,

@@ -550,14 +550,21 @@ def _provenance(record: dict[str, Any], *, generator: str, index: int, label: in
     return out
 
 
-def _wait_for_peers(root: Path, planned: int) -> None:
-    """Under torchrun: barrier when a process group exists, else poll until every shard is in."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+def _wait_for_peers(root: Path, planned: int, world: int) -> None:
+    """Under torchrun: a barrier when a process group exists, else poll until every shard is in;
+    both give up after ``dreamset.distributed.timeout()`` seconds naming the ranks still missing."""
+    from dreamset import distributed
+
+    if distributed.initialized():
+        distributed.barrier("the end of generation (every rank's shards)")
         return
-    shards = root / SHARDS
+    shards, deadline = root / SHARDS, time.monotonic() + distributed.timeout()
     log.info("%s: waiting for the other ranks' shards", root)
-    while sum(1 for e in shards.iterdir() if _SHARD_RE.match(e.name)) < planned:
+    while (missing := set(range(planned)) - {int(m.group(1)) for e in shards.iterdir() if (m := _SHARD_RE.match(e.name))}):
+        if time.monotonic() > deadline:
+            ranks = ", ".join(str(r) for r in sorted({s % world for s in missing}))
+            raise StoreError(f"{root}: rank {ranks} did not write shard(s) {sorted(missing)[:5]} within "
+                             f"{distributed.timeout():.0f} s ({distributed.TIMEOUT_ENV}); re-run to resume")
         time.sleep(0.2)
 
 
@@ -632,7 +639,7 @@ def generate_to_store(
                     check_disk_space(root, count, image_shape, sum(len(_dumps(m)) + 1 for m in meta) / len(meta))
             writer.submit(shard, images, shard_labels, meta)
     if world > 1:
-        _wait_for_peers(root, planned)
+        _wait_for_peers(root, planned, world)
     return SyntheticStore.open(root, verify=False)
 
 

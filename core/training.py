@@ -17,6 +17,8 @@ checkpoints that make a killed run resumable.
   ``--fresh``, moved aside), never silently reused.
 * Training runs on a fork of torch's global random state: the caller's state is the same afterwards
   whether the model was trained or loaded (:mod:`dreamset.seeding`).
+* Input pipeline: the mixer's next batch is prepared on a background thread while the current one
+  trains (:mod:`dreamset.prefetch`).
 * Distributed: under ``torchrun`` with an initialised process group, the model is wrapped in
   ``DistributedDataParallel`` and rank ``r`` of ``W`` trains on rows ``r::W`` of every global batch
   (so the real/synthetic ratio of each batch holds on every rank); rank 0 writes the checkpoints.
@@ -239,8 +241,11 @@ def train_classifier(
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
 
+        from dreamset.distributed import barrier
+
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     from dreamset.context import progress
+    from dreamset.prefetch import prefetched
 
     attack_calls = [0]
     counter = model.register_forward_pre_hook(lambda *_: attack_calls.__setitem__(0, attack_calls[0] + 1)) if attacker is not None else None
@@ -252,14 +257,18 @@ def train_classifier(
                 started = time.perf_counter()
                 torch.manual_seed(_epoch_seed(seed, epoch) + rank)
                 model.train()
-                for step, batch in enumerate(mixer.batches(real, synthetic, settings.batch_size, epoch, seed)):
+                # the next batch is prepared on a thread while this one trains; leaving the loop stops it
+                for step, batch in enumerate(prefetched(mixer.batches(real, synthetic, settings.batch_size, epoch, seed),
+                                                        pin=device.type == "cuda")):
                     if epoch * steps + step >= total:
                         break  # the budget ends inside this epoch
                     x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
                     cost["images_seen"] += len(y)
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(settings, epoch * steps + step, total)
-                    if world > 1:
+                    share = 1.0
+                    if world > 1:  # this rank's rows; the loss is rescaled so DDP's mean of the
+                        share = len(y[rank::world]) * world / len(y)  # ranks' gradients is the global batch's
                         x, y = x[rank::world], y[rank::world]
                         mask = mask[rank::world] if mask is not None else None
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -267,7 +276,8 @@ def train_classifier(
                     if settings.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        loss = _loss(train_model, x, y, objective, settings, attacker, attack_model=model, mask=mask, calls=attack_calls, cost=cost)
+                        loss = _loss(train_model, x, y, objective, settings, attacker, attack_model=model, mask=mask,
+                                     calls=attack_calls, cost=cost) * share
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -286,7 +296,7 @@ def train_classifier(
                                                                                    "settings": made_by})
                     atomic_write_text(wall_file, json.dumps({"wall_seconds": wall[0]}))
                 if distributed:
-                    torch.distributed.barrier()
+                    barrier(f"the checkpoint of epoch {epoch}")
     finally:
         if counter is not None:
             counter.remove()
@@ -297,7 +307,7 @@ def train_classifier(
                                                                                  "settings": made_by})
         last.unlink(missing_ok=True)
     if distributed:
-        torch.distributed.barrier()
+        barrier("the final checkpoint")
     _fill_record(record, {**cost, "wall_seconds": wall[0]}, mixer, real, synthetic, settings.batch_size, steps, total, curves)
     return _finish(model, ema)
 
