@@ -10,7 +10,7 @@ The feature networks themselves are components of kind ``extractor`` (``extracto
 - :class:`FeatureSet` — one side of a comparison: an image source embedded by an extractor chunk by
   chunk, or a precomputed feature matrix from a ``.npy`` / ``.npz`` file (:func:`load_feature_file`).
 - :class:`StatisticsCache` — float64 moments of a real split, stored under
-  ``DREAMSET_CACHE`` (default ``~/.cache/dreamset``)``/statistics/<digest>.npz``, keyed by
+  ``DREAMSET_CACHE_DIR`` (default ``~/.cache/dreamset``)``/statistics/<digest>.npz``, keyed by
   (dataset fingerprint, split, extractor identity, preprocessing).
 
 FIDs from different extractors are not comparable: every metric reports which one it used.
@@ -252,7 +252,9 @@ class StatisticsCache:
     classifier) are never cached."""
 
     def __init__(self, root: str | Path | None = None) -> None:
-        base = root or os.environ.get("DREAMSET_CACHE") or Path.home() / ".cache" / "dreamset"
+        from dreamset.verify import cache_dir
+
+        base = root or cache_dir()
         self.root = Path(base) / "statistics"
 
     @staticmethod

@@ -142,7 +142,7 @@ def test_dreamset_evaluate_takes_feature_files(context, tmp_path, capsys):
 
 def test_fid_real_statistics_are_cached_by_dataset_split_and_extractor(context, tmp_path, monkeypatch):
     timm = pytest.importorskip("timm")
-    monkeypatch.setenv("DREAMSET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DREAMSET_CACHE_DIR", str(tmp_path / "cache"))
     weights = tmp_path / "test_resnet.pt"
     torch.manual_seed(0)
     torch.save(timm.create_model("test_resnet", pretrained=False, num_classes=0).state_dict(), weights)
