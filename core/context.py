@@ -57,6 +57,12 @@ class RunContext:
     #: shift label -> shifted test set
     shifted: dict[str, ImageSource] = field(default_factory=dict)
     synthetic: ImageSource | None = None
+    #: generated evaluation set name -> its images (``evaluate.sets``, :mod:`dreamset.generated_sets`)
+    generated_sets: dict[str, ImageSource] = field(default_factory=dict)
+    #: generated evaluation set name -> its provenance (report.json ``evaluation.generated_sets``)
+    generated_provenance: dict[str, Any] = field(default_factory=dict)
+    #: arm -> the augmentations it trains with (report.json ``augmentation``)
+    augmentation: dict[str, Any] = field(default_factory=dict)
     #: arm -> selection, for the current seed
     selections: dict[str, Selection] = field(default_factory=dict)
     #: arm -> trained classifier, for the current seed

@@ -49,6 +49,12 @@ def register_models(register):
 
 
 @hookspec
+def register_augmentations(register):
+    """Register training augmentations (``augmentation:*``): per-image transforms of a source or
+    batch-level mixes (CutMix/MixUp) with soft labels."""
+
+
+@hookspec
 def register_attackers(register):
     """Register attackers (``attacker:*``): ``attack(model, x, y) -> x_adv`` for training/evaluation."""
 
@@ -78,6 +84,7 @@ KIND_HOOKS = {
     "sampler": "register_samplers",
     "mixer": "register_mixers",
     "model": "register_models",
+    "augmentation": "register_augmentations",
     "attacker": "register_attackers",
     "metric": "register_metrics",
 }

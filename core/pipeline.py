@@ -89,6 +89,11 @@ def _data_and_generate(context: RunContext, resolved: dict[str, Any], timings: d
     if recipe.generate is not None:
         with _stage(context, "generate", timings):
             context.synthetic = _generate(context, recipe)
+    if recipe.evaluate.sets:
+        from dreamset.generated_sets import build_generated_sets
+
+        with _stage(context, "generate-eval", timings):
+            context.generated_sets, context.generated_provenance = build_generated_sets(context)
 
 
 def _evaluation_subset(context: RunContext) -> np.ndarray | None:
@@ -173,7 +178,9 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                            "test_size": len(context.real_test), "subset_seed": recipe.evaluate.subset_seed,
                            "subset_file": "evaluation_subset.json",
                            "robust_accuracy": "per-sample worst case over evaluate.attackers",
-                           "attackers": [a.model_dump(mode="json") for a in recipe.evaluate.attackers]},
+                           "attackers": [a.model_dump(mode="json") for a in recipe.evaluate.attackers],
+                           "generated_sets": context.generated_provenance},
+            "augmentation": context.augmentation,
             "metrics": metrics,
             "timings": timings,
             "seeds": list(recipe.seeds),
@@ -296,6 +303,10 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
     attacker = None
     if recipe.train.attacker is not None and not arm.standard:
         attacker = _create(context, recipe.train.attacker, "attacker", "train.attacker")
+    from dreamset.augmenting import arm_augmentation_plan
+
+    augment = arm_augmentation_plan(context, arm_name, arm)
+    context.augmentation[arm_name] = augment.describe()
     safe = arm_name.replace("+", "_plus_")
     return train_classifier(
         context,
@@ -310,6 +321,7 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
         description=f"train {arm_name} (seed {seed})",
         total_steps=total_steps,
         record=record,
+        augment=augment,
     )
 
 

@@ -8,8 +8,14 @@ training of one classifier on a mixer's stream, with checkpoints that make a kil
   smoothing; an exponential moving average of the weights (Gowal et al., 2021), returned instead of
   the raw weights when ``ema_decay`` is set; bf16 autocast only on CUDA; optional ``channels_last``.
 * Determinism: every random draw of epoch ``e`` comes from ``(seed, e)`` (the mixer's order, the
-  attack's random start, dropout), so a run killed after epoch ``e`` and resumed from its checkpoint
-  ends with the same weights as an uninterrupted run (CPU).
+  attack's random start, dropout; augmentations from ``(seed, e, step)``), so a run killed after
+  epoch ``e`` and resumed from its checkpoint ends with the same weights as an uninterrupted run (CPU).
+* Augmentation (``augment``, :mod:`dreamset.augmenting`): per-image transforms of the real and the
+  synthetic set before the mixer mixes them, then a batch-level mix (CutMix/MixUp) whose soft labels
+  (``float32 B×K``) the loss takes as they are (cross-entropy with probability targets). The
+  training attack is made against the mixed image's dominant label (``argmax``), the attackers'
+  ``int64`` contract; TRADES' attack needs no label, its clean term uses the soft label (as
+  Rebuffi et al. 2021, arXiv:2103.01946, train TRADES with CutMix).
 * Checkpoints: ``checkpoint_dir/last.safetensors`` after every epoch (model, optimizer, EMA, epoch),
   ``final.safetensors`` at the end; a finished run is loaded, not retrained.
 * Distributed: under ``torchrun`` with an initialised process group, the model is wrapped in
@@ -123,7 +129,8 @@ def _loss(model, x, y, attacker: Attacker | None, settings: TrainStage, attack_m
         return F.cross_entropy(model(x), y, label_smoothing=smoothing)
     extra = {"mask": mask} if mask is not None and takes_mask(attacker) else {}
     before = calls[0] if calls is not None else 0
-    x_adv = attacker.attack(attack_model if attack_model is not None else model, x, y, **extra)
+    hard = y.argmax(dim=1) if y.is_floating_point() else y  # soft labels (CutMix/MixUp): the dominant class
+    x_adv = attacker.attack(attack_model if attack_model is not None else model, x, hard, **extra)
     if calls is not None and cost is not None:
         cost["attack_forward_backward_passes"] += calls[0] - before
     if attacker.key == "attacker:trades":
@@ -148,6 +155,7 @@ def train_classifier(
     description: str = "train",
     total_steps: int | None = None,
     record: dict[str, Any] | None = None,
+    augment=None,
 ) -> torch.nn.Module:
     """Train ``model`` on ``mixer``'s batches of ``real``/``synthetic``; return it (or its EMA) in
     eval mode. Resumes from ``checkpoint_dir``.
@@ -155,7 +163,8 @@ def train_classifier(
     ``total_steps`` fixes the number of optimizer steps (default: ``settings.epochs`` mixer epochs);
     the learning-rate schedule spans exactly those steps, and the last epoch stops early where the
     budget ends. ``record``, when given, is filled with what the training cost
-    (:func:`training_record`): kept in the checkpoint, so a reused or resumed arm reports it too."""
+    (:func:`training_record`): kept in the checkpoint, so a reused or resumed arm reports it too.
+    ``augment``: an :class:`~dreamset.augmenting.AugmentationPlan` (``None`` = no augmentation)."""
     device = context.device if context is not None else torch.device("cpu")
     checkpoint_dir = Path(checkpoint_dir)
     torch.manual_seed(_epoch_seed(seed, -1))
@@ -209,10 +218,13 @@ def train_classifier(
                 started = time.perf_counter()
                 torch.manual_seed(_epoch_seed(seed, epoch) + rank)
                 model.train()
-                for step, batch in enumerate(mixer.batches(real, synthetic, settings.batch_size, epoch, seed)):
+                epoch_real, epoch_synthetic = augment.sources(real, synthetic, seed, epoch) if augment else (real, synthetic)
+                for step, batch in enumerate(mixer.batches(epoch_real, epoch_synthetic, settings.batch_size, epoch, seed)):
                     if epoch * steps + step >= total:
                         break  # the budget ends inside this epoch
                     x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
+                    if augment:
+                        x, y = augment.mix(x, y, (real if real is not None else synthetic).num_classes, seed, epoch, step)
                     cost["images_seen"] += len(y)
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(settings, epoch * steps + step, total)
