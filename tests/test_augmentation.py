@@ -15,7 +15,6 @@ import dreamset.registry as registry
 import dreamset.training as training
 from dreamset.augmenting import AugmentationPlan, AugmentedSource, augmentation_plan
 from dreamset.checkpoints import load_checkpoint
-from dreamset.conformance import check_component
 from dreamset.conformance.metrics import toy_row_images as blobs
 from dreamset.data import TensorImageSet
 from dreamset.errors import BadInputError
@@ -40,12 +39,13 @@ def _plan(**parts) -> AugmentationPlan:
                                for name, refs in parts.items()})
 
 
-@pytest.mark.parametrize("key", ["augmentation:random-crop", "augmentation:horizontal-flip", "augmentation:randaugment",
-                                 "augmentation:autoaugment", "augmentation:trivialaugment", "augmentation:augmix",
-                                 "augmentation:cutmix", "augmentation:mixup"])
-def test_builtin_augmentations_pass_the_conformance_suite(key):
-    assert key in registry.list("augmentation:*")
-    check_component(key)
+def test_builtin_augmentations_are_registered():
+    """Each passes the conformance suite in tests/test_conformance.py (every built-in is checked)."""
+    assert registry.list("augmentation:*") == sorted(
+        f"augmentation:{name}" for name in ("random-crop", "horizontal-flip", "randaugment", "autoaugment",
+                                            "trivialaugment", "augmix", "cutmix", "mixup"))
+    assert [registry.create(k).level for k in ("augmentation:cutmix", "augmentation:mixup", "augmentation:augmix")] \
+        == ["batch", "batch", "image"]
 
 
 def test_per_source_augmentation_is_deterministic_per_seed_epoch_and_read():
@@ -78,16 +78,19 @@ def test_per_source_augmentation_is_deterministic_per_seed_epoch_and_read():
 def test_cutmix_mixup_give_soft_labels_one_per_batch():
     x, y = _source(16).get(range(16))
     plan = _plan(batch=[("cutmix", {}), ("mixup", {})])
-    mixed, soft = plan.mix(x, y, 3, seed=0, epoch=0, step=0)
-    assert mixed.shape == x.shape and soft.shape == (16, 3) and soft.dtype == torch.float32
-    assert torch.allclose(soft.sum(1), torch.ones(16))
-    assert not torch.equal(mixed, x)
-    again = plan.mix(x, y, 3, seed=0, epoch=0, step=0)
-    assert torch.equal(again[0], mixed) and torch.equal(again[1], soft)
-    assert not torch.equal(plan.mix(x, y, 3, seed=0, epoch=0, step=1)[0], mixed)
-    # the label mass of each image goes to its own class and to its partner's
-    own = soft[torch.arange(16), y]
-    assert (own >= 0).all() and (own <= 1).all() and float(own.mean()) < 1
+    steps = [plan.mix(x, y, 3, seed=0, epoch=0, step=step) for step in range(6)]
+    for mixed, soft in steps:
+        assert mixed.shape == x.shape and soft.shape == (16, 3) and soft.dtype == torch.float32
+        assert torch.allclose(soft.sum(1), torch.ones(16))
+        # the label mass of each image goes to its own class and to its partner's (the batch rolled by one)
+        partner = y.roll(1)
+        assert torch.allclose(soft[torch.arange(16), y] + soft[torch.arange(16), partner] * (partner != y), torch.ones(16))
+    # a draw may leave the batch as it is (CutMix's box can be empty on 8×8 images); most mix
+    changed = [not torch.equal(mixed, x) for mixed, _ in steps]
+    assert sum(changed) >= 4
+    assert all(float(soft.max(1).values.min()) < 1 for (_, soft), c in zip(steps, changed) if c)
+    again = [plan.mix(x, y, 3, seed=0, epoch=0, step=step) for step in range(6)]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(again, steps))
 
 
 def test_loss_takes_soft_labels_and_attacks_the_dominant_class():

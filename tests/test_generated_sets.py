@@ -83,6 +83,12 @@ def test_a_run_reports_accuracy_on_generated_sets_per_arm(tmp_path):
     thin = report["evaluation"]["generated_sets"]["thin"]
     assert thin["generator"] == {"key": "generator:glyphs", "options": thin["generator"]["options"]}
     assert thin["generator"]["options"]["font_size"] == 0.6 and not thin["same_generator_as_training"]
-    store = json.loads((out / "eval-sets" / "held" / "store.json").read_text())
+    store = json.loads((out / "eval-sets" / "held" / "store" / "store.json").read_text())
     assert store["count"] == 20 and store["seed"] == 1
+    from dreamset.store import SyntheticStore
+
+    held_store, train_store = SyntheticStore.open(out / "eval-sets" / "held" / "store"), SyntheticStore.open(out / "synthetic")
+    held_seeds = {held_store.provenance(i)["seed"] for i in range(20)}
+    assert held_seeds == set(range(10**9, 10**9 + 20))
+    assert not held_seeds & {train_store.provenance(i)["seed"] for i in range(50)}
     assert report["augmentation"]["real"] == {"real": [], "synthetic": [], "batch": []}
