@@ -177,6 +177,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                                               else len(context.real_test)),
                            "test_size": len(context.real_test), "subset_seed": recipe.evaluate.subset_seed,
                            "subset_file": "evaluation_subset.json",
+                           "indices": (context.evaluation_subset.tolist() if context.evaluation_subset is not None
+                                       else list(range(len(context.real_test)))),
                            "robust_accuracy": "per-sample worst case over evaluate.attackers",
                            "attackers": [a.model_dump(mode="json") for a in recipe.evaluate.attackers],
                            "generated_sets": context.generated_provenance},

@@ -159,6 +159,7 @@ def test_the_run_saves_its_subset_and_every_arm_is_evaluated_on_it(tiny_report):
     out, report = tiny_report
     saved = json.loads((out / "evaluation_subset.json").read_text())
     assert saved["n"] == len(saved["indices"]) == 50 == report["evaluation"]["subset_size"]
+    assert report["evaluation"]["indices"] == saved["indices"]  # report.json holds them too
     assert all(count >= 1 for count in saved["per_class"].values())
     for arm in report["arms"].values():
         for result in arm["per_seed"].values():
@@ -169,6 +170,7 @@ def test_the_run_saves_its_subset_and_every_arm_is_evaluated_on_it(tiny_report):
 def test_null_robust_samples_means_the_whole_test_set(tmp_path):
     report = _run(tmp_path / "run", "seeds=[0]", "evaluate.robust_samples=null", "data.dataset.options.test_size=60")
     assert report["evaluation"]["subset_size"] == report["evaluation"]["test_size"] == 60
+    assert report["evaluation"]["indices"] == list(range(60))
     assert report["arms"]["real"]["per_seed"]["0"]["n_evaluated"] == 60
 
 
