@@ -36,6 +36,15 @@ def _registry(args):
 
 def cmd_plugins(args) -> int:
     reg = _registry(args)
+    if args.pattern and not any(ch in args.pattern for ch in "*?["):  # one component: its card
+        from dreamset.component_info import component_info, print_component_info
+
+        info = component_info(reg.get(args.pattern, args.kind))
+        if args.json:
+            print(json.dumps(info, indent=2, default=str))
+        else:
+            print_component_info(info, _console())
+        return 0
     keys = reg.list(args.pattern or "*", kind=args.kind)
     rows = []
     for key in keys:
@@ -59,9 +68,10 @@ def cmd_plugins(args) -> int:
         table.add_row(row["key"], row["plugin"], row["distribution"], row["version"], "[green]ok")
     for info in problems:
         colour = "yellow" if info.status == "skipped" else "red"
-        table.add_row("-", info.name, info.distribution, info.version,
-                      f"[{colour}]{info.status}: {'; '.join(info.errors)}")
+        table.add_row("-", info.name, info.distribution, info.version, f"[{colour}]{info.status}")
     _console().print(table)
+    for info in problems:  # one unwrapped line each, so the whole reason can be read (and grepped)
+        print(f"{info.status}: plugin {info.name} ({info.distribution} {info.version}): {'; '.join(info.errors)}")
     return 0
 
 
@@ -197,9 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recipes", help="list the shipped recipes")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recipes)
-    p = sub.add_parser("plugins", help="list registered components and plugin errors")
-    p.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'attacker:*pgd*'")
-    p.add_argument("--kind", help="only this kind (dataset, generator, sampler, mixer, model, attacker, metric, shift)")
+    p = sub.add_parser("plugins", help="list registered components and plugin errors; with a KEY, its options and card")
+    p.add_argument("pattern", nargs="?", metavar="PATTERN|KEY",
+                   help="wildcard filter, e.g. 'attacker:*pgd*'; a key (attacker:pgd) shows that component's options and docstring")
+    from dreamset.kinds import KIND_HOOKS
+
+    p.add_argument("--kind", help=f"only this kind ({', '.join(KIND_HOOKS)})")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("export", help="export a synthetic store as .npz or ImageFolder PNGs")

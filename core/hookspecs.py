@@ -1,90 +1,64 @@
 """Hook specifications: one registration hook per component kind, plus two lifecycle hooks.
 
-Every registration hook receives a ``register`` callback::
+The registration hooks are derived from the kinds table (:data:`dreamset.kinds.KINDS`): one
+``register_<kind>s(register)`` per kind — ``register_datasets``, ``register_shifts``,
+``register_generators``, ``register_samplers``, ``register_mixers``, ``register_models``,
+``register_attackers``, ``register_objectives``, ``register_metrics``.
 
-    register(name, factory, *, description="", aliases=())
+Every registration hook receives a ``register`` callback, in one of two forms::
 
-``name`` is the part after the colon of the registry key (``register_attackers`` registering
-``"pgd"`` creates ``attacker:pgd``). ``factory`` is a ``"module:Object"`` string (preferred: it is
-imported only when the component is created, so discovery never imports torch) or the object
-itself. The object is a :class:`dreamset.interfaces.Component` subclass whose ``Options`` model
-validates the recipe's options. The host, not the plugin, handles duplicates: a key registered
-twice is reported and the second registration skipped.
+    register(ComponentClass, *, description="", aliases=())      # the key is ComponentClass.key
+    register(name, factory, *, description="", aliases=())       # the key is "<kind>:<name>"
 
-Registration hooks run once, when the registry is first used. Their return value is ignored.
+In the first (preferred) form the key is written once, as the class attribute ``key =
+"attacker:pgd"``, and the module that holds the hook implementation is the component's own file
+(already imported by discovery, so nothing more is imported). In the second form ``factory`` is a
+``"module:Object"`` string, imported only when the component is created, or the object itself.
+Either way the object is a subclass of the kind's interface whose ``Options`` model validates the
+recipe's options. A missing description defaults to the first line of the class docstring.
+
+When they run: once, when the registry is first used (``dreamset.registry.get_registry()``), for
+every loaded plugin, in pluggy's call order — ``tryfirst`` implementations first, ``trylast`` last,
+otherwise built-ins before third-party plugins. The first registration of a key wins; a later one
+is reported as a duplicate of that plugin and skipped (so ``tryfirst=True`` lets a plugin take a key
+from a built-in). Return value: ignored. Hook wrappers (``wrapper=True`` / ``hookwrapper=True``) are
+refused with an error on the plugin: a registration hook has nothing to wrap.
 """
 from __future__ import annotations
 
 from dreamset import hookspec
+from dreamset.kinds import KIND_HOOKS, KINDS
+
+__all__ = ["KIND_HOOKS", "before_stage", "after_stage", *KIND_HOOKS.values()]
 
 
-@hookspec
-def register_datasets(register):
-    """Register real datasets (``dataset:*``): labelled images for training and evaluation."""
+def _registration_hookspec(kind):
+    def spec(register):
+        pass
+
+    spec.__name__ = spec.__qualname__ = kind.hook
+    spec.__doc__ = (
+        f"Register {kind.summary} (``{kind.name}:*``).\n\n"
+        f"``register`` takes a :class:`dreamset.interfaces.{kind.interface}` subclass (key = its ``key``\n"
+        f"attribute) or ``(name, factory)``. Recipe fields: {', '.join(kind.recipe_fields)}. Contract:\n"
+        f"{kind.doc}. Runs once, when the registry is built; the return value is ignored."
+    )
+    return hookspec(spec)
 
 
-@hookspec
-def register_shifts(register):
-    """Register distribution shifts (``shift:*``): deterministic transforms of an evaluation set."""
-
-
-@hookspec
-def register_generators(register):
-    """Register generators (``generator:*``): models that produce labelled synthetic images."""
-
-
-@hookspec
-def register_samplers(register):
-    """Register samplers (``sampler:*``): choose which synthetic samples a training arm uses."""
-
-
-@hookspec
-def register_mixers(register):
-    """Register mixers (``mixer:*``): turn real + selected synthetic data into training batches."""
-
-
-@hookspec
-def register_models(register):
-    """Register classifiers (``model:*``): factories of ``torch.nn.Module`` taking [0,1] images."""
-
-
-@hookspec
-def register_augmentations(register):
-    """Register training augmentations (``augmentation:*``): per-image transforms of a source or
-    batch-level mixes (CutMix/MixUp) with soft labels."""
-
-
-@hookspec
-def register_attackers(register):
-    """Register attackers (``attacker:*``): ``attack(model, x, y) -> x_adv`` for training/evaluation."""
-
-
-@hookspec
-def register_metrics(register):
-    """Register metrics (``metric:*``): ``compute(context) -> JSON-serialisable result``."""
+for _kind in KINDS:
+    globals()[_kind.hook] = _registration_hookspec(_kind)
+del _kind
 
 
 @hookspec
 def before_stage(stage, context):
     """Called by the pipeline before each stage (``data``, ``generate``, ``select``, ``train``,
-    ``evaluate``, ``report``) with the run context. Return value ignored; exceptions abort the run."""
+    ``evaluate``, ``metrics``, ``report``) with the run context. Return value ignored; exceptions
+    abort the run."""
 
 
 @hookspec
 def after_stage(stage, context, seconds):
     """Called by the pipeline after each stage finishes, with its wall-clock duration in seconds.
     Return value ignored."""
-
-
-#: component kind -> registration hook name. The single source of truth for the kinds.
-KIND_HOOKS = {
-    "dataset": "register_datasets",
-    "shift": "register_shifts",
-    "generator": "register_generators",
-    "sampler": "register_samplers",
-    "mixer": "register_mixers",
-    "model": "register_models",
-    "augmentation": "register_augmentations",
-    "attacker": "register_attackers",
-    "metric": "register_metrics",
-}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
+from dreamset.kinds import KINDS
 from dreamset.options import Options
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -217,7 +218,14 @@ class Model(Component):
 
 class Attacker(Component):
     """An adversarial attack (``attacker:*``): inputs in [0,1], output in [0,1] within the
-    threat model. Restores the model's exact train/eval state; takes the device from ``x``."""
+    threat model. Restores the model's exact train/eval state; takes the device from ``x``.
+
+    ``takes_mask = True`` declares that ``attack`` accepts a ``mask`` keyword (``float32 N×1×H×W``
+    or ``N×C×H×W`` in [0,1], 1 = may be perturbed): the trainer's objective then hands it a
+    compositing mixer's context mask (``attacker:masked-pgd``). The conformance suite checks that
+    the declaration matches ``attack``'s signature."""
+
+    takes_mask: ClassVar[bool] = False
 
     @abc.abstractmethod
     def attack(self, model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
@@ -228,6 +236,36 @@ class Attacker(Component):
         return getattr(self.options, "eps", None)
 
 
+class Objective(Component):
+    """A training objective (``objective:*``): the loss one optimizer step minimises, given the
+    model, a batch and (for adversarial objectives) the training attacker. The trainer knows no
+    objective by name; it calls :meth:`loss` once per optimizer step and back-propagates the result.
+
+    ``uses_attacker = True`` (the default) declares that :meth:`loss` needs ``train.attacker``;
+    ``objective:standard`` sets it to ``False`` and is then called with ``attacker=None``."""
+
+    uses_attacker: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def loss(self, model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor", *,
+             attacker: "Attacker | None" = None, mask: "torch.Tensor | None" = None,
+             label_smoothing: float = 0.0) -> "torch.Tensor":
+        """The scalar loss (``float32``, 0-dim, differentiable w.r.t. the model's parameters) of
+        the batch ``x`` (``float32 B×C×H×W`` in [0,1]), ``y`` (``int64 B``). ``model`` is in train
+        mode and must be left in the mode it came in; ``mask`` is the batch's context mask (or
+        ``None``), to be passed on with :meth:`perturb`; ``label_smoothing`` applies to the
+        cross-entropy on the labels (``train.label_smoothing``). Random draws (attack starts) come
+        from torch's global generator, which the trainer seeds per epoch."""
+
+    @staticmethod
+    def perturb(attacker: "Attacker", model, x, y, mask=None) -> "torch.Tensor":
+        """``attacker.attack(model, x, y)``, with ``mask=mask`` when there is a mask and the
+        attacker declares ``takes_mask``."""
+        if mask is not None and getattr(attacker, "takes_mask", False):
+            return attacker.attack(model, x, y, mask=mask)
+        return attacker.attack(model, x, y)
+
+
 class Metric(Component):
     """A metric (``metric:*``) computed from the run context."""
 
@@ -236,15 +274,5 @@ class Metric(Component):
         """Return a JSON-serialisable dict; it lands in ``report.json`` under ``metrics``."""
 
 
-#: kind -> interface class (used by the registry to check what plugins register)
-KIND_INTERFACES: dict[str, type[Component]] = {
-    "dataset": Dataset,
-    "shift": Shift,
-    "generator": Generator,
-    "sampler": Sampler,
-    "mixer": Mixer,
-    "model": Model,
-    "augmentation": Augmentation,
-    "attacker": Attacker,
-    "metric": Metric,
-}
+#: kind -> interface class (derived from the kinds table, :data:`dreamset.kinds.KINDS`)
+KIND_INTERFACES: dict[str, type[Component]] = {kind.name: globals()[kind.interface] for kind in KINDS}

@@ -123,8 +123,11 @@ def generate_only(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, conso
 
 def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json)."""
+    from dreamset.provenance import component_sources, selection_record
+
     context = _new_context(recipe, run_dir, console)
     timings: dict[str, float] = {}
+    selections: dict[str, dict[str, Any]] = {}
     with run_folder_lock(run_dir):
         _data_and_generate(context, resolved, timings)
 
@@ -136,6 +139,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 for arm_name, arm in recipe.arms.items():
                     if arm.synthetic:
                         context.selections[arm_name] = _select(context, arm_name, arm, seed)
+                        selections.setdefault(arm_name, {})[str(seed)] = selection_record(
+                            context.selections[arm_name], len(context.synthetic))
             records: dict[str, dict[str, Any]] = {}
             with _stage(context, "train", timings):
                 inputs = {arm_name: _arm_inputs(context, arm_name, arm) for arm_name, arm in recipe.arms.items()}
@@ -184,6 +189,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                            "generated_sets": context.generated_provenance},
             "augmentation": context.augmentation,
             "metrics": metrics,
+            "components": component_sources(recipe, context.registry, DEFAULT_MIXER),
+            "selections": selections,
             "timings": timings,
             "seeds": list(recipe.seeds),
             "device": str(context.device),
@@ -309,6 +316,10 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
 
     augment = arm_augmentation_plan(context, arm_name, arm)
     context.augmentation[arm_name] = augment.describe()
+
+    from dreamset.objectives import objective_for
+
+    objective = objective_for(attacker, recipe.train, context.registry)
     safe = arm_name.replace("+", "_plus_")
     return train_classifier(
         context,
@@ -324,6 +335,7 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
         total_steps=total_steps,
         record=record,
         augment=augment,
+        objective=objective,
     )
 
 

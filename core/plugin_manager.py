@@ -5,8 +5,8 @@ standard library has provided the same since Python 3.8 (``importlib.metadata.en
 ``EntryPoint.dist`` for the distribution name and version since 3.10. See docs/architecture.md.
 
 Discovery never crashes: a plugin that fails to import, misspells a hook (``check_pending``) or
-has a duplicate name is recorded in :class:`PluginInfo` with its distribution and the error, and
-skipped. Built-in plugins (distribution ``dreamset``) always load; ``DREAMSET_LOAD_PLUGINS=a,b``
+has a duplicate name, or implements a registration hook as a wrapper is recorded in
+:class:`PluginInfo` with its distribution and the error, and skipped. Built-in plugins (distribution ``dreamset``) always load; ``DREAMSET_LOAD_PLUGINS=a,b``
 restricts third-party ones to the named entry points or distributions (empty string: none).
 """
 from __future__ import annotations
@@ -98,6 +98,15 @@ def register_plugin(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) 
         pm.unregister(name=info.name)
         info.fail(_one_line(exc))
         return False
+    registration_hooks = set(hookspecs.KIND_HOOKS.values())
+    for caller in pm.get_hookcallers(plugin) or ():
+        if caller.name in registration_hooks and any(
+                impl.plugin is plugin and (impl.wrapper or impl.hookwrapper) for impl in caller.get_hookimpls()):
+            from dreamset.registry.components import wrapper_error
+
+            pm.unregister(name=info.name)
+            info.fail(wrapper_error(caller.name))
+            return False
     return True
 
 
@@ -116,6 +125,8 @@ def load_plugins(
     if no_plugins:
         allowed = set()
     infos: list[PluginInfo] = []
+    loaded: list[tuple[object, PluginInfo]] = []
+    names = {name for name, _ in pm.list_name_plugin()}
     for ep in _entry_points():
         dist = _dist_name(ep)
         info = PluginInfo(
@@ -128,11 +139,12 @@ def load_plugins(
         infos.append(info)
         if not info.builtin and allowed is not None and not ({ep.name, dist} & allowed):
             info.status = "skipped"
-            info.errors.append(f"not in {ALLOWLIST_ENV}")
+            info.errors.append("--no-plugins" if no_plugins else f"not in {ALLOWLIST_ENV}={','.join(sorted(allowed))}")
             continue
-        if pm.has_plugin(ep.name):
+        if ep.name in names:
             info.fail(f"duplicate plugin name {ep.name!r}")
             continue
+        names.add(ep.name)
         try:
             module = ep.load()
         except BaseException as exc:  # a plugin raising SystemExit at import must not end the CLI
@@ -140,5 +152,27 @@ def load_plugins(
                 raise
             info.fail(f"import failed: {_one_line(exc)}")
             continue
+        loaded.append((module, info))
+    # pluggy calls hook implementations last-registered-first: registering in reverse discovery
+    # order makes its call order the discovery order (built-ins first, then third-party plugins by
+    # entry-point name), so built-ins keep their keys unless a plugin's hookimpl says tryfirst=True.
+    for module, info in reversed(loaded):
         register_plugin(pm, module, info)
+    _check_allowlist(allowed, infos)
     return pm, infos
+
+
+def _check_allowlist(allowed: set[str] | None, infos: list[PluginInfo]) -> None:
+    """A name in ``DREAMSET_LOAD_PLUGINS`` that matches no third-party entry point or distribution
+    (a typo) is recorded as an error line of its own."""
+    if not allowed:
+        return
+    known = {name for info in infos if not info.builtin for name in (info.name, info.distribution)}
+    for name in sorted(allowed - known):
+        builtin = any(info.builtin and name in (info.name, info.distribution) for info in infos)
+        reason = ("names a built-in plugin (built-ins always load)" if builtin else
+                  "matches no installed plugin (entry point or distribution)")
+        info = PluginInfo(name=name, module="-", distribution="-", version="-", builtin=False)
+        info.fail(f"{ALLOWLIST_ENV}: {name!r} {reason}"
+                  + (f"; installed: {', '.join(sorted(known))}" if known and not builtin else ""))
+        infos.append(info)

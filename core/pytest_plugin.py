@@ -3,10 +3,13 @@
 Fixtures
 --------
 ``dreamset_registry``
-    ``make(*plugins, builtins=True)`` -> a fresh :class:`~dreamset.registry.Registry` holding the given
-    plugin objects (modules or objects with ``@dreamset.hookimpl`` functions) and, unless
-    ``builtins=False``, the built-in components. It is installed as the process-wide registry for the
-    test and removed afterwards.
+    ``make(*plugins, builtins=True, strict=True)`` -> a fresh :class:`~dreamset.registry.Registry`
+    holding the given plugin objects (modules or objects with ``@dreamset.hookimpl`` functions) and,
+    unless ``builtins=False``, the built-in components. It is installed as the process-wide registry
+    for the test and removed afterwards. With ``strict=True`` (the default) a problem of one of the
+    given plugins — a misspelt hook, a duplicate key, a hook that raised, a wrapper — fails the test
+    with :class:`dreamset.errors.PluginError` naming it; ``strict=False`` leaves it recorded on
+    ``registry.plugins`` for the test to inspect.
 ``dreamset_plugin_manager``
     A clean pluggy manager with dreamset's hookspecs and no plugins.
 ``tiny_images``
@@ -16,8 +19,12 @@ Fixtures
 
 Conformance suite
 -----------------
-``pytest --pyargs dreamset.conformance.suite --dreamset-conformance "attacker:my-*"`` runs the suite on
-every registered component matching the pattern (default ``*``: all of them).
+``pytest --pyargs dreamset.conformance.suite --dreamset-conformance SELECTOR`` runs the suite on
+every registered component a selector picks (default ``*``: all of them). A selector is a registry
+pattern (``attacker:my-*``, ``*noise*``) or a distribution name (``dreamset-example-plugin``: every
+component it supplies, and its plugins' loading errors become failing tests). Give several by
+repeating the option or separating them with commas. A selector that picks nothing is a usage error
+(exit code 4), so a plugin's CI cannot pass by testing nothing.
 """
 from __future__ import annotations
 
@@ -28,20 +35,60 @@ def pytest_addoption(parser):
     group = parser.getgroup("dreamset")
     group.addoption(
         "--dreamset-conformance",
-        action="store",
-        default="*",
-        metavar="PATTERN",
-        help="registry pattern of the components the dreamset conformance suite checks (default: all)",
+        action="append",
+        default=None,
+        metavar="SELECTOR",
+        help="registry pattern (attacker:my-*) or distribution name of the components the dreamset "
+             "conformance suite checks; repeatable or comma-separated (default: all). Selecting "
+             "nothing is an error.",
     )
 
 
-def pytest_generate_tests(metafunc):
-    if "dreamset_component_key" in metafunc.fixturenames:
-        import dreamset.registry as registry
+def conformance_selection(selectors, registry) -> tuple[list[str], list[str]]:
+    """``(keys, problems)`` picked by ``selectors`` (patterns or distribution names; ``None``: all):
+    the sorted component keys, and one line per loading error of the plugins involved. A selector
+    that picks nothing raises ``pytest.UsageError``."""
+    values = [part.strip() for value in (selectors or ["*"]) for part in value.split(",") if part.strip()]
+    if not values:
+        raise pytest.UsageError("--dreamset-conformance: empty selector")
+    distributions = {spec.distribution for spec in registry.specs.values()}
+    distributions |= {info.distribution for info in registry.plugins}
+    keys: set[str] = set()
+    chosen_distributions: set[str] = set()
+    for value in values:
+        if value in distributions and not any(ch in value for ch in ":*?["):
+            picked = {k for k, spec in registry.specs.items() if spec.distribution == value}
+            chosen_distributions.add(value)
+        else:
+            picked = set(registry.list(value))
+        broken = any(info.distribution == value and info.status == "error" for info in registry.plugins)
+        if not picked and not broken:  # a distribution whose plugins all failed: its errors are the tests
+            known = sorted(d for d in distributions if d not in {"-", "?"})
+            raise pytest.UsageError(
+                f"--dreamset-conformance {value!r} selects no registered component "
+                f"(a registry pattern such as 'attacker:my-*', or a distribution: {', '.join(known)}); "
+                "run `dreamset plugins` to see what is registered")
+        keys |= picked
+    chosen_distributions |= {registry.specs[k].distribution for k in keys}
+    everything = values == ["*"]
+    problems = [f"plugin {info.name!r} ({info.distribution} {info.version}): {'; '.join(info.errors)}"
+                for info in registry.plugins
+                if info.status == "error" and (everything or info.distribution in chosen_distributions)]
+    return sorted(keys), problems
 
-        pattern = metafunc.config.getoption("--dreamset-conformance")
-        keys = registry.list(pattern)
+
+def pytest_generate_tests(metafunc):
+    wanted = {"dreamset_component_key", "dreamset_plugin_problem"} & set(metafunc.fixturenames)
+    if not wanted:
+        return
+    import dreamset.registry as registry
+
+    keys, problems = conformance_selection(metafunc.config.getoption("--dreamset-conformance"),
+                                           registry.get_registry())
+    if "dreamset_component_key" in wanted:
         metafunc.parametrize("dreamset_component_key", keys, ids=keys)
+    if "dreamset_plugin_problem" in wanted:
+        metafunc.parametrize("dreamset_plugin_problem", problems, ids=[p.split(":")[0] for p in problems])
 
 
 @pytest.fixture
@@ -54,19 +101,28 @@ def dreamset_plugin_manager():
 @pytest.fixture
 def dreamset_registry():
     import dreamset.registry as registry
+    from dreamset.errors import PluginError
     from dreamset.plugin_manager import PluginInfo, load_plugins, new_plugin_manager, register_plugin
 
-    def make(*plugins, builtins: bool = True):
+    def make(*plugins, builtins: bool = True, strict: bool = True):
         pm = new_plugin_manager()
         infos = []
-        if builtins:
-            pm, infos = load_plugins(pm, allow="")
-        for i, plugin in enumerate(plugins):
+        # registered first (in reverse), so pluggy calls them after the built-ins and in the given
+        # order: a test plugin does not take a built-in's key unless its hookimpl says tryfirst=True
+        for i, plugin in reversed(list(enumerate(plugins))):
             name = getattr(plugin, "__name__", None) or f"test-plugin-{i}"
             info = PluginInfo(name=name, module=repr(plugin), distribution="<test>", version="0", builtin=False)
-            infos.append(info)
+            infos.insert(0, info)
             register_plugin(pm, plugin, info)
-        return registry.use(pm, infos)
+        ours = list(infos)
+        if builtins:
+            pm, builtin_infos = load_plugins(pm, allow="")
+            infos = builtin_infos + infos
+        reg = registry.use(pm, infos)
+        problems = [f"{info.name}: {'; '.join(info.errors)}" for info in ours if info.errors]
+        if strict and problems:
+            raise PluginError("dreamset_registry: plugin errors: " + " | ".join(problems))
+        return reg
 
     yield make
     registry.reset()

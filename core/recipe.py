@@ -123,9 +123,12 @@ class ArmSpec(_Model):
 
 class TrainStage(_Model):
     model: ComponentRef
-    #: adversarial training attacker; ``null`` = standard training. ``attacker:trades`` trains with
-    #: the TRADES loss (Zhang et al. 2019), anything else with PGD-AT (Madry et al. 2018)
+    #: adversarial training attacker (the objective's inner maximisation); ``null`` = standard training
     attacker: ComponentRef | None = None
+    #: the training loss (``objective:*``: standard, pgd-at, trades, mart, a plugin's). Left out, it
+    #: is what the attacker implied before objectives existed: none -> standard, ``trades`` ->
+    #: ``trades`` with β = ``trades_beta``, any other -> ``pgd-at`` (docs/migration.md)
+    objective: ComponentRef | None = None
     epochs: int = Field(default=10, gt=0, le=100_000)
     #: optimizer steps per arm: ``matched`` (default; equal for every arm, the longest arm's
     #: ``epochs`` kept), ``epochs`` (each arm its own ``epochs``) or a number of steps
@@ -137,13 +140,21 @@ class TrainStage(_Model):
     weight_decay: float = Field(default=5e-4, ge=0, le=1)
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
-    trades_beta: float = Field(default=6.0, gt=0, le=1000)
+    #: deprecated: β of the legacy ``attacker: trades`` form; write ``objective: {key: trades, options: {beta: ...}}``
+    trades_beta: float | None = Field(default=None, gt=0, le=1000)
     #: exponential moving average of weights (Gowal et al. 2021); null = off
     ema_decay: float | None = Field(default=None, gt=0, lt=1)
     mixed_precision: bool = True
     channels_last: bool = False
     #: training augmentations of every arm that sets none of its own
     augment: AugmentSpec | None = None
+
+    @model_validator(mode="after")
+    def _legacy_trades_beta(self):
+        if self.objective is not None and self.trades_beta is not None:
+            raise ValueError("train.trades_beta: only for recipes without train.objective; "
+                             "write train.objective: {key: trades, options: {beta: ...}}")
+        return self
 
 
 class ReferenceStage(_Model):
@@ -248,6 +259,8 @@ class Recipe(_Model):
                     yield f"{path}.{part}.{i}", "augmentation", ref
         if self.train.attacker is not None:
             yield "train.attacker", "attacker", self.train.attacker
+        if self.train.objective is not None:
+            yield "train.objective", "objective", self.train.objective
         for i, ref in enumerate(self.evaluate.attackers):
             yield f"evaluate.attackers.{i}", "attacker", ref
         for i, ref in enumerate(self.evaluate.metrics):
@@ -360,6 +373,9 @@ def validate_recipe(data: dict[str, Any], registry=None, source: str = "recipe")
             except BadInputError as exc:
                 raise BadInputError(f"{path}.key: {exc}") from None
             registry.validate_options(spec.key, ref.options, field_path=f"{path}.options")
+        from dreamset.objectives import check_objective
+
+        check_objective(recipe, registry)
     return recipe
 
 

@@ -6,7 +6,9 @@ shifted accuracies, ``training`` — optimizer steps, images seen, attack passes
 ``per_seed``), ``comparisons`` (arm -> paired differences to the baseline arm with 95% intervals and
 verdicts, :mod:`dreamset.differences`), ``notes`` (loud caveats, e.g. arms not compute-matched),
 ``evaluation`` (the evaluation subset and how robust accuracy is defined), ``metrics`` (metric name
--> result), ``timings`` (seconds per stage), ``seeds``, ``device``.
+-> result), ``components`` (recipe field -> the component's key, plugin, distribution and version,
+:mod:`dreamset.provenance`), ``selections`` (arm -> seed -> how many synthetic samples the sampler
+kept and its ``Selection.info``), ``timings`` (seconds per stage), ``seeds``, ``device``.
 """
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""The trainer: standard, PGD adversarial (Madry et al., 2018) and TRADES (Zhang et al., 2019)
-training of one classifier on a mixer's stream, with checkpoints that make a killed run resumable.
+"""The trainer: one classifier trained on a mixer's stream with a training objective, with
+checkpoints that make a killed run resumable.
 
-* Mode: no attacker -> standard; ``attacker:trades`` -> TRADES loss
-  ``CE(f(x), y) + β·KL(f(x_adv) ‖ f(x))``; any other attacker -> PGD-AT (train on ``attack(x)``;
-  ``attacker:fgsm-rs`` gives Wong et al. 2020's fast AT).
+* Loss: the ``objective:*`` component's ``loss(model, x, y, attacker=..., mask=...)`` (standard,
+  PGD-AT — Madry et al. 2018 —, TRADES — Zhang et al. 2019 —, MART — Wang et al. 2020 — or a
+  plugin's); the trainer knows none by name. Without one, :func:`dreamset.objectives.objective_for`
+  picks it from the attacker the old way (docs/migration.md).
 * SGD (Nesterov momentum) or AdamW; per-step cosine / one-cycle / constant learning rate; label
   smoothing; an exponential moving average of the weights (Gowal et al., 2021), returned instead of
   the raw weights when ``ema_decay`` is set; bf16 autocast only on CUDA; optional ``channels_last``.
@@ -37,7 +38,7 @@ import torch.nn.functional as F
 
 from dreamset.atomic import atomic_write_text
 from dreamset.checkpoints import load_checkpoint, save_checkpoint
-from dreamset.interfaces import Attacker, ImageSource, Mixer
+from dreamset.interfaces import Attacker, ImageSource, Mixer, Objective
 from dreamset.recipe import TrainStage
 
 log = logging.getLogger("dreamset")
@@ -111,34 +112,34 @@ def _restore(tensors, model, optimizer, ema) -> None:
     optimizer.load_state_dict(state)
 
 
-def takes_mask(attacker: Attacker) -> bool:
-    """Whether ``attacker.attack`` accepts a ``mask`` keyword (a region-restricted attack)."""
-    import inspect
+class _TrainingAttacker:
+    """The training attacker as an objective sees it: ``attack`` runs on the plain module (not a
+    DistributedDataParallel wrapper) and its forward passes are counted into the arm's cost."""
 
-    return "mask" in inspect.signature(attacker.attack).parameters
+    def __init__(self, attacker: Attacker, attack_model, calls, cost) -> None:
+        self.attacker, self.attack_model, self.calls, self.cost = attacker, attack_model, calls, cost
+
+    def __getattr__(self, name):  # key, options, eps, takes_mask ... of the wrapped attacker
+        return getattr(self.attacker, name)
+
+    def attack(self, model, x, y, **kwargs):
+        before = self.calls[0] if self.calls is not None else 0
+        y = y.argmax(dim=1) if y.is_floating_point() else y  # soft labels (CutMix/MixUp): the dominant class
+        x_adv = self.attacker.attack(self.attack_model if self.attack_model is not None else model, x, y, **kwargs)
+        if self.calls is not None and self.cost is not None:
+            self.cost["attack_forward_backward_passes"] += self.calls[0] - before
+        return x_adv
 
 
-def _loss(model, x, y, attacker: Attacker | None, settings: TrainStage, attack_model=None, mask=None,
-          calls=None, cost=None) -> torch.Tensor:
-    """The training loss; ``model`` may be a DistributedDataParallel wrapper, ``attack_model`` the
-    plain module the attacker differentiates through (default: ``model``); ``mask`` the batch's
-    context mask from a compositing mixer (passed on to attackers that take one). ``calls`` (a
-    one-element forward counter on the model) and ``cost`` record the attacker's forward passes."""
-    smoothing = settings.label_smoothing
-    if attacker is None:
-        return F.cross_entropy(model(x), y, label_smoothing=smoothing)
-    extra = {"mask": mask} if mask is not None and takes_mask(attacker) else {}
-    before = calls[0] if calls is not None else 0
-    hard = y.argmax(dim=1) if y.is_floating_point() else y  # soft labels (CutMix/MixUp): the dominant class
-    x_adv = attacker.attack(attack_model if attack_model is not None else model, x, hard, **extra)
-    if calls is not None and cost is not None:
-        cost["attack_forward_backward_passes"] += calls[0] - before
-    if attacker.key == "attacker:trades":
-        logits = model(x)
-        logits_adv = model(x_adv)
-        kl = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits, dim=1), reduction="batchmean")
-        return F.cross_entropy(logits, y, label_smoothing=smoothing) + settings.trades_beta * kl
-    return F.cross_entropy(model(x_adv), y, label_smoothing=smoothing)
+def _loss(model, x, y, objective: Objective, settings: TrainStage, attacker: Attacker | None = None,
+          attack_model=None, mask=None, calls=None, cost=None) -> torch.Tensor:
+    """The training loss: ``objective.loss``. ``model`` may be a DistributedDataParallel wrapper,
+    ``attack_model`` the plain module the attacker differentiates through (default: ``model``);
+    ``mask`` the batch's context mask from a compositing mixer (the objective passes it on to
+    attackers that declare ``takes_mask``). ``calls`` (a one-element forward counter on the model)
+    and ``cost`` record the attacker's forward passes."""
+    training_attacker = _TrainingAttacker(attacker, attack_model, calls, cost) if attacker is not None else None
+    return objective.loss(model, x, y, attacker=training_attacker, mask=mask, label_smoothing=settings.label_smoothing)
 
 
 def train_classifier(
@@ -156,6 +157,7 @@ def train_classifier(
     total_steps: int | None = None,
     record: dict[str, Any] | None = None,
     augment=None,
+    objective: Objective | None = None,
 ) -> torch.nn.Module:
     """Train ``model`` on ``mixer``'s batches of ``real``/``synthetic``; return it (or its EMA) in
     eval mode. Resumes from ``checkpoint_dir``.
@@ -164,7 +166,18 @@ def train_classifier(
     the learning-rate schedule spans exactly those steps, and the last epoch stops early where the
     budget ends. ``record``, when given, is filled with what the training cost
     (:func:`training_record`): kept in the checkpoint, so a reused or resumed arm reports it too.
-    ``augment``: an :class:`~dreamset.augmenting.AugmentationPlan` (``None`` = no augmentation)."""
+    ``augment``: an :class:`~dreamset.augmenting.AugmentationPlan` (``None`` = no augmentation).
+    ``objective`` (an ``objective:*`` component) gives the loss; ``None`` derives it from
+    ``attacker`` and ``settings`` (:func:`dreamset.objectives.objective_for`)."""
+    if objective is None:
+        from dreamset.objectives import objective_for
+
+        objective = objective_for(attacker, settings)
+    if objective.uses_attacker != (attacker is not None):
+        from dreamset.errors import BadInputError
+
+        raise BadInputError(f"train.attacker: {objective.key} " + (
+            "needs an attacker (train.attacker)" if objective.uses_attacker else "trains without an attacker"))
     device = context.device if context is not None else torch.device("cpu")
     checkpoint_dir = Path(checkpoint_dir)
     torch.manual_seed(_epoch_seed(seed, -1))
@@ -236,7 +249,7 @@ def train_classifier(
                     if settings.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        loss = _loss(train_model, x, y, attacker, settings, attack_model=model, mask=mask, calls=attack_calls, cost=cost)
+                        loss = _loss(train_model, x, y, objective, settings, attacker, attack_model=model, mask=mask, calls=attack_calls, cost=cost)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()

@@ -1,7 +1,9 @@
 """The component registry: ``kind:name`` keys -> lazily imported factories.
 
-Filled by calling each plugin's registration hooks one implementation at a time, so a hook that
-raises is contained and attributed to its plugin. Creation validates options with the component's
+Filled by calling the registration hooks of the kinds table (:data:`dreamset.kinds.KINDS`) through
+pluggy, one implementation at a time and in pluggy's call order (``tryfirst`` first, ``trylast``
+last, otherwise built-ins before third-party plugins), so the first registration of a key wins and a
+hook that raises is contained and attributed to its plugin. Hook wrappers are refused. Creation validates options with the component's
 pydantic ``Options`` model (``extra="forbid"``) and drops ``None`` values first, so CLI defaults
 never break a component (timm's ``create_model`` habit).
 """
@@ -18,7 +20,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from dreamset.errors import BadInputError, PluginError, UnknownComponentError
-from dreamset.hookspecs import KIND_HOOKS
+from dreamset.kinds import KIND_HOOKS
 from dreamset.options import format_validation_error
 from dreamset.plugin_manager import PluginInfo
 
@@ -54,9 +56,17 @@ class ComponentSpec:
                         f"{self.key}: cannot load {self.factory!r} from plugin {self.plugin!r} "
                         f"({self.distribution} {self.version}): {type(exc).__name__}: {exc}"
                     ) from exc
-                self._loaded = obj
             else:
-                self._loaded = self.factory
+                obj = self.factory
+            from dreamset.interfaces import KIND_INTERFACES
+
+            interface = KIND_INTERFACES.get(self.kind)
+            if interface is not None and not (isinstance(obj, type) and issubclass(obj, interface)):
+                raise PluginError(
+                    f"{self.key}: {self.factory!r} from plugin {self.plugin!r} ({self.distribution} {self.version}) "
+                    f"is not a subclass of dreamset.interfaces.{interface.__name__}"
+                )
+            self._loaded = obj
         return self._loaded
 
     def options_model(self):
@@ -71,6 +81,41 @@ class ComponentSpec:
             return ""
         doc = (getattr(self.factory, "__doc__", None) or "").strip().splitlines()
         return doc[0] if doc else ""
+
+
+def wrapper_error(hook_name: str) -> str:
+    return (f"{hook_name}: hook wrappers (wrapper=True / hookwrapper=True) are not allowed on registration "
+            "hooks; implement it as a plain @dreamset.hookimpl that calls register()")
+
+
+def _first_line(doc: str | None) -> str:
+    lines = (doc or "").strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _name_from_class(component_class: Any, kind: str, info: PluginInfo) -> str | None:
+    """The ``name`` part of ``component_class.key`` (which must be ``kind:name``, declared on the
+    class itself, and the class a subclass of the kind's interface); ``None`` after recording why not."""
+    from dreamset.interfaces import KIND_INTERFACES
+
+    hook = KIND_HOOKS[kind]
+    if not isinstance(component_class, type):
+        info.fail(f"{hook}: register() takes a component class or (name, factory), got {component_class!r}")
+        return None
+    label = component_class.__qualname__
+    interface = KIND_INTERFACES[kind]
+    if not issubclass(component_class, interface):
+        info.fail(f"{hook}: {label} is not a subclass of dreamset.interfaces.{interface.__name__}")
+        return None
+    key = component_class.__dict__.get("key")
+    if not isinstance(key, str) or not key:
+        info.fail(f"{hook}: {label} declares no key of its own (class attribute key = \"{kind}:NAME\")")
+        return None
+    prefix, _, name = key.partition(":")
+    if prefix != kind:
+        info.fail(f"{hook}: {label}.key {key!r} is not a {kind} key ({kind}:NAME)")
+        return None
+    return name
 
 
 class Registry:
@@ -88,25 +133,41 @@ class Registry:
         registry.plugins = plugins
         by_name = {info.name: info for info in plugins}
         for kind, hook_name in KIND_HOOKS.items():
-            hook = getattr(pm.hook, hook_name)
-            # get_hookimpls() is in registration order (pluggy *calls* them in reverse); we call
-            # each one ourselves so the first plugin to claim a key (built-ins load first) keeps it
-            # and an exception is attributed to its plugin.
-            for impl in hook.get_hookimpls():
+            hook = getattr(pm.hook, hook_name, None)
+            if hook is None:  # a plugin manager without this kind's hookspec
+                continue
+            # pluggy calls implementations in the reverse of get_hookimpls() (tryfirst first, trylast
+            # last, otherwise last registered first; load_plugins registers built-ins last). We walk
+            # that order and call each implementation through pluggy on its own, so the first
+            # registration of a key wins and an exception is attributed to its plugin.
+            impls = list(reversed(hook.get_hookimpls()))
+            everyone = [impl.plugin for impl in impls]
+            for impl in impls:
                 info = by_name.get(impl.plugin_name)
                 if info is None:  # registered directly (tests, in-process plugins)
                     info = PluginInfo(impl.plugin_name, repr(impl.plugin), "<in-process>", "", False)
                     by_name[info.name] = info
                     registry.plugins.append(info)
+                if impl.wrapper or impl.hookwrapper:
+                    info.fail(wrapper_error(hook_name))
+                    continue
                 register = registry._register_callback(kind, info)
+                caller = pm.subset_hook_caller(hook_name, remove_plugins=[p for p in everyone if p is not impl.plugin])
                 try:
-                    impl.function(register=register)
+                    caller(register=register)
                 except Exception as exc:
                     info.fail(f"{hook_name} raised {type(exc).__name__}: {exc}")
         return registry
 
     def _register_callback(self, kind: str, info: PluginInfo) -> Callable[..., None]:
-        def register(name: str, factory: Any, *, description: str = "", aliases=()) -> None:
+        def register(name: Any, factory: Any = None, *, description: str = "", aliases=()) -> None:
+            if factory is None:  # register(ComponentClass): the key is the class's own ``key``
+                component_class = name
+                name = _name_from_class(component_class, kind, info)
+                if name is None:
+                    return
+                factory = component_class
+                description = description or _first_line(component_class.__doc__)
             if not isinstance(name, str) or not NAME_PATTERN.match(name):
                 info.fail(f"invalid component name {name!r} (lower-case letters, digits, . _ + -)")
                 return
@@ -172,10 +233,24 @@ class Registry:
             hint = f"; known {kind} components: {', '.join(known[:12])}" if known else f"; no {kind} components are registered"
         else:
             hint = f"; kinds are {', '.join(KIND_HOOKS)}"
+        hint += self._switched_off_hint(kind, name)
         broken = [p.name for p in self.plugins if p.status == "error"]
         if broken:
             hint += f" (plugins with errors: {', '.join(broken)}; see `dreamset plugins`)"
         raise UnknownComponentError(f"unknown component {key!r}{hint}")
+
+    def _switched_off_hint(self, kind: str, name: str) -> str:
+        """For an unknown key: the third-party plugins that were not loaded (``DREAMSET_LOAD_PLUGINS``
+        or ``--no-plugins``), naming the one whose entry point matches the key (``kind-name``)."""
+        skipped = [p for p in self.plugins if p.status == "skipped"]
+        if not skipped:
+            return ""
+        match = next((p for p in skipped if p.name in (f"{kind}-{name}", name)), None)
+        if match is not None:
+            return (f"; it is provided by plugin {match.name!r} ({match.distribution} {match.version}), which is "
+                    f"switched off ({'; '.join(match.errors)})")
+        names = ", ".join(f"{p.name} ({p.distribution})" for p in skipped)
+        return f"; switched-off plugins that may provide it: {names} ({'; '.join(skipped[0].errors)})"
 
     def get(self, key: str, kind: str | None = None) -> ComponentSpec:
         return self.specs[self.resolve_key(key, kind)]

@@ -39,3 +39,34 @@ def fake_distribution(tmp_path, monkeypatch):
 
     yield make
     registry.reset()
+
+
+EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "docs" / "examples" / "dreamset-example-plugin"
+
+
+@pytest.fixture(scope="session")
+def example_plugin_site(tmp_path_factory) -> Path:
+    """The worked example plugin of docs/ (docs/examples/dreamset-example-plugin), pip-installed once
+    per session into a folder of its own: put it on ``sys.path``/``PYTHONPATH`` to use it."""
+    import subprocess
+    import sys
+
+    target = tmp_path_factory.mktemp("example-plugin-site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(EXAMPLE_PLUGIN)], check=True, capture_output=True)
+    return target
+
+
+@pytest.fixture
+def example_plugin(example_plugin_site, monkeypatch):
+    """The installed example plugin on ``sys.path`` for this test; the registry is reset around it."""
+    import sys
+
+    import dreamset.registry as registry
+
+    monkeypatch.syspath_prepend(str(example_plugin_site))
+    for name in [m for m in sys.modules if m.startswith("dreamset_example_plugin")]:
+        monkeypatch.delitem(sys.modules, name)
+    registry.reset()
+    yield example_plugin_site
+    registry.reset()

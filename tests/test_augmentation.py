@@ -100,7 +100,8 @@ def test_loss_takes_soft_labels_and_attacks_the_dominant_class():
     soft = torch.softmax(torch.randn(6, 3), dim=1)
     settings = TrainStage(model="small-cnn", mixed_precision=False)
     expected = -(soft * F.log_softmax(model(x), dim=1)).sum(1).mean()
-    assert torch.allclose(training._loss(model, x, soft, None, settings), expected, atol=1e-6)
+    standard, pgd_at = registry.create("objective:standard"), registry.create("objective:pgd-at")
+    assert torch.allclose(training._loss(model, x, soft, standard, settings), expected, atol=1e-6)
 
     seen = {}
 
@@ -111,7 +112,7 @@ def test_loss_takes_soft_labels_and_attacks_the_dominant_class():
             seen["y"] = y
             return x.clamp(0, 1)
 
-    loss = training._loss(model, x, soft, Recording(), settings)
+    loss = training._loss(model, x, soft, pgd_at, settings, Recording())
     assert torch.equal(seen["y"], soft.argmax(1)) and seen["y"].dtype == torch.int64
     assert torch.allclose(loss, expected, atol=1e-6)  # PGD-AT: soft-label CE on the (here unchanged) attack
 

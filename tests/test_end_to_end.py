@@ -58,21 +58,16 @@ def test_default_recipe_reduced_end_to_end_and_resume(tmp_path, capsys):
     assert "real+synthetic" in capsys.readouterr().out
 
 
-EXAMPLE = (Path(__file__).resolve().parents[1] / "docs" / "examples" / "dreamset-example-plugin"
-           / "dreamset_example_plugin" / "__init__.py").read_text()
-
-
-def test_third_party_plugin_usable_in_a_recipe(tmp_path, fake_distribution):
-    fake_distribution("dreamset-example-plugin", {"example": "dreamset_example_plugin"},
-                      {"dreamset_example_plugin": EXAMPLE}, version="0.1.0")
+def test_third_party_plugin_usable_in_a_recipe(tmp_path, example_plugin):
     recipe = tmp_path / "stripes.yaml"
     recipe.write_text("""
 name: stripes
 data: {dataset: {key: digits, options: {train_size: 100, test_size: 100}}}
 generate: {generator: {key: stripes, options: {size: 8}}, count: 100, batch_size: 50, shard_size: 50}
 arms:
-  synthetic-only: {real: false, synthetic: true}
+  synthetic-only: {real: false, synthetic: true, sampler: {key: confidence, options: {fraction: 0.5}}}
 train: {model: {key: small-cnn, options: {width: 8}}, attacker: uniform-noise, epochs: 1}
+reference: {epochs: 1}
 evaluate: {attackers: [uniform-noise]}
 """)
     out = tmp_path / "run"
@@ -80,6 +75,17 @@ evaluate: {attackers: [uniform-noise]}
     report = json.loads((out / "report.json").read_text())
     assert "synthetic-only" in report["arms"]
     assert report["recipe"]["generate"]["generator"]["key"] == "stripes"
+    # report.json says which distribution supplied every component, and keeps the sampler's diagnostics
+    sources = report["components"]
+    assert sources["generate.generator"] == {"key": "generator:stripes", "plugin": "generator-stripes",
+                                             "distribution": "dreamset-example-plugin", "version": "0.1.0"}
+    assert sources["train.attacker"]["distribution"] == "dreamset-example-plugin"
+    assert sources["train.model"]["distribution"] == "dreamset" and sources["train.model"]["plugin"] == "model-small-cnn"
+    assert sources["train.objective"]["key"] == "objective:pgd-at" and sources["train.objective"]["implied_by"] == "train.attacker"
+    assert sources["arms.synthetic-only.mixer"]["key"] == "mixer:ratio"
+    selection = report["selections"]["synthetic-only"]["0"]
+    assert selection["selected"] == 50 and selection["of"] == 100
+    assert 0 < selection["info"]["mean_kept_confidence"] <= 1
 
 
 def test_generate_fills_the_store_and_run_reuses_it(tmp_path, capsys):

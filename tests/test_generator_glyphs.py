@@ -164,3 +164,65 @@ def test_canonical_digits_recognised_by_a_real_digits_classifier():
     glyphs = make(image_size=8, channels=1).generate(torch.arange(10), [0] * 10, DIGITS).images
     predicted = classifier.predict(glyphs.reshape(10, -1).numpy())
     assert (predicted == np.arange(10)).sum() >= 5, predicted
+
+
+AUGMENT = dict(font="DejaVu Sans", image_size=28, font_size=0.7, stroke=0.0, jitter_offset=0, jitter_scale=0,
+               jitter_stroke=0, jitter_rotation=0)
+
+
+def test_augmentation_is_off_for_seed_zero_and_by_default():
+    plain = make(**AUGMENT).generate(torch.arange(10), [0] * 10, DIGITS).images
+    augmented = make(**AUGMENT, thickness=0.03, shear=20, aspect=0.25, elastic_alpha=30).generate(
+        torch.arange(10), [0] * 10, DIGITS).images
+    assert torch.equal(plain, augmented)  # seed 0 is the canonical rendering
+    # without augmentation options, zero jitter makes every seed the canonical rendering
+    assert torch.equal(make(**AUGMENT).generate(torch.arange(10), list(range(1, 11)), DIGITS).images, plain)
+
+
+@pytest.mark.parametrize("option", [dict(thickness=0.03), dict(shear=20), dict(aspect=0.25), dict(elastic_alpha=30)])
+def test_each_augmentation_is_seeded_and_deterministic(option):
+    generator = make(**AUGMENT, **option)
+    seeds = [3, 4, 5, 3]
+    first = generator.generate(torch.tensor([8, 8, 8, 8]), seeds, DIGITS).images
+    again = make(**AUGMENT, **option).generate(torch.tensor([8, 8, 8, 8]), seeds, DIGITS).images
+    canonical = make(**AUGMENT).generate(torch.tensor([8]), [0], DIGITS).images
+    assert torch.equal(first, again)  # a fresh generator draws the same variants
+    assert torch.equal(first[0], first[3])  # image i depends on its seed only
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first[0], canonical[0])
+    assert first.min() >= 0 and first.max() <= 1
+
+
+def test_augmentations_do_what_they_say():
+    canonical = make(**AUGMENT).generate(torch.tensor([1]), [0], DIGITS).images[0, 0]
+    ink = float(canonical.sum())
+    g = make(**AUGMENT, thickness=0.03)
+    thick, thin = [], []
+    for seed in range(1, 40):
+        t = g.augmentation(seed)[0]
+        image = g.generate(torch.tensor([1]), [seed], DIGITS).images[0, 0]
+        if abs(t) * 0.7 * 28 * 4 >= 0.5:  # a radius of at least one canvas pixel
+            (thick if t > 0 else thin).append(float(image.sum()))
+    assert thick and thin and min(thick) > ink > max(thin)  # dilation adds ink, erosion removes it
+    # shear slants: positive shear moves the top of the "1" right and its bottom left
+    g = make(**AUGMENT, shear=30)
+    seed = next(s for s in range(1, 100) if g.augmentation(s)[1] > 20)
+    image = g.generate(torch.tensor([1]), [seed], DIGITS).images[0, 0]
+    cols = torch.arange(28, dtype=torch.float32)
+    centre = lambda rows: float((image[rows] * cols).sum() / image[rows].sum())  # noqa: E731
+    assert centre(slice(4, 10)) > centre(slice(18, 24)) + 2
+    # the width factor narrows or widens the "0"
+    g = make(**AUGMENT, aspect=0.3)
+    widths = {}
+    for seed in range(1, 40):
+        image = g.generate(torch.tensor([0]), [seed], DIGITS).images[0, 0]
+        columns = torch.nonzero(image.amax(0) > 0.5).flatten()
+        widths[g.augmentation(seed)[2]] = int(columns.max() - columns.min() + 1)
+    narrow, wide = widths[min(widths)], widths[max(widths)]
+    assert narrow < wide
+
+
+def test_elastic_sigma_too_smooth_for_the_image_is_bad_input():
+    with pytest.raises(BadInputError, match="elastic_sigma"):
+        make(**{**AUGMENT, "image_size": 8}, elastic_alpha=10, elastic_sigma=4).generate(torch.tensor([1]), [1], DIGITS)
+    with pytest.raises(ValidationError):
+        make(thickness=-0.1)

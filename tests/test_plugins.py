@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 
+import pytest
+
+import dreamset
 import dreamset.registry as registry
+from dreamset.errors import PluginError
+from dreamset.interfaces import Shift
+from dreamset.kinds import KINDS
 from dreamset.plugin_manager import load_plugins
 
 GOOD = '''
@@ -147,9 +153,129 @@ def test_invalid_component_name_is_refused(dreamset_registry):
         def register_shifts(self, register):
             register("Bad Name", "x:y")
 
-    reg = dreamset_registry(Plugin(), builtins=False)
+    reg = dreamset_registry(Plugin(), builtins=False, strict=False)
     assert reg.list() == []
     assert any("invalid component name" in e for p in reg.plugins for e in p.errors)
+
+
+# -- calling the registration hooks through pluggy -----------------------------------------------
+
+class _Twin(Shift):
+    """a stand-in for shift:invert"""
+
+    def apply(self, images, seed):
+        return images
+
+
+def _registers(name, **impl):
+    class Plugin:
+        @dreamset.hookimpl(**impl)
+        def register_shifts(self, register):
+            register(name, _Twin)
+
+    return Plugin()
+
+
+def test_builtins_keep_their_keys_but_tryfirst_takes_one(dreamset_registry):
+    reg = dreamset_registry(_registers("invert"), strict=False)
+    assert reg.get("shift:invert").distribution == "dreamset"
+    assert any("duplicate key shift:invert" in e for p in reg.plugins if p.distribution == "<test>" for e in p.errors)
+    reg = dreamset_registry(_registers("invert", tryfirst=True))
+    assert reg.get("shift:invert").load() is _Twin  # pluggy's order decides the clash
+    builtin = next(p for p in reg.plugins if p.name == "shift-invert")
+    assert "duplicate key shift:invert" in builtin.errors[0]
+    reg = dreamset_registry(_registers("twin", trylast=True), _registers("twin"), builtins=False, strict=False)
+    assert reg.get("shift:twin").plugin == "test-plugin-1"  # trylast is called last: it loses
+
+
+def test_a_wrapper_on_a_registration_hook_is_refused_with_a_clear_error(dreamset_registry):
+    class Wrapper:
+        @dreamset.hookimpl(wrapper=True)
+        def register_shifts(self, register):
+            register("wrapped", _Twin)
+            return (yield)
+
+    reg = dreamset_registry(Wrapper(), builtins=False, strict=False)
+    assert reg.list() == []
+    (error,) = [e for p in reg.plugins for e in p.errors]
+    assert "register_shifts: hook wrappers (wrapper=True / hookwrapper=True) are not allowed" in error
+    with pytest.raises(PluginError, match="hook wrappers"):
+        dreamset_registry(Wrapper(), builtins=False)
+
+
+def test_fixture_surfaces_misspelt_hooks_and_duplicate_keys(dreamset_registry):
+    class Misspelt:
+        @dreamset.hookimpl
+        def register_shift(self, register):
+            pass
+
+    with pytest.raises(PluginError, match="register_shift"):
+        dreamset_registry(Misspelt())
+    with pytest.raises(PluginError, match="duplicate key shift:invert"):
+        dreamset_registry(_registers("invert"))
+
+
+class Keyed(Shift):
+    """Keyed shift: the key is written once, on the class."""
+
+    key = "shift:keyed"
+
+    def apply(self, images, seed):
+        return images
+
+
+class Unkeyed(Keyed):
+    """inherits a key but declares none"""
+
+
+def test_key_written_once_on_the_class(dreamset_registry):
+    class Plugin:
+        @dreamset.hookimpl
+        def register_shifts(self, register):
+            register(Keyed)
+            register(Unkeyed)
+
+        @dreamset.hookimpl
+        def register_attackers(self, register):
+            register(Keyed)  # a shift registered through the attacker hook
+
+    reg = dreamset_registry(Plugin(), builtins=False, strict=False)
+    assert reg.list() == ["shift:keyed"]
+    spec = reg.get("shift:keyed")
+    assert spec.summary == "Keyed shift: the key is written once, on the class."
+    assert reg.create("shift:keyed").key == "shift:keyed"
+    errors = " | ".join(e for p in reg.plugins for e in p.errors)
+    assert "Unkeyed declares no key of its own" in errors
+    assert "register_attackers: Keyed is not a subclass of dreamset.interfaces.Attacker" in errors
+
+
+def test_every_builtin_entry_point_is_named_after_its_key():
+    """pyproject's entry-point names match the keys they register (``kind-name``), and every built-in
+    registers through the class form: the key is written once, on the class."""
+    for info in (p for p in registry.plugins() if p.builtin):
+        keys = [k for k, spec in registry.get_registry().specs.items() if spec.plugin == info.name]
+        assert [k.replace(":", "-", 1) for k in keys] == [info.name], (info.name, keys)
+        (key,) = keys
+        assert registry.get(key).load().__dict__.get("key") == key
+
+
+def test_allowlist_typo_and_switched_off_component_get_a_clear_line(fake_distribution, monkeypatch, capsys):
+    from dreamset.cli import main
+    from dreamset.errors import UnknownComponentError
+
+    fake_distribution("good-dist", {"shift-identity-x": "good_plugin"}, {"good_plugin": GOOD})
+    monkeypatch.setenv("DREAMSET_LOAD_PLUGINS", "god-dist")
+    registry.reset()
+    typo = _plugin(registry.plugins(), "god-dist")
+    assert typo.status == "error"
+    assert typo.errors == ["DREAMSET_LOAD_PLUGINS: 'god-dist' matches no installed plugin (entry point or "
+                           "distribution); installed: good-dist, shift-identity-x"]
+    with pytest.raises(UnknownComponentError) as info:
+        registry.get("shift:identity-x")
+    assert ("it is provided by plugin 'shift-identity-x' (good-dist 1.0), which is switched off "
+            "(not in DREAMSET_LOAD_PLUGINS=god-dist)") in str(info.value)
+    assert main(["plugins"]) == 0
+    assert "'god-dist' matches no installed plugin" in capsys.readouterr().out.replace("\n", "")
 
 
 def test_discovery_does_not_import_torch():
@@ -162,19 +288,15 @@ def test_discovery_does_not_import_torch():
     assert out.stdout.strip() == "", f"discovery imported {out.stdout.strip()}"
 
 
-def test_example_plugin_installs_with_pip_and_is_usable(tmp_path):
-    """The worked example of docs/plugins.md, pip-installed into a target folder, shows up in
-    `dreamset plugins` with its distribution and version, and its components work."""
-    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "dreamset-example-plugin"
-    target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(example)],
-        check=True, capture_output=True,
-    )
-    env = dict(os.environ, PYTHONPATH=str(target))
+def test_example_plugin_installs_with_pip_and_is_usable(example_plugin_site):
+    """The worked example of docs/plugins.md and docs/kinds/, pip-installed into a target folder, shows
+    up in `dreamset plugins` with its distribution and version, and its components work."""
+    env = dict(os.environ, PYTHONPATH=str(example_plugin_site))
     out = subprocess.run([sys.executable, "-m", "dreamset", "plugins", "--json"], env=env, capture_output=True, text=True, check=True)
     components = {c["key"]: c for c in json.loads(out.stdout)["components"]}
-    assert components["generator:stripes"]["distribution"] == "dreamset-example-plugin"
+    ours = {k for k, c in components.items() if c["distribution"] == "dreamset-example-plugin"}
+    assert {k.split(":")[0] for k in ours} == {kind.name for kind in KINDS}  # one worked example per kind
+    assert components["generator:stripes"]["plugin"] == "generator-stripes"
     assert components["attacker:uniform-noise"]["version"] == "0.1.0"
     code = (
         "import torch, dreamset.registry as r\n"
@@ -187,3 +309,67 @@ def test_example_plugin_installs_with_pip_and_is_usable(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def _suite(env, *selectors):
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "dreamset.conformance.suite"]
+    for selector in selectors:
+        args += ["--dreamset-conformance", selector]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, cwd=env["PYTHONPATH"])
+
+
+def test_example_plugin_passes_the_conformance_suite_by_distribution_name(example_plugin_site):
+    env = dict(os.environ, PYTHONPATH=str(example_plugin_site))
+    result = _suite(env, "dreamset-example-plugin")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "9 passed" in result.stdout  # one component of every kind, none skipped
+
+
+def test_conformance_selectors_that_pick_nothing_fail(example_plugin_site):
+    env = dict(os.environ, PYTHONPATH=str(example_plugin_site))
+    result = _suite(env, "no-such:*")
+    assert result.returncode != 0
+    assert "--dreamset-conformance 'no-such:*' selects no registered component" in result.stdout + result.stderr
+    result = _suite(env, "shift:posterize,model:linear", "shift:no-such")  # one bad selector of several
+    assert result.returncode != 0 and "'shift:no-such' selects no registered component" in result.stdout + result.stderr
+
+
+def test_conformance_selection_takes_several_patterns_and_distributions(dreamset_registry):
+    from dreamset.pytest_plugin import conformance_selection
+
+    reg = dreamset_registry()
+    keys, problems = conformance_selection(["shift:invert,shift:blur", "objective:*"], reg)
+    assert keys == ["objective:mart", "objective:pgd-at", "objective:standard", "objective:trades", "shift:blur", "shift:invert"]
+    assert problems == []
+    keys, _ = conformance_selection(["dreamset"], reg)
+    assert keys == reg.list()  # every built-in, by distribution name
+
+
+def test_conformance_run_surfaces_a_broken_plugin_of_the_selected_distribution(fake_distribution):
+    from dreamset.pytest_plugin import conformance_selection
+
+    source = GOOD + "\n@dreamset.hookimpl\ndef register_shift(register):\n    pass\n"
+    fake_distribution("broken-dist", {"broken": "broken_plugin"}, {"broken_plugin": source.replace("good_plugin", "broken_plugin")})
+    keys, problems = conformance_selection(["broken-dist"], registry.get_registry())
+    assert keys == [] and len(problems) == 1  # its only plugin failed: the failure is the test
+    assert "plugin 'broken' (broken-dist 1.0)" in problems[0] and "register_shift" in problems[0]
+    keys, problems = conformance_selection(["*"], registry.get_registry())
+    assert any("broken-dist" in p for p in problems)
+    keys, problems = conformance_selection(["shift:invert"], registry.get_registry())
+    assert problems == []  # another distribution's problems are not this selection's
+
+
+def test_plugins_key_shows_options_and_card(capsys):
+    from dreamset.cli import main
+
+    assert main(["plugins", "objective:trades", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["key"] == "objective:trades" and info["distribution"] == "dreamset"
+    assert info["options"] == [{"name": "beta", "type": "float", "default": "6.0", "bounds": "> 0, <= 1000",
+                                "description": "weight β of the KL robustness term"}]
+    assert "arXiv:1901.08573" in info["module_docstring"]
+    assert main(["plugins", "pgd", "--kind", "attacker"]) == 0  # a bare name with --kind; rich text
+    out = capsys.readouterr().out
+    assert "attacker:pgd" in out and "restarts" in out and ">= 1" in out and "Madry" in out
+    assert main(["plugins", "attacker:pdg"]) == 2  # unknown key: one line, exit 2
+    assert "did you mean attacker:pgd" in capsys.readouterr().err

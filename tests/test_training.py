@@ -23,6 +23,7 @@ from dreamset.checkpoints import load_checkpoint, load_torch_weights
 from dreamset.conformance.metrics import toy_row_images as blobs
 from dreamset.errors import BadInputError
 from dreamset.evaluation import accuracy
+from dreamset.objectives import objective_for
 from dreamset.recipe import TrainStage
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_until_killed.py"
@@ -115,11 +116,14 @@ def test_loss_of_each_mode_follows_its_formula(toy):
     torch.manual_seed(0)
     model = registry.create("model:small-cnn", width=4).build((1, 8, 8), 3)
     s = settings(label_smoothing=0.1, trades_beta=3.0)
-    assert torch.allclose(training._loss(model, x, y, None, s), F.cross_entropy(model(x), y, label_smoothing=0.1))
+    standard = objective_for(None, s)
+    assert torch.allclose(training._loss(model, x, y, standard, s), F.cross_entropy(model(x), y, label_smoothing=0.1))
     for key, options in (("attacker:pgd", {"eps": EPS, "steps": 2}), ("attacker:trades", {"eps": EPS, "steps": 2})):
         attacker = registry.create(key, **options)
+        objective = objective_for(attacker, s)  # the legacy choice: trades -> objective:trades(β=3)
+        assert objective.key == ("objective:trades" if key == "attacker:trades" else "objective:pgd-at")
         torch.manual_seed(5)
-        loss = training._loss(model, x, y, attacker, s)
+        loss = training._loss(model, x, y, objective, s, attacker)
         torch.manual_seed(5)  # the same random start
         x_adv = attacker.attack(model, x, y)
         if key == "attacker:trades":  # CE(f(x), y) + β·KL(f(x) ‖ f(x_adv))
@@ -295,7 +299,7 @@ def test_the_context_mask_reaches_a_masked_attacker_and_nothing_else(toy, tmp_pa
         assert float(change[:4].max()) > 0 and float(change[4:].max()) == 0  # only the context rows moved
     # an attacker without a mask parameter is called as before
     pgd = registry.create("attacker:pgd", eps=0.1, steps=1)
-    assert not training.takes_mask(pgd) and training.takes_mask(attacker)
+    assert not pgd.takes_mask and attacker.takes_mask  # declared by the class, not sniffed
     training.train_classifier(None, registry.create("model:small-cnn", width=4).build((1, 8, 8), 3),
                               mixer=_TopHalfContext(registry.create("mixer:ratio", real_fraction=1.0)), real=toy[0],
                               synthetic=None, attacker=pgd, settings=settings(epochs=1), seed=SEED,

@@ -161,5 +161,19 @@ def _check(attacker, model, x, y) -> None:
         restore_training_modes(model, was)
 
 
+def check_mask_declaration(attacker) -> None:
+    """``takes_mask`` matches ``attack``'s signature: the trainer hands a context mask only to
+    attackers that declare it (it no longer inspects signatures)."""
+    import inspect
+
+    key = attacker.key or type(attacker).__name__
+    has_parameter = "mask" in inspect.signature(attacker.attack).parameters
+    declared = bool(getattr(attacker, "takes_mask", False))
+    assert has_parameter == declared, (
+        f"{key}: attack() {'takes' if has_parameter else 'does not take'} a mask but takes_mask is {declared}"
+        + (" (set the class attribute takes_mask = True)" if has_parameter else ""))
+
+
 def check_default(attacker) -> None:
+    check_mask_declaration(attacker)
     check_attacker(attacker)

@@ -1,5 +1,5 @@
 """``attacker:apgd`` — Auto-PGD (Croce & Hein, 2020, "Reliable evaluation of adversarial robustness
-with an ensemble of diverse parameter-free attacks"), L∞ or L2, backed by torchattacks ``APGD``.
+with an ensemble of diverse parameter-free attacks", arXiv:2003.01690), L∞ or L2, backed by torchattacks ``APGD``.
 
 PGD without a step-size to tune: the step starts at ``2·eps`` and is halved at checkpoints where the
 loss stopped improving, with a momentum term; the best point found is kept. ``loss`` is the
@@ -34,6 +34,8 @@ class APGDOptions(NormBallOptions):
 class APGDAttacker(TorchattacksAttacker):
     """Auto-PGD with the CE or DLR loss, L∞ or L2."""
 
+    key = "attacker:apgd"
+
     Options = APGDOptions
     #: the paper's 100 iterations are not needed to check the contract on the suite's tiny model
     conformance_options = {"steps": 10}
@@ -58,4 +60,4 @@ class APGDAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("apgd", "dreamset.plugins.attackers.apgd:APGDAttacker", description="Auto-PGD, L-inf or L2 (Croce & Hein 2020)")
+    register(APGDAttacker, description="Auto-PGD, L-inf or L2 (Croce & Hein 2020)")

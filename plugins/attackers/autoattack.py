@@ -1,5 +1,5 @@
 """``attacker:autoattack`` — AutoAttack (Croce & Hein, 2020, "Reliable evaluation of adversarial
-robustness with an ensemble of diverse parameter-free attacks"), L∞ or L2, backed by torchattacks
+robustness with an ensemble of diverse parameter-free attacks", arXiv:2003.01690), L∞ or L2, backed by torchattacks
 ``AutoAttack``.
 
 An ensemble run one after the other on the points still classified correctly, keeping for every
@@ -35,6 +35,8 @@ class AutoAttackOptions(NormBallOptions):
 
 class AutoAttackAttacker(TorchattacksAttacker):
     """The AutoAttack ensemble; the class count comes from the model's logits."""
+
+    key = "attacker:autoattack"
 
     Options = AutoAttackOptions
     #: the conformance suite runs the real standard ensemble, only on its tiny model and batch
@@ -86,5 +88,4 @@ class AutoAttackAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("autoattack", "dreamset.plugins.attackers.autoattack:AutoAttackAttacker",
-             description="AutoAttack ensemble, L-inf or L2 (Croce & Hein 2020)")
+    register(AutoAttackAttacker, description="AutoAttack ensemble, L-inf or L2 (Croce & Hein 2020)")

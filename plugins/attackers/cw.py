@@ -1,5 +1,5 @@
 """``attacker:cw`` — the Carlini–Wagner L2 attack (Carlini & Wagner, 2017, "Towards Evaluating the
-Robustness of Neural Networks"), backed by torchattacks ``CW``.
+Robustness of Neural Networks", arXiv:1608.04644), backed by torchattacks ``CW``.
 
 Minimises ``‖x' − x‖₂² + c·max(Z(x')_y − max_{i≠y} Z(x')_i, −kappa)`` over ``x' = ½(tanh(w) + 1)``
 (always in [0,1]) with Adam (``steps`` iterations, learning rate ``lr``); per image it returns the
@@ -46,6 +46,8 @@ def cw_margin(logits, labels, kappa: float, targeted: bool):
 class CWAttacker(TorchattacksAttacker):
     """Minimum-L2 attack; no ``eps``."""
 
+    key = "attacker:cw"
+
     Options = CWOptions
 
     def make(self, model):
@@ -60,4 +62,4 @@ class CWAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("cw", "dreamset.plugins.attackers.cw:CWAttacker", description="Carlini-Wagner L2 (Carlini & Wagner 2017)")
+    register(CWAttacker, description="Carlini-Wagner L2 (Carlini & Wagner 2017)")

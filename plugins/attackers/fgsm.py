@@ -1,5 +1,5 @@
 """``attacker:fgsm`` — the fast gradient sign method (Goodfellow, Shlens & Szegedy, 2015, "Explaining
-and Harnessing Adversarial Examples"), L∞, backed by torchattacks ``FGSM``.
+and Harnessing Adversarial Examples", arXiv:1412.6572), L∞, backed by torchattacks ``FGSM``.
 
 One step of size ``eps`` along the sign of the input gradient of the cross-entropy loss, clamped to
 [0,1]: ``x_adv = clamp(x + eps·sign(∇ₓ CE(f(x), y)), 0, 1)`` (towards a target class, minus the
@@ -26,6 +26,8 @@ class FGSMOptions(Options):
 class FGSMAttacker(TorchattacksAttacker):
     """Single-step L∞ attack: ``x + eps·sign(∇)``, clamped to [0,1]."""
 
+    key = "attacker:fgsm"
+
     Options = FGSMOptions
 
     def make(self, model):
@@ -36,4 +38,4 @@ class FGSMAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("fgsm", "dreamset.plugins.attackers.fgsm:FGSMAttacker", description="FGSM, L-inf (Goodfellow et al. 2015)")
+    register(FGSMAttacker, description="FGSM, L-inf (Goodfellow et al. 2015)")

@@ -1,5 +1,5 @@
 """``attacker:fgsm-rs`` — FGSM with a random start (Wong, Rice & Kolter, 2020, "Fast is better than
-free: Revisiting adversarial training"), L∞, backed by torchattacks ``FFGSM``.
+free: Revisiting adversarial training", arXiv:2001.03994), L∞, backed by torchattacks ``FFGSM``.
 
 The paper's attack (its Algorithm 3): ``δ ~ U(−eps, eps)`` (then ``x + δ`` clamped to [0,1]), one
 step ``δ ← δ + alpha·sign(∇_δ CE(f(x+δ), y))``, projection onto the ``eps``-ball and onto [0,1].
@@ -28,6 +28,8 @@ class FGSMRandomStartOptions(Options):
 class FGSMRandomStartAttacker(TorchattacksAttacker):
     """Uniform random start in the L∞ ball, one signed-gradient step of ``alpha``, projection."""
 
+    key = "attacker:fgsm-rs"
+
     Options = FGSMRandomStartOptions
 
     def make(self, model):
@@ -40,5 +42,4 @@ class FGSMRandomStartAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("fgsm-rs", "dreamset.plugins.attackers.fgsm_rs:FGSMRandomStartAttacker",
-             description="FGSM with random start, L-inf (Wong et al. 2020)")
+    register(FGSMRandomStartAttacker, description="FGSM with random start, L-inf (Wong et al. 2020)")

@@ -42,7 +42,10 @@ class MaskedPGDOptions(Options):
 class MaskedPGDAttacker(Attacker):
     """L∞ PGD whose perturbation lives inside a (given or derived) mask."""
 
+    key = "attacker:masked-pgd"
+
     Options = MaskedPGDOptions
+    takes_mask = True
 
     def region_mask(self, x, mask=None):
         """The ``N×C×H×W`` mask used for ``x``: ``mask`` checked and broadcast, or derived from ``x``."""
@@ -88,5 +91,4 @@ class MaskedPGDAttacker(Attacker):
 
 @hookimpl
 def register_attackers(register):
-    register("masked-pgd", "dreamset.plugins.attackers.masked_pgd:MaskedPGDAttacker",
-             description="L-inf PGD inside a mask / the background (Jin & Rinard, arXiv:2005.14707)")
+    register(MaskedPGDAttacker, description="L-inf PGD inside a mask / the background (Jin & Rinard, arXiv:2005.14707)")

@@ -1,5 +1,5 @@
 """``attacker:pgd`` — projected gradient descent (Madry et al., 2018, "Towards Deep Learning Models
-Resistant to Adversarial Attacks"), L∞ or L2, backed by torchattacks ``PGD`` / ``PGDL2``.
+Resistant to Adversarial Attacks", arXiv:1706.06083), L∞ or L2, backed by torchattacks ``PGD`` / ``PGDL2``.
 
 ``steps`` iterations of size ``alpha`` (default ``2.5·eps/steps``, Madry et al.'s choice) from a random
 start in the ``eps``-ball, each projected back onto the ball and onto [0,1]. The standard attack for
@@ -29,6 +29,8 @@ class PGDOptions(NormBallOptions):
 
 class PGDAttacker(TorchattacksAttacker):
     """PGD in the L∞ or L2 ball, with optional restarts."""
+
+    key = "attacker:pgd"
 
     Options = PGDOptions
 
@@ -67,4 +69,4 @@ class PGDAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("pgd", "dreamset.plugins.attackers.pgd:PGDAttacker", description="PGD, L-inf or L2 (Madry et al. 2018)")
+    register(PGDAttacker, description="PGD, L-inf or L2 (Madry et al. 2018)")

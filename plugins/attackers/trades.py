@@ -1,5 +1,5 @@
 """``attacker:trades`` — the TRADES inner maximisation (Zhang, Yu, Jiao, Xing, El Ghaoui & Jordan,
-2019, "Theoretically Principled Trade-off between Robustness and Accuracy"), L∞, backed by
+2019, "Theoretically Principled Trade-off between Robustness and Accuracy", arXiv:1901.08573), L∞, backed by
 torchattacks ``TPGD``.
 
 Maximises ``KL(f(x) ‖ f(x'))`` over the ``eps``-ball: start at ``x + 0.001·N(0, I)`` (clamped to
@@ -27,6 +27,8 @@ class TradesOptions(Options):
 class TradesAttacker(TorchattacksAttacker):
     """KL-divergence PGD (labels ignored); selects the TRADES loss when used for training."""
 
+    key = "attacker:trades"
+
     Options = TradesOptions
 
     def objective(self, model, x, x_adv, y) -> float:
@@ -49,5 +51,4 @@ class TradesAttacker(TorchattacksAttacker):
 
 @hookimpl
 def register_attackers(register):
-    register("trades", "dreamset.plugins.attackers.trades:TradesAttacker",
-             description="TRADES KL attack, L-inf (Zhang et al. 2019); trains with the TRADES loss")
+    register(TradesAttacker, description="TRADES KL attack, L-inf (Zhang et al. 2019); trains with the TRADES loss")

@@ -28,6 +28,8 @@ class AugMixOptions(Options):
 class AugMix(TorchvisionImageAugmentation):
     """AugMix's mixed augmentation chains."""
 
+    key = "augmentation:augmix"
+
     Options = AugMixOptions
     uint8 = True
 
@@ -41,5 +43,4 @@ class AugMix(TorchvisionImageAugmentation):
 
 @hookimpl
 def register_augmentations(register):
-    register("augmix", "dreamset.plugins.augmentations.augmix:AugMix",
-             description="AugMix (Hendrycks et al. 2020; torchvision v2.AugMix)")
+    register(AugMix, description="AugMix (Hendrycks et al. 2020; torchvision v2.AugMix)")

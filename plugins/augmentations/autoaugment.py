@@ -22,6 +22,8 @@ class AutoAugmentOptions(Options):
 class AutoAugment(TorchvisionImageAugmentation):
     """AutoAugment with one of its published policies."""
 
+    key = "augmentation:autoaugment"
+
     Options = AutoAugmentOptions
     uint8 = True
 
@@ -35,5 +37,4 @@ class AutoAugment(TorchvisionImageAugmentation):
 
 @hookimpl
 def register_augmentations(register):
-    register("autoaugment", "dreamset.plugins.augmentations.autoaugment:AutoAugment",
-             description="AutoAugment policies (Cubuk et al. 2019; torchvision v2.AutoAugment)")
+    register(AutoAugment, description="AutoAugment policies (Cubuk et al. 2019; torchvision v2.AutoAugment)")

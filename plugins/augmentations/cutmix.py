@@ -24,6 +24,8 @@ class CutMixOptions(Options):
 class CutMix(TorchvisionBatchAugmentation):
     """CutMix over the training batch, soft labels."""
 
+    key = "augmentation:cutmix"
+
     Options = CutMixOptions
 
     def transform(self, num_classes: int):
@@ -34,5 +36,4 @@ class CutMix(TorchvisionBatchAugmentation):
 
 @hookimpl
 def register_augmentations(register):
-    register("cutmix", "dreamset.plugins.augmentations.cutmix:CutMix",
-             description="CutMix on the batch, soft labels (Yun et al. 2019; Rebuffi et al. 2021)")
+    register(CutMix, description="CutMix on the batch, soft labels (Yun et al. 2019; Rebuffi et al. 2021)")

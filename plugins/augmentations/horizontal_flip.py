@@ -21,6 +21,8 @@ class HorizontalFlipOptions(Options):
 class HorizontalFlip(TorchvisionImageAugmentation):
     """Mirror images left-right at random."""
 
+    key = "augmentation:horizontal-flip"
+
     Options = HorizontalFlipOptions
 
     def transform(self, image_shape):
@@ -31,5 +33,4 @@ class HorizontalFlip(TorchvisionImageAugmentation):
 
 @hookimpl
 def register_augmentations(register):
-    register("horizontal-flip", "dreamset.plugins.augmentations.horizontal_flip:HorizontalFlip",
-             description="random left-right mirror (torchvision v2.RandomHorizontalFlip)")
+    register(HorizontalFlip, description="random left-right mirror (torchvision v2.RandomHorizontalFlip)")

@@ -22,6 +22,8 @@ class MixUpOptions(Options):
 class MixUp(TorchvisionBatchAugmentation):
     """MixUp over the training batch, soft labels."""
 
+    key = "augmentation:mixup"
+
     Options = MixUpOptions
 
     def transform(self, num_classes: int):
@@ -32,5 +34,4 @@ class MixUp(TorchvisionBatchAugmentation):
 
 @hookimpl
 def register_augmentations(register):
-    register("mixup", "dreamset.plugins.augmentations.mixup:MixUp",
-             description="MixUp on the batch, soft labels (Zhang et al. 2018; Rebuffi et al. 2021)")
+    register(MixUp, description="MixUp on the batch, soft labels (Zhang et al. 2018; Rebuffi et al. 2021)")

@@ -23,6 +23,8 @@ class RandAugmentOptions(Options):
 class RandAugment(TorchvisionImageAugmentation):
     """RandAugment with torchvision's operation list."""
 
+    key = "augmentation:randaugment"
+
     Options = RandAugmentOptions
     uint8 = True
 
@@ -35,5 +37,4 @@ class RandAugment(TorchvisionImageAugmentation):
 
 @hookimpl
 def register_augmentations(register):
-    register("randaugment", "dreamset.plugins.augmentations.randaugment:RandAugment",
-             description="RandAugment (Cubuk et al. 2020; torchvision v2.RandAugment)")
+    register(RandAugment, description="RandAugment (Cubuk et al. 2020; torchvision v2.RandAugment)")

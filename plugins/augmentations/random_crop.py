@@ -24,6 +24,8 @@ class RandomCropOptions(Options):
 class RandomCrop(TorchvisionImageAugmentation):
     """Pad, then crop back to the input size at a random place."""
 
+    key = "augmentation:random-crop"
+
     Options = RandomCropOptions
 
     def transform(self, image_shape):
@@ -34,5 +36,4 @@ class RandomCrop(TorchvisionImageAugmentation):
 
 @hookimpl
 def register_augmentations(register):
-    register("random-crop", "dreamset.plugins.augmentations.random_crop:RandomCrop",
-             description="pad and random-crop to the input size (torchvision v2.RandomCrop)")
+    register(RandomCrop, description="pad and random-crop to the input size (torchvision v2.RandomCrop)")

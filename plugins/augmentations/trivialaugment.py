@@ -20,6 +20,8 @@ class TrivialAugmentOptions(Options):
 class TrivialAugment(TorchvisionImageAugmentation):
     """TrivialAugment Wide."""
 
+    key = "augmentation:trivialaugment"
+
     Options = TrivialAugmentOptions
     uint8 = True
 
@@ -31,5 +33,4 @@ class TrivialAugment(TorchvisionImageAugmentation):
 
 @hookimpl
 def register_augmentations(register):
-    register("trivialaugment", "dreamset.plugins.augmentations.trivialaugment:TrivialAugment",
-             description="TrivialAugment Wide (Müller & Hutter 2021; torchvision v2.TrivialAugmentWide)")
+    register(TrivialAugment, description="TrivialAugment Wide (Müller & Hutter 2021; torchvision v2.TrivialAugmentWide)")

@@ -25,6 +25,8 @@ class DigitsOptions(Options):
 class DigitsDataset(Dataset):
     """scikit-learn's 8×8 digits with a deterministic stratified train/test split."""
 
+    key = "dataset:digits"
+
     Options = DigitsOptions
 
     def _split(self):
@@ -54,4 +56,4 @@ class DigitsDataset(Dataset):
 
 @hookimpl
 def register_datasets(register):
-    register("digits", "dreamset.plugins.datasets.digits:DigitsDataset", description="scikit-learn 8x8 digits (offline)")
+    register(DigitsDataset, description="scikit-learn 8x8 digits (offline)")

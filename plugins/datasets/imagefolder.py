@@ -5,6 +5,7 @@
 converted explicitly to ``channels`` (1 = grey "L", 3 = "RGB"), resized to ``image_size`` if given
 (all images must otherwise share one size) and returned as ``uint8 N×C×H×W`` (``get`` gives float32
 [0,1]). A corrupt or truncated file is an error naming it; so is a class folder without images.
+No paper: a file layout. Example: ``data: {dataset: {key: imagefolder, options: {root: data/pets}}}``.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def _class_folders(folder: Path) -> list[Path]:
 
 class ImageFolderDataset(Dataset):
     """Images from class sub-folders, decoded with Pillow."""
+
+    key = "dataset:imagefolder"
 
     Options = ImageFolderOptions
 
@@ -98,4 +101,4 @@ class ImageFolderDataset(Dataset):
 
 @hookimpl
 def register_datasets(register):
-    register("imagefolder", "dreamset.plugins.datasets.imagefolder:ImageFolderDataset", description="class sub-folders of images")
+    register(ImageFolderDataset, description="class sub-folders of images")

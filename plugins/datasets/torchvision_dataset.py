@@ -30,6 +30,8 @@ class TorchvisionOptions(Options):
 class TorchvisionDataset(Dataset):
     """A torchvision classification dataset."""
 
+    key = "dataset:torchvision"
+
     Options = TorchvisionOptions
 
     def _dataset_class(self):
@@ -90,4 +92,4 @@ class TorchvisionDataset(Dataset):
 
 @hookimpl
 def register_datasets(register):
-    register("torchvision", "dreamset.plugins.datasets.torchvision_dataset:TorchvisionDataset", description="any torchvision classification dataset")
+    register(TorchvisionDataset, description="any torchvision classification dataset")

@@ -1,6 +1,6 @@
 """``generator:ddpm`` — a class-conditional denoising diffusion model trained on the real data.
 
-Ho, Jain & Abbeel, 2020, "Denoising Diffusion Probabilistic Models" (NeurIPS): a U-Net learns to
+Ho, Jain & Abbeel, 2020, "Denoising Diffusion Probabilistic Models" (NeurIPS, arXiv:2006.11239): a U-Net learns to
 predict the noise ``eps`` added to an image at a random timestep (MSE loss); sampling runs the
 learned reverse process. Synthetic training data from such a model, trained on the classifier's own
 real training split only, is what Gowal et al. 2021 ("Improving Robustness using Generated Data"),
@@ -156,6 +156,8 @@ def _data_digest(images, labels) -> str:
 
 class DDPMGenerator(Generator):
     """Class-conditional DDPM trained on the real training split (Ho et al., 2020)."""
+
+    key = "generator:ddpm"
 
     Options = DDPMOptions
     #: small settings the conformance suite uses so it checks the contract in seconds
@@ -440,5 +442,4 @@ class DDPMGenerator(Generator):
 
 @hookimpl
 def register_generators(register):
-    register("ddpm", "dreamset.plugins.generators.ddpm:DDPMGenerator",
-             description="class-conditional DDPM trained on the real data (Ho et al. 2020)")
+    register(DDPMGenerator, description="class-conditional DDPM trained on the real data (Ho et al. 2020)")

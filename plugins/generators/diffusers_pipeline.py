@@ -243,6 +243,8 @@ class PretrainedPipelineGenerator(Generator):
 class DiffusersPipelineGenerator(PretrainedPipelineGenerator):
     """A pretrained diffusers pipeline; samples pseudo-labelled or class-conditional."""
 
+    key = "generator:diffusers"
+
     Options = DiffusersPipelineOptions
 
     def __init__(self, options: DiffusersPipelineOptions | None = None) -> None:
@@ -388,5 +390,4 @@ class DiffusersPipelineGenerator(PretrainedPipelineGenerator):
 
 @hookimpl
 def register_generators(register):
-    register("diffusers", "dreamset.plugins.generators.diffusers_pipeline:DiffusersPipelineGenerator",
-             description="any pretrained diffusers pipeline, pseudo-labelled (Sehwag et al. 2022) or class-conditional")
+    register(DiffusersPipelineGenerator, description="any pretrained diffusers pipeline, pseudo-labelled (Sehwag et al. 2022) or class-conditional")

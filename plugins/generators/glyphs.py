@@ -19,6 +19,17 @@ Seed 0 gives the canonical glyph (centred, no jitter); other seeds add a small s
 offset, scale, stroke width and rotation so several seeds give variants of the same class. Glyphs
 are drawn ``supersample`` times larger and box-filtered down, so edges are anti-aliased.
 
+**Augmentation of the rendering** (all off by default; seed 0 is never augmented): for seed ≠ 0 the
+rendered canvas is transformed before it is box-filtered down — ``thickness`` (stroke thickening or
+thinning, uniform in ±t of the font size: Pillow's ``MaxFilter``/``MinFilter``), ``shear`` (slant,
+uniform in ±degrees) and ``aspect`` (width × U(1 − a, 1 + a)) as one Pillow affine map about the
+centre, and ``elastic_alpha``/``elastic_sigma`` (Simard et al.'s elastic deformation, 2003: the
+displacement field of torchvision's ``v2.ElasticTransform``, drawn at the output size from a
+generator seeded by the image's seed, applied with ``v2.functional.elastic``; σ must stay below a
+quarter of the image size). With the render jitter at 0, every image of a class is then a transform
+of one rendering: one synthetic image per class, seen through many augmentations (the
+``context-agnostic-mnist`` recipe stores 200 per class).
+
 Output: ``float32 B×C×H×W`` in [0,1]; by default a white glyph (``foreground`` = 1) on a black
 background (``background`` = 0), so thresholding an image at the midpoint gives the glyph's mask.
 ``(C, H, W)`` follow the real data seen by ``fit`` unless ``channels``/``image_size`` are set
@@ -30,6 +41,10 @@ Example (the ten digits at 28×28 in DejaVu Sans)::
 
     generator = dreamset.registry.create("generator:glyphs", font="DejaVu Sans", image_size=28, font_size=0.7)
     batch = generator.generate(torch.arange(10), [0] * 10, [str(d) for d in range(10)])  # 10×1×28×28
+    augmented = dreamset.registry.create("generator:glyphs", font="DejaVu Sans", font_size=0.7, stroke=0,
+                                         jitter_offset=0, jitter_scale=0, jitter_stroke=0, jitter_rotation=0,
+                                         thickness=0.03, shear=20, aspect=0.25, elastic_alpha=30)
+    variants = augmented.generate(torch.tensor([7] * 4), [1, 2, 3, 4], [str(d) for d in range(10)])  # four 7s
 """
 from __future__ import annotations
 
@@ -64,6 +79,17 @@ class GlyphsOptions(Options):
     jitter_stroke: float = Field(default=0.06, ge=0, le=0.5, description="max extra stroke, fraction of the font size (seed != 0)")
     jitter_rotation: float = Field(default=8.0, ge=0, le=180, description="max rotation in degrees (seed != 0)")
     supersample: int = Field(default=4, ge=1, le=16, description="render this many times larger, then box-filter down")
+    # augmentation of the rendered glyph (seed != 0), applied to the image after rendering: every
+    # variant is a transform of the same rendering, so one font still means one image per class
+    thickness: float = Field(default=0.0, ge=0, le=0.3,
+                             description="max stroke thickening/thinning (morphological dilation/erosion), fraction of "
+                                         "the font size, uniform in [-t, t] (seed != 0)")
+    shear: float = Field(default=0.0, ge=0, le=60, description="max horizontal shear (slant) in degrees (seed != 0)")
+    aspect: float = Field(default=0.0, ge=0, lt=1, description="max relative change of the glyph's width (seed != 0)")
+    elastic_alpha: float = Field(default=0.0, ge=0, le=200,
+                                 description="elastic deformation strength in output pixels (torchvision's "
+                                             "ElasticTransform alpha; 0 = off; seed != 0)")
+    elastic_sigma: float = Field(default=4.0, gt=0, le=50, description="smoothness of the elastic displacement field, in output pixels")
 
 
 def resolve_font(spec: str) -> str:
@@ -88,6 +114,8 @@ def resolve_font(spec: str) -> str:
 
 class GlyphsGenerator(Generator):
     """Class names rendered with a font; seed 0 = canonical glyph (Jin & Rinard, arXiv:2005.14707)."""
+
+    key = "generator:glyphs"
 
     Options = GlyphsOptions
 
@@ -178,9 +206,69 @@ class GlyphsGenerator(Generator):
                                    stroke_width=stroke(pixels), stroke_fill=255)
         if degrees:
             image = image.rotate(degrees, resample=Image.Resampling.BILINEAR)
+        image = self._augment(image, seed, target)
         if ss > 1:
             image = image.resize((width, height), resample=Image.Resampling.BOX)
         return np.asarray(image, dtype=np.float32) / 255.0
+
+    def augmentation(self, seed: int) -> tuple[float, float, float]:
+        """``(thickness, shear, aspect)`` of seed ``seed``: thickness as a fraction of the font size
+        (negative = thinner), shear in degrees, aspect as a width factor; neutral for seed 0. Drawn from
+        their own stream, so turning them on leaves the render jitter of every seed unchanged."""
+        o = self.options
+        if seed == 0 or not (o.thickness or o.shear or o.aspect):
+            return 0.0, 0.0, 1.0
+        import numpy as np
+
+        u = np.random.default_rng([seed, 2]).uniform(-1.0, 1.0, size=3)
+        return float(u[0]) * o.thickness, float(u[1]) * o.shear, 1.0 + float(u[2]) * o.aspect
+
+    def _augment(self, image, seed: int, ink: float):
+        """The rendered canvas (PIL ``L``, ``supersample`` times the output size) after the seeded
+        thickness change (Pillow's Max/MinFilter), shear and width change (one Pillow affine map about
+        the centre) and elastic deformation (``torchvision.transforms.v2.functional.elastic``, with
+        the displacement field of ``v2.ElasticTransform`` drawn at the output size from a generator
+        seeded by ``seed``)."""
+        import math
+
+        from PIL import Image, ImageFilter
+
+        o = self.options
+        thickness, shear, aspect = self.augmentation(seed)
+        radius = int(round(abs(thickness) * ink))
+        if radius:
+            size = 2 * radius + 1
+            image = image.filter(ImageFilter.MaxFilter(size) if thickness > 0 else ImageFilter.MinFilter(size))
+        if shear or aspect != 1.0:
+            w, h = image.size
+            cx, cy, slant = w / 2, h / 2, math.tan(math.radians(shear))
+            # output -> input: x_in = ((x - cx) + slant·(y - cy)) / aspect + cx (top leans right for shear > 0)
+            data = (1 / aspect, slant / aspect, cx - (cx + slant * cy) / aspect, 0.0, 1.0, 0.0)
+            image = image.transform(image.size, Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR)
+        if seed != 0 and o.elastic_alpha:
+            import numpy as np
+            from torchvision.transforms import v2
+
+            ss = o.supersample
+            w, h = image.size[0] // ss, image.size[1] // ss
+            kernel = int(8 * o.elastic_sigma + 1) | 1  # torchvision's kernel size for sigma (odd)
+            if kernel // 2 >= min(w, h):  # the blur's reflect padding must be smaller than the image
+                raise BadInputError(f"elastic_sigma: {o.elastic_sigma} is too smooth for {w}×{h} images "
+                                    f"(must be below a quarter of the image size)")
+            tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)[None]
+            # the displacement field of torchvision's v2.ElasticTransform (uniform noise in [-1, 1]
+            # smoothed by a Gaussian of sigma, times alpha / size, in normalised coordinates), drawn at the
+            # output size from a generator seeded by `seed` and upsampled to the canvas
+            generator = torch.Generator().manual_seed(seed)
+            noise = torch.rand(2, 1, h, w, generator=generator) * 2 - 1
+            noise = v2.functional.gaussian_blur(noise, [kernel, kernel], [o.elastic_sigma, o.elastic_sigma])
+            field = torch.stack([noise[0, 0] * o.elastic_alpha / w, noise[1, 0] * o.elastic_alpha / h], -1)[None]
+            if ss > 1:
+                field = torch.nn.functional.interpolate(field.permute(0, 3, 1, 2), size=tensor.shape[-2:], mode="bilinear",
+                                                        align_corners=False).permute(0, 2, 3, 1)
+            tensor = v2.functional.elastic(tensor, field, interpolation=v2.InterpolationMode.BILINEAR, fill=[0.0])
+            image = Image.fromarray((tensor[0].clamp(0, 1).numpy() * 255).round().astype(np.uint8), mode="L")
+        return image
 
     def generate(self, labels, seeds, class_names) -> GeneratedBatch:
         import numpy as np
@@ -216,5 +304,4 @@ class GlyphsGenerator(Generator):
 
 @hookimpl
 def register_generators(register):
-    register("glyphs", "dreamset.plugins.generators.glyphs:GlyphsGenerator",
-             description="class names rendered as font glyphs, one image per class (Jin & Rinard, arXiv:2005.14707)")
+    register(GlyphsGenerator, description="class names rendered as font glyphs, one image per class (Jin & Rinard, arXiv:2005.14707)")

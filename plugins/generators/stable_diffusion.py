@@ -193,6 +193,8 @@ def read_prompts_file(path: str, class_names) -> dict[str, list[str]]:
 class StableDiffusionGenerator(PretrainedPipelineGenerator):
     """Stable Diffusion prompted with class names (Bansal & Grover 2023)."""
 
+    key = "generator:stable-diffusion"
+
     Options = StableDiffusionOptions
     default_key = "generator:stable-diffusion"
 
@@ -317,5 +319,4 @@ class StableDiffusionGenerator(PretrainedPipelineGenerator):
 
 @hookimpl
 def register_generators(register):
-    register("stable-diffusion", "dreamset.plugins.generators.stable_diffusion:StableDiffusionGenerator",
-             description="Stable Diffusion from class-name prompts, image variations or img2img (Bansal & Grover 2023)")
+    register(StableDiffusionGenerator, description="Stable Diffusion from class-name prompts, image variations or img2img (Bansal & Grover 2023)")

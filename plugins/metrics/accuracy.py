@@ -85,6 +85,8 @@ def per_class_table(per_arm: dict[str, list[dict[str, Any]]], class_names: list[
 class AccuracyMetric(Metric):
     """Clean accuracy per arm and per class; mean ± std over seeds."""
 
+    key = "metric:accuracy"
+
     Options = AccuracyOptions
 
     def compute(self, context) -> dict[str, Any]:
@@ -125,4 +127,4 @@ class AccuracyMetric(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("accuracy", "dreamset.plugins.metrics.accuracy:AccuracyMetric", description="clean accuracy per arm and per class")
+    register(AccuracyMetric, description="clean accuracy per arm and per class")

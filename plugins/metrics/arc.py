@@ -1,6 +1,6 @@
 """``metric:arc`` — ARC, the area under the robust real-vs-synthetic discrimination curve, after
 Sehwag, Mahloujifar, Handina, Dai, Xiang, Chiang & Mittal (2022, "Robust Learning Meets Generative
-Models: Can Proxy Distributions Improve Adversarial Robustness?", ICLR).
+Models: Can Proxy Distributions Improve Adversarial Robustness?", ICLR, arXiv:2104.09425).
 
 Sehwag et al. bound the robustness transferred from a proxy (synthetic) distribution by a
 conditional Wasserstein distance, and estimate that distance by how well a discriminator *trained
@@ -107,6 +107,8 @@ def arc_area(eps: list[float], accuracies: list[float]) -> float:
 
 class ARCMetric(Metric):
     """Area under the robust real-vs-synthetic discrimination accuracy curve."""
+
+    key = "metric:arc"
 
     Options = ARCOptions
     conformance_options = {"points": 3, "epochs": 2, "attack_steps": 2, "eval_steps": 2, "max_samples": 40,
@@ -226,5 +228,4 @@ class ARCMetric(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("arc", "dreamset.plugins.metrics.arc:ARCMetric",
-             description="area under the robust real-vs-synthetic discrimination curve (Sehwag et al. 2022)")
+    register(ARCMetric, description="area under the robust real-vs-synthetic discrimination curve (Sehwag et al. 2022)")

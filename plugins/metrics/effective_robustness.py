@@ -1,6 +1,6 @@
 """``metric:effective-robustness`` — effective robustness to natural distribution shifts (Taori,
 Dave, Shankar, Carlini, Recht & Schmidt, 2020, "Measuring Robustness to Natural Distribution Shifts
-in Image Classification", NeurIPS), as used for synthetic training data by Bansal & Grover (2023,
+in Image Classification", NeurIPS, arXiv:2007.00644), as used for synthetic training data by Bansal & Grover (2023,
 "Leaving Reality to Imagination: Robust Classification via Generated Datasets").
 
 Taori et al. observe that, across standard models trained on the real distribution, accuracy on a
@@ -113,6 +113,8 @@ class EffectiveRobustnessOptions(Options):
 
 class EffectiveRobustnessMetric(Metric):
     """Effective robustness of every arm against a real-data baseline fit, per shift."""
+
+    key = "metric:effective-robustness"
 
     Options = EffectiveRobustnessOptions
     conformance_options = {"testbed_sizes": [0.1, 0.5], "testbed_epochs": [1, 3]}
@@ -294,5 +296,4 @@ class EffectiveRobustnessMetric(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("effective-robustness", "dreamset.plugins.metrics.effective_robustness:EffectiveRobustnessMetric",
-             description="effective robustness vs a real-data baseline fit in logit space (Taori et al. 2020)")
+    register(EffectiveRobustnessMetric, description="effective robustness vs a real-data baseline fit in logit space (Taori et al. 2020)")

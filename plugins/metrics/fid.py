@@ -1,5 +1,5 @@
 """``metric:fid`` — Fréchet Inception Distance (Heusel, Ramsauer, Unterthiner, Nessler & Hochreiter,
-2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium") between the
+2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", arXiv:1706.08500) between the
 real split (``real``: ``train`` or ``test``) and the synthetic store, overall and per class.
 
 Images (``float32 N×C×H×W`` in [0,1]) are read ``batch_size`` at a time and turned into features
@@ -95,6 +95,8 @@ class FIDOptions(FeatureOptions):
 class FrechetInceptionDistance(Metric):
     """FID between real and synthetic features, streamed through float64 moments."""
 
+    key = "metric:fid"
+
     Options = FIDOptions
 
     def _moments(self, context, source: ImageSource, warnings: list[str]):
@@ -166,5 +168,4 @@ class FrechetInceptionDistance(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("fid", "dreamset.plugins.metrics.fid:FrechetInceptionDistance",
-             description="Frechet distance of feature statistics, streamed (Heusel et al. 2017)")
+    register(FrechetInceptionDistance, description="Frechet distance of feature statistics, streamed (Heusel et al. 2017)")

@@ -1,5 +1,5 @@
 """``metric:kid`` — Kernel Inception Distance (Bińkowski, Sutherland, Arbel & Gretton, 2018,
-"Demystifying MMD GANs") between the real split (``real``: ``train`` or ``test``) and the synthetic
+"Demystifying MMD GANs", arXiv:1801.01401) between the real split (``real``: ``train`` or ``test``) and the synthetic
 store, overall and per class.
 
 KID is the unbiased MMD² under the cubic polynomial kernel ``k(x, y) = (xᵀy / d + 1)³`` on features
@@ -39,6 +39,8 @@ class KIDOptions(FeatureOptions):
 
 class KernelInceptionDistance(Metric):
     """KID mean and std over seeded subsets, overall and per class."""
+
+    key = "metric:kid"
 
     Options = KIDOptions
 
@@ -105,5 +107,4 @@ class KernelInceptionDistance(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("kid", "dreamset.plugins.metrics.kid:KernelInceptionDistance",
-             description="kernel inception distance, unbiased polynomial MMD over subsets (Binkowski et al. 2018)")
+    register(KernelInceptionDistance, description="kernel inception distance, unbiased polynomial MMD over subsets (Binkowski et al. 2018)")

@@ -37,6 +37,8 @@ class LabelAgreementOptions(Options):
 class LabelAgreementMetric(Metric):
     """Agreement of the reference classifier with the synthetic images' intended labels."""
 
+    key = "metric:label-agreement"
+
     Options = LabelAgreementOptions
 
     def compute(self, context) -> dict[str, Any]:
@@ -74,5 +76,4 @@ class LabelAgreementMetric(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("label-agreement", "dreamset.plugins.metrics.label_agreement:LabelAgreementMetric",
-             description="fraction of synthetic images the real-trained reference classifier labels as intended")
+    register(LabelAgreementMetric, description="fraction of synthetic images the real-trained reference classifier labels as intended")

@@ -1,5 +1,5 @@
 """``metric:prdc`` — precision, recall, density and coverage (Naeem, Oh, Uh, Choi & Yoo, 2020,
-"Reliable Fidelity and Diversity Metrics for Generative Models") of the synthetic store against the
+"Reliable Fidelity and Diversity Metrics for Generative Models", arXiv:2002.09797) of the synthetic store against the
 real split (``real``: ``train`` or ``test``), overall and per class.
 
 With ``r_i`` the distance from real feature ``X_i`` to its ``k``-th nearest *other* real feature and
@@ -77,6 +77,8 @@ class PRDCOptions(FeatureOptions):
 class PrecisionRecallDensityCoverage(Metric):
     """PRDC on a seeded subsample, overall and per class (equal n per class)."""
 
+    key = "metric:prdc"
+
     Options = PRDCOptions
 
     def compute(self, context) -> dict:
@@ -140,5 +142,4 @@ class PrecisionRecallDensityCoverage(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("prdc", "dreamset.plugins.metrics.prdc:PrecisionRecallDensityCoverage",
-             description="precision/recall/density/coverage with chunked k-NN (Naeem et al. 2020)")
+    register(PrecisionRecallDensityCoverage, description="precision/recall/density/coverage with chunked k-NN (Naeem et al. 2020)")

@@ -59,6 +59,8 @@ class RobustAccuracyOptions(Options):
 class RobustAccuracyMetric(Metric):
     """Accuracy under attack per arm and per class."""
 
+    key = "metric:robust-accuracy"
+
     Options = RobustAccuracyOptions
     conformance_options = {"max_samples": 24, "steps": 3}
 
@@ -105,5 +107,4 @@ class RobustAccuracyMetric(Metric):
 
 @hookimpl
 def register_metrics(register):
-    register("robust-accuracy", "dreamset.plugins.metrics.robust_accuracy:RobustAccuracyMetric",
-             description="accuracy under an attacker (default PGD-20 L-inf) per arm and per class")
+    register(RobustAccuracyMetric, description="accuracy under an attacker (default PGD-20 L-inf) per arm and per class")

@@ -73,6 +73,8 @@ def biregular_edges(n_objects: int, n_backgrounds: int, object_degree: int, gene
 class BiregularMixer(Mixer):
     """Balanced object/background pairing + superimposition."""
 
+    key = "mixer:biregular"
+
     Options = BiregularOptions
     #: a feasible small graph for the conformance suite's 30 toy objects
     conformance_options = {"object_degree": 4, "n_backgrounds": 10}
@@ -111,4 +113,4 @@ class BiregularMixer(Mixer):
 
 @hookimpl
 def register_mixers(register):
-    register("biregular", "dreamset.plugins.mixers.biregular:BiregularMixer", description="Jin & Rinard (arXiv:2005.14707) balanced pairing + superimposition")
+    register(BiregularMixer, description="Jin & Rinard (arXiv:2005.14707) balanced pairing + superimposition")

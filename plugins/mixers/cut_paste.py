@@ -27,6 +27,8 @@ class CutPasteOptions(CompositingOptions):
 class CutPasteMixer(Mixer):
     """Objects on uniformly random backgrounds."""
 
+    key = "mixer:cut-paste"
+
     Options = CutPasteOptions
     #: the conformance suite's toy sources need 2 placements per object, not 100
     conformance_options = {"repeats": 2}
@@ -54,4 +56,4 @@ class CutPasteMixer(Mixer):
 
 @hookimpl
 def register_mixers(register):
-    register("cut-paste", "dreamset.plugins.mixers.cut_paste:CutPasteMixer", description="objects pasted on random backgrounds")
+    register(CutPasteMixer, description="objects pasted on random backgrounds")

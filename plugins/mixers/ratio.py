@@ -40,6 +40,8 @@ class RatioOptions(Options):
 class RatioMixer(Mixer):
     """Batches with a fixed real : synthetic ratio."""
 
+    key = "mixer:ratio"
+
     Options = RatioOptions
 
     def _counts(self, real, synthetic, batch_size: int) -> tuple[int, int]:
@@ -118,4 +120,4 @@ class _IndexStream:
 
 @hookimpl
 def register_mixers(register):
-    register("ratio", "dreamset.plugins.mixers.ratio:RatioMixer", description="fixed real:synthetic ratio per batch")
+    register(RatioMixer, description="fixed real:synthetic ratio per batch")

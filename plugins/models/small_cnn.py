@@ -25,6 +25,8 @@ class SmallCNNOptions(Options):
 class SmallCNN(Model):
     """A few conv layers + one hidden fc layer."""
 
+    key = "model:small-cnn"
+
     Options = SmallCNNOptions
 
     def build(self, image_shape, num_classes: int):
@@ -59,4 +61,4 @@ class SmallCNN(Model):
 
 @hookimpl
 def register_models(register):
-    register("small-cnn", "dreamset.plugins.models.small_cnn:SmallCNN", description="small CNN for 8x8 / 32x32 inputs")
+    register(SmallCNN, description="small CNN for 8x8 / 32x32 inputs")

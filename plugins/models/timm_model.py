@@ -140,6 +140,8 @@ def _prepare_timm_state(state: dict[str, Any], body, in_chans: int) -> dict[str,
 class TimmModel(Model):
     """A timm architecture body (pooled features) + a linear head."""
 
+    key = "model:timm"
+
     Options = TimmModelOptions
     conformance_options = {"name": "test_resnet"}
 
@@ -232,5 +234,4 @@ class TimmModel(Model):
 
 @hookimpl
 def register_models(register):
-    register("timm", "dreamset.plugins.models.timm_model:TimmModel",
-             description="any timm architecture by name (optional local or hub weights)")
+    register(TimmModel, description="any timm architecture by name (optional local or hub weights)")

@@ -1,6 +1,6 @@
 """``model:wide-resnet`` — the CIFAR Wide Residual Network WRN-``depth``-``width``.
 
-Zagoruyko & Komodakis (2016), "Wide Residual Networks" (BMVC): a 3×3 stem conv with 16 channels,
+Zagoruyko & Komodakis (2016), "Wide Residual Networks" (BMVC, arXiv:1605.07146): a 3×3 stem conv with 16 channels,
 then three groups of ``n = (depth − 4) / 6`` pre-activation basic blocks (BN–act–conv3×3–BN–act–
 [dropout]–conv3×3, He et al. 2016's pre-activation order) with ``16·width``, ``32·width`` and
 ``64·width`` channels at strides 1, 2, 2, a final BN–act, global average pooling and a linear head.
@@ -108,6 +108,8 @@ def _modules():
 class WideResNet(Model):
     """WRN-depth-width with pre-activation basic blocks (CIFAR variant)."""
 
+    key = "model:wide-resnet"
+
     Options = WideResNetOptions
     conformance_options = {"depth": 10, "width": 1}
 
@@ -127,5 +129,4 @@ class WideResNet(Model):
 
 @hookimpl
 def register_models(register):
-    register("wide-resnet", "dreamset.plugins.models.wide_resnet:WideResNet",
-             description="CIFAR Wide ResNet, pre-activation (Zagoruyko & Komodakis 2016); WRN-28-10 default")
+    register(WideResNet, description="CIFAR Wide ResNet, pre-activation (Zagoruyko & Komodakis 2016); WRN-28-10 default")

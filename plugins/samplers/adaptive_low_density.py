@@ -2,7 +2,7 @@
 poorly, and reject outliers far from their class's real manifold.
 
 Sehwag et al. (ICLR 2022, "Robust Learning Meets Generative Models: Can Proxy Distributions Improve
-Adversarial Robustness?") leave open *which* synthetic samples help most; their analysis ties the
+Adversarial Robustness?", arXiv:2104.09425) leave open *which* synthetic samples help most; their analysis ties the
 benefit to how the proxy distribution covers the real one. This sampler makes one answer concrete:
 synthetic samples that add coverage where real samples are sparse are worth more than near-copies of
 real data, as long as they still lie on the class manifold.
@@ -27,6 +27,12 @@ within the class; ``mode: softmax`` draws without replacement with probability �
 
 Complexity: ``O((N_s·N_r + N_s·N_s[density-ratio]) · D)`` time through :mod:`dreamset.knn`'s chunked
 k-NN, memory ``O(chunk² + (N_s + N_r)·D)`` — no ``N_s × N_r`` matrix (100k × 50k runs in bounded memory).
+
+Output: a ``Selection`` with sorted ``int64`` indices into the store, ``scores`` ``float64 N_s`` (one per
+synthetic sample) and ``info`` (outliers rejected and used), which report.json keeps under
+``selections``. Reads ``context.features(...)`` (features ``float32 N×D``). Example::
+
+    arms: {real+synthetic: {real: true, synthetic: true, sampler: {key: adaptive-low-density, options: {fraction: 0.5}}}}
 """
 from __future__ import annotations
 
@@ -60,6 +66,8 @@ class AdaptiveLowDensityOptions(Options):
 
 class AdaptiveLowDensitySampler(Sampler):
     """Low-coverage-first selection with outlier rejection (see the module docstring)."""
+
+    key = "sampler:adaptive-low-density"
 
     Options = AdaptiveLowDensityOptions
 
@@ -144,5 +152,4 @@ class AdaptiveLowDensitySampler(Sampler):
 
 @hookimpl
 def register_samplers(register):
-    register("adaptive-low-density", "dreamset.plugins.samplers.adaptive_low_density:AdaptiveLowDensitySampler",
-             description="prefer poorly covered regions, reject class outliers (k-NN, chunked)")
+    register(AdaptiveLowDensitySampler, description="prefer poorly covered regions, reject class outliers (k-NN, chunked)")

@@ -2,7 +2,7 @@
 confidence in the generated label.
 
 The filter DM-Improves-AT applies to its generated CIFAR sets (Wang et al., 2023, "Better Diffusion
-Models Further Improve Adversarial Training": top 20% per class by a pre-trained classifier's score).
+Models Further Improve Adversarial Training", arXiv:2302.04638: top 20% per class by a pre-trained classifier's score).
 The score of image ``i`` is ``p(y_i | x_i)`` under the run's real-trained reference classifier
 (:meth:`dreamset.context.RunContext.predict`); ties break by store index. Per class, exactly
 ``round(fraction · n_c)`` (at least one) images are kept. Scores of all images are recorded.
@@ -21,6 +21,8 @@ class ConfidenceOptions(Options):
 
 class ConfidenceSampler(Sampler):
     """Top-``fraction`` per class by classifier confidence in the intended label."""
+
+    key = "sampler:confidence"
 
     Options = ConfidenceOptions
 
@@ -44,4 +46,4 @@ class ConfidenceSampler(Sampler):
 
 @hookimpl
 def register_samplers(register):
-    register("confidence", "dreamset.plugins.samplers.confidence:ConfidenceSampler", description="top fraction per class by classifier confidence")
+    register(ConfidenceSampler, description="top fraction per class by classifier confidence")

@@ -1,10 +1,12 @@
 """``sampler:uniform`` — a uniform random subset of the synthetic store, optionally class-balanced.
 
-The baseline every selection method is compared with (Sehwag et al., ICLR 2022, use all — i.e.
+The baseline every selection method is compared with (Sehwag et al., ICLR 2022, arXiv:2104.09425, use all — i.e.
 uniformly many — generated images). Budget: ``count`` images or a ``fraction`` of the store (one of
 the two; neither = all). With ``class_balanced`` the budget is split evenly over classes
 (remainder to the lowest class indices); a class with too few images gives an error naming it.
 Deterministic given ``seed``; indices are returned sorted (store order = read locality).
+Output: a ``Selection`` of sorted unique ``int64`` indices into the store (shape ``(count,)``), no
+scores. Example: ``sampler: {key: uniform, options: {fraction: 0.5, class_balanced: true}}``.
 """
 from __future__ import annotations
 
@@ -51,6 +53,8 @@ def per_class_budgets(total: int, labels) -> dict[int, int]:
 class UniformSampler(Sampler):
     """Uniform random selection with an exact budget."""
 
+    key = "sampler:uniform"
+
     Options = UniformOptions
 
     def select(self, synthetic, real, context, seed: int) -> Selection:
@@ -75,4 +79,4 @@ class UniformSampler(Sampler):
 
 @hookimpl
 def register_samplers(register):
-    register("uniform", "dreamset.plugins.samplers.uniform:UniformSampler", description="uniform random subset (optionally class-balanced)")
+    register(UniformSampler, description="uniform random subset (optionally class-balanced)")

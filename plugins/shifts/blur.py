@@ -1,4 +1,4 @@
-"""``shift:blur`` — Gaussian blur (ImageNet-C's defocus/Gaussian blur family, Hendrycks & Dietterich 2019).
+"""``shift:blur`` — Gaussian blur (ImageNet-C's defocus/Gaussian blur family, Hendrycks & Dietterich 2019, arXiv:1903.12261).
 
 Severity 1..5 -> σ = 0.5, 0.75, 1.0, 1.5, 2.0 pixels; a separable kernel of radius ⌈2σ⌉ with
 replicate padding (so it works on 8×8 images, where reflect padding of a large kernel cannot).
@@ -21,6 +21,8 @@ SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0)
 class BlurShift(Shift):
     """Separable Gaussian blur with replicate padding."""
 
+    key = "shift:blur"
+
     Options = SeverityOptions
 
     def apply(self, images, seed: int):
@@ -39,4 +41,4 @@ class BlurShift(Shift):
 
 @hookimpl
 def register_shifts(register):
-    register("blur", "dreamset.plugins.shifts.blur:BlurShift", description="Gaussian blur")
+    register(BlurShift, description="Gaussian blur")

@@ -1,5 +1,5 @@
 """``shift:contrast`` — contrast reduction towards each image's mean (ImageNet-C's contrast
-corruption, Hendrycks & Dietterich 2019): ``x -> (x − μ)·c + μ``.
+corruption, Hendrycks & Dietterich 2019, arXiv:1903.12261): ``x -> (x − μ)·c + μ``.
 
 Severity 1..5 -> c = 0.75, 0.6, 0.45, 0.3, 0.2. ``float32 N×C×H×W`` in [0,1] -> same; deterministic.
 """
@@ -15,6 +15,8 @@ FACTORS = (0.75, 0.6, 0.45, 0.3, 0.2)
 class ContrastShift(Shift):
     """Contrast scaled by c around the per-image mean."""
 
+    key = "shift:contrast"
+
     Options = SeverityOptions
 
     def apply(self, images, seed: int):
@@ -25,4 +27,4 @@ class ContrastShift(Shift):
 
 @hookimpl
 def register_shifts(register):
-    register("contrast", "dreamset.plugins.shifts.contrast:ContrastShift", description="reduced contrast")
+    register(ContrastShift, description="reduced contrast")

@@ -20,6 +20,8 @@ AMOUNTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 class EdgesShift(Shift):
     """Sobel edge map, blended by severity."""
 
+    key = "shift:edges"
+
     Options = SeverityOptions
 
     def apply(self, images, seed: int):
@@ -38,4 +40,4 @@ class EdgesShift(Shift):
 
 @hookimpl
 def register_shifts(register):
-    register("edges", "dreamset.plugins.shifts.edges:EdgesShift", description="sketch: Sobel edge map")
+    register(EdgesShift, description="sketch: Sobel edge map")

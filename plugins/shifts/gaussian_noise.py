@@ -1,5 +1,5 @@
 """``shift:gaussian-noise`` — additive Gaussian noise, clipped to [0,1] (ImageNet-C's first
-corruption, Hendrycks & Dietterich 2019).
+corruption, Hendrycks & Dietterich 2019, arXiv:1903.12261).
 
 Severity 1..5 -> σ = 0.04, 0.08, 0.12, 0.18, 0.26 (in [0,1] pixel units). The noise is drawn from a
 ``torch.Generator`` seeded with ``seed``, so the shifted set is deterministic.
@@ -20,6 +20,8 @@ SIGMAS = (0.04, 0.08, 0.12, 0.18, 0.26)
 class GaussianNoiseShift(Shift):
     """x + N(0, σ²), clipped; seeded."""
 
+    key = "shift:gaussian-noise"
+
     Options = SeverityOptions
 
     def apply(self, images, seed: int):
@@ -30,4 +32,4 @@ class GaussianNoiseShift(Shift):
 
 @hookimpl
 def register_shifts(register):
-    register("gaussian-noise", "dreamset.plugins.shifts.gaussian_noise:GaussianNoiseShift", description="additive Gaussian noise (seeded)")
+    register(GaussianNoiseShift, description="additive Gaussian noise (seeded)")

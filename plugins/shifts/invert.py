@@ -25,6 +25,8 @@ class InvertOptions(SeverityOptions):
 class InvertShift(Shift):
     """Photometric inversion, blended by severity."""
 
+    key = "shift:invert"
+
     Options = InvertOptions
 
     def apply(self, images, seed: int):
@@ -34,4 +36,4 @@ class InvertShift(Shift):
 
 @hookimpl
 def register_shifts(register):
-    register("invert", "dreamset.plugins.shifts.invert:InvertShift", description="photometric inversion 1 - x")
+    register(InvertShift, description="photometric inversion 1 - x")

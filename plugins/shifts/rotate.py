@@ -21,6 +21,8 @@ DEGREES = (10.0, 20.0, 30.0, 45.0, 60.0)
 class RotateShift(Shift):
     """Rotation by ±(10..60)° with zero fill."""
 
+    key = "shift:rotate"
+
     Options = SeverityOptions
 
     def apply(self, images, seed: int):
@@ -40,4 +42,4 @@ class RotateShift(Shift):
 
 @hookimpl
 def register_shifts(register):
-    register("rotate", "dreamset.plugins.shifts.rotate:RotateShift", description="rotation by 10..60 degrees")
+    register(RotateShift, description="rotation by 10..60 degrees")

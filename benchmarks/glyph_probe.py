@@ -1,0 +1,86 @@
+"""Quick probe of the Digit->MNIST setting (Jin & Rinard, arXiv:2005.14707): glyphs -> one mixer ->
+model:small-cnn -> accuracy on dataset:mnist's 5,000 real digits, in one process, one arm, one seed.
+
+It produced the exploration table of docs/recipes.md (`context-agnostic-mnist`, "What was tried"):
+the same components as the recipe (generator:glyphs, mixer:cut-paste / mixer:biregular,
+attacker:masked-pgd with the mixer's context mask), AdamW with cosine decay to 0, batch 128, one
+torch thread; it differs from `dreamset run` only in applying weight decay 5e-4 to every parameter
+(the trainer exempts biases) and in having no store, report or intervals. Use it to screen
+settings quickly; claims come from `dreamset run context-agnostic-mnist`.
+
+    nice -n 10 python benchmarks/glyph_probe.py --epochs 5 --tag baseline
+    nice -n 10 python benchmarks/glyph_probe.py --gen '{"font": "DejaVu Sans", "font_size": 0.7, "stroke": 0}' --count 10
+
+    python benchmarks/glyph_probe.py --table   # the markdown table of the log (docs/recipes.md)
+
+Prints one JSON line (accuracy %, per-class %, top confusions, steps, seconds) and appends it to --log.
+"""
+import argparse, json, math, time, sys
+import torch, torch.nn.functional as F
+import dreamset.registry as R
+from dreamset.data import TensorImageSet
+torch.set_num_threads(1)
+p = argparse.ArgumentParser()
+p.add_argument("--gen", default='{"font": "DejaVu Sans", "font_size": 0.7, "jitter_offset": 0, "jitter_scale": 0, "jitter_stroke": 0, "jitter_rotation": 0}')
+p.add_argument("--count", type=int, default=10)
+p.add_argument("--mixer", default="cut-paste")
+p.add_argument("--mopts", default='{"backgrounds": "plain", "repeats": 200}')
+p.add_argument("--model", default='{}')
+p.add_argument("--epochs", type=int, default=15)
+p.add_argument("--lr", type=float, default=0.002)
+p.add_argument("--bs", type=int, default=128)
+p.add_argument("--eps", type=float, default=0)
+p.add_argument("--psteps", type=int, default=2)
+p.add_argument("--seed", type=int, default=0)
+p.add_argument("--tag", default="")
+p.add_argument("--log", default="runs/glyph_probe.jsonl", help="append the result line here")
+p.add_argument("--cache", default="runs/glyph_probe_cache", help="folder caching generated glyphs per options")
+p.add_argument("--table", action="store_true", help="print the markdown table of --log and exit (no training)")
+a = p.parse_args()
+if a.table:
+    print("| setting | steps | accuracy % | per class 0–9 % | top confusions (true→predicted: count) | wall s |")
+    print("|---|---|---|---|---|---|")
+    for line in open(a.log):
+        r = json.loads(line)
+        print(f"| {r['tag']} | {r['steps']} | **{r['acc']}** | {' '.join(map(str, r['percls']))} | "
+              f"{', '.join(r.get('top') or []) or '–'} | {r['secs']} |")
+    sys.exit(0)
+torch.manual_seed(a.seed)
+test = R.create("dataset:mnist", train_size=0).load("test")
+xt, yt = test.get(range(len(test)))
+gen = R.create("generator:glyphs", **json.loads(a.gen))
+names = [str(d) for d in range(10)]
+labels = torch.arange(a.count) % 10
+seeds = [0 if i < 10 else i for i in range(a.count)]
+import hashlib, os
+os.makedirs(a.cache, exist_ok=True)
+key = a.cache + "/" + hashlib.md5((a.gen + str(a.count)).encode()).hexdigest() + ".pt"
+if os.path.exists(key): imgs, labs = torch.load(key)
+else:
+    batch = gen.generate(labels, seeds, names); imgs, labs = batch.images, batch.labels; torch.save((imgs, labs), key)
+syn = TensorImageSet(imgs, labs, names)
+mixer = R.create("mixer:" + a.mixer, **json.loads(a.mopts))
+model = R.create("model:small-cnn", **json.loads(a.model)).build((1, 28, 28), 10)
+att = R.create("attacker:masked-pgd", region="given", eps=a.eps, steps=a.psteps) if a.eps else None
+spe = mixer.steps_per_epoch(None, syn, a.bs); total = spe * a.epochs
+opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
+t0 = time.time(); step = 0
+for ep in range(a.epochs):
+    model.train()
+    for x, y, m in mixer.batches(None, syn, a.bs, ep, a.seed):
+        for g in opt.param_groups: g["lr"] = a.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+        if att is not None: x = att.attack(model, x, y, mask=m)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(); loss.backward(); opt.step(); step += 1
+model.eval()
+with torch.no_grad():
+    pred = torch.cat([model(xt[i:i+1000]).argmax(1) for i in range(0, len(xt), 1000)])
+acc = (pred == yt).float().mean().item()
+percls = [round(((pred == yt) & (yt == c)).sum().item() / (yt == c).sum().item() * 100) for c in range(10)]
+conf = torch.zeros(10, 10, dtype=torch.long)
+for t_, p_ in zip(yt.tolist(), pred.tolist()): conf[t_, p_] += 1
+top = sorted([(conf[i, j].item(), f"{i}->{j}") for i in range(10) for j in range(10) if i != j], reverse=True)[:6]
+res = dict(top=[f"{n}:{c}" for c, n in top], tag=a.tag, acc=round(acc * 100, 1), steps=total, secs=round(time.time() - t0), loss=round(loss.item(), 3), percls=percls, argv=sys.argv[1:])
+print(json.dumps(res))
+os.makedirs(os.path.dirname(a.log) or ".", exist_ok=True)
+open(a.log, "a").write(json.dumps(res) + "\n")

@@ -1,0 +1,47 @@
+"""``metric:class-balance`` — the worked Metric example (docs/kinds/metric.md).
+
+Card
+----
+* Measures: how evenly the synthetic set covers the classes — the fraction of each class and the
+  normalised entropy of the label distribution (1 = perfectly balanced, 0 = one class only) — and,
+  for comparison, the same for the real training split.
+* Reads from the run context: ``context.synthetic`` and ``context.real_train`` (their ``labels``
+  and ``class_names``); touches no model.
+* Result: ``{"synthetic": {"fractions": {class: f}, "entropy": e} | null, "real": {...}}``, plain
+  JSON, deterministic.
+* Defaults: no options.
+
+Example::
+
+    evaluate: {metrics: [class-balance]}
+"""
+from __future__ import annotations
+
+import math
+
+import dreamset
+from dreamset.interfaces import Metric
+
+
+def _balance(source):
+    if source is None or len(source) == 0:
+        return None
+    counts = source.labels.bincount(minlength=len(source.class_names)).tolist()
+    total = sum(counts)
+    fractions = {name: count / total for name, count in zip(source.class_names, counts)}
+    entropy = -sum(f * math.log(f) for f in fractions.values() if f > 0)
+    return {"fractions": fractions, "entropy": entropy / math.log(len(counts)) if len(counts) > 1 else 1.0}
+
+
+class ClassBalanceMetric(Metric):
+    """Per-class fractions and normalised label entropy of the synthetic and the real set."""
+
+    key = "metric:class-balance"
+
+    def compute(self, context):
+        return {"synthetic": _balance(context.synthetic), "real": _balance(context.real_train)}
+
+
+@dreamset.hookimpl
+def register_metrics(register):
+    register(ClassBalanceMetric)

@@ -1,0 +1,1 @@
+"""Built-in training objectives (``objective:*``), one per file."""
