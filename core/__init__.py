@@ -20,11 +20,14 @@ hookspec = pluggy.HookspecMarker("dreamset")
 from dreamset.errors import BadInputError, DreamsetError  # noqa: E402
 from dreamset.options import Options  # noqa: E402
 
-__all__ = ["hookimpl", "hookspec", "Options", "DreamsetError", "BadInputError", "__version__"]
+__all__ = ["hookimpl", "hookspec", "Options", "DreamsetError", "BadInputError", "__version__", "run", "load_run",
+           "RunReport"]
 
 
 def __getattr__(name: str):
     # `import dreamset; dreamset.registry.list()` works without importing every submodule eagerly.
+    if name in {"run", "load_run", "RunReport"}:  # the Python API (dreamset.api); torch only once run
+        return getattr(importlib.import_module("dreamset.api"), name)
     if name in {"registry", "plugins", "store", "pipeline", "recipe", "interfaces", "cli", "data"}:
         return importlib.import_module(f"dreamset.{name}")
     raise AttributeError(f"module 'dreamset' has no attribute {name!r}")

@@ -3,6 +3,7 @@ folder. A reader sees the old content or the new one, never half of either."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -21,13 +22,31 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS tells it (Linux ``/proc``);
+    elsewhere set-and-restore (momentary, and only where ``/proc`` is missing)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename + directory fsync)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
+        # mkstemp creates 0600 whatever the umask; a written file gets the mode open() would give
+        # it (0666 & ~umask), so a colleague can read a shared report or export
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -49,3 +68,20 @@ class _suppress:
 
     def __exit__(self, *exc):
         return True
+
+
+#: names of the temporary files :func:`atomic_write_bytes` (``mkstemp``: 8 characters) and the
+#: streaming writers (8 hex digits) leave behind when killed between create and rename
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def clean_temp_files(root: Path) -> list[Path]:
+    """Remove the temporary files of atomic writers left under ``root`` by a killed process (call
+    only while holding the folder's lock); returns what was removed."""
+    removed = []
+    for path in Path(root).rglob(".*.tmp"):
+        if _TEMP_NAME.match(path.name) and path.is_file() and not path.is_symlink():
+            with _suppress():
+                path.unlink()
+                removed.append(path)
+    return removed

@@ -22,7 +22,8 @@ from pydantic import Field, model_validator
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Attacker
 from dreamset.lazy import lazy_module
-from dreamset.options import Options
+from dreamset.options import FractionFloat, Options
+from dreamset.seeding import forked_rng  # noqa: F401  (re-exported: plugins import it from here)
 
 # torch stays lazy so plugin modules may subclass TorchattacksAttacker at import time
 torch = lazy_module("torch")
@@ -33,7 +34,7 @@ class NormBallOptions(Options):
     refused: images are in [0,1]). Attackers with more options subclass it."""
 
     norm: Literal["linf", "l2"] = Field(default="linf", description="threat model")
-    eps: float = Field(default=8 / 255, gt=0, le=64, description="radius (pixel units of [0,1])")
+    eps: FractionFloat = Field(default=8 / 255, gt=0, le=64, description="radius (pixel units of [0,1])")
 
     @model_validator(mode="after")
     def _linf_eps(self):
@@ -49,16 +50,6 @@ def check_attack_inputs(x, y) -> None:
         raise BadInputError("attack input must be in [0,1] (normalisation belongs inside the model)")
     if y.shape != x.shape[:1]:
         raise BadInputError(f"attack labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-
-
-@contextlib.contextmanager
-def forked_rng(device, seed: int | None = None):
-    """Run the body on a fork of torch's global random state (CPU, and ``device``'s when it is a CUDA
-    device), seeded with ``seed`` when given; the caller's state is back on exit."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        if seed is not None:
-            torch.manual_seed(seed)
-        yield
 
 
 @contextlib.contextmanager

@@ -6,6 +6,9 @@
 * ``natural`` — random crops of the photographs scikit-learn ships (``load_sample_images``:
   china.jpg, flower.jpg), resized.
 * ``folder:PATH`` — random crops of the images in a folder.
+
+The bank is built in memory (it is drawn from at random for every composite), so its size is capped
+(:data:`BANK_LIMIT_BYTES`, 2 GiB) with a one-line error naming ``n_backgrounds``.
 """
 from __future__ import annotations
 
@@ -68,8 +71,17 @@ def _folder_pictures(folder: Path) -> list[np.ndarray]:
     return pictures
 
 
+#: the bank is held in RAM (float32): at most this many bytes (2 GiB: 174,762 backgrounds of 3×32×32)
+BANK_LIMIT_BYTES = 2 * 1024**3
+
+
 def background_bank(kind: str, n: int, shape: tuple[int, int, int], seed: int) -> torch.Tensor:
-    """``n`` backgrounds of ``shape`` (C, H, W) from ``kind``: plain | procedural | natural | folder:PATH."""
+    """``n`` backgrounds of ``shape`` (C, H, W) from ``kind``: plain | procedural | natural | folder:PATH.
+    The bank lives in memory, so ``n·C·H·W·4`` bytes may not exceed :data:`BANK_LIMIT_BYTES`."""
+    need = int(n) * int(np.prod(shape)) * 4
+    if need > BANK_LIMIT_BYTES:
+        raise BadInputError(f"n_backgrounds: {n:,} backgrounds of {tuple(shape)} need {need / 2**30:.1f} GiB in memory; "
+                            f"the bank is held in RAM and capped at {BANK_LIMIT_BYTES / 2**30:.0f} GiB: use fewer backgrounds")
     generator = torch.Generator().manual_seed(int(seed))
     if kind == "plain":
         return torch.zeros(n, *shape)

@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from dreamset import __version__
+from dreamset.compare import DEFAULT_METRICS
 from dreamset.errors import BadInputError, DreamsetError
+from dreamset.kinds import KIND_HOOKS
 
 EXIT_BAD_INPUT = 2
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def _console(stderr: bool = False):
+def _console(stderr: bool = False, quiet: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, quiet=quiet)
 
 
 def _registry(args):
@@ -112,17 +115,42 @@ def _out_dir(args, recipe) -> Path:
     return Path(args.out) if args.out else Path("runs") / recipe.name
 
 
+def _session(recipe):
+    """Under torchrun, the process group for the command (:mod:`dreamset.distributed`); else nothing."""
+    from dreamset.context import resolve_device
+    from dreamset.distributed import session
+
+    return session(resolve_device(recipe.device))
+
+
 def cmd_run(args) -> int:
     recipe, resolved = _load(args)  # validation first: nothing is written for a bad recipe
     run_dir = _out_dir(args, recipe)
+    from dreamset.distributed import env_rank
     from dreamset.pipeline import run_recipe
     from dreamset.report import print_summary
+    from dreamset.runlog import setup_logging
 
-    console = _console()
-    console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
-    report = run_recipe(recipe, resolved, run_dir, console=console)
-    print_summary(report, console)
-    console.print(f"report: {run_dir / 'report.json'}  {run_dir / 'report.html'}")
+    # --json: stdout carries the report dict alone; the log and the bars go to stderr
+    console = _console(stderr=args.json, quiet=env_rank() != 0)  # under torchrun rank 0 speaks for all
+    if args.quiet:
+        console.quiet = console.quiet or not console.is_terminal  # -q in a terminal keeps the bars, drops the log lines
+    handler = setup_logging(console, -1 if args.quiet else args.verbose)
+    if not args.quiet:
+        console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
+    try:
+        with _session(recipe):
+            report = run_recipe(recipe, resolved, run_dir, console=console, fresh=args.fresh)
+    finally:
+        logging.getLogger("dreamset").removeHandler(handler)
+    if env_rank() != 0:
+        return 0
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    print_summary(report, _console(), quiet=args.quiet)
+    html = f"  {run_dir / 'report.html'}" if recipe.report.html else ""
+    _console().print(f"report: {run_dir / 'report.json'}{html}")
     return 0
 
 
@@ -131,22 +159,36 @@ def cmd_generate(args) -> int:
     if recipe.generate is None:
         raise BadInputError("generate: this recipe has no generate stage")
     run_dir = _out_dir(args, recipe)
+    from dreamset.distributed import env_rank
     from dreamset.pipeline import generate_only
 
-    store = generate_only(recipe, resolved, run_dir, console=_console())
-    _console().print(f"store: {store.path} ({len(store)} images)")
+    console = _console(quiet=env_rank() != 0)
+    with _session(recipe):
+        store = generate_only(recipe, resolved, run_dir, console=console)
+    console.print(f"store: {store.path} ({len(store)} images)")
     return 0
 
 
 def cmd_export(args) -> int:
     from dreamset.store import SyntheticStore, export_imagefolder, export_npz
 
+    from dreamset.verify import require_complete
+
     store = SyntheticStore.open(Path(args.store))
+    require_complete(store, "store", allow_partial=args.partial)
     out = Path(args.out)
     if args.format == "npz":
         export_npz(store, out)
-    else:
+    elif args.format == "imagefolder":
         export_imagefolder(store, out)
+    elif args.format == "webdataset":
+        from dreamset.exports import export_webdataset
+
+        export_webdataset(store, out, shard_size=args.shard_size)
+    else:
+        from dreamset.exports import export_datasets
+
+        export_datasets(store, out, parquet=args.format == "parquet")
     _console().print(f"exported {len(store)} images to {out}")
     return 0
 
@@ -173,7 +215,19 @@ def cmd_evaluate(args) -> int:
     from dreamset.compare import evaluate_sources
 
     result = evaluate_sources(args.real, args.synthetic, metrics=args.metric, registry=_registry(args))
-    print(json.dumps(result, indent=2))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    from rich.table import Table
+
+    from dreamset.compare import result_rows
+
+    table = Table(title=f"{args.synthetic} vs {args.real}")
+    for column, justify in (("metric", "left"), ("quantity", "left"), ("value", "right")):
+        table.add_column(column, justify=justify)
+    for row in result_rows(result):
+        table.add_row(*row)
+    _console().print(table)
     return 0
 
 
@@ -200,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a recipe end to end into a run folder")
     recipe_args(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the final tables")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="debug log lines too")
+    p.add_argument("--json", action="store_true", help="print the report dict (report.json) on stdout; log to stderr")
+    p.add_argument("--fresh", action="store_true", help="retrain models whose checkpoints were made with other settings "
+                   "(the old ones are moved to OUT/stale/<time>/, never deleted)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("generate", help="run only the data and generate stages of a recipe")
     recipe_args(p)
@@ -210,15 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list registered components and plugin errors; with a KEY, its options and card")
     p.add_argument("pattern", nargs="?", metavar="PATTERN|KEY",
                    help="wildcard filter, e.g. 'attacker:*pgd*'; a key (attacker:pgd) shows that component's options and docstring")
-    from dreamset.kinds import KIND_HOOKS
-
-    p.add_argument("--kind", help=f"only this kind ({', '.join(KIND_HOOKS)})")
+    p.add_argument("--kind", choices=list(KIND_HOOKS), help="only this kind")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
-    p = sub.add_parser("export", help="export a synthetic store as .npz or ImageFolder PNGs")
+    p = sub.add_parser("export", help="export a synthetic store (.npz, ImageFolder, WebDataset shards, Hugging Face datasets/parquet)")
     p.add_argument("store")
-    p.add_argument("--format", choices=["npz", "imagefolder"], default="npz")
+    p.add_argument("--format", choices=["npz", "imagefolder", "webdataset", "datasets", "parquet"], default="npz",
+                   help="npz: image/label arrays; imagefolder: PNGs + metadata.csv; webdataset: tar shards "
+                        "(key.png/key.cls/key.json); datasets: datasets.save_to_disk; parquet: one parquet file")
     p.add_argument("--out", required=True)
+    p.add_argument("--shard-size", type=int, default=5000, help="images per WebDataset shard")
+    p.add_argument("--partial", action="store_true", help="export the images an incomplete store holds (default: refuse)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("import", help="import an .npz (image/label arrays) into a synthetic store")
     p.add_argument("npz")
@@ -232,8 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_grid)
     p = sub.add_parser("evaluate", help="compute metrics between a real and a synthetic source")
     p.add_argument("real", help="dataset key (dataset:digits) or store folder or .npz")
-    p.add_argument("synthetic", help="store folder or .npz")
-    p.add_argument("--metric", action="append", help="metric key (repeatable; default fid, kid, prdc)")
+    p.add_argument("synthetic", help="store folder or .npz (all of it: no split on the synthetic side)")
+    p.add_argument("--metric", action="append",
+                   help=f"metric key (repeatable; default {', '.join(k.split(':', 1)[1] for k in DEFAULT_METRICS)})")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("report", help="re-render report.html and plots of a run folder")
     p.add_argument("run_dir")

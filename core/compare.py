@@ -15,13 +15,15 @@ from typing import Any, Sequence
 
 from dreamset.errors import BadInputError
 
+#: the metrics ``dreamset evaluate`` computes when none is named
 DEFAULT_METRICS = ("metric:fid", "metric:kid", "metric:prdc", "metric:label-agreement")
 #: metrics that only make sense after a recipe has trained its arms
 NEEDS_ARMS = {"metric:accuracy", "metric:robust-accuracy", "metric:effective-robustness"}
 
 
-def open_source(spec: str, registry, field: str):
-    """``(train, test)`` ImageSources for a dataset key, a store folder or a ``.npz`` file."""
+def open_source(spec: str, registry, field: str, whole: bool = False):
+    """``(train, test)`` ImageSources for a dataset key, a store folder or a ``.npz`` file. With
+    ``whole`` (the synthetic side) a ``.npz`` is not split: every image is in the first source."""
     from dreamset.store import SyntheticStore
 
     path = Path(spec)
@@ -33,10 +35,16 @@ def open_source(spec: str, registry, field: str):
     if path.suffix == ".npz":
         if not path.is_file():
             raise BadInputError(f"{field}: {path} does not exist")
+        if whole:  # no held-out split on the synthetic side: test_path = path makes "test" the whole file
+            dataset = registry.create("dataset:npz", path=str(path), test_path=str(path), field_path=field)
+            return dataset.load("test"), None
         dataset = registry.create("dataset:npz", path=str(path), test_fraction=0.2, field_path=field)
         return dataset.load("train"), dataset.load("test")
     if (path / "store.json").is_file():
+        from dreamset.verify import require_complete
+
         store = SyntheticStore.open(path)
+        require_complete(store, field)
         return store, store
     raise BadInputError(f"{field}: {spec} is not a dataset key, a dreamset store folder or a .npz file")
 
@@ -60,7 +68,7 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
             raise BadInputError(f"--metric {key}: needs trained arms; run it in a recipe (evaluate.metrics)")
         registry.get(key)  # unknown key -> error listing close matches, before any work
     real_train, real_test = open_source(real, registry, "real")
-    synthetic_source, _ = open_source(synthetic, registry, "synthetic")
+    synthetic_source, _ = open_source(synthetic, registry, "synthetic", whole=True)
     if list(synthetic_source.class_names) != list(real_train.class_names):
         raise BadInputError(f"synthetic: class names {list(synthetic_source.class_names)[:5]}... differ from the "
                             f"real source's {list(real_train.class_names)[:5]}...")
@@ -75,3 +83,16 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
         metric = registry.create(key, kind="metric")
         results[metric_report_name(key)] = metric.compute(context)
     return results
+
+
+def result_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(metric, quantity, value)`` rows of :func:`evaluate_sources`' scalar results for a table
+    (numbers to 4 significant digits; nested tables and bookkeeping lists left to ``--json``)."""
+    rows = []
+    for name, result in results.items():
+        items = result.items() if isinstance(result, dict) else [("value", result)]
+        for key, value in items:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                continue
+            rows.append((name, str(key), f"{value:.4g}" if isinstance(value, float) else str(value)))
+    return rows

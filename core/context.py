@@ -72,6 +72,10 @@ class RunContext:
     evaluation_subset: Any = None
     #: seed -> arm -> results (clean_accuracy, robust_accuracy, shifted accuracies ...)
     arm_results: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: stage -> one-line results (one per time it ran: train/evaluate run once per seed)
+    stage_results: dict[str, list[str]] = field(default_factory=dict)
+    #: ``dreamset run --fresh``: checkpoints made with other settings are moved aside, not refused
+    fresh: bool = False
     _reference: torch.nn.Module | None = None
 
     # -- progress -----------------------------------------------------------------------------

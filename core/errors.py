@@ -2,6 +2,25 @@
 exits with code 2."""
 from __future__ import annotations
 
+#: the longest error line printed; a longer one (a user's 50 MB value echoed back) keeps its start
+#: and end with the middle cut out
+MAX_MESSAGE = 1000
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` itself when at most ``limit`` characters, else its start and end around
+    ``… [N characters cut] …``."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 40, 20)
+    head, tail = text[: keep * 3 // 4], text[len(text) - keep // 4:]
+    return f"{head} … [{len(text) - len(head) - len(tail):,} characters cut] … {tail}"
+
+
+def _one_line(text: str) -> str:
+    return shorten(text).replace("\r", "\\r").replace("\n", "\\n")
+
 
 class DreamsetError(Exception):
     """Base class for dreamset errors."""
@@ -12,15 +31,16 @@ class BadInputError(DreamsetError, ValueError):
     file; the CLI exits with code 2 and writes nothing."""
 
     def __str__(self) -> str:
-        # one line whatever the input held: a line break inside a user's key or value is shown escaped
-        return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
+        # one short line whatever the input held: a line break inside a user's key or value is shown
+        # escaped, a huge value is cut
+        return _one_line(super().__str__())
 
 
 class UnknownComponentError(BadInputError, KeyError):
     """A registry key that no plugin registered."""
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return (str(self.args[0]) if self.args else "").replace("\r", "\\r").replace("\n", "\\n")
+        return _one_line(str(self.args[0]) if self.args else "")
 
 
 class PluginError(DreamsetError):

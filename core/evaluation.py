@@ -57,21 +57,33 @@ def stratified_subset(labels, n: int | None, seed: int = 0, field: str = "evalua
 def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | str = "cpu", batch_size: int = 256,
             attacker: Attacker | None = None) -> torch.Tensor:
     """``bool N``: whether ``model`` classifies each image of ``source`` correctly (under
-    ``attacker`` when given). The model's train/eval mode is restored."""
+    ``attacker`` when given). The model's train/eval mode is restored.
+
+    Chunks of ``batch_size`` images are attacked each on a fork of torch's random state seeded by
+    one draw from it plus the chunk's number, so random starts do not depend on how chunks are
+    shared out: under torchrun chunk ``c`` runs on rank ``c mod W`` and the flags are all-reduced
+    (:func:`dreamset.distributed.split_rows`), with the same result as one process."""
+    from dreamset.attacking import forked_rng
+    from dreamset.distributed import broadcast_int, split_rows
+
+    device = torch.device(device)
+    base = broadcast_int(int(torch.randint(2**62, (1,)))) if attacker is not None else 0
+
+    def rows(chunk: int, lo: int, hi: int) -> torch.Tensor:
+        x, y = source.get(range(lo, hi))
+        x, y = x.to(device), y.to(device)
+        if attacker is not None:
+            with forked_rng(device, base + chunk):
+                x = attacker.attack(model, x, y)
+        with torch.no_grad():
+            return model(x).argmax(dim=1) == y
+
     was_training = model.training
     model.eval()
-    out = []
     try:
-        for start in range(0, len(source), batch_size):
-            x, y = source.get(range(start, min(start + batch_size, len(source))))
-            x, y = x.to(device), y.to(device)
-            if attacker is not None:
-                x = attacker.attack(model, x, y)
-            with torch.no_grad():
-                out.append((model(x).argmax(dim=1) == y).cpu())
+        return split_rows(len(source), batch_size, rows)
     finally:
         model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
 
 def _mean(flags: torch.Tensor) -> float:

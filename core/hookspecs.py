@@ -29,7 +29,7 @@ from __future__ import annotations
 from dreamset import hookspec
 from dreamset.kinds import KIND_HOOKS, KINDS
 
-__all__ = ["KIND_HOOKS", "before_stage", "after_stage", *KIND_HOOKS.values()]
+__all__ = ["KIND_HOOKS", "before_stage", "after_stage", "after_epoch", "log_metrics", *KIND_HOOKS.values()]
 
 
 def _registration_hookspec(kind):
@@ -61,4 +61,22 @@ def before_stage(stage, context):
 @hookspec
 def after_stage(stage, context, seconds):
     """Called by the pipeline after each stage finishes, with its wall-clock duration in seconds.
+    Return value ignored."""
+
+
+@hookspec
+def after_epoch(context, arm, seed, epoch, metrics):
+    """Called by the trainer after each epoch of an arm's training (rank 0 only), with the arm's
+    name, the seed, the 0-based epoch and ``metrics``: a flat ``{name: float}`` with ``loss``,
+    ``train_accuracy`` (on the batches trained on, adversarial where the objective is), ``lr``,
+    ``step`` (optimizer steps so far) and, every ``report.curve_every`` epochs, ``val_clean_accuracy``
+    and ``val_robust_accuracy`` on the fixed validation subset. Experiment trackers implement it.
+    Not called for epochs restored from a checkpoint. Return value ignored."""
+
+
+@hookspec
+def log_metrics(context, metrics, step):
+    """Called once at the end of a run (after ``report.json`` is written) with the headline numbers
+    as a flat ``{name: float}`` (``<arm>/clean_accuracy``, ``<arm>/robust_accuracy``,
+    ``metrics/<metric>/<key>``) and ``step=None``. Experiment trackers log them and close.
     Return value ignored."""

@@ -1,7 +1,9 @@
 """The base class of every component's options model."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 
 class Options(BaseModel):
@@ -31,3 +33,20 @@ def format_validation_error(error, prefix: str = "") -> str:
     if len(errors) > 1:
         text += f" [and {len(errors) - 1} more error(s)]"
     return text
+
+
+def _fraction(value):
+    """``"8/255"`` -> ``0.03137...``: radii and step sizes are written as fractions of 255 in the
+    robustness literature (RobustBench); numbers and other strings pass through to validation."""
+    if isinstance(value, str) and "/" in value:
+        from fractions import Fraction
+
+        try:
+            return float(Fraction(value.replace(" ", "")))
+        except (ValueError, ZeroDivisionError):
+            return value  # pydantic reports "Input should be a valid number"
+    return value
+
+
+#: a float that may also be given as a fraction string (``eps: 8/255``), in recipes and ``--set``
+FractionFloat = Annotated[float, BeforeValidator(_fraction)]

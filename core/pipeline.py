@@ -18,15 +18,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 from rich.console import Console
 
+from dreamset import distributed
 from dreamset.atomic import atomic_write_bytes
 from dreamset.context import RunContext, resolve_device
 from dreamset.data import TensorImageSet, materialize
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Selection
-from dreamset.recipe import ComponentRef, Recipe
+from dreamset.recipe import ComponentRef, Recipe, arm_folder
+from dreamset.runlog import final_scalars, log, metric_summary, plugin_versions
+from dreamset.verify import check_disk_space  # noqa: F401  (also imported from here)
 
 #: mixer used when an arm names none: all real, all synthetic, or half and half
 DEFAULT_MIXER = "mixer:ratio"
@@ -40,42 +42,45 @@ def _create(context: RunContext, ref: ComponentRef, kind: str, path: str):
 def _stage(context: RunContext, name: str, timings: dict[str, float]):
     import dreamset.registry as registry_module
 
+    from dreamset.runlog import stage_result
+
     hook = registry_module.plugin_manager().hook  # the lifecycle hooks of the loaded plugins
     hook.before_stage(stage=name, context=context)
+    log.info("%s ...", name)
     start = time.perf_counter()
-    yield
+    with distributed.stage(name):
+        yield
     seconds = time.perf_counter() - start
     timings[name] = timings.get(name, 0.0) + seconds
+    result = stage_result(name, context)
+    context.stage_results.setdefault(name, []).append(result)
+    log.info("%s done in %.1fs: %s", name, seconds, result)
     hook.after_stage(stage=name, context=context, seconds=seconds)
 
 
 @contextlib.contextmanager
 def run_folder_lock(run_dir: Path):
-    """Refuse a second run into the same folder (``.dreamset.lock``)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(run_dir / ".dreamset.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise BadInputError(f"{run_dir}: another dreamset run is using this folder (lock {run_dir / '.dreamset.lock'})") from None
-    try:
+    """Refuse a second run into the same folder; see :func:`dreamset.runfolder.run_folder`."""
+    from dreamset.runfolder import run_folder
+
+    with run_folder(run_dir):
         yield
-    finally:
-        lock.release()
 
 
-def _new_context(recipe: Recipe, run_dir: Path, console: Console | None) -> RunContext:
+def _new_context(recipe: Recipe, run_dir: Path, console: Console | None, fresh: bool = False) -> RunContext:
     import dreamset.registry as registry_module
 
     return RunContext(recipe=recipe, run_dir=run_dir, registry=registry_module.get_registry(),
-                      console=console or Console(), device=resolve_device(recipe.device), seed=recipe.seeds[0])
+                      console=console or Console(), device=distributed.local_device(resolve_device(recipe.device)),
+                      seed=recipe.seeds[0], fresh=fresh)
 
 
 def _data_and_generate(context: RunContext, resolved: dict[str, Any], timings: dict[str, float]) -> None:
     """The first two stages, shared by ``dreamset run`` and ``dreamset generate``: record the recipe,
     load the real splits and their shifted copies, then fit the generator and fill the store."""
     recipe, run_dir = context.recipe, context.run_dir
-    atomic_write_bytes(run_dir / "recipe.json", json.dumps(resolved, indent=2, default=str).encode())
+    if distributed.is_main():  # under torchrun rank 0 owns the run folder's files
+        atomic_write_bytes(run_dir / "recipe.json", json.dumps(resolved, indent=2, default=str).encode())
     with _stage(context, "data", timings):
         dataset = _create(context, recipe.data.dataset, "dataset", "data.dataset")
         context.real_train = dataset.load("train")
@@ -116,19 +121,22 @@ def generate_only(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, conso
     """``dreamset generate``: the data and generate stages of ``recipe`` into ``run_dir``; returns the
     synthetic store. A later ``dreamset run`` into the same folder reuses it."""
     context = _new_context(recipe, run_dir, console)
-    with run_folder_lock(run_dir):
+    with distributed.main_holds("the run folder lock", lambda: run_folder_lock(run_dir)):
         _data_and_generate(context, resolved, {})
     return context.synthetic
 
 
-def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None) -> dict[str, Any]:
-    """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json)."""
+def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console: Console | None = None,
+               fresh: bool = False) -> dict[str, Any]:
+    """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json).
+    ``fresh``: checkpoints made with other settings are moved aside and retrained (else refused)."""
+    import dreamset.registry as registry_module
     from dreamset.provenance import component_sources, selection_record
 
-    context = _new_context(recipe, run_dir, console)
+    context = _new_context(recipe, run_dir, console, fresh)
     timings: dict[str, float] = {}
     selections: dict[str, dict[str, Any]] = {}
-    with run_folder_lock(run_dir):
+    with distributed.main_holds("the run folder lock", lambda: run_folder_lock(run_dir)):
         _data_and_generate(context, resolved, timings)
 
         for seed in recipe.seeds:
@@ -156,19 +164,25 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 attackers = [_create(context, ref, "attacker", f"evaluate.attackers.{i}")
                              for i, ref in enumerate(recipe.evaluate.attackers)]
                 context.arm_results[seed] = {}
-                for arm_name, model in context.models.items():
-                    # attacks draw random starts: each arm's from the same seeded fork, so the result
-                    # depends neither on the other arms nor on whether training ran or was reused
-                    with forked_rng(context.device, seed):
-                        result = evaluate_classifier(context, model, attackers)
-                    context.arm_results[seed][arm_name] = {**result, "training": records[arm_name]}
+                with context.progress(f"evaluate (seed {seed})", len(context.models)) as advance:
+                    for arm_name, model in context.models.items():
+                        # attacks draw random starts: each arm's from the same seeded fork, so the result
+                        # depends neither on the other arms nor on whether training ran or was reused
+                        with forked_rng(context.device, seed):
+                            result = evaluate_classifier(context, model, attackers)
+                        context.arm_results[seed][arm_name] = {**result, "training": records[arm_name]}
+                        advance(1)
 
         metrics: dict[str, Any] = {}
         torch.manual_seed(recipe.seeds[0])  # likewise independent of what this process ran before
-        with _stage(context, "metrics", timings):
+        with _stage(context, "metrics", timings), context.progress("metrics", len(recipe.evaluate.metrics)) as advance:
             for i, ref in enumerate(recipe.evaluate.metrics):
                 metric = _create(context, ref, "metric", f"evaluate.metrics.{i}")
+                started = time.perf_counter()
                 metrics[metric_report_name(metric.key)] = metric.compute(context)
+                log.info("metric %s: %s (%.1fs)", metric.key, metric_summary(metrics[metric_report_name(metric.key)]),
+                         time.perf_counter() - started)
+                advance(1)
 
         from dreamset.differences import compute_notes, paired_comparisons
 
@@ -194,12 +208,16 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             "timings": timings,
             "seeds": list(recipe.seeds),
             "device": str(context.device),
+            "stages": context.stage_results,
+            "versions": plugin_versions(context),
         }
         from dreamset.report import write_report, write_report_json
 
-        with _stage(context, "report", timings):
-            write_report(run_dir, report, context)
-        write_report_json(run_dir, report)  # again, now with the report stage's own time
+        if distributed.is_main():
+            with _stage(context, "report", timings):
+                write_report(run_dir, report, context)
+            write_report_json(run_dir, report)  # again, now with the report stage's own time
+            registry_module.plugin_manager().hook.log_metrics(context=context, metrics=final_scalars(report), step=None)
     return report
 
 
@@ -210,25 +228,30 @@ def metric_report_name(key: str) -> str:
 
 
 def _generate(context: RunContext, recipe: Recipe):
-    """Fit the generator on the real training split, then fill (or resume) the synthetic store."""
+    """Fit the generator on the real training split, then fill (or resume) the synthetic store; the
+    store is verified (sha256, cached) and must be complete unless ``generate.allow_partial``."""
     from dreamset.store import SyntheticStore, generate_to_store, import_npz
+    from dreamset.verify import require_complete
 
     gen = recipe.generate
     store_dir = context.run_dir / "synthetic"
     if gen.source is not None:
         source = Path(gen.source)
         if source.suffix == ".npz":
-            if not (store_dir / "store.json").exists():
-                import_npz(source, store_dir, class_names=context.real_train.class_names)
-            return SyntheticStore.open(store_dir)
-        if not (source / "store.json").exists():
+            import_npz(source, store_dir, class_names=context.real_train.class_names)  # resumes a cut-short import
+            store = SyntheticStore.open(store_dir)
+        elif not (source / "store.json").exists():
             raise BadInputError(f"generate.source: {source} is neither a .npz file nor a dreamset store")
-        return SyntheticStore.open(source)
+        else:
+            store = SyntheticStore.open(source)
+        require_complete(store, "generate.source", gen.allow_partial)
+        return store
     generator = _create(context, gen.generator, "generator", "generate.generator")
     check_disk_space(store_dir, gen.count, generator.image_shape(context.real_train))
     torch.manual_seed(gen.seed)
-    generator.fit(context.real_train, context.run_dir / "generator", context)
-    return generate_to_store(
+    # rank 0 fits (or reloads) the generator; the other ranks then load its checkpoint
+    distributed.main_first("fitting the generator", lambda: generator.fit(context.real_train, context.run_dir / "generator", context))
+    generate_to_store(
         generator,
         store_dir,
         count=gen.count,
@@ -240,21 +263,9 @@ def _generate(context: RunContext, recipe: Recipe):
         image_shape=generator.image_shape(context.real_train),
         context=context,
     )
-
-
-def check_disk_space(store_dir: Path, count: int, image_shape) -> None:
-    """Refuse, with the estimate, a store that cannot fit on its disk (uint8 images + labels)."""
-    import shutil
-
-    need = count * (int(np.prod(image_shape)) + 8)
-    existing = sum(f.stat().st_size for f in store_dir.rglob("*") if f.is_file()) if store_dir.exists() else 0
-    probe = store_dir if store_dir.exists() else store_dir.parent
-    free = shutil.disk_usage(probe).free
-    if need - existing > free:
-        raise BadInputError(
-            f"generate.count: {count:,} images of {tuple(image_shape)} need about {need / 1e9:.1f} GB on disk, "
-            f"but only {free / 1e9:.1f} GB are free under {probe}"
-        )
+    store = SyntheticStore.open(store_dir)  # verified: a shard altered since it was written is an error
+    require_complete(store, "generate", gen.allow_partial)
+    return store
 
 
 def _select(context: RunContext, arm_name: str, arm, seed: int) -> Selection:
@@ -273,7 +284,7 @@ def _select(context: RunContext, arm_name: str, arm, seed: int) -> Selection:
     if selection.scores is not None:
         arrays["scores"] = np.asarray(selection.scores, dtype=np.float64)
     np.savez(buffer, **arrays)
-    safe = arm_name.replace("+", "_plus_")
+    safe = arm_folder(arm_name)
     atomic_write_bytes(folder / f"{safe}-seed{seed}.npz", buffer.getvalue())
     return selection
 
@@ -307,8 +318,11 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
     from dreamset.training import train_classifier
 
     recipe = context.recipe
+    from dreamset.seeding import build_model
+
     model_factory = _create(context, recipe.train.model, "model", "train.model")
-    model = model_factory.build(context.real_train.image_shape, context.real_train.num_classes)
+    model = build_model(model_factory, context.real_train.image_shape, context.real_train.num_classes,
+                        seed=seed, purpose="classifier")
     attacker = None
     if recipe.train.attacker is not None and not arm.standard:
         attacker = _create(context, recipe.train.attacker, "attacker", "train.attacker")
@@ -320,7 +334,7 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
     from dreamset.objectives import objective_for
 
     objective = objective_for(attacker, recipe.train, context.registry)
-    safe = arm_name.replace("+", "_plus_")
+    safe = arm_folder(arm_name)
     return train_classifier(
         context,
         model,
@@ -336,6 +350,7 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
         record=record,
         augment=augment,
         objective=objective,
+        arm=arm_name,
     )
 
 

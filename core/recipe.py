@@ -62,6 +62,8 @@ class GenerateStage(_Model):
     seed: int = Field(default=0, ge=0)
     #: an existing store folder or ``.npz`` file to use instead of generating (``image``/``label`` keys)
     source: str | None = None
+    #: use a store that holds fewer images than planned (one still being written, or interrupted)
+    allow_partial: bool = False
 
 
 class AugmentSpec(_Model):
@@ -185,8 +187,17 @@ class EvaluateStage(_Model):
 
 
 class ReportStage(_Model):
+    #: write report.html (report.json is always written)
     html: bool = True
     samples_per_class: int = Field(default=8, gt=0, le=64)
+    #: training curves: every ``curve_every`` epochs, clean and robust accuracy (the first
+    #: evaluation attacker, else the training one) on a fixed class-stratified validation subset of
+    #: ``curve_samples`` test images (0 = loss and train accuracy only)
+    curve_samples: int = Field(default=128, ge=0, le=100_000)
+    curve_every: int = Field(default=5, gt=0)
+    #: experiment trackers fed each epoch and at the end (built in: ``tensorboard``, ``mlflow``;
+    #: a plugin may add its own name)
+    trackers: list[str] = Field(default_factory=list)
 
 
 class Recipe(_Model):
@@ -211,12 +222,23 @@ class Recipe(_Model):
             raise ValueError("seeds must be distinct")
         return seeds
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name):
+        if not is_plain_name(name):
+            raise ValueError(f"a recipe name names the run folder runs/NAME: no path separators, no leading dot, got {name!r}")
+        return name
+
     @field_validator("arms")
     @classmethod
     def _arm_names(cls, arms):
+        folders: dict[str, str] = {}
         for name in arms:
-            if not name or any(ch in name for ch in "/\\\0") or name in {".", ".."}:
+            if not is_plain_name(name, leading_dot=True):
                 raise ValueError(f"invalid arm name {name!r}")
+            other = folders.setdefault(arm_folder(name).casefold(), name)
+            if other != name:
+                raise ValueError(f"arms {other!r} and {name!r} would share the checkpoint folder {arm_folder(name)!r}; rename one")
         return arms
 
     @model_validator(mode="after")
@@ -270,6 +292,34 @@ class Recipe(_Model):
                 yield f"evaluate.sets.{i}.generator", "generator", spec.generator
 
 
+def is_plain_name(name: str, leading_dot: bool = False) -> bool:
+    """A name that is one folder name: no path separator or NUL, not ``.``/``..`` (nor, unless
+    ``leading_dot``, hidden)."""
+    return bool(name) and not any(ch in name for ch in "/\\\0") and name not in {".", ".."} \
+        and (leading_dot or not name.startswith("."))
+
+
+def arm_folder(name: str) -> str:
+    """The folder name of arm ``name`` in ``checkpoints/`` and ``selections/`` (``+`` -> ``_plus_``);
+    the recipe refuses two arms with one folder (compared case-insensitively)."""
+    return name.replace("+", "_plus_")
+
+
+#: the deepest nesting of mappings and lists a recipe (file or ``--set`` value) may have
+MAX_DEPTH = 32
+
+
+def check_depth(data: Any, where: str, limit: int = MAX_DEPTH) -> None:
+    """A one-line error when ``data`` nests deeper than ``limit``."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > limit:
+                raise BadInputError(f"{where}: nested deeper than {limit} levels")
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+
+
 # -- loading ---------------------------------------------------------------------------------------
 
 def read_recipe_file(path: Path) -> dict[str, Any]:
@@ -288,6 +338,9 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         first = " ".join(str(exc).split())
         raise BadInputError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {first}") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
+    check_depth(data, str(path))
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: a recipe must be a mapping at the top level")
     return data
@@ -318,10 +371,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = key.strip().split(".")
     if not key.strip() or any(not p for p in parts):
         raise BadInputError(f"--set {text!r}: empty key path")
+    if len(parts) > MAX_DEPTH:
+        raise BadInputError(f"--set {key[:80]!r}: nested deeper than {MAX_DEPTH} levels")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise BadInputError(f"--set {key[:80]}: value nested deeper than {MAX_DEPTH} levels") from None
+    check_depth(value, f"--set {key[:80]}")
     return parts, value
 
 

@@ -12,8 +12,6 @@ kept and its ``Selection.info``), ``timings`` (seconds per stage), ``seeds``, ``
 """
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 from pathlib import Path
@@ -119,11 +117,20 @@ def _scalar_metrics(report: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def print_summary(report: dict[str, Any], console) -> None:
-    """The arms table and scalar metrics as rich tables."""
+def print_summary(report: dict[str, Any], console, quiet: bool = False) -> None:
+    """The stage summary, the arms table and scalar metrics as rich tables (``quiet``: the arms and
+    differences only)."""
     from rich.markup import escape
     from rich.table import Table
 
+    stages = report.get("stages") or {}
+    if stages and not quiet:
+        stable = Table(title="stages")
+        for column in ("stage", "seconds", "result"):
+            stable.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
+        for name, lines in stages.items():
+            stable.add_row(name, f"{(report.get('timings') or {}).get(name, 0.0):.1f}", escape(" | ".join(lines)))
+        console.print(stable)
     header, rows = compact_rows(report)
     seeds = report.get("seeds", [])
     table = Table(title=f"arms (mean ± std over {len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
@@ -143,7 +150,7 @@ def print_summary(report: dict[str, Any], console) -> None:
     for note in report.get("notes") or []:
         console.print(f"[bold yellow]note:[/bold yellow] {escape(note)}")
     metrics = _scalar_metrics(report)
-    if metrics:
+    if metrics and not quiet:
         mtable = Table(title="metrics")
         mtable.add_column("metric", overflow="fold")  # long keys wrap, never get cut off
         mtable.add_column("value", justify="right", overflow="fold")
@@ -151,57 +158,15 @@ def print_summary(report: dict[str, Any], console) -> None:
             mtable.add_row(escape(key), escape(value))  # "effective_robustness[real]" is not rich markup
         console.print(mtable)
     timings = report.get("timings") or {}
-    if timings:
+    if timings and not stages and not quiet:
         console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
 
 
-def _img_tag(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def render_html(run_dir: Path, report: dict[str, Any]) -> str:
-    """A self-contained page: arms table, metrics, every PNG of the run folder inline, timings."""
-    header, rows = arms_table_rows(report)
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>dreamset report: {html.escape(str(report.get('recipe', {}).get('name', '')))}</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #bbb;padding:.3em .6em;text-align:right}td:first-child,th:first-child{text-align:left}"
-        "figure{display:inline-block;margin:.5em}img{image-rendering:pixelated;max-width:32em}"
-        ".note{background:#fff3cd;border:1px solid #e0b000;padding:.5em}</style></head><body>",
-        f"<h1>dreamset report: {html.escape(str(report.get('recipe', {}).get('name', '')))}</h1>",
-        f"<p>seeds {html.escape(str(report.get('seeds')))} · device {html.escape(str(report.get('device')))}</p>",
-        "<h2>Arms</h2>",
-    ]
-    parts += [f"<p class='note'><strong>Note:</strong> {html.escape(note)}</p>" for note in report.get("notes") or []]
-    parts.append(_table(header, rows))
-    c_header, c_rows = comparison_rows(report)
-    if c_rows:
-        parts += ["<h2>Paired differences over seeds</h2>",
-                  "<p>Mean of the per-seed differences to the baseline arm, with its 95% Student-t interval; "
-                  "<em>not shown</em> means the interval contains 0 (or there is one seed).</p>", _table(c_header, c_rows)]
-    metrics = _scalar_metrics(report)
-    if metrics:
-        parts += ["<h2>Metrics</h2>", _table(["metric", "value"], [list(m) for m in metrics])]
-    for name, result in (report.get("metrics") or {}).items():
-        tables = result.get("tables") if isinstance(result, dict) else None
-        for title, table in (tables or {}).items():
-            parts += [f"<h3>{html.escape(name)}: {html.escape(title)}</h3>", _table(table["header"], table["rows"])]
-    images = sorted(run_dir.glob("*.png"))
-    if images:
-        parts.append("<h2>Figures</h2>")
-        parts += [_img_tag(p, p.stem.replace("_", " ")) for p in images]
-    timings = report.get("timings") or {}
-    parts += ["<h2>Timings</h2>", _table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()])]
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    """The self-contained run page (:mod:`dreamset.report_html`, a jinja2 template)."""
+    from dreamset.report_html import render_html as render
+
+    return render(run_dir, report)
 
 
 def write_report(run_dir: Path, report: dict[str, Any], context=None) -> None:
@@ -210,7 +175,8 @@ def write_report(run_dir: Path, report: dict[str, Any], context=None) -> None:
     if context is not None:
         _write_grids(run_dir, context)
     write_report_json(run_dir, report)
-    atomic_write_text(run_dir / "report.html", render_html(run_dir, report))
+    if context is None or context.recipe.report.html:
+        atomic_write_text(run_dir / "report.html", render_html(run_dir, report))
 
 
 def write_report_json(run_dir: Path, report: dict[str, Any]) -> None:
@@ -222,10 +188,12 @@ def _write_grids(run_dir: Path, context) -> None:
     from dreamset.store import save_sample_grid
 
     per_class = context.recipe.report.samples_per_class
-    if context.real_train is not None:
-        save_sample_grid(context.real_train, run_dir / "samples_real.png", per_class=per_class, seed=0)
-    if context.synthetic is not None and len(context.synthetic):
-        save_sample_grid(context.synthetic, run_dir / "samples_synthetic.png", per_class=per_class, seed=0)
+    for name, source in (("real", context.real_train), ("synthetic", context.synthetic)):
+        if source is not None and len(source):
+            save_sample_grid(source, run_dir / f"samples_{name}.png", per_class=per_class, seed=0)
+            # the grid's layout, so that the page can label its rows with the class names
+            layout = {"rows": list(source.class_names), "cell": list(source.image_shape[1:]), "pad": 1}
+            atomic_write_text(run_dir / f"samples_{name}.json", json.dumps(layout))
 
 
 def _json_default(value):

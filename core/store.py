@@ -312,14 +312,6 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
     return tuple(shape), dtype, offset
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class SyntheticStore(ImageSource):
     """A sharded on-disk store read as an :class:`~dreamset.interfaces.ImageSource`.
 
@@ -367,12 +359,17 @@ class SyntheticStore(ImageSource):
             if match is None or int(match.group(1)) >= planned:
                 raise StoreError(f"{entry}: unexpected entry in a store of {planned} shards")
             found.append(int(match.group(1)))
-        checked = [cls._check_shard(root, manifest, s, verify) for s in found]
+        from dreamset.verify import Sha256Cache
+
+        cache = Sha256Cache(root) if verify else None  # sha256 re-read only for files changed since
+        checked = [cls._check_shard(root, manifest, s, cache) for s in found]
+        if cache is not None:
+            cache.save()
         all_labels = np.concatenate([labels for labels, _ in checked]) if checked else np.zeros(0, dtype=np.int64)
         return cls(root, manifest, found, all_labels, [offset for _, offset in checked])
 
     @staticmethod
-    def _check_shard(root: Path, manifest: dict[str, Any], index: int, verify: bool) -> tuple[np.ndarray, int]:
+    def _check_shard(root: Path, manifest: dict[str, Any], index: int, verify) -> tuple[np.ndarray, int]:
         """Check one shard's files; return its labels and the data offset of its images.npy."""
         folder = root / SHARDS / shard_name(index)
         sums_path = folder / "checksums.json"
@@ -388,7 +385,7 @@ class SyntheticStore(ImageSource):
             size = path.stat().st_size if path.is_file() else -1
             if size != expected.get("bytes"):
                 raise StoreError(f"{path}: truncated or altered ({size} bytes, expected {expected.get('bytes')}); delete {folder} to regenerate it")
-            if verify and _sha256(path) != expected.get("sha256"):
+            if verify is not None and verify.sha256(path) != expected.get("sha256"):
                 raise StoreError(f"{path}: sha256 mismatch (corrupt); delete {folder} to regenerate it")
         lo, hi = _shard_range(index, manifest["count"], manifest["shard_size"])
         shape, dtype, offset = _npy_header(folder / "images.npy")
@@ -553,14 +550,21 @@ def _provenance(record: dict[str, Any], *, generator: str, index: int, label: in
     return out
 
 
-def _wait_for_peers(root: Path, planned: int) -> None:
-    """Under torchrun: barrier when a process group exists, else poll until every shard is in."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+def _wait_for_peers(root: Path, planned: int, world: int) -> None:
+    """Under torchrun: a barrier when a process group exists, else poll until every shard is in;
+    both give up after ``dreamset.distributed.timeout()`` seconds naming the ranks still missing."""
+    from dreamset import distributed
+
+    if distributed.initialized():
+        distributed.barrier("the end of generation (every rank's shards)")
         return
-    shards = root / SHARDS
+    shards, deadline = root / SHARDS, time.monotonic() + distributed.timeout()
     log.info("%s: waiting for the other ranks' shards", root)
-    while sum(1 for e in shards.iterdir() if _SHARD_RE.match(e.name)) < planned:
+    while (missing := set(range(planned)) - {int(m.group(1)) for e in shards.iterdir() if (m := _SHARD_RE.match(e.name))}):
+        if time.monotonic() > deadline:
+            ranks = ", ".join(str(r) for r in sorted({s % world for s in missing}))
+            raise StoreError(f"{root}: rank {ranks} did not write shard(s) {sorted(missing)[:5]} within "
+                             f"{distributed.timeout():.0f} s ({distributed.TIMEOUT_ENV}); re-run to resume")
         time.sleep(0.2)
 
 
@@ -629,9 +633,13 @@ def generate_to_store(
                 meta += [_provenance(rec, generator=key, index=i, label=y, class_names=class_names, seed=s, image_shape=image_shape)
                          for rec, i, y, s in zip(batch.provenance, idx, batch_labels, seeds)]
                 advance(len(idx))
+                if shard == todo[0] and start == lo:  # the first batch: what one image really costs on disk
+                    from dreamset.verify import check_disk_space
+
+                    check_disk_space(root, count, image_shape, sum(len(_dumps(m)) + 1 for m in meta) / len(meta))
             writer.submit(shard, images, shard_labels, meta)
     if world > 1:
-        _wait_for_peers(root, planned)
+        _wait_for_peers(root, planned, world)
     return SyntheticStore.open(root, verify=False)
 
 
@@ -707,6 +715,9 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
             if f"{key}.npy" not in names:
                 keys = ", ".join(sorted(n.removesuffix(".npy") for n in names)) or "none"
                 raise BadInputError(f"{path}: missing key '{key}' (found: {keys}); expected 'image' and 'label'")
+        from dreamset.verify import check_npz_members
+
+        check_npz_members(zf, path, in_memory=("label",))  # the image member is streamed, never read whole
         try:
             images = _NpzMember(zf, "image", path)
             labels = np.load(io.BytesIO(zf.read("label.npy")), allow_pickle=False)
@@ -816,7 +827,8 @@ def _png_bytes(image: np.ndarray) -> bytes:
 
 def export_imagefolder(store: ImageSource, out_dir) -> Path:
     """Write one PNG per image under ``out_dir/<class name>/<index>.png`` and ``metadata.csv``
-    (path, index, label, class_name and the provenance columns). Class names are sanitised
+    (file_name — what Hugging Face ``datasets``' imagefolder builder reads —, path (the same, kept
+    for older readers), index, label, class_name and the provenance columns). Class names are sanitised
     (:func:`safe_dirname`) so that none can escape ``out_dir``."""
     out = Path(out_dir)
     folders = [safe_dirname(name) for name in store.class_names]
@@ -838,8 +850,10 @@ def export_imagefolder(store: ImageSource, out_dir) -> Path:
             relative = f"{folders[label]}/{index:08d}.png"
             atomic_write_bytes(out / relative, _png_bytes(image))
             record = store.provenance(index) if has_provenance else {}
-            rows.append({**record, "path": relative, "index": index, "label": label, "class_name": store.class_names[label]})
-    columns = ["path", "index", "label", "class_name"] + sorted({k for r in rows for k in r} - {"path", "index", "label", "class_name"})
+            rows.append({**record, "file_name": relative, "path": relative, "index": index, "label": label,
+                         "class_name": store.class_names[label]})
+    first = ["file_name", "path", "index", "label", "class_name"]  # file_name: datasets' imagefolder builder
+    columns = first + sorted({k for r in rows for k in r} - set(first))
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

@@ -18,7 +18,13 @@ checkpoints that make a killed run resumable.
   ``int64`` contract; TRADES' attack needs no label, its clean term uses the soft label (as
   Rebuffi et al. 2021, arXiv:2103.01946, train TRADES with CutMix).
 * Checkpoints: ``checkpoint_dir/last.safetensors`` after every epoch (model, optimizer, EMA, epoch),
-  ``final.safetensors`` at the end; a finished run is loaded, not retrained.
+  ``final.safetensors`` at the end; a finished run is loaded, not retrained. Each records the
+  settings that made it (:mod:`dreamset.digests`); one made with other settings is refused (or, with
+  ``--fresh``, moved aside), never silently reused.
+* Training runs on a fork of torch's global random state: the caller's state is the same afterwards
+  whether the model was trained or loaded (:mod:`dreamset.seeding`).
+* Input pipeline: the mixer's next batch is prepared on a background thread while the current one
+  trains (:mod:`dreamset.prefetch`).
 * Distributed: under ``torchrun`` with an initialised process group, the model is wrapped in
   ``DistributedDataParallel`` and rank ``r`` of ``W`` trains on rows ``r::W`` of every global batch
   (so the real/synthetic ratio of each batch holds on every rank); rank 0 writes the checkpoints.
@@ -142,6 +148,20 @@ def _loss(model, x, y, objective: Objective, settings: TrainStage, attacker: Att
     return objective.loss(model, x, y, attacker=training_attacker, mask=mask, label_smoothing=settings.label_smoothing)
 
 
+def _on_forked_rng(train):
+    """Run ``train`` on a fork of the global random state (what it draws is seeded inside)."""
+    import functools
+
+    @functools.wraps(train)
+    def wrapper(context, *args, **kwargs):
+        from dreamset.seeding import forked_rng
+
+        with forked_rng(context.device if context is not None else None):
+            return train(context, *args, **kwargs)
+    return wrapper
+
+
+@_on_forked_rng
 def train_classifier(
     context,
     model: torch.nn.Module,
@@ -158,6 +178,7 @@ def train_classifier(
     record: dict[str, Any] | None = None,
     augment=None,
     objective: Objective | None = None,
+    arm: str | None = None,
 ) -> torch.nn.Module:
     """Train ``model`` on ``mixer``'s batches of ``real``/``synthetic``; return it (or its EMA) in
     eval mode. Resumes from ``checkpoint_dir``.
@@ -168,7 +189,8 @@ def train_classifier(
     (:func:`training_record`): kept in the checkpoint, so a reused or resumed arm reports it too.
     ``augment``: an :class:`~dreamset.augmenting.AugmentationPlan` (``None`` = no augmentation).
     ``objective`` (an ``objective:*`` component) gives the loss; ``None`` derives it from
-    ``attacker`` and ``settings`` (:func:`dreamset.objectives.objective_for`)."""
+    ``attacker`` and ``settings`` (:func:`dreamset.objectives.objective_for`). ``arm`` (with a
+    context and a record) turns on the training curves (:mod:`dreamset.curves`)."""
     if objective is None:
         from dreamset.objectives import objective_for
 
@@ -191,18 +213,29 @@ def train_classifier(
     epochs = math.ceil(total / steps)
     final = checkpoint_dir / "final.safetensors"
     last = checkpoint_dir / "last.safetensors"
+    from dreamset.digests import reuse_or_refuse, training_settings
+
+    made_by = training_settings(settings, model, mixer, attacker, real, synthetic, seed, total, objective)
+    if augment:  # an arm's own augmentations (train.augment is in settings already)
+        made_by["augment"] = augment.describe()
+    reuse_or_refuse(checkpoint_dir, made_by, context)
     start_epoch = 0
     # counters live in the checkpoints' metadata (deterministic, so a resumed checkpoint stays
     # byte-identical); the wall time beside them in wall.json
     cost = {"optimizer_steps": 0, "images_seen": 0, "attack_forward_backward_passes": 0}
     wall_file = checkpoint_dir / "wall.json"
     wall = [_read_wall(wall_file)]
+    curves = None
+    if arm is not None and context is not None and record is not None:
+        from dreamset.curves import CurveRecorder
+
+        curves = CurveRecorder(context, arm, seed, attacker, checkpoint_dir / "curves.json")
     if final.exists():
         tensors, meta = load_checkpoint(final)
         _restore(tensors, model, optimizer, ema)
         log.info("%s: reusing finished checkpoint %s", description, final)
         _fill_record(record, {**cost, **(meta.get("cost") or {}), "wall_seconds": wall[0]}, mixer, real, synthetic,
-                     settings.batch_size, steps, total)
+                     settings.batch_size, steps, total, curves)
         return _finish(model, ema)
     if last.exists():
         tensors, meta = load_checkpoint(last)
@@ -219,11 +252,15 @@ def train_classifier(
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
 
+        from dreamset.distributed import barrier
+
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     from dreamset.context import progress
+    from dreamset.prefetch import prefetched
 
     attack_calls = [0]
     counter = model.register_forward_pre_hook(lambda *_: attack_calls.__setitem__(0, attack_calls[0] + 1)) if attacker is not None else None
+    watcher = curves.watch(model) if curves is not None and rank == 0 else None
     try:
         with progress(context, description, total) as advance:
             advance(start_epoch * steps)
@@ -232,7 +269,11 @@ def train_classifier(
                 torch.manual_seed(_epoch_seed(seed, epoch) + rank)
                 model.train()
                 epoch_real, epoch_synthetic = augment.sources(real, synthetic, seed, epoch) if augment else (real, synthetic)
-                for step, batch in enumerate(mixer.batches(epoch_real, epoch_synthetic, settings.batch_size, epoch, seed)):
+                batches = mixer.batches(epoch_real, epoch_synthetic, settings.batch_size, epoch, seed)
+                # the next batch is prepared on a thread while this one trains; leaving the loop stops it.
+                # Per-source augmentation draws from torch's global generator, so those reads stay here.
+                per_source = augment is not None and bool(augment.real or augment.synthetic)
+                for step, batch in enumerate(batches if per_source else prefetched(batches, pin=device.type == "cuda")):
                     if epoch * steps + step >= total:
                         break  # the budget ends inside this epoch
                     x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
@@ -241,7 +282,9 @@ def train_classifier(
                     cost["images_seen"] += len(y)
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(settings, epoch * steps + step, total)
-                    if world > 1:
+                    share = 1.0
+                    if world > 1:  # this rank's rows; the loss is rescaled so DDP's mean of the
+                        share = len(y[rank::world]) * world / len(y)  # ranks' gradients is the global batch's
                         x, y = x[rank::world], y[rank::world]
                         mask = mask[rank::world] if mask is not None else None
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -249,29 +292,39 @@ def train_classifier(
                     if settings.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        loss = _loss(train_model, x, y, objective, settings, attacker, attack_model=model, mask=mask, calls=attack_calls, cost=cost)
+                        loss = _loss(train_model, x, y, objective, settings, attacker, attack_model=model, mask=mask,
+                                     calls=attack_calls, cost=cost) * share
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     cost["optimizer_steps"] += 1
                     if ema is not None:
                         ema.update(model)
+                    if watcher is not None:
+                        curves.step(loss, y)
                     advance(1)
                 wall[0] += time.perf_counter() - started
+                if watcher is not None:
+                    curves.end_epoch(epoch, ema.model if ema is not None else model, cost["optimizer_steps"],
+                                     optimizer.param_groups[0]["lr"])
                 if rank == 0:
-                    save_checkpoint(last, _state_tensors(model, optimizer, ema), {"epoch": epoch, "seed": seed, "cost": cost})
+                    save_checkpoint(last, _state_tensors(model, optimizer, ema), {"epoch": epoch, "seed": seed, "cost": cost,
+                                                                                   "settings": made_by})
                     atomic_write_text(wall_file, json.dumps({"wall_seconds": wall[0]}))
                 if distributed:
-                    torch.distributed.barrier()
+                    barrier(f"the checkpoint of epoch {epoch}")
     finally:
         if counter is not None:
             counter.remove()
+        if watcher is not None:
+            watcher.remove()
     if rank == 0:
-        save_checkpoint(final, _state_tensors(model, optimizer, ema), {"epoch": epochs - 1, "seed": seed, "cost": cost})
+        save_checkpoint(final, _state_tensors(model, optimizer, ema), {"epoch": epochs - 1, "seed": seed, "cost": cost,
+                                                                                 "settings": made_by})
         last.unlink(missing_ok=True)
     if distributed:
-        torch.distributed.barrier()
-    _fill_record(record, {**cost, "wall_seconds": wall[0]}, mixer, real, synthetic, settings.batch_size, steps, total)
+        barrier("the final checkpoint")
+    _fill_record(record, {**cost, "wall_seconds": wall[0]}, mixer, real, synthetic, settings.batch_size, steps, total, curves)
     return _finish(model, ema)
 
 
@@ -282,9 +335,12 @@ def _read_wall(path: Path) -> float:
         return 0.0
 
 
-def _fill_record(record, cost, mixer, real, synthetic, batch_size: int, steps_per_epoch: int, total: int) -> None:
+def _fill_record(record, cost, mixer, real, synthetic, batch_size: int, steps_per_epoch: int, total: int,
+                 curves=None) -> None:
     if record is not None:
         record.update(training_record(cost, mixer, real, synthetic, batch_size, steps_per_epoch, total))
+        if curves is not None:
+            record["curves"] = curves.epochs
 
 
 def training_record(cost: dict[str, Any], mixer: Mixer, real, synthetic, batch_size: int, steps_per_epoch: int,
@@ -322,7 +378,10 @@ def train_reference_classifier(context) -> torch.nn.Module:
         "epochs": recipe.reference.epochs, "lr": recipe.reference.lr, "ema_decay": None, "label_smoothing": 0.0,
     })
     factory = context.registry.create(recipe.train.model.key, kind="model", **recipe.train.model.options)
-    model = factory.build(context.real_train.image_shape, context.real_train.num_classes)
+    from dreamset.seeding import build_model
+
+    model = build_model(factory, context.real_train.image_shape, context.real_train.num_classes,
+                        seed=recipe.seeds[0], purpose="reference")
     mixer = context.registry.create("mixer:ratio", real_fraction=1.0)
     return train_classifier(context, model, mixer=mixer, real=context.real_train, synthetic=None, attacker=None,
                             settings=settings, seed=recipe.seeds[0], checkpoint_dir=context.run_dir / "reference",

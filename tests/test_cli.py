@@ -109,7 +109,7 @@ def test_evaluate_cli_prints_json_and_refuses_bad_sources(tmp_path, capsys):
     assert main(["import", str(_digits_npz(tmp_path / "s.npz", 0.0, 0)), str(tmp_path / "store"),
                  "--class-names", names]) == 0
     capsys.readouterr()
-    assert main(["evaluate", "dataset:digits", str(tmp_path / "store"), "--metric", "kid"]) == 0
+    assert main(["evaluate", "dataset:digits", str(tmp_path / "store"), "--metric", "kid", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kid"]["kid_mean"] < 0.05
     assert main(["evaluate", "dataset:digits", str(tmp_path / "missing.npz")]) == 2
     assert "synthetic: " in capsys.readouterr().err

@@ -76,7 +76,8 @@ def test_absurd_generation_size_is_refused_with_the_estimate(tmp_path, capsys, m
                  "--set", "data.dataset.options.train_size=100"])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "generate.count: 1,000,000,000 images of (1, 8, 8) need about 72.0 GB on disk, but only 10.0 GB are free" in err
+    assert ("generate.count: 1,000,000,000 images of (1, 8, 8) need about 392.0 GB on disk (392 bytes per image with labels "
+            "and provenance), but only 10.0 GB are free") in err
     assert not (out / "synthetic").exists() and not (out / "report.json").exists()
 
 

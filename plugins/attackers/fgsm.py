@@ -15,10 +15,11 @@ from pydantic import Field
 
 from dreamset import Options, hookimpl
 from dreamset.attacking import TorchattacksAttacker
+from dreamset.options import FractionFloat
 
 
 class FGSMOptions(Options):
-    eps: float = Field(default=8 / 255, gt=0, le=1, description="L-inf radius = step size (pixel units of [0,1])")
+    eps: FractionFloat = Field(default=8 / 255, gt=0, le=1, description="L-inf radius = step size (pixel units of [0,1])")
     targeted: Literal[False, "random", "least-likely"] = Field(
         default=False, description="untargeted, or towards a random / the least-likely other class")
 

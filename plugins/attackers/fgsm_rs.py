@@ -16,11 +16,12 @@ from pydantic import Field
 
 from dreamset import Options, hookimpl
 from dreamset.attacking import TorchattacksAttacker
+from dreamset.options import FractionFloat
 
 
 class FGSMRandomStartOptions(Options):
-    eps: float = Field(default=8 / 255, gt=0, le=1, description="L-inf radius (pixel units of [0,1])")
-    alpha: float | None = Field(default=None, gt=0, le=2, description="step size (default 1.25·eps, Wong et al. 2020)")
+    eps: FractionFloat = Field(default=8 / 255, gt=0, le=1, description="L-inf radius (pixel units of [0,1])")
+    alpha: FractionFloat | None = Field(default=None, gt=0, le=2, description="step size (default 1.25·eps, Wong et al. 2020)")
     targeted: Literal[False, "random", "least-likely"] = Field(
         default=False, description="untargeted, or towards a random / the least-likely other class")
 

@@ -24,13 +24,14 @@ from dreamset.attacking import check_attack_inputs, preserved_modes
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Attacker
 from dreamset.lazy import lazy_module
+from dreamset.options import FractionFloat
 
 torch = lazy_module("torch")
 
 
 class MaskedPGDOptions(Options):
-    eps: float = Field(default=8 / 255, gt=0, le=1, description="L-inf radius inside the mask (pixel units of [0,1])")
-    alpha: float | None = Field(default=None, gt=0, le=1, description="step size (default 2.5·eps/steps)")
+    eps: FractionFloat = Field(default=8 / 255, gt=0, le=1, description="L-inf radius inside the mask (pixel units of [0,1])")
+    alpha: FractionFloat | None = Field(default=None, gt=0, le=1, description="step size (default 2.5·eps/steps)")
     steps: int = Field(default=10, ge=1, le=100_000, description="PGD iterations")
     random_start: bool = Field(default=True, description="start from a uniform point of the masked ball")
     region: Literal["given", "foreground", "background"] = Field(

@@ -15,12 +15,13 @@ from pydantic import Field
 from dreamset import hookimpl
 from dreamset.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 from dreamset.lazy import lazy_module
+from dreamset.options import FractionFloat
 
 torch = lazy_module("torch")
 
 
 class PGDOptions(NormBallOptions):
-    alpha: float | None = Field(default=None, gt=0, le=64, description="step size (default 2.5·eps/steps)")
+    alpha: FractionFloat | None = Field(default=None, gt=0, le=64, description="step size (default 2.5·eps/steps)")
     steps: int = Field(default=10, ge=1, le=100_000)
     random_start: bool = True
     restarts: int = Field(default=1, ge=1, le=1000, description="keep the worst case over restarts (evaluation)")

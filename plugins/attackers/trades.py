@@ -16,11 +16,12 @@ from pydantic import Field
 
 from dreamset import Options, hookimpl
 from dreamset.attacking import TorchattacksAttacker, preserved_modes
+from dreamset.options import FractionFloat
 
 
 class TradesOptions(Options):
-    eps: float = Field(default=8 / 255, gt=0, le=1, description="L-inf radius (pixel units of [0,1])")
-    alpha: float = Field(default=2 / 255, gt=0, le=1, description="step size")
+    eps: FractionFloat = Field(default=8 / 255, gt=0, le=1, description="L-inf radius (pixel units of [0,1])")
+    alpha: FractionFloat = Field(default=2 / 255, gt=0, le=1, description="step size")
     steps: int = Field(default=10, ge=1, le=100_000, description="number of KL ascent steps")
 
 

@@ -5,6 +5,11 @@
 converted explicitly to ``channels`` (1 = grey "L", 3 = "RGB"), resized to ``image_size`` if given
 (all images must otherwise share one size) and returned as ``uint8 N×C×H×W`` (``get`` gives float32
 [0,1]). A corrupt or truncated file is an error naming it; so is a class folder without images.
+
+The folder may come from someone else: only regular files are read (a FIFO or device named
+``x.png`` is skipped, never opened), and a symlink — class folder or file — that resolves outside
+``root`` is an error unless ``allow_external_links: true``.
+
 No paper: a file layout. Example: ``data: {dataset: {key: imagefolder, options: {root: data/pets}}}``.
 """
 from __future__ import annotations
@@ -28,12 +33,21 @@ class ImageFolderOptions(Options):
     channels: Literal[1, 3] = 3
     image_size: int | None = Field(default=None, ge=1, le=4096, description="resize to image_size×image_size")
     seed: int = Field(default=0, ge=0)
+    allow_external_links: bool = Field(default=False, description="follow symlinks that lead outside root")
 
 
-def _class_folders(folder: Path) -> list[Path]:
+def _inside(path: Path, root: Path | None) -> Path:
+    """``path``, or an error when it is a symlink resolving outside ``root`` (``None``: allowed)."""
+    if root is not None and path.is_symlink() and not path.resolve().is_relative_to(root):
+        raise BadInputError(f"{path}: a symlink leading outside {root} (to {path.resolve()}); "
+                            f"set allow_external_links: true to follow it")
+    return path
+
+
+def _class_folders(folder: Path, root: Path | None = None) -> list[Path]:
     if not folder.is_dir():
         raise BadInputError(f"{folder}: image folder not found (expected one sub-folder per class)")
-    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(_inside(p, root) for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise BadInputError(f"{folder}: no class sub-folders")
     return classes
@@ -50,14 +64,16 @@ class ImageFolderDataset(Dataset):
         import numpy as np
         from PIL import Image, UnidentifiedImageError
 
-        classes = _class_folders(folder)
+        root = None if self.options.allow_external_links else Path(self.options.root).expanduser().resolve()
+        classes = _class_folders(folder, root)
         names = [p.name for p in classes]
         if class_names is not None and names != class_names:
             raise BadInputError(f"{folder}: class folders {names} differ from the training split's {class_names}")
         mode = "L" if self.options.channels == 1 else "RGB"
         images, labels, shape = [], [], None
         for label, class_dir in enumerate(classes):
-            files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(_inside(p, root) for p in class_dir.iterdir()
+                           if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())  # regular files only (no FIFO)
             if not files:
                 raise BadInputError(f"{class_dir}: class folder has no images")
             for file in files:

@@ -33,8 +33,16 @@ def read_npz_images(path: Path):
 
     if not path.is_file():
         raise BadInputError(f"{path}: .npz file not found (give the path to a file with 'image' and 'label' arrays)")
+    import zipfile
+
+    from dreamset.verify import check_npz_members
+
     try:
+        with zipfile.ZipFile(path) as zf:  # sizes and dtypes checked before any member is inflated
+            check_npz_members(zf, path)
         archive = np.load(path, allow_pickle=False)
+    except BadInputError:
+        raise
     except Exception as exc:
         raise BadInputError(f"{path}: cannot read as .npz ({type(exc).__name__}: {exc})") from None
     with archive:

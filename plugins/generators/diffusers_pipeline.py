@@ -75,10 +75,37 @@ def looks_like_path(model: str) -> bool:
 
 
 def _from_pretrained(loader, model: str, torch_dtype, **kwargs):
-    # ``torch_dtype`` works on every supported diffusers (>= 0.30); 0.36+ merely prefers ``dtype``
+    # ``torch_dtype`` works on every supported diffusers (>= 0.38); 0.36+ merely prefers ``dtype``
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
         return loader.from_pretrained(model, torch_dtype=torch_dtype, **kwargs)
+
+
+#: libraries whose classes a pipeline folder's model_index.json may name (anything else is custom code)
+KNOWN_LIBRARIES = {"diffusers", "transformers", None}
+
+
+def refuse_custom_code(folder: Path, field: str = "model") -> None:
+    """A one-line error when a local pipeline folder carries code of its own: a ``.py`` file, or a
+    ``model_index.json`` naming a custom pipeline class or a component from another library. dreamset
+    loads weights and configs, never code found in a model folder."""
+    import json
+
+    scripts = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.py"))
+    if scripts:
+        raise BadInputError(f"{field}: {folder} contains Python code ({', '.join(scripts[:3])}); dreamset does not run "
+                            "code shipped with a model: remove it or use a standard diffusers pipeline folder")
+    try:
+        index = json.loads((folder / "model_index.json").read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{field}: {folder / 'model_index.json'} is unreadable ({exc})") from None
+    if not isinstance(index, dict) or isinstance(index.get("_class_name"), (list, tuple)):
+        raise BadInputError(f"{field}: {folder / 'model_index.json'} names a custom pipeline class; dreamset loads "
+                            "diffusers' own pipelines only")
+    for name, value in index.items():
+        if not name.startswith("_") and isinstance(value, list) and len(value) == 2 and value[0] not in KNOWN_LIBRARIES:
+            raise BadInputError(f"{field}: {folder / 'model_index.json'}: component {name!r} comes from "
+                                f"{str(value[0])[:60]!r}, not diffusers or transformers (custom code is not loaded)")
 
 
 def load_pretrained(loader, model: str, *, local_files_only: bool, torch_dtype, field: str = "model", **kwargs):
@@ -91,8 +118,11 @@ def load_pretrained(loader, model: str, *, local_files_only: bool, torch_dtype, 
         if not (folder / "model_index.json").is_file():
             raise BadInputError(f"{field}: {model!r} is not a diffusers pipeline folder (no model_index.json); "
                                 "save one with pipe.save_pretrained(folder)")
+        refuse_custom_code(folder, field)
+        if any(folder.rglob("*.safetensors")):  # never fall back to pickled .bin weights beside them
+            kwargs.setdefault("use_safetensors", True)
         try:
-            return _from_pretrained(loader, str(folder), torch_dtype, **kwargs)
+            return _from_pretrained(loader, str(folder), torch_dtype, trust_remote_code=False, **kwargs)
         except (OSError, ValueError, TypeError, KeyError) as exc:  # wrong pipeline type, missing or corrupt parts
             reason = (str(exc).strip().splitlines() or [""])[0][:200]
             raise BadInputError(f"{field}: cannot load {loader.__name__} from {model!r} ({type(exc).__name__}: {reason})") from exc

@@ -47,6 +47,7 @@ from dreamset import Options, hookimpl
 from dreamset.attacking import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
+from dreamset.options import FractionFloat
 from dreamset.recipe import ComponentRef
 
 NORMALISATION = "trapezoid over eps/eps_span of clip((acc - 0.5) / 0.5, 0, 1)"
@@ -54,9 +55,9 @@ NORMALISATION = "trapezoid over eps/eps_span of clip((acc - 0.5) / 0.5, 0, 1)"
 
 class ARCOptions(Options):
     norm: Literal["linf", "l2"] = Field(default="linf", description="threat model of the discriminator's eps-balls")
-    eps: list[float] | None = Field(default=None, min_length=2, max_length=100,
+    eps: list[FractionFloat] | None = Field(default=None, min_length=2, max_length=100,
                                     description="explicit radius grid (ascending, >= 0); overrides eps_max/points")
-    eps_max: float | None = Field(default=None, gt=0, le=64, description="largest radius (default 8/255 L-inf, 0.5 L2)")
+    eps_max: FractionFloat | None = Field(default=None, gt=0, le=64, description="largest radius (default 8/255 L-inf, 0.5 L2)")
     points: int = Field(default=5, ge=2, le=100, description="radii evenly spaced on [0, eps_max]")
     discriminator: ComponentRef = Field(default={"key": "model:small-cnn", "options": {"width": 8}},
                                         description="registry model key (or {key, options}) of the real-vs-synthetic discriminator")

@@ -48,6 +48,7 @@ from pydantic import Field
 
 from dreamset import Options, hookimpl
 from dreamset.attacking import forked_rng
+from dreamset.seeding import build_model
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 
@@ -153,7 +154,8 @@ class EffectiveRobustnessMetric(Metric):
             for epochs in epochs_list:
                 seed = o.seed + index
                 settings = recipe.train.model_copy(update={"epochs": epochs, "ema_decay": None, "label_smoothing": 0.0})
-                model = factory.build(real.image_shape, real.num_classes)
+                model = build_model(factory, real.image_shape, real.num_classes, seed=o.seed,
+                                    purpose="effective-robustness-testbed", index=index)
                 model = train_classifier(context, model, mixer=mixer, real=subset, synthetic=None, attacker=None, settings=settings,
                                          seed=seed, checkpoint_dir=cache / f"n{size}-e{epochs}-s{seed}",
                                          description=f"ER testbed n={size} epochs={epochs}")

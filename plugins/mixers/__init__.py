@@ -49,11 +49,14 @@ def object_composition(real, synthetic) -> tuple[float, float]:
 
 
 def compositing_inputs(mixer, real, synthetic):
-    """``(images, labels, masks, backgrounds, placement)`` for a compositing mixer: the objects
-    (``float32 N×C×H×W`` in [0,1], ``int64 N``), their masks (``N×1×H×W``), the background bank and the
-    placement ranges. None of it depends on the epoch, so it is built on the first epoch and kept on
-    the mixer for as long as the same object source comes back (the trainer calls ``batches`` once
-    per epoch). The returned tensors are read-only by contract: mixers index them, never write."""
+    """``(fetch, labels, backgrounds, placement)`` for a compositing mixer: ``fetch(indices)`` reads
+    those objects from their source and returns ``(images float32 B×C×H×W in [0,1], masks B×1×H×W)``;
+    ``labels`` are all the objects' labels (``int64 N``), then the background bank and the placement
+    ranges. Objects are read batch by batch (a store stays on disk: memory does not grow with the
+    number of objects, ``benchmarks/compositing_memory.py``); the bank (``n_backgrounds`` images,
+    capped by :func:`dreamset.backgrounds.background_bank`) and the labels are built on the first
+    epoch and kept on the mixer for as long as the same object source comes back (the trainer calls
+    ``batches`` once per epoch). The returned tensors are read-only by contract."""
     objects = object_source(real, synthetic)
     cached = getattr(mixer, "_compositing_inputs", None)
     if cached is not None and cached[0] is objects:
@@ -62,9 +65,13 @@ def compositing_inputs(mixer, real, synthetic):
     from dreamset.compositing import object_masks
 
     o = mixer.options
-    images, labels = objects.get(range(len(objects)))
-    inputs = (images, labels, object_masks(images, o.mask_threshold),
-              background_bank(o.backgrounds, o.n_backgrounds, objects.image_shape, o.seed), o.placement())
+
+    def fetch(indices):
+        images, _ = objects.get(indices)
+        return images, object_masks(images, o.mask_threshold)
+
+    inputs = (fetch, objects.labels, background_bank(o.backgrounds, o.n_backgrounds, objects.image_shape, o.seed),
+              o.placement())
     mixer._compositing_inputs = (objects, inputs)
     return inputs
 

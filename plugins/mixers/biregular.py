@@ -16,6 +16,8 @@ composite in the stream becomes the background of the next one; the new object's
 Yields ``(float32 B×C×H×W in [0,1], int64 B, context mask float32 B×1×H×W)``: the mask is 1 outside
 the labelled object (a superimposed earlier object counts as context), for ``attacker:masked-pgd``'s
 adversarial refinement of the context (Jin & Rinard's third ingredient); deterministic in ``(seed, epoch)``.
+Objects are read from their source batch by batch (never all in memory); the epoch's graph holds
+16 bytes per edge (``N × object_degree`` pairs of int64 indices).
 """
 from __future__ import annotations
 
@@ -91,22 +93,22 @@ class BiregularMixer(Mixer):
         from dreamset.compositing import composite
 
         o = self.options
-        images, labels, masks, bank, placement = compositing_inputs(self, real, synthetic)
+        fetch, labels, bank, placement = compositing_inputs(self, real, synthetic)
         generator = epoch_generator(seed, epoch)
-        obj, bg = biregular_edges(len(images), o.n_backgrounds, o.object_degree, generator)
+        obj, bg = biregular_edges(len(labels), o.n_backgrounds, o.object_degree, generator)
         order = torch.randperm(len(obj), generator=generator)
         obj, bg = obj[order], bg[order]
         previous = None
         for start in range(0, len(obj), batch_size):
             o_idx, b_idx = obj[start:start + batch_size], bg[start:start + batch_size]
-            x, placed = composite(images[o_idx], masks[o_idx], bank[b_idx], generator, placement)
+            images, masks = fetch(o_idx)
+            x, placed = composite(images, masks, bank[b_idx], generator, placement)
             flags = torch.rand(len(o_idx), generator=generator) < o.superimpose
             for i in torch.nonzero(flags).flatten().tolist():  # a chain: each uses the one before it
                 base = x[i - 1] if i > 0 else previous
                 if base is None:
                     continue
-                x[i : i + 1], placed[i : i + 1] = composite(images[o_idx[i : i + 1]], masks[o_idx[i : i + 1]], base[None],
-                                                            generator, placement)
+                x[i : i + 1], placed[i : i + 1] = composite(images[i : i + 1], masks[i : i + 1], base[None], generator, placement)
             previous = x[-1].clone()
             yield x, labels[o_idx], 1 - placed
 

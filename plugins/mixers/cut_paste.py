@@ -6,6 +6,8 @@ difference to the image's border (white-on-black glyphs, objects on plain backdr
 every object ``repeats`` times, each time on a background drawn uniformly from the bank with a random
 scale/rotation/translation/flip/brightness — vectorised over whole batches (:mod:`dreamset.compositing`).
 With ``backgrounds: plain`` this is the naive baseline of Jin & Rinard (arXiv:2005.14707).
+Objects are read from their source batch by batch (never all in memory); the epoch's plan holds
+8 bytes per placement (``N × repeats`` int64 indices).
 Yields ``(float32 B×C×H×W in [0,1], int64 B, context mask float32 B×1×H×W)`` — the mask is 1 where
 the background shows, for ``attacker:masked-pgd``'s refinement; deterministic in ``(seed, epoch)``.
 """
@@ -44,13 +46,13 @@ class CutPasteMixer(Mixer):
 
         from dreamset.compositing import composite
 
-        images, labels, masks, bank, placement = compositing_inputs(self, real, synthetic)
+        fetch, labels, bank, placement = compositing_inputs(self, real, synthetic)
         generator = epoch_generator(seed, epoch)
-        order = torch.randperm(len(images) * self.options.repeats, generator=generator) % len(images)
+        order = torch.randperm(len(labels) * self.options.repeats, generator=generator) % len(labels)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             bg = bank[torch.randint(len(bank), (len(idx),), generator=generator)]
-            x, placed = composite(images[idx], masks[idx], bg, generator, placement)
+            x, placed = composite(*fetch(idx), bg, generator, placement)
             yield x, labels[idx], 1 - placed
 
 

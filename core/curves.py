@@ -1,0 +1,103 @@
+"""Training curves: per epoch, the mean training loss, the training accuracy and — every
+``report.curve_every`` epochs — clean and robust accuracy on a small fixed validation subset.
+
+The trainer owns one :class:`CurveRecorder` per arm and seed and calls it at two points only
+(:meth:`CurveRecorder.step`, :meth:`CurveRecorder.end_epoch`); the recorder does the rest:
+
+* training accuracy comes from the logits of the last forward pass of each optimizer step (a
+  forward hook on the model), i.e. on the batch the loss was computed on — adversarial examples
+  under adversarial training;
+* the validation subset is one seeded class-stratified subset of ``report.curve_samples`` test
+  images (:func:`dreamset.evaluation.stratified_subset`, seed ``evaluate.subset_seed``), the same
+  for every arm and seed; robust accuracy is under the first evaluation attacker (else the training
+  attacker), drawn on a forked random state so that recording never changes the training run;
+* the curve is saved as ``curves.json`` beside the checkpoints (a resumed or reused arm reports
+  the epochs it did before), ends up in ``report.json`` under
+  ``arms.<arm>.per_seed.<seed>.training.curves`` and is handed to the ``after_epoch`` hook
+  (experiment trackers).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dreamset.atomic import atomic_write_text
+
+
+class CurveRecorder:
+    def __init__(self, context, arm: str, seed: int, attacker, path: Path) -> None:
+        self.context, self.arm, self.seed, self.path = context, arm, seed, Path(path)
+        settings = context.recipe.report
+        self.every = settings.curve_every
+        self.validation = None
+        self.attacker = None
+        if settings.curve_samples and context.real_test is not None:
+            from dreamset.evaluation import stratified_subset
+
+            n = min(settings.curve_samples, len(context.real_test))
+            rows = stratified_subset(context.real_test.labels, n, context.recipe.evaluate.subset_seed,
+                                     field="report.curve_samples")
+            self.validation = context.real_test.subset(rows)
+            refs = context.recipe.evaluate.attackers
+            self.attacker = (context.registry.create(refs[0].key, kind="attacker", field_path="evaluate.attackers.0.options",
+                                                     **refs[0].options) if refs else attacker)
+        try:
+            self.epochs: list[dict[str, Any]] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.epochs = []
+        self._logits: torch.Tensor | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._loss = 0.0
+        self._correct = 0
+        self._seen = 0
+        self._steps = 0
+
+    def watch(self, model: torch.nn.Module):
+        """Keep the logits of ``model``'s latest forward pass; returns the hook handle."""
+        return model.register_forward_hook(lambda _m, _i, out: setattr(self, "_logits", out))
+
+    def step(self, loss: torch.Tensor, y: torch.Tensor) -> None:
+        """After an optimizer step: add its loss and (from the last forward) its correct count."""
+        self._loss += float(loss.detach())
+        self._steps += 1
+        logits = self._logits
+        if torch.is_tensor(logits) and logits.ndim == 2 and logits.shape[0] == y.shape[0]:
+            self._correct += int((logits.detach().argmax(dim=1) == y).sum())
+            self._seen += int(y.shape[0])
+        self._logits = None
+
+    def end_epoch(self, epoch: int, model: torch.nn.Module, step: int, lr: float) -> dict[str, Any]:
+        """Close epoch ``epoch``: record it (with the periodic validation), save, call the hook."""
+        entry: dict[str, Any] = {
+            "epoch": epoch, "step": step, "lr": lr,
+            "loss": self._loss / self._steps if self._steps else math.nan,
+            "train_accuracy": self._correct / self._seen if self._seen else math.nan,
+        }
+        if self.validation is not None and (epoch + 1) % self.every == 0:
+            entry.update(self._validate(model))
+        self._reset()
+        self.epochs = [e for e in self.epochs if e["epoch"] < epoch] + [entry]
+        atomic_write_text(self.path, json.dumps(self.epochs))
+        import dreamset.registry as registry_module
+
+        registry_module.plugin_manager().hook.after_epoch(context=self.context, arm=self.arm, seed=self.seed,
+                                                          epoch=epoch, metrics=dict(entry))
+        return entry
+
+    def _validate(self, model: torch.nn.Module) -> dict[str, float]:
+        from dreamset.attacking import forked_rng
+        from dreamset.evaluation import _mean, correct
+
+        device, bs = self.context.device, self.context.recipe.evaluate.batch_size
+        with forked_rng(device, self.seed):
+            clean = correct(model, self.validation, device, bs)
+            out = {"val_clean_accuracy": _mean(clean)}
+            if self.attacker is not None:
+                out["val_robust_accuracy"] = _mean(clean & correct(model, self.validation, device, bs, self.attacker))
+        return out
