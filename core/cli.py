@@ -214,7 +214,7 @@ def cmd_grid(args) -> int:
 def cmd_evaluate(args) -> int:
     from dreamset.compare import evaluate_sources
 
-    result = evaluate_sources(args.real, args.synthetic, metrics=args.metric, registry=_registry(args))
+    result = evaluate_sources(args.real, args.synthetic, metrics=args.metric, registry=_registry(args), extractor=args.extractor)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -292,10 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", type=int, default=8)
     p.set_defaults(func=cmd_grid)
     p = sub.add_parser("evaluate", help="compute metrics between a real and a synthetic source")
-    p.add_argument("real", help="dataset key (dataset:digits) or store folder or .npz")
-    p.add_argument("synthetic", help="store folder or .npz (all of it: no split on the synthetic side)")
+    p.add_argument("real", help="dataset key (dataset:digits), store folder, .npz, or a feature file (.npy / .npz with 'features')")
+    p.add_argument("synthetic", help="store folder or .npz (all of it: no split on the synthetic side), or a feature file (.npy / .npz with 'features')")
     p.add_argument("--metric", action="append",
                    help=f"metric key (repeatable; default {', '.join(k.split(':', 1)[1] for k in DEFAULT_METRICS)})")
+    p.add_argument("--extractor", help="feature extractor key for the feature metrics, e.g. extractor:inception-fid")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("report", help="re-render report.html and plots of a run folder")

@@ -1,8 +1,9 @@
 """``dreamset evaluate``: distribution metrics between a real and a synthetic source, without a run.
 
 Sources are named the way a user has them: a dataset key (``dataset:digits``, its training split is
-the real set and its test split the held-out set), a dreamset store folder, or a ``.npz`` with
-``image``/``label`` arrays (the DM-Improves-AT / Rebuffi et al. release format). The metrics get a
+the real set and its test split the held-out set), a dreamset store folder, a ``.npz`` with
+``image``/``label`` arrays (the DM-Improves-AT / Rebuffi et al. release format), or precomputed
+features: a ``.npy`` ``N×D`` matrix or a ``.npz`` with ``features`` (and optionally ``labels``). The metrics get a
 :class:`~dreamset.context.RunContext` whose reference classifier (for the offline ``reference``
 feature extractor and label agreement) is trained on the real source and cached in ``work_dir``.
 Metrics that need trained arms (accuracy, effective robustness) belong in a recipe, not here.
@@ -17,6 +18,8 @@ from dreamset.errors import BadInputError
 
 #: the metrics ``dreamset evaluate`` computes when none is named
 DEFAULT_METRICS = ("metric:fid", "metric:kid", "metric:prdc", "metric:label-agreement")
+#: the defaults when a side is a feature file (label agreement needs images)
+DEFAULT_FEATURE_METRICS = ("metric:fid", "metric:kid", "metric:prdc")
 #: metrics that only make sense after a recipe has trained its arms
 NEEDS_ARMS = {"metric:accuracy", "metric:robust-accuracy", "metric:effective-robustness"}
 
@@ -51,25 +54,44 @@ def open_source(spec: str, registry, field: str, whole: bool = False):
 
 def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = None, registry=None,
                      work_dir: str | Path | None = None, model: str = "model:small-cnn",
-                     reference_epochs: int = 20) -> dict[str, Any]:
-    """``{metric name: result}`` for ``metrics`` (default FID, KID, PRDC, label agreement) between
-    ``real`` and ``synthetic``."""
+                     reference_epochs: int = 20, extractor: str | None = None) -> dict[str, Any]:
+    """``{metric name: result}`` for ``metrics`` (default FID, KID, PRDC, label agreement; with a
+    feature file FID, KID, PRDC) between ``real`` and ``synthetic``. Either may be a precomputed
+    feature file (``.npy`` matrix, or ``.npz`` with ``features`` [and ``labels``]); ``extractor``
+    (a registry key) embeds the image sources of the feature metrics."""
     import torch
 
     import dreamset.registry as registry_module
     from dreamset.context import RunContext, resolve_device
+    from dreamset.features import is_feature_file
     from dreamset.pipeline import metric_report_name
     from dreamset.recipe import Recipe
 
     registry = registry or registry_module.get_registry()
-    keys = [m if m.startswith("metric:") else f"metric:{m}" for m in (metrics or DEFAULT_METRICS)]
+    files = {side: spec for side, spec in (("real_features", real), ("synthetic_features", synthetic)) if is_feature_file(spec)}
+    defaults = DEFAULT_FEATURE_METRICS if files else DEFAULT_METRICS
+    keys = [m if m.startswith("metric:") else f"metric:{m}" for m in (metrics or defaults)]
+    options: dict[str, Any] = dict(files)
+    if extractor is not None:
+        options["extractor"] = extractor
     for key in keys:
         if key in NEEDS_ARMS:
             raise BadInputError(f"--metric {key}: needs trained arms; run it in a recipe (evaluate.metrics)")
-        registry.get(key)  # unknown key -> error listing close matches, before any work
-    real_train, real_test = open_source(real, registry, "real")
-    synthetic_source, _ = open_source(synthetic, registry, "synthetic", whole=True)
-    if list(synthetic_source.class_names) != list(real_train.class_names):
+        fields = registry.get(key).options_model().model_fields  # unknown key -> error listing close matches
+        if options and "real_features" not in fields:
+            raise BadInputError(f"--metric {key}: takes images, not feature files or --extractor")
+    results: dict[str, Any] = {}
+    if len(files) == 2:  # nothing to embed: no context, no reference classifier
+        for key in keys:
+            results[metric_report_name(key)] = registry.create(key, kind="metric", **options).compute(None)
+        return results
+    real_train, real_test = open_source(real, registry, "real") if "real_features" not in files else (None, None)
+    synthetic_source = open_source(synthetic, registry, "synthetic", whole=True)[0] if "synthetic_features" not in files else None
+    if real_train is None or synthetic_source is None:
+        if "extractor" not in options:
+            raise BadInputError("--extractor: with one side a feature file, name the extractor that made it "
+                                "(e.g. extractor:inception-fid) so the other side is embedded the same way")
+    elif list(synthetic_source.class_names) != list(real_train.class_names):
         raise BadInputError(f"synthetic: class names {list(synthetic_source.class_names)[:5]}... differ from the "
                             f"real source's {list(real_train.class_names)[:5]}...")
     work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="dreamset-evaluate-"))
@@ -78,9 +100,8 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
     context = RunContext(recipe=recipe, run_dir=work, registry=registry, device=resolve_device("auto"))
     context.real_train, context.real_test, context.synthetic = real_train, real_test, synthetic_source
     torch.manual_seed(0)
-    results: dict[str, Any] = {}
     for key in keys:
-        metric = registry.create(key, kind="metric")
+        metric = registry.create(key, kind="metric", **options)
         results[metric_report_name(key)] = metric.compute(context)
     return results
 

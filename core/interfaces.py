@@ -274,5 +274,32 @@ class Metric(Component):
         """Return a JSON-serialisable dict; it lands in ``report.json`` under ``metrics``."""
 
 
+class Extractor(Component):
+    """A feature extractor (``extractor:*``): a network mapping images to feature vectors for the
+    distribution metrics (FID, KID, PRDC, memorization, Vendi).
+
+    :meth:`embed` takes ``float32 B×C×H×W`` images in [0,1] (``C`` = 1 or 3) and returns features
+    ``float32 B×D`` on the CPU; it resizes and normalises inside, as :attr:`preprocessing` says.
+    :meth:`prepare` builds the network once (weights from a local file, never downloaded)."""
+
+    def prepare(self, context: "RunContext | None") -> None:
+        """Build the network (called once before the first :meth:`embed`). Default: nothing."""
+
+    @abc.abstractmethod
+    def embed(self, images: "torch.Tensor") -> "torch.Tensor":
+        """Features ``float32 B×D`` (CPU) of ``images`` (``float32 B×C×H×W`` in [0,1])."""
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """JSON description of the input pipeline (resize mode and size, value range) — reported
+        beside every number and part of the reference-statistics cache key."""
+        return {}
+
+    def cache_identity(self) -> dict[str, Any] | None:
+        """What makes two instances produce the same features (key, options, weights file
+        identity); ``None`` = features depend on the run (not cacheable across runs)."""
+        return None
+
+
 #: kind -> interface class (derived from the kinds table, :data:`dreamset.kinds.KINDS`)
 KIND_INTERFACES: dict[str, type[Component]] = {kind.name: globals()[kind.interface] for kind in KINDS}

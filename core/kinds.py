@@ -69,6 +69,8 @@ KINDS: tuple[Kind, ...] = (
          "training objectives: loss(model, x, y, attacker=, mask=) -> scalar loss (standard, PGD-AT, TRADES, MART)"),
     Kind("metric", "Metric", ("evaluate.metrics[]",),
          "metrics: compute(context) -> JSON-serialisable result stored in report.json"),
+    Kind("extractor", "Extractor", ("evaluate.metrics[].options.extractor",),
+         "feature extractors: embed(images) -> float32 N×D features for the distribution metrics"),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

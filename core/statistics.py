@@ -17,8 +17,8 @@
 
 Inputs: features as torch tensors or numpy arrays, ``N×D``, any float dtype, any finite values.
 Everything is computed in ``float64``; means are ``float64 D``, covariances ``float64 D×D``; distances
-are returned as Python floats (``≥ 0`` up to rounding for FID; KID may be slightly negative, being
-unbiased).
+are returned as Python floats (FID ``≥ 0``: rounding-level negatives are clamped to 0; KID may be
+slightly negative, being unbiased).
 """
 from __future__ import annotations
 
@@ -31,7 +31,10 @@ import torch
 from dreamset.errors import BadInputError
 
 
-def _as_float64_matrix(x, name: str) -> torch.Tensor:
+def as_feature_matrix(x, name: str) -> torch.Tensor:
+    """``x`` (torch or numpy, ``N×D``, real-valued) as a CPU ``float64`` tensor; a wrong shape or
+    dtype, NaN or ±inf raise :class:`BadInputError` naming ``name``. Every feature metric goes
+    through it (FID, KID, PRDC, memorization, Vendi)."""
     x = torch.as_tensor(x)
     if x.ndim != 2:
         raise BadInputError(f"{name}: expected an N×D feature matrix, got shape {tuple(x.shape)}")
@@ -88,7 +91,7 @@ class StreamingMoments:
 
     def update(self, batch) -> "StreamingMoments":
         """Add the rows of ``batch`` (``N×D``, any float dtype). Returns ``self``."""
-        x = _as_float64_matrix(batch, "batch")
+        x = as_feature_matrix(batch, "batch")
         self._check_dim(x.shape[1], "batch")
         if x.shape[0] == 0:
             return self
@@ -107,6 +110,20 @@ class StreamingMoments:
         self._check_dim(other.dim, "merge")
         self._combine(other.count, other._mean, other._scatter)
         return self
+
+    def state(self) -> tuple[int, "np.ndarray", "np.ndarray"]:
+        """``(count, mean float64 D, scatter float64 D×D)`` as numpy arrays (to store and restore)."""
+        if self.count == 0:
+            raise BadInputError("state: no samples seen")
+        return self.count, self._mean.numpy().copy(), self._scatter.numpy().copy()
+
+    @classmethod
+    def from_state(cls, count, mean, scatter) -> "StreamingMoments":
+        """The accumulator :meth:`state` describes."""
+        moments = cls(int(np.asarray(mean).shape[0]))
+        moments._combine(int(count), torch.as_tensor(np.asarray(mean), dtype=torch.float64),
+                         torch.as_tensor(np.asarray(scatter), dtype=torch.float64))
+        return moments
 
     @property
     def mean(self) -> torch.Tensor:
@@ -131,7 +148,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     The eigenvalues of ``Σ1Σ2`` (real and ``≥ 0`` in exact arithmetic) are taken as real parts with
     rounding-level negatives clamped to 0. For rank-deficient covariances (``n ≤ D``, dead units) the
     zero eigenvalues come out as ``±ε‖Σ‖²`` and their square roots add up to ``~√ε·‖Σ‖`` each: the
-    result is then accurate to about ``1e-8`` relative to ``Tr Σ``, not to machine precision."""
+    result is then accurate to about ``1e-8`` relative to ``Tr Σ``, not to machine precision.
+    The result is clamped at 0: a negative value can only be rounding error (the exact distance is
+    ``≥ 0``), and pytorch-fid's ``calculate_frechet_distance`` agrees to rounding wherever it is ``> 0``."""
     mu1, mu2 = (torch.as_tensor(m).detach().cpu().to(torch.float64) for m in (mu1, mu2))
     sigma1, sigma2 = (torch.as_tensor(s).detach().cpu().to(torch.float64) for s in (sigma1, sigma2))
     d = mu1.shape[0] if mu1.ndim == 1 else -1
@@ -144,7 +163,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     eigenvalues = torch.linalg.eigvals(sigma1 @ sigma2).real.clamp(min=0)
     trace_sqrt = eigenvalues.sqrt().sum()
     diff = mu1 - mu2
-    return float(diff @ diff + torch.trace(sigma1) + torch.trace(sigma2) - 2 * trace_sqrt)
+    # exact arithmetic gives >= 0; for (near-)identical statistics rounding can leave a tiny negative
+    # (~1e-12 of Tr Σ): clamped to 0, the documented range
+    return max(0.0, float(diff @ diff + torch.trace(sigma1) + torch.trace(sigma2) - 2 * trace_sqrt))
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -155,7 +176,7 @@ def polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def polynomial_mmd(x, y) -> float:
     """Unbiased MMD² between samples ``x`` (``m×d``) and ``y`` (``n×d``), ``m, n ≥ 2``, under the
     cubic polynomial kernel: ``mean_{i≠j} k(xi,xj) + mean_{i≠j} k(yi,yj) − 2·mean_{i,j} k(xi,yj)``."""
-    x, y = _as_float64_matrix(x, "x"), _as_float64_matrix(y, "y")
+    x, y = as_feature_matrix(x, "x"), as_feature_matrix(y, "y")
     if x.shape[1] != y.shape[1]:
         raise BadInputError(f"y: expected {x.shape[1]}-dimensional rows like x, got {y.shape[1]}")
     m, n = x.shape[0], y.shape[0]
@@ -185,7 +206,7 @@ def kid_subset_indices(n_x: int, n_y: int, subset_size: int, num_subsets: int, s
 def kernel_inception_distance(x, y, subset_size: int = 1000, num_subsets: int = 100, seed: int = 0) -> tuple[float, float]:
     """KID: ``(mean, std)`` of :func:`polynomial_mmd` over ``num_subsets`` seeded random subset pairs of
     ``min(subset_size, len(x), len(y))`` rows each (std with ``ddof=0``, as torch-fidelity)."""
-    x, y = _as_float64_matrix(x, "x"), _as_float64_matrix(y, "y")
+    x, y = as_feature_matrix(x, "x"), as_feature_matrix(y, "y")
     size = min(subset_size, x.shape[0], y.shape[0])
     values = [polynomial_mmd(x[torch.from_numpy(i)], y[torch.from_numpy(j)])
               for i, j in kid_subset_indices(x.shape[0], y.shape[0], size, num_subsets, seed)]

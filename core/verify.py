@@ -28,6 +28,8 @@ LABEL_BYTES = 8
 
 
 def cache_dir() -> Path:
+    """dreamset's one cache folder (sha256 of store files, FID reference statistics):
+    ``$DREAMSET_CACHE_DIR``, else ``$XDG_CACHE_HOME/dreamset``, else ``~/.cache/dreamset``."""
     root = os.environ.get("DREAMSET_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dreamset")
     return Path(root)
 

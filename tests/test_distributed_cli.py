@@ -63,9 +63,15 @@ def numbers(report, path: str = "") -> dict[str, object]:
     elif isinstance(report, list):
         for i, value in enumerate(report):
             out.update(numbers(value, f"{path}[{i}]"))
-    else:
+    elif not _rank0_only(path):
         out[path] = report
     return out
+
+
+def _rank0_only(path: str) -> bool:
+    """Training curves' loss and train accuracy are rank 0's rows of each batch under torchrun
+    (docs/scale.md); their validation accuracies are the whole model's and are compared."""
+    return "/curves[" in path and path.rsplit("/", 1)[-1] in {"loss", "train_accuracy"}
 
 
 def assert_reports_match(one: dict, two: dict) -> None:

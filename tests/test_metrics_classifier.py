@@ -301,3 +301,20 @@ def test_bad_inputs_at_compute_name_the_field(context):
         with pytest.raises(BadInputError) as info:
             registry.create(key, **options).compute(ctx)
         assert str(info.value).startswith(field), (key, str(info.value))
+
+
+def test_arc_warns_when_a_discriminator_collapses_to_a_constant():
+    from dreamset.plugins.metrics.arc import collapse_warnings
+
+    curve = [{"eps": 0.0, "predicted_real_fraction": 0.49}, {"eps": 0.05, "predicted_real_fraction": 1.0},
+             {"eps": 0.1, "predicted_real_fraction": 0.0}, {"eps": 0.15, "predicted_real_fraction": 0.52}]
+    (warning,) = collapse_warnings(curve)
+    assert "collapsed" in warning and "0.05, 0.1" in warning and "0.15" not in warning
+    assert collapse_warnings(curve[:1] + curve[3:]) == []
+
+
+def test_arc_reports_the_schedule_and_predicted_fractions(context):
+    x, y = context.real_train.get(range(len(context.real_train)))
+    result = arc_of(context, x[:100], y[:100], torch.ones_like(x[:100]))
+    assert result["schedule"] == "curriculum" and isinstance(result["warnings"], list)
+    assert all(0 <= p["predicted_real_fraction"] <= 1 for p in result["curve"])

@@ -16,11 +16,18 @@ normalisation are not public; this implementation fixes them as follows.
   (``2n·C·H·W·4`` bytes: 25 MB for 1000 CIFAR-sized images per side).
 * Grid: ``eps`` (ascending, ≥ 0) or ``points`` radii evenly spaced on ``[0, eps_max]`` (default
   ``eps_max`` 8/255 for L∞, 0.5 for L2; pixel units of [0,1]).
-* Per radius ε: a fresh ``discriminator`` (registry model, default ``model:small-cnn`` width 8, same
-  initialisation for every ε) is trained with ``train_classifier`` — standard training at ε = 0,
-  PGD adversarial training (Madry et al., 2018; ``attacker:pgd``, ``attack_steps`` steps) otherwise —
-  and its robust accuracy ``a(ε)`` on the held-out images is measured under PGD with ``eval_steps``
-  steps at the same ε (clean accuracy at ε = 0).
+* Per radius ε: a ``discriminator`` (registry model, default ``model:small-cnn`` width 8) is trained
+  with ``train_classifier`` — standard training at ε = 0, PGD adversarial training (Madry et al.,
+  2018; ``attacker:pgd``, ``attack_steps`` steps) otherwise — and its robust accuracy ``a(ε)`` on the
+  held-out images is measured under PGD with ``eval_steps`` steps at the same ε (clean accuracy at
+  ε = 0). ``schedule: curriculum`` (default) starts the discriminator at each radius from the one
+  trained at the previous radius (an ε curriculum, as in Cai et al. 2018, "Curriculum Adversarial
+  Training", arXiv:1805.04807); ``independent`` trains a fresh one per radius from the same
+  initialisation — which on the default recipe collapsed to a constant prediction (exactly 50.0%
+  at every ε > 0; docs/metrics.md has the measurement).
+* Collapse check: for every radius the fraction of held-out images the discriminator calls real
+  (clean) is recorded (``predicted_real_fraction``); 0 or 1 means a constant discriminator and
+  adds a line to ``warnings`` (report.json: ``metrics.arc.warnings``).
 * ARC = ``∫ clip((a(ε) − 0.5)/0.5, 0, 1) d(ε/ε_span)`` over the grid by the trapezoid rule, where
   ``ε_span = ε_last − ε_first``. Identical distributions give ≈ 0 (chance everywhere, up to
   held-out sampling noise); sets that stay separable at every radius give 1. ARC ∈ [0, 1].
@@ -31,8 +38,8 @@ it was). Discriminator checkpoints are cached in ``run_dir/metrics/arc/<digest>/
 options and the exact images, so a re-run reuses them.
 
 Input images: ``float32 N×C×H×W`` in [0,1] (real and synthetic must share ``C×H×W``). Result:
-``arc`` (float in [0,1]), ``curve`` (list of ``{eps, robust_accuracy, clean_accuracy}``, accuracies
-in [0,1]), ``norm``, ``eps_max``, ``normalisation``, ``n_train_per_side``, ``n_heldout_per_side``,
+``arc`` (float in [0,1]), ``curve`` (list of ``{eps, robust_accuracy, clean_accuracy,
+predicted_real_fraction}``, in [0,1]), ``warnings``, ``schedule``, ``norm``, ``eps_max``, ``normalisation``, ``n_train_per_side``, ``n_heldout_per_side``,
 ``discriminator``, ``real``, a ``tables`` entry, and the figure ``run_dir/arc_curve.png``.
 """
 from __future__ import annotations
@@ -64,12 +71,16 @@ class ARCOptions(Options):
     real: Literal["train", "test"] = Field(default="train", description="which real split to compare with")
     epochs: int = Field(default=10, ge=1, le=100_000, description="discriminator training epochs per radius")
     batch_size: int = Field(default=128, ge=2, le=1_000_000, description="training batch (half real, half synthetic)")
-    lr: float = Field(default=0.01, gt=0, le=10, description="AdamW learning rate (cosine schedule)")
+    lr: float = Field(default=0.002, gt=0, le=10, description="AdamW learning rate (cosine schedule; 0.01 before 2026-12 collapsed at eps > 0)")
     attack_steps: int = Field(default=5, ge=1, le=10_000, description="PGD steps during adversarial training")
     eval_steps: int = Field(default=10, ge=1, le=10_000, description="PGD steps when measuring robust accuracy")
     max_samples: int = Field(default=1000, ge=2, le=10_000_000, description="images per side (real, synthetic)")
     holdout_fraction: float = Field(default=0.3, gt=0, lt=1, description="fraction of each side held out for evaluation")
     seed: int = Field(default=0, ge=0, description="seed of the subsets, the discriminators and the attacks")
+    schedule: Literal["curriculum", "independent"] = Field(
+        default="curriculum",
+        description="curriculum: the discriminator at each radius starts from the one trained at the previous radius "
+                    "(no collapse to a constant); independent: a fresh discriminator per radius (the pre-2026-12 behaviour)")
 
     @model_validator(mode="after")
     def _grid(self):
@@ -104,6 +115,27 @@ def arc_area(eps: list[float], accuracies: list[float]) -> float:
     height = [min(1.0, max(0.0, (a - 0.5) / 0.5)) for a in accuracies]
     area = sum((eps[i + 1] - eps[i]) * (height[i] + height[i + 1]) / 2 for i in range(len(eps) - 1))
     return float(area / span)
+
+
+def _predicted_fraction(model, source, device, batch_size: int) -> float:
+    """Fraction of ``source`` the discriminator calls class 0 ("real"), clean inputs."""
+    from dreamset.evaluation import correct
+
+    zeros = source.labels == 0
+    hits = correct(model, source, device, batch_size)  # correct on a real image = predicted real
+    predicted_real = (hits & zeros).sum() + (~hits & ~zeros).sum()
+    return int(predicted_real) / max(len(source), 1)
+
+
+def collapse_warnings(curve: list[dict]) -> list[str]:
+    """One-line warnings for radii whose discriminator collapsed to a constant (it calls every
+    held-out image real, or every one synthetic): its accuracy is exactly chance by construction,
+    so that point measures the training failure, not the distributions."""
+    collapsed = [p["eps"] for p in curve if p["predicted_real_fraction"] in (0.0, 1.0)]
+    if not collapsed:
+        return []
+    return [f"arc: the discriminator collapsed to a constant prediction at eps = {', '.join(f'{e:.4g}' for e in collapsed)} "
+            "(exactly chance accuracy there): ARC is a lower bound; try schedule: curriculum, more epochs or a lower lr"]
 
 
 class ARCMetric(Metric):
@@ -180,6 +212,7 @@ class ARCMetric(Metric):
         cache = context.run_dir / "metrics" / "arc" / self._cache_key(real_x, syn_x)
         grid = o.grid()
         curve = []
+        previous = None
         for i, eps in enumerate(grid):
             train_attack = eval_attack = None
             if eps > 0:
@@ -187,14 +220,20 @@ class ARCMetric(Metric):
                 eval_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.eval_steps)
             with forked_rng(context.device, o.seed):
                 model = factory.build(tuple(real_x.shape[1:]), 2)
+                if o.schedule == "curriculum" and previous is not None:
+                    model.load_state_dict(previous)  # warm start: fine-tune the previous radius's discriminator
                 model = train_classifier(context, model, mixer=mixer, real=fit_real, synthetic=fit_syn, attacker=train_attack,
                                          settings=settings, seed=o.seed, checkpoint_dir=cache / f"eps-{i}",
                                          description=f"ARC discriminator eps={eps:.4g}")
+                previous = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 clean = accuracy(model, heldout, context.device, o.batch_size)
+                predicted_real = _predicted_fraction(model, heldout, context.device, o.batch_size)
                 torch.manual_seed(o.seed)
                 robust = clean if eval_attack is None else accuracy(model, heldout, context.device, o.batch_size, eval_attack)
-            curve.append({"eps": float(eps), "robust_accuracy": float(robust), "clean_accuracy": float(clean)})
+            curve.append({"eps": float(eps), "robust_accuracy": float(robust), "clean_accuracy": float(clean),
+                          "predicted_real_fraction": float(predicted_real)})
         arc = arc_area(grid, [point["robust_accuracy"] for point in curve])
+        warnings = collapse_warnings(curve)
         self._plot(context.run_dir / "arc_curve.png", curve, arc)
         return {
             "arc": arc,
@@ -206,9 +245,12 @@ class ARCMetric(Metric):
             "n_heldout_per_side": int(n_hold),
             "discriminator": o.discriminator.model_dump(mode="json"),
             "real": o.real,
+            "schedule": o.schedule,
+            "warnings": warnings,
             "tables": {"ARC: robust discrimination accuracy (%)": {
-                "header": ["eps", "robust acc %", "clean acc %"],
-                "rows": [[f"{p['eps']:.4g}", f"{100 * p['robust_accuracy']:.1f}", f"{100 * p['clean_accuracy']:.1f}"] for p in curve],
+                "header": ["eps", "robust acc %", "clean acc %", "predicted real %"],
+                "rows": [[f"{p['eps']:.4g}", f"{100 * p['robust_accuracy']:.1f}", f"{100 * p['clean_accuracy']:.1f}",
+                          f"{100 * p['predicted_real_fraction']:.1f}"] for p in curve],
             }},
         }
 

@@ -21,7 +21,8 @@ samples on either side). Per-class FID is biased upward for small ``n``: prefer 
 """
 from __future__ import annotations
 
-from typing import Iterator, Literal
+import re
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -29,67 +30,110 @@ from dreamset import Options, hookimpl
 from dreamset.errors import BadInputError
 from dreamset.interfaces import ImageSource, Metric
 from dreamset.lazy import lazy_module
+from dreamset.recipe import ComponentRef
 
 torch = lazy_module("torch")
 
-#: ``reference``, ``inception-v3`` or ``timm:NAME`` (see :mod:`dreamset.features`)
-EXTRACTOR_PATTERN = r"^(reference|inception-v3|timm:[A-Za-z0-9_.\-]+)$"
-
-
 class FeatureOptions(Options):
-    """Options shared by the feature-space metrics (FID, KID, PRDC)."""
+    """Options shared by the feature-space metrics (FID, KID, PRDC, memorization, Vendi)."""
 
-    extractor: str = Field(default="reference", pattern=EXTRACTOR_PATTERN,
-                           description="feature extractor: 'reference' (offline), 'inception-v3' or 'timm:NAME'")
+    extractor: str | ComponentRef = Field(
+        default="reference",
+        description="feature extractor: a registry key (extractor:reference, extractor:inception-fid, extractor:timm, ...) "
+                    "or {key, options}; the pre-registry strings 'reference', 'inception-v3', 'timm:NAME' still work")
     weights: str | None = Field(default=None, min_length=1,
-                                description="local weights file for 'inception-v3' / 'timm:NAME' (never downloaded)")
+                                description="legacy: local weights file of 'inception-v3' / 'timm:NAME' (never downloaded)")
     real: Literal["train", "test"] = Field(default="train", description="which real split to compare with")
     batch_size: int = Field(default=4096, ge=1, le=1_000_000,
                             description="images per feature-extraction chunk (bounds RAM to batch_size×D features)")
+    real_features: str | None = Field(default=None, min_length=1,
+                                      description="precomputed real features (.npy matrix, or .npz with features[, labels]) instead of the real split")
+    synthetic_features: str | None = Field(default=None, min_length=1,
+                                           description="precomputed synthetic features (.npy / .npz) instead of the synthetic store")
 
     @model_validator(mode="after")
-    def _weights_for_pretrained_extractors(self):
-        if self.extractor != "reference" and self.weights is None:
-            raise ValueError(f"weights: extractor {self.extractor!r} needs a local weights file "
-                             "(randomly initialised features are meaningless)")
+    def _extractor_is_known(self):
+        import dreamset.registry as registry_module
+        from dreamset.features import extractor_ref
+
         if self.extractor == "reference" and self.weights is not None:
             raise ValueError("weights: the 'reference' extractor takes no weights file")
+        if isinstance(self.extractor, str) and not re.match(EXTRACTOR_PATTERN, self.extractor):
+            raise ValueError(f"extractor: {self.extractor!r} is not a registry key, 'reference', 'inception-v3' or 'timm:NAME'")
+        try:
+            ref = extractor_ref(self.extractor, self.weights)
+            registry_module.get_registry().validate_options(ref.key, ref.options, kind="extractor", field_path="extractor.options")
+        except BadInputError as exc:
+            raise ValueError(str(exc)) from None
         return self
+
+    def extractor_name(self) -> str:
+        """What reports show as ``extractor``: the string as given, or the key of ``{key, options}``."""
+        return self.extractor if isinstance(self.extractor, str) else self.extractor.key
+
+
+#: a registry key, or a pre-registry string (``reference``, ``inception-v3``, ``timm:NAME``)
+EXTRACTOR_PATTERN = r"^(reference|inception-v3|timm:[A-Za-z0-9_.\-]+|(extractor:)?[a-z0-9][a-z0-9._+-]*)$"
+
+
+def feature_pair(context, options: FeatureOptions, *, need_synthetic: bool = True):
+    """``(real, synthetic, extractor)``: the two sides as :class:`~dreamset.features.FeatureSet`
+    (the run's real split / synthetic store embedded by ``options.extractor``, or the precomputed
+    ``real_features`` / ``synthetic_features`` files) and the extractor (``None`` when both sides are
+    files). A missing side raises a one-line error."""
+    from dreamset.features import FeatureSet, create_extractor, embedder, extractor_ref
+
+    sides, names = [], None
+    for field, wanted in (("real", True), ("synthetic", need_synthetic)):
+        path = getattr(options, f"{field}_features")
+        if path is not None:
+            sides.append(("file", path))
+            continue
+        source = source_for(context, field, options.real) if wanted else None
+        sides.append(("source", source))
+        if source is not None and names is None:
+            names = list(source.class_names)
+    extractor = None
+    if any(kind == "source" and value is not None for kind, value in sides):
+        extractor = create_extractor(context, extractor_ref(options.extractor, options.weights))
+    embed = embedder(extractor, getattr(context, "device", None), min(256, options.batch_size)) if extractor else None
+    out = []
+    for (kind, value), field in zip(sides, ("real", "synthetic")):
+        if kind == "file":
+            out.append(FeatureSet.from_file(value, f"{field}_features", class_names=names))
+        else:
+            out.append(FeatureSet(source=value, embed=embed, name=field) if value is not None else None)
+    return out[0], out[1], extractor
+
+
+def source_for(context, side: str, real: str):
+    """The run's real ``real`` split (``side == "real"``) or its synthetic store; one-line error if missing."""
+    if side == "real":
+        source = context.real_train if real == "train" else context.real_test
+        if source is None or len(source) == 0:
+            raise BadInputError(f"real: the run has no real {real} split to compare with (or give real_features)")
+        return source
+    if context.synthetic is None or len(context.synthetic) == 0:
+        raise BadInputError("synthetic: the run has no synthetic images to compare with (or give synthetic_features)")
+    return context.synthetic
 
 
 def source_pair(context, real: str) -> tuple[ImageSource, ImageSource]:
     """``(real split, synthetic store)`` of ``context``; a missing one raises a one-line error."""
-    real_source = context.real_train if real == "train" else context.real_test
-    if real_source is None or len(real_source) == 0:
-        raise BadInputError(f"real: the run has no real {real} split to compare with")
-    if context.synthetic is None or len(context.synthetic) == 0:
-        raise BadInputError("synthetic: the run has no synthetic images to compare with")
-    return real_source, context.synthetic
+    return source_for(context, "real", real), source_for(context, "synthetic", real)
 
 
-def iter_feature_chunks(context, source: ImageSource, indices, options: FeatureOptions) -> "Iterator[torch.Tensor]":
-    """Features ``float32 B×D`` (CPU) of ``source`` at ``indices`` (any int sequence), ``batch_size``
-    rows at a time, in order."""
-    from dreamset.data import as_index_tensor
-    from dreamset.features import feature_extractor
-
-    indices = as_index_tensor(indices)
-    features = feature_extractor(context, options.extractor, options.weights)  # built once, not per chunk
-    for start in range(0, indices.shape[0], options.batch_size):
-        chunk = source.subset(indices[start:start + options.batch_size])
-        yield features(chunk, batch_size=min(256, options.batch_size))
-
-
-def features_at(context, source: ImageSource, indices, options: FeatureOptions) -> "torch.Tensor":
-    """Features ``float32 len(indices)×D`` of ``source`` at ``indices`` (for bounded subsamples)."""
-    chunks = list(iter_feature_chunks(context, source, indices, options))
-    return torch.cat(chunks) if chunks else torch.zeros(0, 0)
+def extractor_report(options: FeatureOptions, extractor) -> dict:
+    """The report fields naming the feature space: ``extractor`` and its ``preprocessing``."""
+    return {"extractor": options.extractor_name(),
+            "preprocessing": extractor.preprocessing if extractor is not None else "precomputed features"}
 
 
 class FIDOptions(FeatureOptions):
     per_class: bool = Field(default=True, description="also report a per-class FID table")
     per_class_memory_mb: float = Field(default=4096, gt=0,
                                      description="skip the per-class table when its accumulators (2·K·D²·8 bytes) exceed this")
+    cache: bool = Field(default=True, description="reuse cached real statistics (keyed by dataset, split, extractor, preprocessing)")
 
 
 class FrechetInceptionDistance(Metric):
@@ -99,38 +143,70 @@ class FrechetInceptionDistance(Metric):
 
     Options = FIDOptions
 
-    def _moments(self, context, source: ImageSource, warnings: list[str]):
-        """``(overall moments, {class: moments} or None)`` of ``source``, one extraction pass."""
+    def _moments(self, side, classes: list[int], per_class: bool, warnings: list[str]):
+        """``(overall moments, {class: moments} or None)`` of one :class:`FeatureSet`, one pass."""
         from dreamset.statistics import StreamingMoments
 
         o = self.options
-        labels = source.labels
-        classes = sorted(set(labels.tolist()))
-        overall, per_class = StreamingMoments(), ({c: StreamingMoments() for c in classes} if o.per_class else None)
+        labels = side.labels
+        overall = StreamingMoments()
+        by_class = {c: StreamingMoments() for c in classes} if per_class else None
         start = 0
-        for features in iter_feature_chunks(context, source, range(len(source)), o):
-            if per_class is not None and overall.count == 0:
+        for features in side.chunks(range(len(side)), o.batch_size):
+            if by_class is not None and overall.count == 0:
                 need_mb = 2 * len(classes) * features.shape[1] ** 2 * 8 / 2**20
                 if need_mb > o.per_class_memory_mb:
                     warnings.append(f"per_class: skipped, {len(classes)} classes x {features.shape[1]}^2 float64 "
                                     f"accumulators need {need_mb:.3g} MB > per_class_memory_mb={o.per_class_memory_mb}")
-                    per_class = None
+                    by_class = None
             overall.update(features)
-            if per_class is not None:
+            if by_class is not None:
                 chunk_labels = labels[start:start + features.shape[0]]
                 for c in chunk_labels.unique().tolist():
-                    per_class[c].update(features[chunk_labels == c])
+                    by_class.setdefault(c, StreamingMoments()).update(features[chunk_labels == c])
             start += features.shape[0]
-        return overall, per_class
+        return overall, by_class
+
+    def _real_moments(self, real, extractor, classes, per_class, warnings):
+        """The real side's moments, from the statistics cache when the extractor allows it."""
+        from dreamset.features import StatisticsCache, source_fingerprint
+        from dreamset.statistics import StreamingMoments
+
+        key = None
+        if self.options.cache and real.source is not None and extractor is not None:
+            key = StatisticsCache.key(source_fingerprint(real.source), self.options.real, extractor, {"per_class": per_class})
+        cache = StatisticsCache()
+        stored = cache.load(key)
+        if stored is not None:
+            overall = StreamingMoments.from_state(stored["count"], stored["mean"], stored["scatter"])
+            by_class = None
+            if per_class and "class_count" in stored:
+                by_class = {int(c): StreamingMoments.from_state(n, m, sc) for c, n, m, sc in zip(
+                    stored["classes"], stored["class_count"], stored["class_mean"], stored["class_scatter"]) if n > 0}
+            return overall, by_class, True
+        overall, by_class = self._moments(real, classes, per_class, warnings)
+        arrays = dict(zip(("count", "mean", "scatter"), overall.state()))
+        if by_class:
+            kept = sorted(c for c, m in by_class.items() if m.count > 0)
+            states = [by_class[c].state() for c in kept]
+            arrays.update(classes=kept, class_count=[st[0] for st in states],
+                          class_mean=[st[1] for st in states], class_scatter=[st[2] for st in states])
+        if key is not None and overall.count:
+            cache.save(key, arrays)
+        return overall, by_class, False
 
     def compute(self, context) -> dict:
         from dreamset.statistics import frechet_distance, singular_covariance_message
 
         o = self.options
-        real_source, synthetic_source = source_pair(context, o.real)
+        real_side, synthetic_side, extractor = feature_pair(context, o)
+        per_class = o.per_class and real_side.labelled and synthetic_side.labelled
+        classes = list(range(len(real_side.class_names)))
         warnings: list[str] = []
-        real, real_classes = self._moments(context, real_source, warnings)
-        synthetic, synthetic_classes = self._moments(context, synthetic_source, warnings)
+        if o.per_class and not per_class:
+            warnings.append("per_class: skipped, a feature file without labels")
+        real, real_classes, cached = self._real_moments(real_side, extractor, classes, per_class, warnings)
+        synthetic, synthetic_classes = self._moments(synthetic_side, classes, per_class, warnings)
         if real.dim != synthetic.dim:
             raise BadInputError(f"extractor: real and synthetic features differ in size ({real.dim} vs {synthetic.dim})")
         if real.count < 2 or synthetic.count < 2:
@@ -141,15 +217,16 @@ class FrechetInceptionDistance(Metric):
                 warnings.append(message)
         result = {
             "fid": frechet_distance(real.mean, real.covariance(warn=False), synthetic.mean, synthetic.covariance(warn=False)),
-            "extractor": o.extractor,
+            **extractor_report(o, extractor),
             "real": o.real,
             "n_real": real.count,
             "n_synthetic": synthetic.count,
             "feature_dim": real.dim,
+            "real_statistics": "cache" if cached else "computed",
         }
         if real_classes is not None and synthetic_classes is not None:
             rows, singular = [], 0
-            for c, name in enumerate(real_source.class_names):
+            for c, name in enumerate(real_side.class_names):
                 r, s = real_classes.get(c), synthetic_classes.get(c)
                 n_r, n_s = (r.count if r else 0), (s.count if s else 0)
                 value = None

@@ -25,7 +25,7 @@ from dreamset import hookimpl
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.lazy import lazy_module
-from dreamset.plugins.metrics.fid import FeatureOptions, features_at, source_pair
+from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair
 
 torch = lazy_module("torch")
 
@@ -48,7 +48,8 @@ class KernelInceptionDistance(Metric):
         from dreamset.statistics import kid_subset_indices, mean_and_std, polynomial_mmd
 
         o = self.options
-        real_source, synthetic_source = source_pair(context, o.real)
+        real_source, synthetic_source, extractor = feature_pair(context, o)
+        per_class = o.per_class and real_source.labelled and synthetic_source.labelled
         real_labels, synthetic_labels = real_source.labels.numpy(), synthetic_source.labels.numpy()
         n_real, n_synthetic = len(real_labels), len(synthetic_labels)
         if min(n_real, n_synthetic) < 2:
@@ -56,7 +57,7 @@ class KernelInceptionDistance(Metric):
         # groups: (name, real rows, synthetic rows, subset size, seed); None = overall
         groups = [(None, np.arange(n_real), np.arange(n_synthetic), min(o.subset_size, n_real, n_synthetic), o.seed)]
         rows: list[list] = []
-        if o.per_class:
+        if per_class:
             for c, name in enumerate(real_source.class_names):
                 r, s = np.flatnonzero(real_labels == c), np.flatnonzero(synthetic_labels == c)
                 if min(len(r), len(s)) < 2:
@@ -68,8 +69,8 @@ class KernelInceptionDistance(Metric):
                  for _, r, s, size, seed in groups]
         real_rows = np.unique(np.concatenate([i for d in draws for i, _ in d]))
         synthetic_rows = np.unique(np.concatenate([j for d in draws for _, j in d]))
-        real_features = features_at(context, real_source, real_rows, o)
-        synthetic_features = features_at(context, synthetic_source, synthetic_rows, o)
+        real_features = real_source.at(real_rows, o.batch_size)
+        synthetic_features = synthetic_source.at(synthetic_rows, o.batch_size)
 
         def estimate(draw):
             return mean_and_std([
@@ -87,7 +88,7 @@ class KernelInceptionDistance(Metric):
             "kid_std": kid_std,
             "subset_size": groups[0][3],
             "num_subsets": o.num_subsets,
-            "extractor": o.extractor,
+            **extractor_report(o, extractor),
             "real": o.real,
             "n_real": n_real,
             "n_synthetic": n_synthetic,
@@ -97,7 +98,7 @@ class KernelInceptionDistance(Metric):
         if groups[0][3] < o.subset_size:
             result["warnings"].append(f"subset_size: only {groups[0][3]} rows available (asked {o.subset_size}); "
                                       "KID stays unbiased but its std grows")
-        if o.per_class:
+        if per_class:
             order = {name: i for i, name in enumerate(real_source.class_names)}
             rows.sort(key=lambda row: order[row[0]])
             result["tables"] = {"per-class KID": {

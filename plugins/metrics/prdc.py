@@ -10,14 +10,25 @@ With ``r_i`` the distance from real feature ``X_i`` to its ``k``-th nearest *oth
 - density   = ``(1 / kM) Σ_j #{i : ‖X_i − Y_j‖ < r_i}`` (may exceed 1);
 - coverage  = fraction of ``X_i`` whose nearest ``Y_j`` satisfies ``‖X_i − Y_j‖ < r_i``.
 
-Comparisons are strict, as in the reference ``prdc`` package (which this matches to 1e-6 on the same
-features). :func:`prdc` works on ``float32/float64 N×D`` and ``M×D`` feature tensors (any range)
-through the chunked k-NN primitives of :mod:`dreamset.knn` in float64: memory
-``O(chunk · (chunk + k))``, never an ``N×M`` matrix. The metric extracts features of images
-(``float32 N×C×H×W`` in [0,1]) with the chosen ``extractor`` for a seeded random subsample of at most
-``max_samples`` rows per side (equal ``n`` for real and synthetic unless ``equal_n`` is off); the
-per-class table uses one ``n`` for every class (the smallest class count, capped at ``max_samples``)
-so its rows are comparable — the k-NN radii, and so all four numbers, depend on ``n``.
+Comparisons are strict, as in the reference ``prdc`` package, and every real-vs-synthetic distance
+is taken with the real row as the query (the package's ``pairwise_distances(real, fake)``, and the
+role the real radii were computed in), so exact copies of the real features give density exactly 1.
+:func:`prdc` works on ``float32/float64 N×D`` and ``M×D`` finite feature tensors (any range; NaN/±inf
+are refused like FID/KID) through the chunked k-NN primitives of :mod:`dreamset.knn` in float64:
+memory ``O(chunk · (chunk + k))``, never an ``N×M`` matrix; on the same features it equals
+``prdc.compute_prdc`` to 1e-6 (``tests/test_metrics_parity.py``).
+
+The metric extracts features of images (``float32 N×C×H×W`` in [0,1]) with the chosen ``extractor``
+for a seeded random subsample of at most ``max_samples`` rows per side. ``equal_n`` (default
+``false``) decides what "the same features" means: off, both sides keep ``min(n, max_samples)``
+rows, so the numbers equal the ``prdc`` package's on those features; on, the larger side is
+subsampled to the smaller ``n`` — the radii, and so all four numbers, depend on ``n``, and on
+unequal sets this differs from the package by up to ~30%. (Before 2026-12 the default was ``true``;
+see docs/metrics.md.) The per-class table always uses one ``n`` for every class (the smallest class
+count, capped at ``max_samples``) so its rows are comparable with each other.
+
+Also accepts precomputed features: ``real``/``synthetic`` features from ``.npy``/``.npz`` files
+(see :mod:`dreamset.plugins.metrics.fid`).
 
 Result: ``precision``, ``recall``, ``density``, ``coverage`` (floats; three in [0,1], density ≥ 0),
 ``k``, ``extractor``, ``real``, ``n_real``, ``n_synthetic``, ``feature_dim``, ``warnings`` and
@@ -32,34 +43,36 @@ from dreamset import hookimpl
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.lazy import lazy_module
-from dreamset.plugins.metrics.fid import FeatureOptions, features_at, source_pair
+from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair
 
 torch = lazy_module("torch")
 
 
 def prdc(real_features, fake_features, k: int = 5, *, query_chunk: int = 1024, reference_chunk: int = 8192) -> dict[str, float]:
     """Precision, recall, density, coverage of ``fake_features`` (``M×D``) against ``real_features``
-    (``N×D``) with ``k``-NN radii; needs ``N, M > k``. Returns plain floats."""
-    from dreamset.knn import count_within_radii, knn_distances, kth_neighbour_radii
+    (``N×D``) with ``k``-NN radii; needs ``N, M > k``; NaN/±inf features are refused. Returns plain
+    floats. Every real-vs-fake distance is computed with the real row as the query, as the ``prdc``
+    package's ``pairwise_distances(real, fake)`` does and as the real radii were: exact copies of
+    real features give density exactly 1.0 (not 1.0013)."""
+    from dreamset.knn import cross_radius_statistics, kth_neighbour_radii
+    from dreamset.statistics import as_feature_matrix
 
-    real, fake = torch.as_tensor(real_features), torch.as_tensor(fake_features)
     if k < 1:
         raise BadInputError(f"k: must be >= 1, got {k}")
-    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+    real, fake = as_feature_matrix(real_features, "real features"), as_feature_matrix(fake_features, "synthetic features")
+    if real.shape[1] != fake.shape[1]:
         raise BadInputError(f"features: expected N×D and M×D with the same D, got {tuple(real.shape)} and {tuple(fake.shape)}")
     if min(real.shape[0], fake.shape[0]) <= k:
         raise BadInputError(f"k: needs more than k={k} real and synthetic samples, got {real.shape[0]} and {fake.shape[0]}")
     chunks = {"query_chunk": query_chunk, "reference_chunk": reference_chunk}
     real_radii = kth_neighbour_radii(real, k, **chunks)
     fake_radii = kth_neighbour_radii(fake, k, **chunks)
-    # for each fake point: how many real balls B(X_i, r_i) contain it (precision, density)
-    inside_real = count_within_radii(fake, real, real_radii, **chunks)
-    # for each real point: how many fake balls B(Y_j, s_j) contain it (recall)
-    inside_fake = count_within_radii(real, fake, fake_radii, **chunks)
-    nearest_fake = knn_distances(real, fake, 1, **chunks)[:, 0]
+    # per fake point: how many real balls B(X_i, r_i) contain it (precision, density); per real point:
+    # inside some fake ball B(Y_j, s_j)? (recall); and its nearest fake distance (coverage)
+    inside_real, inside_fake, nearest_fake = cross_radius_statistics(real, fake, real_radii, fake_radii, **chunks)
     return {
         "precision": float((inside_real > 0).double().mean()),
-        "recall": float((inside_fake > 0).double().mean()),
+        "recall": float(inside_fake.double().mean()),
         "density": float(inside_real.double().sum() / (k * fake.shape[0])),
         "coverage": float((nearest_fake < real_radii).double().mean()),
     }
@@ -68,7 +81,7 @@ def prdc(real_features, fake_features, k: int = 5, *, query_chunk: int = 1024, r
 class PRDCOptions(FeatureOptions):
     k: int = Field(default=5, ge=1, le=1000, description="nearest neighbours defining the k-NN radii")
     max_samples: int = Field(default=10_000, ge=2, le=10_000_000, description="random subsample per side (seeded)")
-    equal_n: bool = Field(default=True, description="use the same n for real and synthetic (the smaller one)")
+    equal_n: bool = Field(default=False, description="subsample the larger side to the smaller n (off: the prdc package's numbers)")
     seed: int = Field(default=0, ge=0, description="seed of the subsample")
     per_class: bool = Field(default=True, description="also report a per-class table (n equalised across classes)")
     chunk_size: int = Field(default=1024, ge=1, le=1_000_000, description="k-NN query rows per block (memory bound)")
@@ -83,7 +96,8 @@ class PrecisionRecallDensityCoverage(Metric):
 
     def compute(self, context) -> dict:
         o = self.options
-        real_source, synthetic_source = source_pair(context, o.real)
+        real_source, synthetic_source, extractor = feature_pair(context, o)
+        per_class = o.per_class and real_source.labelled and synthetic_source.labelled
         real_labels, synthetic_labels = real_source.labels.numpy(), synthetic_source.labels.numpy()
         rng = np.random.default_rng(o.seed)
         n_real, n_synthetic = min(len(real_labels), o.max_samples), min(len(synthetic_labels), o.max_samples)
@@ -100,7 +114,7 @@ class PrecisionRecallDensityCoverage(Metric):
         warnings: list[str] = []
         rows: list[list] = []
         per_class_n = None
-        if o.per_class:
+        if per_class:
             members = [(np.flatnonzero(real_labels == c), np.flatnonzero(synthetic_labels == c))
                        for c in range(len(real_source.class_names))]
             usable = [min(len(r), len(s)) for r, s in members if min(len(r), len(s)) > o.k]
@@ -115,8 +129,8 @@ class PrecisionRecallDensityCoverage(Metric):
                 warnings.append(f"per-class PRDC: {skipped} class(es) with <= k={o.k} real or synthetic samples left out")
         real_rows = np.unique(np.concatenate([g[1] for g in groups]))
         synthetic_rows = np.unique(np.concatenate([g[2] for g in groups]))
-        real_features = features_at(context, real_source, real_rows, o)
-        synthetic_features = features_at(context, synthetic_source, synthetic_rows, o)
+        real_features = real_source.at(real_rows, o.batch_size)
+        synthetic_features = synthetic_source.at(synthetic_rows, o.batch_size)
         chunks = {"query_chunk": o.chunk_size, "reference_chunk": 8 * o.chunk_size}
 
         def evaluate(r, s):
@@ -124,9 +138,9 @@ class PrecisionRecallDensityCoverage(Metric):
                         synthetic_features[torch.from_numpy(np.searchsorted(synthetic_rows, s))], o.k, **chunks)
 
         result = evaluate(groups[0][1], groups[0][2])
-        result.update({"k": o.k, "extractor": o.extractor, "real": o.real, "n_real": n_real,
+        result.update({"k": o.k, **extractor_report(o, extractor), "real": o.real, "n_real": n_real,
                        "n_synthetic": n_synthetic, "feature_dim": int(real_features.shape[1])})
-        if o.per_class:
+        if per_class:
             for name, r, s in groups[1:]:
                 values = evaluate(r, s)
                 rows.append([name, len(r), len(s)] + [values[key] for key in ("precision", "recall", "density", "coverage")])

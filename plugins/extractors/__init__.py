@@ -1,0 +1,1 @@
+"""Built-in feature extractors (``extractor:*``), one file each."""

@@ -1,0 +1,60 @@
+"""``extractor:reference`` — penultimate features of the run's reference classifier.
+
+The reference classifier is the run's real-data-only, standard-trained ``train.model`` (or
+``reference.model``), trained once per run folder and cached in ``run_dir/reference``
+(:meth:`dreamset.context.RunContext.reference_classifier`). Fully offline: no pretrained weights.
+
+Preprocessing: none beyond the classifier's own (images ``float32 B×C×H×W`` in [0,1] at the
+dataset's native size; normalisation inside the model). Features ``float32 B×D`` with ``D`` the
+classifier's penultimate width (``model:small-cnn``: 128). Numbers from this extractor are
+comparable within a run folder only (another run trains another classifier; no paper: a dreamset
+convention, as the offline stand-in for a pretrained network), so reference
+statistics are never cached across runs.
+
+Example (a metric option): ``{key: fid, options: {extractor: reference}}`` (the default).
+"""
+from __future__ import annotations
+
+from dreamset import Options, hookimpl
+from dreamset.errors import BadInputError
+from dreamset.interfaces import Extractor
+
+
+class ReferenceOptions(Options):
+    """No options: the network is the run's reference classifier."""
+
+
+class ReferenceExtractor(Extractor):
+    """Penultimate features of the run's real-trained reference classifier."""
+
+    key = "extractor:reference"
+
+    Options = ReferenceOptions
+
+    def prepare(self, context) -> None:
+        if context is None or not hasattr(context, "reference_classifier"):
+            raise BadInputError("extractor:reference: needs a run (its reference classifier); "
+                                "use extractor:inception-fid or extractor:timm outside a run")
+        self._context = context
+        self._model = context.reference_classifier()
+
+    def embed(self, images):
+        import torch
+
+        model = self._model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return model.features(images.to(self._context.device)).float().cpu()
+        finally:
+            model.train(was_training)
+
+    @property
+    def preprocessing(self) -> dict:
+        return {"resize": "none (native size)", "range": "[0,1]; normalisation inside the classifier"}
+
+
+@hookimpl
+def register_extractors(register):
+    register(ReferenceExtractor, description="penultimate features of the run's real-trained reference classifier (offline)")
