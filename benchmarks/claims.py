@@ -26,7 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: recipe -> (documents its block goes into, whether the block lists the distribution metrics)
 DOCUMENTS = {"digits-robust": {"README.md": False, "docs/recipes.md": True},
-             "context-agnostic-mnist": {"docs/recipes.md": False}}
+             "context-agnostic-mnist": {"docs/recipes.md": False}, "digits-shift": {"docs/recipes.md": True}}
+#: recipes whose blocks also list the clean accuracy on every shifted and generated evaluation set
+PER_SET = {"digits-shift"}
 
 
 def machine() -> str:
@@ -75,7 +77,7 @@ def main() -> None:
               f"{how} {wall / 60:.1f} min (`{folder}`; its resolved recipe is in report.json). Do not edit by hand.*")
     documents = DOCUMENTS.get(name, {})
     for doc, with_metrics in (documents.items() or [("(stdout)", True)]):
-        block = claims_markdown(report, source=source, metrics=with_metrics)
+        block = claims_markdown(report, source=source, metrics=with_metrics, per_set=name in PER_SET)
         print(f"--- {doc}\n{block}\n")
         if args.write and doc != "(stdout)":
             path = ROOT / doc

@@ -47,13 +47,36 @@ METRIC_ROWS = [
 ]
 
 
-def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = False) -> str:
-    """The markdown block for one run: arms table, paired differences, notes, (metrics,) and the
-    ``source`` line (how the numbers were produced)."""
+def per_set_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-set table: each arm's clean accuracy (%, mean ± std over seeds) on
+    the test set, every shifted set and every generated evaluation set (``generated: NAME``)."""
+    arms = report.get("arms") or {}
+    shifts = list(dict.fromkeys(k for arm in arms.values() for k in (arm.get("shifted") or {})))
+    generated = list(dict.fromkeys(k for arm in arms.values() for k in (arm.get("generated") or {})))
+    header = ["arm", "test"] + shifts + [f"generated: {name}" for name in generated]
+
+    def cell(arm, group, key):
+        value = (arm.get(group) or {}).get(key)
+        std = (arm.get(f"{group}_std") or {}).get(key)
+        return "–" if value is None else f"{100 * value:.1f} ± {100 * (std or 0):.1f}"
+
+    rows = []
+    for name, arm in arms.items():
+        test = arm.get("clean_accuracy")
+        rows.append([name, "–" if test is None else f"{100 * test:.1f} ± {100 * arm.get('clean_accuracy_std', 0):.1f}"]
+                    + [cell(arm, "shifted", k) for k in shifts] + [cell(arm, "generated", k) for k in generated])
+    return header, rows
+
+
+def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = False, per_set: bool = False) -> str:
+    """The markdown block for one run: arms table, (clean accuracy per evaluation set,) paired
+    differences, notes, (metrics,) and the ``source`` line (how the numbers were produced)."""
     header, rows = compact_rows(report)
     seeds = report.get("seeds") or []
     evaluation = report.get("evaluation") or {}
     lines = _table(header, rows)
+    if per_set:
+        lines += ["", "Clean accuracy % per evaluation set (mean ± std over seeds):", "", *_table(*per_set_rows(report))]
     size, total = evaluation.get("subset_size", "?"), evaluation.get("test_size", "?")
     where = f"all {total} test images" if size == total else f"one stratified subset of {size} of {total} test images"
     lines += ["", f"Mean ± std over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "

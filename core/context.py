@@ -62,6 +62,12 @@ class RunContext:
     sources: dict[str, ImageSource] = field(default_factory=dict)
     #: the source a per-source metric is measuring now (``None`` outside such a metric)
     source_name: str | None = None
+    #: generated evaluation set name -> its images (``evaluate.sets``, :mod:`dreamset.generated_sets`)
+    generated_sets: dict[str, ImageSource] = field(default_factory=dict)
+    #: generated evaluation set name -> its provenance (report.json ``evaluation.generated_sets``)
+    generated_provenance: dict[str, Any] = field(default_factory=dict)
+    #: arm -> the augmentations it trains with (report.json ``augmentation``)
+    augmentation: dict[str, Any] = field(default_factory=dict)
     #: arm -> selection, for the current seed
     selections: dict[str, Selection] = field(default_factory=dict)
     #: arm -> trained classifier, for the current seed

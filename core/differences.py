@@ -26,6 +26,7 @@ COMPARED = {
     "robust_accuracy": lambda r: r.get("robust_accuracy"),
     "shifted_mean": lambda r: _mean_of(r.get("shifted")),
     "shifted_robust_mean": lambda r: _mean_of(r.get("shifted_robust")),
+    "generated_mean": lambda r: _mean_of(r.get("generated")),
 }
 
 

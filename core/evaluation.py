@@ -120,8 +120,9 @@ def evaluate_classifier(context, model: torch.nn.Module, attackers: list[Attacke
     """One arm's evaluation: ``clean_accuracy`` (the whole test set), ``clean_accuracy_subset``,
     ``robust_accuracy`` (worst case over ``attackers``) and ``robust_accuracy_by_attacker`` on the
     run's evaluation subset (``context.evaluation_subset``; all of the test set when unset),
-    ``n_evaluated`` (its size), ``shifted`` (clean accuracy per shifted set) and ``shifted_robust``
-    (worst case per shifted set, same subset rows)."""
+    ``n_evaluated`` (its size), ``shifted`` (clean accuracy per shifted set), ``shifted_robust``
+    (worst case per shifted set, same subset rows), and for generated evaluation sets ``generated``
+    (clean accuracy per set) and ``generated_robust`` (worst case, sets with ``robust: true``)."""
     settings = context.recipe.evaluate
     device, bs = context.device, settings.batch_size
     rows = getattr(context, "evaluation_subset", None)
@@ -139,4 +140,11 @@ def evaluate_classifier(context, model: torch.nn.Module, attackers: list[Attacke
     if attackers:
         result["shifted_robust"] = {label: _mean(worst_case_correct(model, subset(source), attackers, device, bs)[2])
                                     for label, source in context.shifted.items()}
+    generated = getattr(context, "generated_sets", None) or {}
+    if generated:  # generated evaluation sets (dreamset.generated_sets): every image, like a shifted set
+        result["generated"] = {name: accuracy(model, source, device, bs) for name, source in generated.items()}
+        robust = [s.name for s in settings.sets if s.robust and s.name in generated]
+        if attackers and robust:
+            result["generated_robust"] = {name: _mean(worst_case_correct(model, generated[name], attackers, device, bs)[2])
+                                          for name in robust}
     return result

@@ -189,6 +189,24 @@ class Mixer(Component):
         which then perturbs the context only — Jin & Rinard's (arXiv:2005.14707) adversarial refinement."""
 
 
+class Augmentation(Component):
+    """A training augmentation (``augmentation:*``), applied by the trainer on CPU before the batch
+    moves to the device. ``level = "image"``: each image of one source (the real or the synthetic
+    set) is transformed on its own; ``level = "batch"``: the whole training batch is mixed (CutMix,
+    MixUp) and the labels become soft (``float32 B×K`` rows summing to 1).
+
+    Randomness comes from torch's default generator, which the caller seeds per
+    ``(seed, epoch, step)`` (:mod:`dreamset.augmenting`), so training stays resumable bit for bit."""
+
+    level: ClassVar[str] = "image"
+
+    @abc.abstractmethod
+    def apply(self, images: "torch.Tensor", labels: "torch.Tensor", num_classes: int) -> "tuple[torch.Tensor, torch.Tensor]":
+        """Map ``float32 B×C×H×W`` images in [0,1] and labels (``int64 B``, or soft ``float32 B×K``)
+        to augmented images of the same shape, dtype and range, and their labels (image level: the
+        labels unchanged; batch level: soft ``float32 B×K``)."""
+
+
 class Model(Component):
     """A classifier factory (``model:*``)."""
 

@@ -61,6 +61,8 @@ KINDS: tuple[Kind, ...] = (
          "mixers: turn real + selected synthetic data into training batches"),
     Kind("model", "Model", ("train.model",),
          "classifiers: factories of dreamset.nn.Classifier modules taking [0,1] images"),
+    Kind("augmentation", "Augmentation", ("train.augment.{real,synthetic,batch}[]", "arms.<arm>.augment.{real,synthetic,batch}[]"),
+         "training augmentations: per-image transforms of a source or batch-level mixes with soft labels"),
     Kind("attacker", "Attacker", ("train.attacker", "evaluate.attackers[]"),
          "attackers: attack(model, x, y) -> x_adv, for adversarial training and robust evaluation"),
     Kind("objective", "Objective", ("train.objective",),

@@ -99,6 +99,11 @@ def _data_and_generate(context: RunContext, resolved: dict[str, Any], timings: d
                 context.sources[name] = _generate(context, gen, *store_folders(run_dir, recipe, name), path)
             only = next(iter(context.sources.values())) if len(context.sources) == 1 else None
             context.synthetic = only if only is not None else MixedSource(context.sources)
+    if recipe.evaluate.sets:
+        from dreamset.generated_sets import build_generated_sets
+
+        with _stage(context, "generate-eval", timings):
+            context.generated_sets, context.generated_provenance = build_generated_sets(context)
 
 
 def _evaluation_subset(context: RunContext) -> np.ndarray | None:
@@ -203,7 +208,9 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                            "indices": (context.evaluation_subset.tolist() if context.evaluation_subset is not None
                                        else list(range(len(context.real_test)))),
                            "robust_accuracy": "per-sample worst case over evaluate.attackers",
-                           "attackers": [a.model_dump(mode="json") for a in recipe.evaluate.attackers]},
+                           "attackers": [a.model_dump(mode="json") for a in recipe.evaluate.attackers],
+                           "generated_sets": context.generated_provenance},
+            "augmentation": context.augmentation,
             "metrics": metrics,
             "components": component_sources(recipe, context.registry, DEFAULT_MIXER),
             "selections": selections,
@@ -337,6 +344,11 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
     attacker = None
     if recipe.train.attacker is not None and not arm.standard:
         attacker = _create(context, recipe.train.attacker, "attacker", "train.attacker")
+    from dreamset.augmenting import arm_augmentation_plan
+
+    augment = arm_augmentation_plan(context, arm_name, arm)
+    context.augmentation[arm_name] = augment.describe()
+
     from dreamset.objectives import objective_for
 
     objective = objective_for(attacker, recipe.train, context.registry)
@@ -354,6 +366,7 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
         description=f"train {arm_name} (seed {seed})",
         total_steps=total_steps,
         record=record,
+        augment=augment,
         objective=objective,
         arm=arm_name,
     )

@@ -68,6 +68,32 @@ class GenerateStage(_Model):
     allow_partial: bool = False
 
 
+class AugmentSpec(_Model):
+    """Training augmentations (``augmentation:*``, see :mod:`dreamset.augmenting`): per image of the
+    real set, per image of the synthetic set, and on the mixed batch (CutMix/MixUp; several = one of
+    them at random per batch)."""
+
+    real: list[ComponentRef] = Field(default_factory=list)
+    synthetic: list[ComponentRef] = Field(default_factory=list)
+    batch: list[ComponentRef] = Field(default_factory=list)
+
+
+class GeneratedSetSpec(_Model):
+    """A generated evaluation set (:mod:`dreamset.generated_sets`): ``count`` images from a held-out
+    seed range of the recipe's generator (``generator: null``) or of another generator, evaluated
+    like a shifted set."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+@-]*$")
+    generator: ComponentRef | None = None
+    count: int = Field(gt=0, le=10**9)
+    #: image i uses seed ``seed * 10**9 + i``; with the recipe's own generator it must differ from ``generate.seed``
+    seed: int = Field(ge=0)
+    labels: Literal["balanced", "random"] = "balanced"
+    batch_size: int = Field(default=256, gt=0, le=1_000_000)
+    #: also measure worst-case robust accuracy on it (the evaluation attackers)
+    robust: bool = False
+
+
 #: how many optimizer steps an arm trains for: ``matched`` (every arm of the recipe the same number,
 #: that of the arm whose ``epochs`` take the most steps), ``epochs`` (``train.epochs`` passes over the
 #: arm's own mixer epoch; arms may then differ, and the report says so) or a fixed number of steps
@@ -99,6 +125,8 @@ class ArmSpec(_Model):
     #: this arm's own budget (default: ``train.budget``); an arm that differs in steps from the
     #: others is flagged in the report
     budget: Budget | None = None
+    #: this arm's training augmentations, instead of ``train.augment`` (``{}`` = none)
+    augment: AugmentSpec | None = None
 
     @model_validator(mode="after")
     def _needs_data(self):
@@ -134,6 +162,8 @@ class TrainStage(_Model):
     ema_decay: float | None = Field(default=None, gt=0, lt=1)
     mixed_precision: bool = True
     channels_last: bool = False
+    #: training augmentations of every arm that sets none of its own
+    augment: AugmentSpec | None = None
 
     @model_validator(mode="after")
     def _legacy_trades_beta(self):
@@ -173,6 +203,8 @@ class EvaluateStage(_Model):
     #: the arm every other arm is compared with (paired differences over seeds, 95% interval);
     #: null = the first arm that trains on real data only (else the first arm)
     baseline_arm: str | None = None
+    #: generated evaluation sets, reported per arm beside the shifted sets (``generated``)
+    sets: list[GeneratedSetSpec] = Field(default_factory=list)
 
 
 class ReportStage(_Model):
@@ -241,6 +273,9 @@ class Recipe(_Model):
         baseline = self.evaluate.baseline_arm
         if baseline is not None and baseline not in self.arms:
             raise ValueError(f"evaluate.baseline_arm: {baseline!r} is not an arm of this recipe ({', '.join(self.arms)})")
+        from dreamset.generated_sets import check_generated_sets
+
+        check_generated_sets(self)
         return self
 
     def baseline_arm(self) -> str:
@@ -269,6 +304,11 @@ class Recipe(_Model):
             if arm.mixer is not None:
                 yield f"arms.{name}.mixer", "mixer", arm.mixer
         yield "train.model", "model", self.train.model
+        augments = [("train.augment", self.train.augment)] + [(f"arms.{n}.augment", a.augment) for n, a in self.arms.items()]
+        for path, spec in augments:
+            for part in ("real", "synthetic", "batch"):
+                for i, ref in enumerate(getattr(spec, part) if spec is not None else []):
+                    yield f"{path}.{part}.{i}", "augmentation", ref
         if self.train.attacker is not None:
             yield "train.attacker", "attacker", self.train.attacker
         if self.train.objective is not None:
@@ -277,6 +317,9 @@ class Recipe(_Model):
             yield f"evaluate.attackers.{i}", "attacker", ref
         for i, ref in enumerate(self.evaluate.metrics):
             yield f"evaluate.metrics.{i}", "metric", ref
+        for i, spec in enumerate(self.evaluate.sets):
+            if spec.generator is not None:
+                yield f"evaluate.sets.{i}.generator", "generator", spec.generator
 
 
 def is_plain_name(name: str, leading_dot: bool = False) -> bool:

@@ -82,7 +82,8 @@ def compact_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 COMPARISON_LABELS = {"clean_accuracy": "clean", "robust_accuracy": "robust",
-                     "shifted_mean": "shifted", "shifted_robust_mean": "shifted robust"}
+                     "shifted_mean": "shifted", "shifted_robust_mean": "shifted robust",
+                     "generated_mean": "generated test sets"}
 
 
 def comparison_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

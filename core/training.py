@@ -9,8 +9,14 @@ checkpoints that make a killed run resumable.
   smoothing; an exponential moving average of the weights (Gowal et al., 2021), returned instead of
   the raw weights when ``ema_decay`` is set; bf16 autocast only on CUDA; optional ``channels_last``.
 * Determinism: every random draw of epoch ``e`` comes from ``(seed, e)`` (the mixer's order, the
-  attack's random start, dropout), so a run killed after epoch ``e`` and resumed from its checkpoint
-  ends with the same weights as an uninterrupted run (CPU).
+  attack's random start, dropout; augmentations from ``(seed, e, step)``), so a run killed after
+  epoch ``e`` and resumed from its checkpoint ends with the same weights as an uninterrupted run (CPU).
+* Augmentation (``augment``, :mod:`dreamset.augmenting`): per-image transforms of the real and the
+  synthetic set before the mixer mixes them, then a batch-level mix (CutMix/MixUp) whose soft labels
+  (``float32 B×K``) the loss takes as they are (cross-entropy with probability targets). The
+  training attack is made against the mixed image's dominant label (``argmax``), the attackers'
+  ``int64`` contract; TRADES' attack needs no label, its clean term uses the soft label (as
+  Rebuffi et al. 2021, arXiv:2103.01946, train TRADES with CutMix).
 * Checkpoints: ``checkpoint_dir/last.safetensors`` after every epoch (model, optimizer, EMA, epoch),
   ``final.safetensors`` at the end; a finished run is loaded, not retrained. Each records the
   settings that made it (:mod:`dreamset.digests`); one made with other settings is refused (or, with
@@ -124,6 +130,7 @@ class _TrainingAttacker:
 
     def attack(self, model, x, y, **kwargs):
         before = self.calls[0] if self.calls is not None else 0
+        y = y.argmax(dim=1) if y.is_floating_point() else y  # soft labels (CutMix/MixUp): the dominant class
         x_adv = self.attacker.attack(self.attack_model if self.attack_model is not None else model, x, y, **kwargs)
         if self.calls is not None and self.cost is not None:
             self.cost["attack_forward_backward_passes"] += self.calls[0] - before
@@ -169,6 +176,7 @@ def train_classifier(
     description: str = "train",
     total_steps: int | None = None,
     record: dict[str, Any] | None = None,
+    augment=None,
     objective: Objective | None = None,
     arm: str | None = None,
 ) -> torch.nn.Module:
@@ -179,6 +187,7 @@ def train_classifier(
     the learning-rate schedule spans exactly those steps, and the last epoch stops early where the
     budget ends. ``record``, when given, is filled with what the training cost
     (:func:`training_record`): kept in the checkpoint, so a reused or resumed arm reports it too.
+    ``augment``: an :class:`~dreamset.augmenting.AugmentationPlan` (``None`` = no augmentation).
     ``objective`` (an ``objective:*`` component) gives the loss; ``None`` derives it from
     ``attacker`` and ``settings`` (:func:`dreamset.objectives.objective_for`). ``arm`` (with a
     context and a record) turns on the training curves (:mod:`dreamset.curves`)."""
@@ -207,6 +216,8 @@ def train_classifier(
     from dreamset.digests import reuse_or_refuse, training_settings
 
     made_by = training_settings(settings, model, mixer, attacker, real, synthetic, seed, total, objective)
+    if augment:  # an arm's own augmentations (train.augment is in settings already)
+        made_by["augment"] = augment.describe()
     reuse_or_refuse(checkpoint_dir, made_by, context)
     start_epoch = 0
     # counters live in the checkpoints' metadata (deterministic, so a resumed checkpoint stays
@@ -257,12 +268,17 @@ def train_classifier(
                 started = time.perf_counter()
                 torch.manual_seed(_epoch_seed(seed, epoch) + rank)
                 model.train()
-                # the next batch is prepared on a thread while this one trains; leaving the loop stops it
-                for step, batch in enumerate(prefetched(mixer.batches(real, synthetic, settings.batch_size, epoch, seed),
-                                                        pin=device.type == "cuda")):
+                epoch_real, epoch_synthetic = augment.sources(real, synthetic, seed, epoch) if augment else (real, synthetic)
+                batches = mixer.batches(epoch_real, epoch_synthetic, settings.batch_size, epoch, seed)
+                # the next batch is prepared on a thread while this one trains; leaving the loop stops it.
+                # Per-source augmentation draws from torch's global generator, so those reads stay here.
+                per_source = augment is not None and bool(augment.real or augment.synthetic)
+                for step, batch in enumerate(batches if per_source else prefetched(batches, pin=device.type == "cuda")):
                     if epoch * steps + step >= total:
                         break  # the budget ends inside this epoch
                     x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
+                    if augment:
+                        x, y = augment.mix(x, y, (real if real is not None else synthetic).num_classes, seed, epoch, step)
                     cost["images_seen"] += len(y)
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(settings, epoch * steps + step, total)

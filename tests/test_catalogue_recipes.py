@@ -73,6 +73,37 @@ def test_cifar10_generated_at_tiny_variant(tmp_path):
     # the confidence sampler kept half of the imported synthetic set
     kept = np.load(tmp_path / "run" / "selections" / "real_plus_synthetic-seed0.npz")["indices"]
     assert len(kept) == 150
+    crop_flip = ["augmentation:random-crop", "augmentation:horizontal-flip"]
+    for augment in report["augmentation"].values():  # the papers' crop (pad 4) + flip on both sources
+        assert [a["key"] for a in augment["real"]] == crop_flip == [a["key"] for a in augment["synthetic"]]
+        assert augment["real"][0]["options"]["padding"] == 4 and augment["batch"] == []
+
+
+def test_digits_shift_tiny_variant(tmp_path):
+    """Generated data vs augmentation (Bansal & Grover 2023): real, real+synthetic, real+augmix and
+    real+crop, compute-matched, four shifts, a generated test set from held-out DDPM seeds and
+    effective robustness with an interval per arm."""
+    report = _run("digits-shift", tmp_path / "run", [
+        "seeds=[0,1]", "data.dataset.options.train_size=100", "generate.count=60",
+        "generate.generator.options={train_steps: 3, steps: 2, block_out_channels: [16, 32]}",
+        "train.epochs=1", "train.batch_size=32", "evaluate.sets.0.count=20",
+        "evaluate.metrics.0.options={testbed_sizes: [0.5, 1.0], testbed_epochs: [1]}", "report.html=false",
+    ])
+    arms = report["arms"]
+    assert list(arms) == ["real", "real+synthetic", "real+augmix", "real+crop"]
+    steps = {name: arm["training"]["optimizer_steps"] for name, arm in arms.items()}
+    assert len(set(steps.values())) == 1 and not report["notes"]  # compute-matched
+    for arm in arms.values():
+        assert len(arm["shifted"]) == 4 and set(arm["generated"]) == {"ddpm-heldout"}
+    assert report["augmentation"]["real+augmix"]["real"][0]["key"] == "augmentation:augmix"
+    assert report["augmentation"]["real+crop"]["real"][0]["options"]["padding"] == 1
+    assert report["augmentation"]["real"]["real"] == [] and report["augmentation"]["real+synthetic"]["synthetic"] == []
+    er = report["metrics"]["effective_robustness"]
+    assert set(er["arms"]) == set(arms)
+    for name in arms:
+        assert er["arms"][name]["interval"]["n"] == 2 and er["arms"][name]["interval"]["low"] is not None
+    assert set(report["comparisons"]) == {"real+synthetic", "real+augmix", "real+crop"}
+    assert report["evaluation"]["generated_sets"]["ddpm-heldout"]["image_seeds"] == [10**9, 10**9 + 19]
 
 
 def test_imagenet_sd_shift_tiny_variant(tmp_path):

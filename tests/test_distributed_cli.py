@@ -23,7 +23,7 @@ from dreamset.cli import main
 
 RECIPE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "tiny-distributed.yaml"
 #: report entries that measure the machine, not the result
-MACHINE = ("timings", "wall_seconds", "device")
+MACHINE = ("timings", "wall_seconds", "device", "stages")  # stages: one-line log texts naming the folder
 #: relative tolerance on report numbers between 1 and 2 processes: float32 gradients summed in another
 #: order drift the weights by ~1e-7, which FID (a matrix square root) turns into ~2e-6 (measured)
 REL_TOL = 1e-4

@@ -157,3 +157,52 @@ def test_model_is_required_and_registered():
         StableDiffusionOptions()
     gen = registry.get_registry().create("generator:stable-diffusion", model="org/name", templates=["a {} photo"])
     assert isinstance(gen, StableDiffusionGenerator) and gen.key == "generator:stable-diffusion"
+
+
+# -- prompt strategies (Bansal & Grover 2023; Sariyildiz et al. 2023) -----------------------------
+
+def test_prompt_strategies_single_random_backgrounds_file(pipelines, tmp_path):
+    from dreamset.plugins.generators.stable_diffusion import SCENE_BACKGROUNDS
+
+    labels, seeds = torch.tensor([0, 1, 2, 3]), [11, 12, 13, 14]
+    single = fitted(pipelines.text, resize=False, templates="photo")
+    out = single.generate(labels, seeds, CLASSES)
+    assert [r["prompt"] for r in out.provenance] == [f"a photo of a {c}" for c in CLASSES]
+    assert {r["prompt_strategy"] for r in out.provenance} == {"single-template"}
+    assert {r["background"] for r in out.provenance} == {None}
+    assert fitted(pipelines.text, resize=False).generate(labels, seeds, CLASSES).provenance[0]["prompt_strategy"] \
+        == "templates-at-random"
+
+    scenes = fitted(pipelines.text, resize=False, templates="clip80", backgrounds="scenes")
+    records = [scenes.conditioning(i % 4, s, CLASSES) for i, s in enumerate(range(200))]
+    assert len({b for _, _, b in records}) > 8 and len({t for t, _, _ in records}) > 20  # both vary, by seed
+    for (template, prompt, background), i in zip(records, range(200)):
+        filled = template.replace("{}", CLASSES[i % 4])
+        assert background in SCENE_BACKGROUNDS and prompt == f"{filled[:-1]} {background}."
+    out = scenes.generate(labels, seeds, CLASSES)
+    assert all(r["prompt_strategy"] == "templates×backgrounds" and r["background"] in r["prompt"] for r in out.provenance)
+    own = fitted(pipelines.text, resize=False, templates=["{}"], backgrounds=["at night"])
+    assert own.generate(torch.tensor([0]), [1], CLASSES).provenance[0]["prompt"] == "goldfish at night"
+
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text("goldfish: [a goldfish, a small orange fish in a bowl]\ncafé crème: coffee with cream\n"
+                       "猫: [a cat]\nΩmega: [the letter omega, a horseshoe-shaped glyph]\n", encoding="utf-8")
+    from_file = fitted(pipelines.text, resize=False, prompts_file=str(prompts))
+    out = from_file.generate(labels, seeds, CLASSES)
+    assert out.provenance[1]["prompt"] == "coffee with cream" and out.provenance[2]["prompt"] == "a cat"
+    assert out.provenance[0]["prompt"] in {"a goldfish", "a small orange fish in a bowl"}
+    assert all(r["prompt_strategy"] == "file" and r["template"] is None for r in out.provenance)
+    assert len({from_file.prompt(0, s, CLASSES)[1] for s in range(40)}) == 2  # the seed picks among a class's prompts
+
+
+def test_prompt_strategy_errors_name_the_option(pipelines, tmp_path):
+    with pytest.raises(ValueError, match="prompts_file: .* is not a file"):
+        StableDiffusionOptions(model=pipelines.text, prompts_file=str(tmp_path / "missing.yaml"))
+    (tmp_path / "p.json").write_text('{"goldfish": ["a fish"]}')
+    with pytest.raises(ValueError, match="remove backgrounds"):
+        StableDiffusionOptions(model=pipelines.text, prompts_file=str(tmp_path / "p.json"), backgrounds="scenes")
+    with pytest.raises(ValueError, match="backgrounds: give at least one"):
+        StableDiffusionOptions(model=pipelines.text, backgrounds=[])
+    incomplete = fitted(pipelines.text, resize=False, prompts_file=str(tmp_path / "p.json"))
+    with pytest.raises(BadInputError, match=r"prompts_file: .*p\.json has no list of prompts for class 'café crème'"):
+        incomplete.generate(torch.tensor([0]), [1], CLASSES)

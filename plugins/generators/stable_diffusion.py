@@ -10,6 +10,17 @@ Diffusion, conditioned three ways —
   ``photo`` is ``"a photo of a {}"``, or give your own list (each with one ``{}``). Image ``i`` uses
   the template picked by a hash of its seed, so the choice is deterministic and independent of the
   label.
+
+  **Prompt strategies** (Bansal & Grover's single vs diverse templates; Sariyildiz, Alahari, Larlus
+  & Kalantidis, 2023, "Fake it till you make it", arXiv:2212.08420, class names with backgrounds):
+  a *single template* (``templates: photo`` or a one-element list), the *80 CLIP templates at random*
+  (``templates: clip80``, seeded as above), *templates × backgrounds* (``backgrounds``: a list of
+  phrases such as ``"in a forest"``, or ``scenes`` for a built-in list of 16 scenes; image ``i``'s
+  background is picked by another hash of its seed and appended to its filled template:
+  ``"a photo of a goldfish in a forest."``), or *a user file of prompts per class* (``prompts_file``:
+  a YAML or JSON mapping from class name to a list of prompts, one picked per image by its seed — e.g.
+  WordNet definitions or hypernyms). Provenance records ``prompt_strategy``, ``template``,
+  ``background`` and the exact ``prompt``.
 * ``mode: image-variation`` — a real training image of the class goes through the CLIP image encoder
   of ``StableDiffusionImageVariationPipeline`` (e.g. ``lambdalabs/sd-image-variations-diffusers``).
 * ``mode: image+label`` — img2img: a real image of the class, noised to ``strength``, denoised under
@@ -74,6 +85,14 @@ CLIP_IMAGENET_TEMPLATES = (
     "a photo of a small {}.", "a tattoo of the {}.",
 )
 TEMPLATE_SETS = {"clip80": CLIP_IMAGENET_TEMPLATES, "photo": ("a photo of a {}",)}
+#: ``backgrounds: scenes`` — common scene types (after the indoor/outdoor categories of Places365,
+#: which Sariyildiz et al. 2023 use as backgrounds)
+SCENE_BACKGROUNDS = (
+    "in a forest", "on a beach", "in a kitchen", "in a living room", "on a city street", "in a field",
+    "in the snow", "in the desert", "in an office", "in a garden", "on a mountain", "in a park",
+    "in a bedroom", "on a farm", "in a parking lot", "under water",
+)
+BACKGROUND_SETS = {"scenes": SCENE_BACKGROUNDS}
 
 
 def seeded_choice(seed: int, purpose: str, n: int) -> int:
@@ -88,6 +107,10 @@ class StableDiffusionOptions(PretrainedOptions):
         default="text", description="text-to-image, CLIP image variation of a real image, or img2img with the class prompt")
     templates: Literal["clip80", "photo"] | list[str] = Field(
         default="clip80", description="prompt templates: clip80, photo, or a list of strings each holding one {}")
+    backgrounds: Literal["scenes"] | list[str] | None = Field(
+        default=None, description="templates × backgrounds: scenes, or a list of phrases appended to the prompt (e.g. 'in a forest')")
+    prompts_file: str | None = Field(
+        default=None, description="YAML/JSON file: class name -> list of prompts (used instead of templates)")
     guidance: float = Field(default=7.5, ge=0, le=50, description="classifier-free guidance scale")
     negative_prompt: str | None = Field(default=None, description="negative prompt (text and image+label modes)")
     width: int | None = Field(default=None, ge=8, le=4096, description="pipeline output width (multiple of 8); None = native")
@@ -111,6 +134,15 @@ class StableDiffusionOptions(PretrainedOptions):
             value = getattr(self, name)
             if value is not None and value % 8:
                 raise ValueError(f"{name} must be a multiple of 8 (got {value})")
+        if isinstance(self.backgrounds, list) and (not self.backgrounds or not all(b.strip() for b in self.backgrounds)):
+            raise ValueError("backgrounds: give at least one non-empty phrase")
+        if self.prompts_file is not None:
+            if self.backgrounds is not None:
+                raise ValueError("prompts_file: the file's prompts are used as they are; remove backgrounds")
+            if not Path(self.prompts_file).is_file():
+                raise ValueError(f"prompts_file: {self.prompts_file} is not a file")
+        if self.mode == "image-variation" and (self.backgrounds is not None or self.prompts_file is not None):
+            raise ValueError("image-variation mode takes no prompt; remove backgrounds / prompts_file")
         if self.mode == "image-variation" and self.negative_prompt is not None:
             raise ValueError("negative_prompt: image-variation mode takes no prompt; remove negative_prompt")
         if self.mode == "image+label" and int(self.steps * self.strength) < 1:
@@ -120,6 +152,42 @@ class StableDiffusionOptions(PretrainedOptions):
     @property
     def template_list(self) -> tuple[str, ...]:
         return TEMPLATE_SETS[self.templates] if isinstance(self.templates, str) else tuple(self.templates)
+
+    @property
+    def background_list(self) -> tuple[str, ...]:
+        if self.backgrounds is None:
+            return ()
+        return BACKGROUND_SETS[self.backgrounds] if isinstance(self.backgrounds, str) else tuple(self.backgrounds)
+
+    @property
+    def prompt_strategy(self) -> str:
+        """``file``, ``templates×backgrounds``, ``single-template`` or ``templates-at-random``."""
+        if self.prompts_file is not None:
+            return "file"
+        if self.backgrounds is not None:
+            return "templates×backgrounds"
+        return "single-template" if len(self.template_list) == 1 else "templates-at-random"
+
+
+def read_prompts_file(path: str, class_names) -> dict[str, list[str]]:
+    """The prompts per class of a YAML/JSON ``prompts_file``; every class needs at least one."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))  # JSON is YAML
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise BadInputError(f"prompts_file: cannot read {path} ({' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"prompts_file: {path} must map class names to lists of prompts")
+    out = {}
+    for name in class_names:
+        prompts = data.get(name)
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+            raise BadInputError(f"prompts_file: {path} has no list of prompts for class {name!r}")
+        out[name] = prompts
+    return out
 
 
 class StableDiffusionGenerator(PretrainedPipelineGenerator):
@@ -164,11 +232,28 @@ class StableDiffusionGenerator(PretrainedPipelineGenerator):
         return (3, *self.size)
 
     # -- conditioning -----------------------------------------------------------------------------
-    def prompt(self, label: int, seed: int, class_names) -> tuple[str, str]:
-        """``(template, prompt)`` of an image: the template picked by its seed, filled with the class."""
-        templates = self.options.template_list
+    def prompt(self, label: int, seed: int, class_names) -> tuple[str | None, str]:
+        """``(template, prompt)`` of an image: the template picked by its seed, filled with the class
+        (then its background appended), or the file's prompt picked by its seed (template ``None``)."""
+        return self.conditioning(label, seed, class_names)[:2]
+
+    def conditioning(self, label: int, seed: int, class_names) -> tuple[str | None, str, str | None]:
+        """``(template, prompt, background)`` of image ``(label, seed)`` under the prompt strategy."""
+        opts = self.options
+        if opts.prompts_file is not None:
+            if getattr(self, "_file_prompts", None) is None:
+                self._file_prompts = read_prompts_file(opts.prompts_file, class_names)
+            prompts = self._file_prompts[class_names[label]]
+            return None, prompts[seeded_choice(seed, "prompt", len(prompts))], None
+        templates = opts.template_list
         template = templates[seeded_choice(seed, "template", len(templates))]
-        return template, template.replace("{}", class_names[label])
+        prompt = template.replace("{}", class_names[label])
+        backgrounds = opts.background_list
+        if not backgrounds:
+            return template, prompt, None
+        background = backgrounds[seeded_choice(seed, "background", len(backgrounds))]
+        stop = "." if prompt.endswith(".") else ""
+        return template, f"{prompt[:len(prompt) - len(stop)]} {background}{stop}", background
 
     def source_index(self, label: int, seed: int, class_names) -> int:
         """Index in the real training split of the image that conditions image ``(label, seed)``."""
@@ -197,7 +282,8 @@ class StableDiffusionGenerator(PretrainedPipelineGenerator):
                       "width": shape[2], "height": shape[1], "model": opts.model, "mode": opts.mode,
                       "prompt": None, "template": None, "negative_prompt": opts.negative_prompt}
             if opts.mode != "image-variation":
-                record["template"], record["prompt"] = self.prompt(label, seed, class_names)
+                record["template"], record["prompt"], record["background"] = self.conditioning(label, seed, class_names)
+                record["prompt_strategy"] = opts.prompt_strategy
             if opts.mode != "text":
                 record["source_index"] = self.source_index(label, seed, class_names)
             if opts.mode == "image+label":

@@ -6,6 +6,7 @@
 - ``sampler:per-class-cap`` (``per_class_cap.py``, docs/kinds/sampler.md)
 - ``mixer:concat`` (``concat.py``, docs/kinds/mixer.md)
 - ``model:linear`` (``linear.py``, docs/kinds/model.md)
+- ``augmentation:random-gamma`` (``random_gamma.py``, docs/kinds/augmentation.md)
 - ``attacker:uniform-noise`` (``uniform_noise.py``, docs/kinds/attacker.md)
 - ``objective:mixed-adversarial`` (``mixed_adversarial.py``, docs/kinds/objective.md)
 - ``metric:class-balance`` (``class_balance.py``, docs/kinds/metric.md)

@@ -1,0 +1,1 @@
+"""Built-in training augmentations (``augmentation:*``): torchvision ``transforms.v2``, one per file."""
