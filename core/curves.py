@@ -96,8 +96,8 @@ class CurveRecorder:
 
         device, bs = self.context.device, self.context.recipe.evaluate.batch_size
         with forked_rng(device, self.seed):
-            clean = correct(model, self.validation, device, bs)
+            clean = correct(model, self.validation, device, bs, local=True)  # rank 0 alone records curves
             out = {"val_clean_accuracy": _mean(clean)}
             if self.attacker is not None:
-                out["val_robust_accuracy"] = _mean(clean & correct(model, self.validation, device, bs, self.attacker))
+                out["val_robust_accuracy"] = _mean(clean & correct(model, self.validation, device, bs, self.attacker, local=True))
         return out

@@ -354,14 +354,16 @@ def sum_int(values: list[int]) -> list[int]:
     return tensor.tolist()
 
 
-def split_rows(n: int, chunk: int, rows: Callable[[int, int], Any]):
+def split_rows(n: int, chunk: int, rows: Callable[[int, int], Any], local: bool = False):
     """``bool N`` flags computed chunk by chunk: chunk ``c`` (rows ``[c·chunk, (c+1)·chunk)``) runs
     ``rows(c, lo, hi)`` on rank ``c mod W``, and the flags are combined over the ranks (an all-reduce).
-    Each chunk is computed the same way whatever ``W``, so the result does not depend on it."""
+    Each chunk is computed the same way whatever ``W``, so the result does not depend on it.
+    ``local``: this process computes every chunk itself and talks to no other rank (for work only
+    rank 0 does, such as the training curves' validation)."""
     import torch
 
     flags = torch.zeros(n, dtype=torch.int64)
-    me, world = rank(), world_size()
+    me, world = (0, 1) if local else (rank(), world_size())
     for c, lo in enumerate(range(0, n, chunk)):
         if c % world == me:
             hi = min(lo + chunk, n)

@@ -55,9 +55,10 @@ def stratified_subset(labels, n: int | None, seed: int = 0, field: str = "evalua
 
 
 def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | str = "cpu", batch_size: int = 256,
-            attacker: Attacker | None = None) -> torch.Tensor:
+            attacker: Attacker | None = None, local: bool = False) -> torch.Tensor:
     """``bool N``: whether ``model`` classifies each image of ``source`` correctly (under
-    ``attacker`` when given). The model's train/eval mode is restored.
+    ``attacker`` when given). The model's train/eval mode is restored. ``local``: computed by this
+    process alone, without the other ranks (see below), for work that only one rank does.
 
     Chunks of ``batch_size`` images are attacked each on a fork of torch's random state seeded by
     one draw from it plus the chunk's number, so random starts do not depend on how chunks are
@@ -67,7 +68,8 @@ def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | 
     from dreamset.distributed import broadcast_int, split_rows
 
     device = torch.device(device)
-    base = broadcast_int(int(torch.randint(2**62, (1,)))) if attacker is not None else 0
+    draw = int(torch.randint(2**62, (1,))) if attacker is not None else 0
+    base = draw if local or attacker is None else broadcast_int(draw)
 
     def rows(chunk: int, lo: int, hi: int) -> torch.Tensor:
         x, y = source.get(range(lo, hi))
@@ -81,7 +83,7 @@ def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | 
     was_training = model.training
     model.eval()
     try:
-        return split_rows(len(source), batch_size, rows)
+        return split_rows(len(source), batch_size, rows, local=local)
     finally:
         model.train(was_training)
 

@@ -111,7 +111,8 @@ def test_fid_streams_to_the_dense_value_and_is_zero_for_a_set_with_itself(contex
     rows = streamed["tables"]["per-class FID (biased upward for small n: prefer KID)"]["rows"]
     for c, (name, n_real, n_synthetic, value) in enumerate(rows):
         assert (n_real, n_synthetic) == (int((labels_real == c).sum()), int((labels_synthetic == c).sum()))
-        assert value == pytest.approx(_dense_fid(real[labels_real == c], synthetic[labels_synthetic == c]), rel=1e-6)
+        # per class n is tiny and Σ more rank-deficient still: rounding-level differences grow to ~1e-6
+        assert value == pytest.approx(_dense_fid(real[labels_real == c], synthetic[labels_synthetic == c]), rel=1e-5)
     same = registry.create("metric:fid").compute(_replace(context, synthetic=context.real_train))
     assert abs(same["fid"]) < 1e-6
     assert all(abs(row[3]) < 1e-6 for row in same["tables"]["per-class FID (biased upward for small n: prefer KID)"]["rows"])
