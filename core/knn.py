@@ -67,33 +67,6 @@ def kth_neighbour_radii(points: torch.Tensor, k: int, **chunks) -> torch.Tensor:
     return knn_distances(points, points, k, exclude_self=True, **chunks)[:, k - 1]
 
 
-def count_within_radii(
-    query: torch.Tensor,
-    reference: torch.Tensor,
-    radii: torch.Tensor,
-    *,
-    query_chunk: int = 1024,
-    reference_chunk: int = 8192,
-    dtype: torch.dtype = torch.float64,
-) -> torch.Tensor:
-    """For each query row, how many reference rows ``j`` satisfy ``d(q, r_j) < radii[j]``
-    (strict, as in Naeem et al.). Returns ``int64 N``.
-
-    Distances are computed with ``query`` as the rows of each block. When ``radii`` came from
-    :func:`kth_neighbour_radii` of ``reference`` (rows = reference), prefer
-    :func:`cross_radius_statistics`, which keeps the roles of the radii: through the GEMM the
-    distance is not bit-symmetric, and a swapped role turns an exact copy's ``d == r`` tie into
-    ``d < r`` (a density of 1.0013 instead of 1.0 on exact copies)."""
-    counts = torch.zeros(query.shape[0], dtype=torch.int64)
-    radii = radii.to(dtype)
-    for qs in range(0, query.shape[0], query_chunk):
-        q = query[qs:qs + query_chunk].to(dtype)
-        for rs in range(0, reference.shape[0], reference_chunk):
-            d = _block_distances(q, reference[rs:rs + reference_chunk].to(dtype))
-            counts[qs:qs + q.shape[0]] += (d < radii[rs:rs + reference_chunk].unsqueeze(0)).sum(dim=1)
-    return counts
-
-
 def cross_radius_statistics(
     rows: torch.Tensor,
     columns: torch.Tensor,
