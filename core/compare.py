@@ -63,7 +63,7 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
 
     import dreamset.registry as registry_module
     from dreamset.context import RunContext, resolve_device
-    from dreamset.features import is_feature_file
+    from dreamset.toolkit.features import is_feature_file
     from dreamset.pipeline import metric_report_name
     from dreamset.recipe import Recipe
 

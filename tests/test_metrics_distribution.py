@@ -13,7 +13,7 @@ import torch
 import dreamset.registry as registry
 from dreamset.errors import BadInputError
 from dreamset.plugins.metrics.prdc import prdc
-from dreamset.statistics import frechet_distance, kernel_inception_distance
+from dreamset.plugins.metrics.statistics import frechet_distance, kernel_inception_distance
 
 KEYS = ("precision", "recall", "density", "coverage")
 
@@ -38,7 +38,7 @@ def test_prdc_matches_reference_package(seed, n, m, k, capsys):
 
 
 def test_prdc_is_chunked_and_chunking_does_not_change_the_answer(monkeypatch):
-    import dreamset.knn as knn
+    import dreamset.toolkit.knn as knn
 
     real, fake = _features(4, 150, 110, d=6, shift=0.3)
     full = prdc(real, fake, 5)

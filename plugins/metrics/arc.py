@@ -51,7 +51,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import forked_rng
+from dreamset.seeding import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.options import FractionFloat
@@ -259,7 +259,7 @@ class ARCMetric(Metric):
         }
 
     def _plot(self, path, curve, arc: float) -> None:
-        from dreamset.figures import png_figure
+        from dreamset.toolkit.figures import png_figure
 
         eps = [p["eps"] for p in curve]
         with png_figure(path, figsize=(5, 3.5)) as (_, ax):

@@ -47,7 +47,7 @@ from typing import Annotated, Any, Iterable, Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import forked_rng
+from dreamset.seeding import forked_rng
 from dreamset.seeding import build_model
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
@@ -262,7 +262,7 @@ class EffectiveRobustnessMetric(Metric):
         return result
 
     def _plot(self, path, labels, testbed, baselines, arms, fits) -> None:
-        from dreamset.figures import png_figure
+        from dreamset.toolkit.figures import png_figure
 
         scale = self.options.scale
         t = lambda a: transform(a, scale)  # noqa: E731
