@@ -1,7 +1,7 @@
 """Cut-and-paste composites per second: ``mixer:cut-paste`` against a per-image PIL ``paste`` loop.
 
 Both paste the same objects (``--size``×``--size`` RGB, a bright disc-and-bar shape on a black
-backdrop, masked by ``dreamset.plugins.mixers.compositing.object_masks``) onto backgrounds drawn from the same bank
+backdrop, masked by ``dreamset.toolkit.masks.object_masks``) onto backgrounds drawn from the same bank
 (``dreamset.plugins.mixers.backgrounds.background_bank('procedural')``) with the same kind of random placement:
 scale in [0.7, 1], rotation in ±15°, translation in ±15% of the size, brightness ×U(0.8, 1.2).
 
@@ -28,7 +28,7 @@ from PIL import Image, ImageEnhance
 
 import dreamset.registry
 from dreamset.plugins.mixers.backgrounds import background_bank
-from dreamset.plugins.mixers.compositing import object_masks
+from dreamset.toolkit.masks import object_masks
 from dreamset.data import TensorImageSet
 
 

@@ -129,7 +129,7 @@ def rho_rows(section: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def plot(path: Path, section: dict[str, Any]) -> None:
     """Each metric (x) against the robust gain in pp (y, 95% interval as error bars)."""
-    from dreamset.toolkit.figures import png_figure
+    from dreamset.figures import png_figure
 
     columns = [c for c in METRICS if any(e[c] is not None for e in section["sources"].values())]
     if not columns:

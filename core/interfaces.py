@@ -70,9 +70,44 @@ class ImageSource(abc.ABC):
 
     def subset(self, indices) -> "ImageSource":
         """A view restricted to ``indices`` (no copy of the images)."""
-        from dreamset.data import SubsetImageSource
-
         return SubsetImageSource(self, indices)
+
+
+def as_index_tensor(indices) -> "torch.Tensor":
+    """Indices (list, numpy array, tensor, slice-free) as an ``int64`` tensor."""
+    import numpy as np
+    import torch
+
+    if isinstance(indices, torch.Tensor):
+        return indices.to(torch.int64)
+    return torch.as_tensor(np.asarray(indices, dtype=np.int64))
+
+
+class SubsetImageSource(ImageSource):
+    """A view of ``parent`` at ``indices`` (no copy)."""
+
+    def __init__(self, parent: ImageSource, indices) -> None:
+        self.parent = parent
+        self.indices = as_index_tensor(indices)
+        if self.indices.numel() and (self.indices.min() < 0 or self.indices.max() >= len(parent)):
+            from dreamset.errors import BadInputError
+
+            raise BadInputError(f"subset indices out of range for a source of {len(parent)} images")
+        self.class_names = parent.class_names
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def image_shape(self):
+        return self.parent.image_shape
+
+    @property
+    def labels(self) -> "torch.Tensor":
+        return self.parent.labels[self.indices]
+
+    def get(self, indices):
+        return self.parent.get(self.indices[as_index_tensor(indices)])
 
 
 class Dataset(Component):

@@ -15,7 +15,6 @@ import warnings
 MOVED = {
     "dreamset.attacking": "dreamset.toolkit.attacking",
     "dreamset.features": "dreamset.toolkit.features",
-    "dreamset.figures": "dreamset.toolkit.figures",
     "dreamset.knn": "dreamset.toolkit.knn",
     "dreamset.backgrounds": "dreamset.plugins.mixers.backgrounds",
     "dreamset.compositing": "dreamset.plugins.mixers.compositing",

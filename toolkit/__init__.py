@@ -10,7 +10,8 @@ author may reuse to *implement* a component lives here, one module per topic:
 * :mod:`dreamset.toolkit.features` — feature plumbing of the distribution metrics: ``extractor_ref``,
   ``create_extractor``, ``FeatureSet``, ``embedder``, ``extract_features``, ``StatisticsCache``,
   ``load_state_dict``, ``resize_and_normalise``, feature files.
-* :mod:`dreamset.toolkit.figures` — ``png_figure``, a PNG written atomically into a run folder.
+* :mod:`dreamset.toolkit.masks` — ``object_masks``: the object pixels of images on a plain backdrop
+  (what the compositing mixers paste and ``attacker:masked-pgd`` perturbs).
 * :mod:`dreamset.toolkit.knn` — chunked k-nearest-neighbour distances with bounded memory.
 
 **Stability.** The names listed in each module's docstring are public: they change only with a

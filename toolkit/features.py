@@ -139,17 +139,6 @@ def load_feature_file(path: str | Path, field: str) -> tuple[np.ndarray, np.ndar
     return features, labels
 
 
-def is_feature_file(spec: str) -> bool:
-    """Whether ``spec`` names a feature file (``.npy``, or ``.npz`` holding ``features``)."""
-    p = Path(spec)
-    if p.suffix == ".npy":
-        return True
-    if p.suffix == ".npz" and p.is_file():
-        with np.load(p, allow_pickle=False) as data:
-            return "features" in data.files
-    return False
-
-
 class FeatureSet:
     """One side of a feature comparison: ``len``, ``labels`` (``int64 N``; see ``labelled``),
     ``class_names`` and features of any rows, ``float32`` chunks of at most ``batch_size`` rows —
@@ -195,6 +184,20 @@ class FeatureSet:
         return torch.cat(parts) if parts else torch.zeros(0, 0)
 
 
+def __getattr__(name: str):
+    # ``is_feature_file`` decides whether a ``dreamset evaluate`` argument is a feature file; it moved to
+    # its only user, :mod:`dreamset.compare` (the core imports nothing from the toolkit)
+    if name == "is_feature_file":
+        import warnings
+
+        warnings.warn("dreamset.toolkit.features.is_feature_file is deprecated: import dreamset.compare.is_feature_file "
+                      "(docs/migration.md)", DeprecationWarning, stacklevel=2)
+        from dreamset.compare import is_feature_file
+
+        return is_feature_file
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def embedder(extractor, device=None, batch_size: int = 256) -> Callable[[ImageSource], torch.Tensor]:
     """``f(source)`` -> features ``float32 N×D`` (CPU) of every image of ``source`` through
     ``extractor.embed``, ``batch_size`` images per forward pass, under ``no_grad``."""
@@ -213,10 +216,12 @@ def embedder(extractor, device=None, batch_size: int = 256) -> Callable[[ImageSo
 def feature_extractor(context, extractor: str = "reference", weights: str | None = None) -> Callable[..., torch.Tensor]:
     """``f(source, batch_size=256)`` -> features ``float32 N×D`` (CPU) of every image of ``source``
     (kept for callers of the pre-registry API, e.g. ``sampler:adaptive-low-density``; new code uses
-    :func:`create_extractor`). ``"reference"`` calls ``context.features`` as before (so stand-in
-    contexts that only provide ``features`` keep working)."""
+    :func:`create_extractor`). ``"reference"`` calls ``context.reference.features`` (the run's
+    :class:`~dreamset.reference.ReferenceClassifier`), or ``context.features`` on a stand-in context
+    that has no ``reference`` service."""
     if extractor == "reference" and weights is None:
-        return lambda source, batch_size=256: context.features(source, batch_size=batch_size)
+        features = context.reference.features if getattr(context, "reference", None) is not None else context.features
+        return lambda source, batch_size=256: features(source, batch_size=batch_size)
     component = create_extractor(context, extractor_ref(extractor, weights))
     device = getattr(context, "device", None)
     return lambda source, batch_size=256: embedder(component, device, batch_size)(source)

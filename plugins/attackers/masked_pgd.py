@@ -53,7 +53,7 @@ class MaskedPGDAttacker(Attacker):
         if mask is None:
             if self.options.region == "given":
                 raise BadInputError("mask: attacker:masked-pgd with region='given' needs a mask")
-            from dreamset.plugins.mixers.compositing import object_masks  # imports torch: not at plugin import time
+            from dreamset.toolkit.masks import object_masks  # imports torch: not at plugin import time
 
             fg = object_masks(x, self.options.threshold)
             mask = fg if self.options.region == "foreground" else 1 - fg

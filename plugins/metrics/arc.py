@@ -259,7 +259,7 @@ class ARCMetric(Metric):
         }
 
     def _plot(self, path, curve, arc: float) -> None:
-        from dreamset.toolkit.figures import png_figure
+        from dreamset.figures import png_figure
 
         eps = [p["eps"] for p in curve]
         with png_figure(path, figsize=(5, 3.5)) as (_, ax):

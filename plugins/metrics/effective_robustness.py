@@ -262,7 +262,7 @@ class EffectiveRobustnessMetric(Metric):
         return result
 
     def _plot(self, path, labels, testbed, baselines, arms, fits) -> None:
-        from dreamset.toolkit.figures import png_figure
+        from dreamset.figures import png_figure
 
         scale = self.options.scale
         t = lambda a: transform(a, scale)  # noqa: E731

@@ -62,7 +62,7 @@ def compositing_inputs(mixer, real, synthetic):
     if cached is not None and cached[0] is objects:
         return cached[1]
     from dreamset.plugins.mixers.backgrounds import background_bank
-    from dreamset.plugins.mixers.compositing import object_masks
+    from dreamset.toolkit.masks import object_masks
 
     o = mixer.options
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from dreamset.toolkit.masks import object_masks  # noqa: F401  (mixers and masked PGD share it)
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -24,14 +26,6 @@ class Placement:
     translate: float = 0.15  # fraction of the image size, uniform in [-t, t]
     flip: float = 0.0  # probability of a horizontal flip (0 for digits/text)
     brightness: float = 0.2  # object intensity multiplied by U(1 - b, 1 + b)
-
-
-def object_masks(images: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
-    """``B×1×H×W`` masks of the pixels that differ from the image's border median by more than
-    ``threshold`` (max over channels): white-on-black glyphs and objects on a plain backdrop."""
-    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
-    backdrop = border.median(dim=-1).values[..., None, None]
-    return ((images - backdrop).abs().amax(dim=1, keepdim=True) > threshold).to(images.dtype)
 
 
 def composite(objects: torch.Tensor, masks: torch.Tensor, backgrounds: torch.Tensor,

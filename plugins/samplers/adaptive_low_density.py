@@ -30,7 +30,7 @@ k-NN, memory ``O(chunk² + (N_s + N_r)·D)`` — no ``N_s × N_r`` matrix (100k 
 
 Output: a ``Selection`` with sorted ``int64`` indices into the store, ``scores`` ``float64 N_s`` (one per
 synthetic sample) and ``info`` (outliers rejected and used), which report.json keeps under
-``selections``. Reads ``context.features(...)`` (features ``float32 N×D``). Example::
+``selections``. Reads ``context.reference.features(...)`` (features ``float32 N×D``). Example::
 
     arms: {real+synthetic: {real: true, synthetic: true, sampler: {key: adaptive-low-density, options: {fraction: 0.5}}}}
 """
