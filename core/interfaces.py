@@ -277,9 +277,14 @@ class Objective(Component):
     objective by name; it calls :meth:`loss` once per optimizer step and back-propagates the result.
 
     ``uses_attacker = True`` (the default) declares that :meth:`loss` needs ``train.attacker``;
-    ``objective:standard`` sets it to ``False`` and is then called with ``attacker=None``."""
+    ``objective:standard`` sets it to ``False`` and is then called with ``attacker=None``.
+    ``soft_labels = True`` (the default) declares that :meth:`loss` also takes soft labels
+    (``float32 B×K`` rows summing to 1, what batch augmentations such as CutMix/MixUp make); an
+    objective that needs hard labels sets it to ``False`` and a recipe pairing it with
+    ``augment.batch`` is refused when validated."""
 
     uses_attacker: ClassVar[bool] = True
+    soft_labels: ClassVar[bool] = True
 
     @abc.abstractmethod
     def loss(self, model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor", *,

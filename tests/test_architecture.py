@@ -228,6 +228,17 @@ def test_old_module_paths_warn_and_are_the_new_modules(old):
         importlib.import_module(MOVED[old])  # the new path is silent
 
 
+@pytest.mark.parametrize("module,name", sorted(importlib.import_module("dreamset.moved").MOVED_NAMES))
+def test_names_that_left_a_module_still_import_from_it_with_a_warning(module, name):
+    from dreamset.moved import MOVED_NAMES
+
+    new = getattr(importlib.import_module(MOVED_NAMES[module, name]), name)
+    with pytest.warns(DeprecationWarning, match=re.escape(MOVED_NAMES[module, name])):
+        assert getattr(importlib.import_module(module), name) is new
+    with pytest.raises(AttributeError):
+        getattr(importlib.import_module(module), "no_such_name")
+
+
 def test_old_is_feature_file_path_still_works(tmp_path):
     import numpy as np
 

@@ -7,6 +7,8 @@ author may reuse to *implement* a component lives here, one module per topic:
 * :mod:`dreamset.toolkit.attacking` — ``TorchattacksAttacker`` (the glue to torchattacks: device from
   the inputs, modes, gradients and random state restored, nothing printed), ``NormBallOptions``,
   ``check_attack_inputs``, ``preserved_modes``.
+* :mod:`dreamset.toolkit.augmenting` — ``TorchvisionImageAugmentation``, ``TorchvisionBatchAugmentation``:
+  bases for augmentations wrapping a ``torchvision.transforms.v2`` transform.
 * :mod:`dreamset.toolkit.features` — feature plumbing of the distribution metrics: ``extractor_ref``,
   ``create_extractor``, ``FeatureSet``, ``embedder``, ``extract_features``, ``StatisticsCache``,
   ``load_state_dict``, ``resize_and_normalise``, feature files.
