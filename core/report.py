@@ -18,14 +18,13 @@ from typing import Any
 
 from dreamset.atomic import atomic_write_text
 # the tables live in report_tables (report_html reads them too); re-exported for existing callers
-from dreamset.report_tables import COMPARISON_LABELS, arms_table_rows, comparison_rows, compact_rows  # noqa: F401
+from dreamset.report_tables import (  # noqa: F401
+    COMPARISON_LABELS, arms_table_rows, comparison_rows, compact_rows, report_source_names)
 
 ACCURACY_KEYS = ("clean_accuracy", "robust_accuracy")
 
 
 def _scalar_metrics(report: dict[str, Any]) -> list[tuple[str, str]]:
-    from dreamset.report_tables import report_source_names
-
     sources = report_source_names(report)  # per-source results: metrics.<metric>.<source>.<key>
     out = []
     for name, result in (report.get("metrics") or {}).items():
