@@ -212,6 +212,16 @@ def test_architecture_doc_data_flow_names_every_kind():
     assert "ReferenceClassifier" in flow
 
 
+def test_every_toolkit_module_is_documented_with_the_stability_note():
+    import dreamset.toolkit
+
+    modules = sorted(m for m in module_files() if m.startswith("dreamset.toolkit."))
+    page = (DOCS.parent / "toolkit.md").read_text(encoding="utf-8")
+    assert modules and "## Stability" in page and "**Stability.**" in dreamset.toolkit.__doc__
+    undocumented = [m for m in modules if f"`{m}`" not in page or f":mod:`{m}`" not in dreamset.toolkit.__doc__]
+    assert not undocumented, f"toolkit modules missing from docs/toolkit.md or the package docstring: {undocumented}"
+
+
 # -- old paths -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("old", sorted(importlib.import_module("dreamset.moved").MOVED))

@@ -1,8 +1,10 @@
-"""``dreamset.toolkit``: helpers for writing components, shared by several plugin families.
+"""``dreamset.toolkit``: helpers for writing components (stable; docs/toolkit.md).
 
 The core (``dreamset``) holds the contracts (interfaces, hookspecs, options, errors) and the
 orchestration (pipeline, recipe, registry, store, trainer, evaluation, report, CLI). What a plugin
-author may reuse to *implement* a component lives here, one module per topic:
+author may reuse to *implement* a component lives here, one module per topic — helpers several
+plugin families share, and the bases that wrap a library for a family (third-party components
+subclass what the built-ins subclass):
 
 * :mod:`dreamset.toolkit.attacking` — ``TorchattacksAttacker`` (the glue to torchattacks: device from
   the inputs, modes, gradients and random state restored, nothing printed), ``NormBallOptions``,
@@ -16,7 +18,7 @@ author may reuse to *implement* a component lives here, one module per topic:
   (what the compositing mixers paste and ``attacker:masked-pgd`` perturbs).
 * :mod:`dreamset.toolkit.knn` — chunked k-nearest-neighbour distances with bounded memory.
 
-**Stability.** The names listed in each module's docstring are public: they change only with a
+**Stability.** The names listed above (and in docs/toolkit.md) are public: they change only with a
 deprecation period (one minor release in which the old spelling still works and warns) and a note in
 docs/migration.md, like hook names and registry keys. Names starting with ``_`` are not public.
 Helpers that only one family uses live beside that family instead (``dreamset.plugins.mixers.compositing``,
