@@ -137,3 +137,17 @@ def test_bad_closed_loop_options_are_one_line_errors(tmp_path, capsys, change, m
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_catalogue_recipe_is_compute_matched():
+    import dreamset.registry as registry
+    from dreamset.recipe import load_recipe
+    from dreamset.sources import generate_stages
+
+    recipe, _ = load_recipe("closed-loop-digits", registry=registry.get_registry())
+    stages = {name: stage for name, (_, stage) in generate_stages(recipe).items()}
+    assert stages["upfront"].count == stages["loop"].count  # the same number of generated images per arm
+    assert stages["loop"].closed_loop.rounds > 1 and stages["upfront"].closed_loop is None
+    assert stages["upfront"].generator == stages["loop"].generator
+    assert recipe.train.budget == "matched" and len(recipe.seeds) == 3
+    assert set(recipe.arms) == {"uniform", "adaptive", "closed-loop"} and recipe.evaluate.baseline_arm == "uniform"
