@@ -175,15 +175,16 @@ def _merge_records(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def train_in_rounds(context, model, *, arm: str, seed: int, total_steps: int, checkpoint_dir: Path,
+def train_in_rounds(context, model, *, arm: str, arm_folder_name: str, seed: int, total_steps: int, checkpoint_dir: Path,
                     description: str, record: dict[str, Any] | None, real, attacker, **train) -> Any:
     """Train ``model`` for ``total_steps`` optimizer steps over the rounds of the arm's closed-loop
     source, generating segment ``r+1`` after round ``r`` (see the module docstring); returns the
-    final classifier. ``train``: the other ``train_classifier`` arguments (mixer, settings, ...)."""
+    final classifier. ``arm_folder_name``: the arm's folder name (:func:`dreamset.recipe.arm_folder`, passed in so
+    this module does not import the recipe that imports it). ``train``: the other ``train_classifier``
+    arguments (mixer, settings, ...)."""
     import numpy as np
 
     from dreamset.evaluation import stratified_subset
-    from dreamset.recipe import arm_folder
     from dreamset.sources import MixedSource, generate_stages, store_folders
     from dreamset.store import SyntheticStore, generate_to_store
     from dreamset.training import train_classifier
@@ -194,7 +195,7 @@ def train_in_rounds(context, model, *, arm: str, seed: int, total_steps: int, ch
     path, stage = generate_stages(recipe)[name]
     loop: ClosedLoop = stage.closed_loop
     store_dir, generator_dir = store_folders(context.run_dir, recipe, name)
-    rounds_dir = store_dir.parent / f"{store_dir.name}-rounds" / f"seed{seed}" / arm_folder(arm)
+    rounds_dir = store_dir.parent / f"{store_dir.name}-rounds" / f"seed{seed}" / arm_folder_name
     counts = segment_counts(stage.count, loop.rounds)
     class_names = list(context.real_train.class_names)
     k = len(class_names)
