@@ -285,12 +285,11 @@ def session(device) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[None]:
-    """Label what this rank is doing (named in failure messages)."""
+    """Label what this rank is doing (named in failure messages). An error leaves the label on the
+    stage it came from: the CLI names that stage when it reports the error, outside this block."""
     before, _state.stage = _state.stage, name
-    try:
-        yield
-    finally:
-        _state.stage = before
+    yield
+    _state.stage = before
 
 
 def barrier(name: str, seconds: float | None = None) -> None:
