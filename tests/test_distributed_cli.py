@@ -158,7 +158,7 @@ def test_a_killed_rank_stops_the_other_with_one_line_naming_it(killed_then_resum
 def test_torchrun_run_resumed_after_a_kill_equals_one_process(single, killed_then_resumed):
     out, _, _, resumed = killed_then_resumed
     assert resumed.stdout.count("dreamset run tiny-distributed") == 1, "only rank 0 speaks"
-    assert "train real (seed 0): resuming after epoch" in resumed.stderr, resumed.stderr[-3000:]
+    assert "train real (seed 0): resuming after epoch" in resumed.stdout, resumed.stdout[-3000:]
     assert store_digest(out / "synthetic") == store_digest(single / "synthetic")
     one, two = (json.loads((d / "report.json").read_text()) for d in (single, out))
     assert_reports_match(one, two)
