@@ -203,6 +203,7 @@ with distributed.session("cpu"):
 """
 
 
+@pytest.mark.slow  # three more interpreter starts; the suite's failure naming is the killed rank above
 def test_a_stuck_rank_is_named_when_the_barrier_times_out(tmp_path):
     script = tmp_path / "stuck.py"
     script.write_text(BARRIER_SCRIPT)
