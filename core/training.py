@@ -291,7 +291,7 @@ def train_classifier(
             from torch.nn.parallel import DistributedDataParallel
 
             train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    from dreamset.context import progress
+    from dreamset.progress import progress
     from dreamset.prefetch import prefetched
 
     attack_calls = [0]
