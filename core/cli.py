@@ -135,7 +135,7 @@ def cmd_run(args) -> int:
     console = _console(stderr=args.json, quiet=env_rank() != 0)  # under torchrun rank 0 speaks for all
     if args.quiet:
         console.quiet = console.quiet or not console.is_terminal  # -q in a terminal keeps the bars, drops the log lines
-    handler = setup_logging(console, -1 if args.quiet else args.verbose)
+    handler = setup_logging(console, -1 if args.quiet or env_rank() != 0 else args.verbose)  # other ranks: warnings only
     if not args.quiet:
         console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
     try:

@@ -61,7 +61,8 @@ def training_settings(settings, model, mixer, attacker, real, synthetic, seed: i
 
     architecture = hashlib.sha256(json.dumps([[name, list(t.shape), str(t.dtype)] for name, t in model.state_dict().items()]).encode())
     return {
-        "train": settings.model_dump(mode="json"),
+        # a field left at None is left out, so checkpoints made before it existed are still reused
+        "train": settings.model_dump(mode="json", exclude={"batch_groups"} if getattr(settings, "batch_groups", None) is None else None),
         "architecture": architecture.hexdigest()[:16],
         "mixer": _component(mixer),
         "attacker": _component(attacker),

@@ -37,6 +37,7 @@ import os
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -239,6 +240,11 @@ def failure(what: str, cause: BaseException | str | None = None, missing: list[i
 
 def _on_sigterm(signum, frame):
     _state.stop.set()
+    if sys.exc_info()[0] is not None:
+        # an error is already on its way out (a broken collective, unwinding through a generator's
+        # ``finally``): raising here would break that cleanup into an "Exception ignored" traceback;
+        # the error in flight is reported instead, naming the dead rank the same way
+        return
     raise failure("torchrun's SIGTERM", "torchrun stopped this rank: another rank failed or the job was cancelled")
 
 
@@ -285,12 +291,11 @@ def session(device) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[None]:
-    """Label what this rank is doing (named in failure messages)."""
+    """Label what this rank is doing (named in failure messages). An error leaves the label on the
+    stage it came from: the CLI names that stage when it reports the error, outside this block."""
     before, _state.stage = _state.stage, name
-    try:
-        yield
-    finally:
-        _state.stage = before
+    yield
+    _state.stage = before
 
 
 def barrier(name: str, seconds: float | None = None) -> None:

@@ -165,6 +165,11 @@ class TrainStage(_Model):
     ema_decay: float | None = Field(default=None, gt=0, lt=1)
     mixed_precision: bool = True
     channels_last: bool = False
+    #: process each global batch as this many row groups (rows ``g::G``), each with its own seeded
+    #: random draws, their gradients summed in group order: the weights are then the same bit for bit
+    #: on 1 process and under torchrun on any number of processes dividing it (dreamset.row_groups);
+    #: null = one group per process (fastest; results then vary with the world size by float rounding)
+    batch_groups: int | None = Field(default=None, ge=1, le=4096)
     #: training augmentations of every arm that sets none of its own
     augment: AugmentSpec | None = None
 

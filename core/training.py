@@ -148,6 +148,35 @@ def _loss(model, x, y, objective: Objective, settings: TrainStage, attacker: Att
     return objective.loss(model, x, y, attacker=training_attacker, mask=mask, label_smoothing=settings.label_smoothing)
 
 
+def _rows_backward(train_model, model, x, y, mask, objective, settings, attacker, use_amp, calls, cost, optimizer,
+                   rank: int, world: int, device):
+    """This rank's rows ``r::W`` of the global batch: forward, backward (DDP averages the ranks'
+    gradients); returns the loss and the rows' labels."""
+    share = 1.0
+    if world > 1:  # this rank's rows; the loss is rescaled so DDP's mean of the
+        share = len(y[rank::world]) * world / len(y)  # ranks' gradients is the global batch's
+        x, y = x[rank::world], y[rank::world]
+        mask = mask[rank::world] if mask is not None else None
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    mask = mask.to(device, non_blocking=True) if mask is not None else None
+    if settings.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+        loss = _loss(train_model, x, y, objective, settings, attacker, attack_model=model, mask=mask,
+                     calls=calls, cost=cost) * share
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    return loss, y
+
+
+def _group_loss(model, x, y, mask, objective, settings, attacker, use_amp, calls, cost):
+    """One row group's loss (:mod:`dreamset.row_groups`), autocast and ``channels_last`` as the step's."""
+    if settings.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        return _loss(model, x, y, objective, settings, attacker, mask=mask, calls=calls, cost=cost)
+
+
 def _on_forked_rng(train):
     """Run ``train`` on a fork of the global random state (what it draws is seeded inside)."""
     import functools
@@ -255,12 +284,19 @@ def train_classifier(
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     train_model = model
+    groups = getattr(settings, "batch_groups", None)  # world-size-independent weights (dreamset.row_groups)
     if distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
         from dreamset.distributed import barrier
 
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if groups is not None:
+            from dreamset.row_groups import broadcast_from_rank0, check_groups
+
+            check_groups(groups, world)
+            broadcast_from_rank0(model)
+        else:
+            from torch.nn.parallel import DistributedDataParallel
+
+            train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     from dreamset.progress import progress
     from dreamset.prefetch import prefetched
 
@@ -288,25 +324,27 @@ def train_classifier(
                     cost["images_seen"] += len(y)
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(settings, offset + epoch * steps + step, span)
-                    share = 1.0
-                    if world > 1:  # this rank's rows; the loss is rescaled so DDP's mean of the
-                        share = len(y[rank::world]) * world / len(y)  # ranks' gradients is the global batch's
-                        x, y = x[rank::world], y[rank::world]
-                        mask = mask[rank::world] if mask is not None else None
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    mask = mask.to(device, non_blocking=True) if mask is not None else None
-                    if settings.channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        loss = _loss(train_model, x, y, objective, settings, attacker, attack_model=model, mask=mask,
-                                     calls=attack_calls, cost=cost) * share
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    if groups is not None:  # world-size-independent gradient (dreamset.row_groups)
+                        from dreamset.row_groups import grouped_backward
+
+                        grouped_backward(model, x, y, mask, groups=groups, rank=rank, world=world, seed=seed, epoch=epoch,
+                                         step=step, device=device, on_group=curves.step if watcher is not None else None,
+                                         loss_of=lambda xg, yg, mg, first: _group_loss(model, xg, yg, mg, objective, settings,
+                                                                                     attacker, use_amp, attack_calls,
+                                                                                     cost if first else None))
+                        loss = None
+                    else:
+                        loss, y = _rows_backward(train_model, model, x, y, mask, objective, settings, attacker, use_amp,
+                                                 attack_calls, cost, optimizer, rank, world, device)
                     optimizer.step()
+                    if groups is not None and distributed and any(True for _ in model.buffers()):
+                        from dreamset.row_groups import sync_buffers
+
+                        sync_buffers(model)
                     cost["optimizer_steps"] += 1
                     if ema is not None:
                         ema.update(model)
-                    if watcher is not None:
+                    if watcher is not None and loss is not None:
                         curves.step(loss, y)
                     advance(1)
                 wall[0] += time.perf_counter() - started

@@ -38,3 +38,43 @@ def test_background_bank_beyond_the_cap_is_refused_with_one_line():
 
     with pytest.raises(BadInputError, match=r"n_backgrounds: 1,000,000 backgrounds of \(3, 32, 32\) need 11.4 GiB"):
         background_bank("procedural", 1_000_000, (3, 32, 32), 0)
+
+
+def test_torchrun_sigterm_raises_once_and_never_into_an_error_already_in_flight(monkeypatch):
+    """The SIGTERM torchrun sends after a peer died may land while the broken collective's error is
+    unwinding (through the prefetch generator's ``finally``): raising there printed a second
+    traceback ("Exception ignored in ..."), so the handler leaves that error to be reported."""
+    monkeypatch.setattr(distributed._state, "stop", __import__("threading").Event())
+    with pytest.raises(distributed.DistributedError, match="torchrun's SIGTERM"):
+        distributed._on_sigterm(15, None)
+    try:
+        raise RuntimeError("Connection closed by peer")
+    except RuntimeError:
+        assert distributed._on_sigterm(15, None) is None
+    assert distributed._state.stop.is_set()
+
+
+def test_row_groups_refuse_a_world_size_that_does_not_divide_them():
+    from dreamset.row_groups import check_groups
+
+    check_groups(4, 2)
+    with pytest.raises(BadInputError, match="train.batch_groups: 3 row groups cannot be split evenly across 2 processes"):
+        check_groups(3, 2)
+
+
+def test_row_groups_gradient_is_the_whole_batch_mean_even_for_uneven_groups():
+    import torch.nn.functional as F
+
+    from dreamset.row_groups import grouped_backward
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x, y = torch.rand(7, 1, 3, 4), torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    F.cross_entropy(model(x), y).backward()
+    whole = [p.grad.clone() for p in model.parameters()]
+    seen = []
+    grouped_backward(model, x, y, None, groups=3, rank=0, world=1, seed=0, epoch=0, step=0, device=torch.device("cpu"),
+                     loss_of=lambda xg, yg, mg, first: (seen.append((len(yg), first)), F.cross_entropy(model(xg), yg))[1])
+    assert seen == [(3, True), (2, False), (2, False)]  # rows 0::3, 1::3, 2::3
+    for got, want in zip((p.grad for p in model.parameters()), whole):
+        assert torch.allclose(got, want, atol=1e-6)
