@@ -36,8 +36,9 @@ def resolve_device(name: str) -> torch.device:
 
 @contextlib.contextmanager
 def progress(context: "RunContext | None", description: str, total: int | None) -> Iterator[Any]:
-    """``context.progress(...)``, or a silent ``advance`` when there is no context (library use)."""
-    if context is None:
+    """``context.progress(...)``, or a silent ``advance`` when there is no context (library use) or
+    a stand-in context without ``progress``."""
+    if context is None or not hasattr(context, "progress"):
         yield lambda n=1: None
     else:
         with context.progress(description, total) as advance:

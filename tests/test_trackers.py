@@ -225,3 +225,34 @@ def test_mlflow_tracker_passes_the_conformance_suite_against_the_fake(fake_mlflo
     check_component("tracker:mlflow")
     assert [c[0] for c in fake_mlflow.calls].count("log_metrics") == 3  # two epochs, the final numbers
     assert fake_mlflow.named("end_run") == [("end_run", (), {"status": "FINISHED"})]
+
+
+def test_the_wandb_example_passes_the_tracker_checks_against_a_fake_wandb(monkeypatch, tmp_path):
+    """docs/examples/dreamset-wandb (not installed here: wandb is no dependency) on the base class."""
+    from dreamset.conformance.trackers import check_tracker
+
+    calls = []
+
+    class FakeRun:
+        summary: dict = {}
+
+        def log(self, metrics, step=None):
+            calls.append(("log", dict(metrics), step))
+
+        def finish(self, exit_code=0):
+            calls.append(("finish", exit_code))
+
+    fake = types.ModuleType("wandb")
+    fake.init = lambda **kwargs: calls.append(("init", kwargs)) or FakeRun()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "docs" / "examples" / "dreamset-wandb"))
+    monkeypatch.delitem(sys.modules, "dreamset_wandb", raising=False)
+    import dreamset_wandb
+
+    tracker = dreamset_wandb.WandbTracker()
+    assert tracker.key == "tracker:wandb" and issubclass(dreamset_wandb.WandbTracker, Tracker)
+    check_tracker(tracker, tmp_path)
+    assert calls[0][1]["name"] == "conformance" and calls[0][1]["config"]["train.epochs"] == 2
+    assert [c[2] for c in calls if c[0] == "log"] == [4, 8]  # the final numbers went to the summary
+    assert FakeRun.summary["final/real/clean_accuracy"] == 0.75 and calls[-1] == ("finish", 0)
