@@ -26,7 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: recipe -> (documents its block goes into, whether the block lists the distribution metrics)
 DOCUMENTS = {"digits-robust": {"README.md": False, "docs/recipes.md": True},
-             "context-agnostic-mnist": {"docs/recipes.md": False}, "digits-shift": {"docs/recipes.md": True}}
+             "context-agnostic-mnist": {"docs/recipes.md": False}, "digits-shift": {"docs/recipes.md": True},
+             # digits-robust with --set name=digits-robust-long: the longer-schedule search of docs/recipes.md
+             "digits-robust-long": {"docs/recipes.md": False}}
 #: recipes whose blocks also list the clean accuracy on every shifted and generated evaluation set
 PER_SET = {"digits-shift"}
 
