@@ -256,3 +256,32 @@ def test_the_wandb_example_passes_the_tracker_checks_against_a_fake_wandb(monkey
     assert calls[0][1]["name"] == "conformance" and calls[0][1]["config"]["train.epochs"] == 2
     assert [c[2] for c in calls if c[0] == "log"] == [4, 8]  # the final numbers went to the summary
     assert FakeRun.summary["final/real/clean_accuracy"] == 0.75 and calls[-1] == ("finish", 0)
+
+
+def test_register_trackers_takes_tracker_subclasses_only(dreamset_registry):
+    from dreamset.interfaces import Metric
+
+    class Good(Tracker):
+        """A tracker that logs nowhere."""
+
+        key = "tracker:good"
+
+        def log(self, metrics, step):
+            pass
+
+    class NotATracker(Metric):
+        key = "tracker:not-a-tracker"
+
+        def compute(self, context):
+            return {}
+
+    class Plugin:
+        @dreamset.hookimpl
+        def register_trackers(self, register):
+            register(Good)
+            register(NotATracker)
+
+    reg = dreamset_registry(Plugin(), builtins=False, strict=False)
+    assert reg.list() == ["tracker:good"] and isinstance(reg.create("tracker:good"), Tracker)
+    errors = " | ".join(e for p in reg.plugins for e in p.errors)
+    assert "NotATracker is not a subclass of dreamset.interfaces.Tracker" in errors and "register_trackers: " in errors
