@@ -15,10 +15,11 @@ Card
   ``.`` and ``+`` written ``_plus_``, which MLflow metric names do not all accept).
 * Store: ``options.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else ``file:<run>/mlruns``
   (``mlflow ui --backend-store-uri <run>/mlruns``); experiment ``options.experiment``.
-* Optional extra, not a dreamset dependency: ``pip install mlflow-skinny``. mlflow-skinny needs a
-  newer ``requests`` than the ``requests~=2.25.1`` torchattacks 3.5.1 pins, so installing it
-  upgrades ``requests`` past that pin — at your own risk (docs/run-page.md). A missing ``mlflow``
-  is refused before the run starts, naming this tracker and the pip command.
+* Optional, not a dreamset dependency: ``pip install mlflow-skinny`` upgrades ``requests`` past the
+  ``requests~=2.25.1`` torchattacks 3.5.1 pins (recent releases need databricks-sdk, hence
+  requests>=2.28.1); ``mlflow-skinny==2.14.3`` is the newest that resolves with the pin — at your
+  own risk either way (docs/run-page.md). A missing ``mlflow`` is refused before the run starts,
+  naming this tracker and the pip command.
 
 Example::
 
@@ -51,7 +52,7 @@ class MLflowTracker(Tracker):
     key = "tracker:mlflow"
     Options = MLflowOptions
     requires = (("mlflow", "pip install mlflow-skinny — it upgrades requests past torchattacks' pin "
-                           "requests~=2.25.1, see docs/run-page.md"),)
+                           "requests~=2.25.1; mlflow-skinny==2.14.3 keeps it; see docs/run-page.md"),)
 
     def __init__(self, options=None):
         super().__init__(options)
