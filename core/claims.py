@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from dreamset.errors import BadInputError
-from dreamset.report import COMPARISON_LABELS, compact_rows
+from dreamset.report_tables import COMPARISON_LABELS, compact_rows
 
 
 def _row(cells: list[str]) -> str:

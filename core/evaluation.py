@@ -64,7 +64,7 @@ def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | 
     one draw from it plus the chunk's number, so random starts do not depend on how chunks are
     shared out: under torchrun chunk ``c`` runs on rank ``c mod W`` and the flags are all-reduced
     (:func:`dreamset.distributed.split_rows`), with the same result as one process."""
-    from dreamset.attacking import forked_rng
+    from dreamset.seeding import forked_rng
     from dreamset.distributed import broadcast_int, split_rows
 
     device = torch.device(device)

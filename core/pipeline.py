@@ -168,7 +168,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                     context.models[arm_name] = _train_arm(context, arm_name, arm, seed, inputs[arm_name],
                                                           budgets[arm_name], records[arm_name])
             with _stage(context, "evaluate", timings):
-                from dreamset.attacking import forked_rng
+                from dreamset.seeding import forked_rng
                 from dreamset.evaluation import evaluate_classifier
 
                 attackers = [_create(context, ref, "attacker", f"evaluate.attackers.{i}")

@@ -256,7 +256,7 @@ def metric_groups(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[di
 def _per_source_flat(report: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
     """metric -> ``[(name shown, result)]``: one result, or one per named synthetic source
     (``metrics.<metric>.<source>``, shown as ``metric[source]``)."""
-    from dreamset.sources import report_source_names
+    from dreamset.report_tables import report_source_names
 
     sources = report_source_names(report)
     out: dict[str, list[tuple[str, Any]]] = {}
@@ -356,7 +356,7 @@ def generic_section(value: Any) -> dict[str, Any]:
 def page_model(run_dir: Path | None, report: dict[str, Any]) -> dict[str, Any]:
     import yaml
 
-    from dreamset.report import arms_table_rows, comparison_rows
+    from dreamset.report_tables import arms_table_rows, comparison_rows
 
     run_dir = Path(run_dir) if run_dir is not None else None
     pngs = sorted(run_dir.glob("*.png")) if run_dir is not None else []

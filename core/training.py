@@ -255,7 +255,7 @@ def train_classifier(
         from dreamset.distributed import barrier
 
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    from dreamset.context import progress
+    from dreamset.progress import progress
     from dreamset.prefetch import prefetched
 
     attack_calls = [0]

@@ -51,7 +51,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import forked_rng
+from dreamset.seeding import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.options import FractionFloat
@@ -185,7 +185,7 @@ class ARCMetric(Metric):
     def compute(self, context) -> dict[str, Any]:
         import torch
 
-        from dreamset.context import progress
+        from dreamset.progress import progress
         from dreamset.data import TensorImageSet
         from dreamset.evaluation import accuracy
         from dreamset.recipe import TrainStage

@@ -47,7 +47,7 @@ from typing import Annotated, Any, Iterable, Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import forked_rng
+from dreamset.seeding import forked_rng
 from dreamset.seeding import build_model
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
@@ -131,7 +131,7 @@ class EffectiveRobustnessMetric(Metric):
         """Train (or reload) and evaluate the real-only baseline models."""
         import numpy as np
 
-        from dreamset.context import progress
+        from dreamset.progress import progress
         from dreamset.training import train_classifier
 
         o = self.options
