@@ -12,6 +12,8 @@ contains 0), any loud notes of the report, and optionally the scalar distributio
 """
 from __future__ import annotations
 
+import os
+import platform
 import re
 from typing import Any
 
@@ -148,3 +150,12 @@ def splice(text: str, name: str, block: str) -> str:
     if not pattern.search(text):
         raise BadInputError(f"claims:{name}: the document has no <!-- claims:{name} --> ... <!-- /claims:{name} --> markers")
     return pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text, count=1)
+
+
+def machine() -> str:
+    """The machine a generated block was measured on (architecture, GPU or CPU cores, torch version),
+    for its source line."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
+    return f"{platform.machine()} {device}, torch {torch.__version__}"

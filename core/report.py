@@ -8,7 +8,9 @@ verdicts, :mod:`dreamset.differences`), ``notes`` (loud caveats, e.g. arms not c
 ``evaluation`` (the evaluation subset and how robust accuracy is defined), ``metrics`` (metric name
 -> result), ``components`` (recipe field -> the component's key, plugin, distribution and version,
 :mod:`dreamset.provenance`), ``selections`` (arm -> seed -> how many synthetic samples the sampler
-kept and its ``Selection.info``), ``timings`` (seconds per stage), ``seeds``, ``device``.
+kept and its ``Selection.info``), ``timings`` (seconds per stage), ``seeds``, ``device``,
+``warnings`` (every metric's ``warnings`` lines, per source too, as ``metric[.source]: line``:
+:func:`metric_warnings`).
 """
 from __future__ import annotations
 
@@ -22,6 +24,21 @@ from dreamset.report_tables import (  # noqa: F401
     COMPARISON_LABELS, arms_table_rows, comparison_rows, compact_rows, report_source_names)
 
 ACCURACY_KEYS = ("clean_accuracy", "robust_accuracy")
+
+
+def metric_warnings(metrics: dict[str, Any], sources=()) -> list[str]:
+    """Every metric's ``warnings`` lines, prefixed ``metric: `` — or ``metric.source: `` for a
+    per-source result (``metrics.<metric>.<source>.warnings``, ``sources``: the recipe's named synthetic
+    sources) — for report.json's top-level ``warnings``."""
+    found: list[str] = []
+    for name, result in (metrics or {}).items():
+        if not isinstance(result, dict):
+            continue
+        found += [f"{name}: {w}" for w in result.get("warnings") or []]
+        for source in sources:
+            if isinstance(result.get(source), dict):
+                found += [f"{name}.{source}: {w}" for w in result[source].get("warnings") or []]
+    return found
 
 
 def _scalar_metrics(report: dict[str, Any]) -> list[tuple[str, str]]:

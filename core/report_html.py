@@ -330,11 +330,14 @@ def generator_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def warnings(report: dict[str, Any]) -> list[str]:
-    found = [str(n) for n in report.get("warnings") or []]
-    for name, result in (report.get("metrics") or {}).items():
-        if isinstance(result, dict):
-            found += [f"{name}: {w}" for w in result.get("warnings") or []]
-    return found
+    """report.json's ``warnings`` (the metrics' lines gathered by the pipeline); a report written
+    before that key existed gets them gathered here."""
+    from dreamset.report import metric_warnings
+    from dreamset.sources import report_source_names
+
+    if "warnings" in report:
+        return [str(n) for n in report["warnings"] or []]
+    return metric_warnings(report.get("metrics") or {}, report_source_names(report))
 
 
 def generic_section(value: Any) -> dict[str, Any]:
