@@ -74,18 +74,19 @@ def training_settings(settings, model, mixer, attacker, real, synthetic, seed: i
     }
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: nested mappings as dotted keys (other values are leaves)."""
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
         return out
     return {prefix: value}
 
 
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``["train.epochs: 2 -> 20", ...]``: the leaves that differ between two settings records."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = flatten(old), flatten(new)
     out = []
     for key in sorted(set(a) | set(b)):
         if a.get(key, "(absent)") != b.get(key, "(absent)"):

@@ -3,7 +3,8 @@
 The registration hooks are derived from the kinds table (:data:`dreamset.kinds.KINDS`): one
 ``register_<kind>s(register)`` per kind — ``register_datasets``, ``register_shifts``,
 ``register_generators``, ``register_samplers``, ``register_mixers``, ``register_models``,
-``register_attackers``, ``register_objectives``, ``register_metrics``.
+``register_augmentations``, ``register_attackers``, ``register_objectives``, ``register_metrics``,
+``register_extractors``, ``register_trackers``.
 
 Every registration hook receives a ``register`` callback, in one of two forms::
 
@@ -70,13 +71,15 @@ def after_epoch(context, arm, seed, epoch, metrics):
     name, the seed, the 0-based epoch and ``metrics``: a flat ``{name: float}`` with ``loss``,
     ``train_accuracy`` (on the batches trained on, adversarial where the objective is), ``lr``,
     ``step`` (optimizer steps so far) and, every ``report.curve_every`` epochs, ``val_clean_accuracy``
-    and ``val_robust_accuracy`` on the fixed validation subset. Experiment trackers implement it.
-    Not called for epochs restored from a checkpoint. Return value ignored."""
+    and ``val_robust_accuracy`` on the fixed validation subset. Experiment trackers
+    (``tracker:*``) receive it through :class:`dreamset.interfaces.Tracker`'s implementation, which
+    is registered for the length of their run. Not called for epochs restored from a checkpoint.
+    Return value ignored."""
 
 
 @hookspec
 def log_metrics(context, metrics, step):
     """Called once at the end of a run (after ``report.json`` is written) with the headline numbers
     as a flat ``{name: float}`` (``<arm>/clean_accuracy``, ``<arm>/robust_accuracy``,
-    ``metrics/<metric>/<key>``) and ``step=None``. Experiment trackers log them and close.
-    Return value ignored."""
+    ``metrics/<metric>/<key>``) and ``step=None``. Experiment trackers log them (and the run's
+    files); the pipeline closes them afterwards. Return value ignored."""

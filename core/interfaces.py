@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
+from dreamset import hookimpl
+from dreamset.errors import BadInputError
 from dreamset.kinds import KINDS
 from dreamset.options import Options
 
@@ -344,6 +346,83 @@ class Extractor(Component):
         """What makes two instances produce the same features (key, options, weights file
         identity); ``None`` = features depend on the run (not cacheable across runs)."""
         return None
+
+
+class Tracker(Component):
+    """An experiment tracker (``tracker:*``): sends a run's numbers to TensorBoard, MLflow, W&B, ...
+
+    This base class owns the hook skeleton every tracker shares. For the length of a run the pipeline
+    (:mod:`dreamset.tracking`, rank 0 only) creates the trackers of ``report.trackers``, checks
+    :attr:`requires`, calls :meth:`start`, registers each instance with the plugin manager so its
+    ``after_epoch`` and ``log_metrics`` hook implementations below receive the run's numbers, and
+    calls :meth:`close` at the end (also when the run fails). A tracker implements :meth:`log`
+    and, as needed, :meth:`start`, :meth:`log_files`, :meth:`metric_name` and :meth:`close`:
+
+    * ``after_epoch`` -> ``log({"<arm>/seed<s>/<name>": value}, step)`` with ``step`` = optimizer
+      steps so far, for ``loss``, ``train_accuracy``, ``lr``, ``val_clean_accuracy``, ``val_robust_accuracy``;
+    * ``log_metrics`` -> ``log({"final/<arm>/clean_accuracy": ..., "final/metrics/<m>/<key>": ...}, 0)``
+      then ``log_files([recipe.json, report.json, report.html])`` (those that exist).
+
+    Values handed to :meth:`log` are finite Python floats (NaN, booleans and non-numbers are
+    dropped), names pass through :meth:`metric_name`."""
+
+    #: ``(import name, install command)`` of every package the tracker needs; a missing one is a
+    #: :class:`dreamset.BadInputError` naming the tracker and the command, before the run starts
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def check_requirements(self, field_path: str = "report.trackers") -> None:
+        """Import every package of :attr:`requires`; raise a one-line BadInputError if one is missing."""
+        import importlib
+
+        for module, command in self.requires:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                raise BadInputError(f"{field_path}: {self.key} needs the {module} package, which is not "
+                                    f"installed ({command})") from None
+
+    def start(self, run_dir: Path, name: str, params: dict[str, Any]) -> None:
+        """Open the tracker's run for the dreamset run in ``run_dir`` named ``name`` (the recipe's
+        name); ``params`` is the resolved recipe flattened to ``{"train.epochs": 20, ...}``. Default:
+        nothing."""
+
+    @abc.abstractmethod
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        """Log the scalars ``metrics`` (names already through :meth:`metric_name`) at ``step``."""
+
+    def log_files(self, paths: "list[Path]") -> None:
+        """Keep the run's files (``recipe.json``, ``report.json``, ``report.html``) with the
+        tracker's run, once, after the final numbers. Default: nothing."""
+
+    def metric_name(self, name: str) -> str:
+        """The tracker's spelling of a ``/``-separated name (default: unchanged)."""
+        return name
+
+    def close(self, failed: bool = False) -> None:
+        """End the tracker's run (``failed``: the dreamset run raised). Called once per run."""
+
+    def scalars(self, metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+        """``{metric_name(prefix + name): float(value)}`` for the finite numbers of ``metrics``."""
+        import math
+
+        return {self.metric_name(f"{prefix}{name}"): float(value) for name, value in metrics.items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
+
+    # -- the hook skeleton (active while the pipeline has the tracker registered) ----------------
+    @hookimpl
+    def after_epoch(self, context, arm, seed, epoch, metrics):
+        numbers = {k: v for k, v in metrics.items() if k not in ("epoch", "step")}
+        values = self.scalars(numbers, f"{arm}/seed{seed}/")
+        if values:
+            self.log(values, int(metrics.get("step", epoch)))
+
+    @hookimpl
+    def log_metrics(self, context, metrics, step):
+        values = self.scalars(metrics, "final/")
+        if values:
+            self.log(values, int(step or 0))
+        names = ("recipe.json", "report.json", "report.html")
+        self.log_files([context.run_dir / n for n in names if (context.run_dir / n).is_file()])
 
 
 #: kind -> interface class (derived from the kinds table, :data:`dreamset.kinds.KINDS`)

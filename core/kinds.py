@@ -71,6 +71,8 @@ KINDS: tuple[Kind, ...] = (
          "metrics: compute(context) -> JSON-serialisable result stored in report.json"),
     Kind("extractor", "Extractor", ("evaluate.metrics[].options.extractor",),
          "feature extractors: embed(images) -> float32 N×D features for the distribution metrics"),
+    Kind("tracker", "Tracker", ("report.trackers[]",),
+         "experiment trackers: log each epoch's training numbers and the run's final numbers (TensorBoard, MLflow, ...)"),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

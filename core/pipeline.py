@@ -138,10 +138,13 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
     import dreamset.registry as registry_module
     from dreamset.provenance import component_sources, selection_record
 
+    from dreamset.tracking import create_trackers, tracking
+
     context = _new_context(recipe, run_dir, console, fresh)
     timings: dict[str, float] = {}
     selections: dict[str, dict[str, Any]] = {}
-    with distributed.main_holds("the run folder lock", lambda: run_folder_lock(run_dir)):
+    trackers = create_trackers(context)  # a tracker's missing package is refused before anything is written
+    with distributed.main_holds("the run folder lock", lambda: run_folder_lock(run_dir)), tracking(context, trackers):
         _data_and_generate(context, resolved, timings)
 
         from dreamset.sources import arm_synthetic

@@ -224,9 +224,9 @@ class ReportStage(_Model):
     #: ``curve_samples`` test images (0 = loss and train accuracy only)
     curve_samples: int = Field(default=128, ge=0, le=100_000)
     curve_every: int = Field(default=5, gt=0)
-    #: experiment trackers fed each epoch and at the end (built in: ``tensorboard``, ``mlflow``;
-    #: a plugin may add its own name)
-    trackers: list[str] = Field(default_factory=list)
+    #: experiment trackers (``tracker:*``) fed each epoch and at the end (built in: ``tensorboard``,
+    #: ``mlflow``); a bare name as before, or ``{key: mlflow, options: {...}}``
+    trackers: list[ComponentRef] = Field(default_factory=list)
 
 
 class Recipe(_Model):
@@ -331,6 +331,8 @@ class Recipe(_Model):
         for i, spec in enumerate(self.evaluate.sets):
             if spec.generator is not None:
                 yield f"evaluate.sets.{i}.generator", "generator", spec.generator
+        for i, ref in enumerate(self.report.trackers):
+            yield f"report.trackers.{i}", "tracker", ref
 
 
 def is_plain_name(name: str, leading_dot: bool = False) -> bool:

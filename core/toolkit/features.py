@@ -145,8 +145,11 @@ class FeatureSet:
     either embedded from an :class:`ImageSource` by an extractor or read from a feature matrix."""
 
     def __init__(self, *, source: ImageSource | None = None, embed: Callable | None = None,
-                 matrix: np.ndarray | None = None, labels=None, class_names=None, name: str = "") -> None:
+                 matrix: np.ndarray | None = None, labels=None, class_names=None, name: str = "",
+                 context=None) -> None:
         self.source, self._embed, self.matrix, self.name = source, embed, matrix, name
+        #: the run context whose progress bars show the embedding passes (``None``: no bar)
+        self.context = context
         #: whether ``labels`` are real class labels (a ``.npy`` or an unlabelled ``.npz`` has none: zeros)
         self.labelled = source is not None or labels is not None
         if source is not None:
@@ -167,16 +170,21 @@ class FeatureSet:
         return len(self.source) if self.source is not None else int(self.matrix.shape[0])
 
     def chunks(self, indices, batch_size: int) -> Iterator[torch.Tensor]:
-        """Features ``float32 B×D`` (CPU) at ``indices`` (ascending ints), ``batch_size`` rows at a time."""
+        """Features ``float32 B×D`` (CPU) at ``indices`` (ascending ints), ``batch_size`` rows at a time
+        (embedding passes show a progress bar in the run's terminal)."""
         from dreamset.data import as_index_tensor
+        from dreamset.progress import progress
 
         indices = as_index_tensor(indices)
-        for start in range(0, indices.shape[0], batch_size):
-            rows = indices[start:start + batch_size]
-            if self.matrix is not None:
-                yield torch.from_numpy(np.asarray(self.matrix[rows.numpy()], dtype=np.float32))
-            else:
+        if self.matrix is not None:
+            for start in range(0, indices.shape[0], batch_size):
+                yield torch.from_numpy(np.asarray(self.matrix[indices[start:start + batch_size].numpy()], dtype=np.float32))
+            return
+        with progress(self.context, f"features ({self.name})", int(indices.shape[0])) as advance:
+            for start in range(0, indices.shape[0], batch_size):
+                rows = indices[start:start + batch_size]
                 yield self._embed(self.source.subset(rows))
+                advance(int(rows.shape[0]))
 
     def at(self, indices, batch_size: int) -> torch.Tensor:
         """Features ``float32 len(indices)×D`` at ``indices``."""

@@ -186,6 +186,7 @@ class ARCMetric(Metric):
     def compute(self, context) -> dict[str, Any]:
         import torch
 
+        from dreamset.progress import progress
         from dreamset.data import TensorImageSet
         from dreamset.evaluation import accuracy
         from dreamset.recipe import TrainStage
@@ -217,25 +218,27 @@ class ARCMetric(Metric):
         grid = o.grid()
         curve = []
         previous = None
-        for i, eps in enumerate(grid):
-            train_attack = eval_attack = None
-            if eps > 0:
-                train_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.attack_steps)
-                eval_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.eval_steps)
-            with forked_rng(context.device, o.seed):
-                model = factory.build(tuple(real_x.shape[1:]), 2)
-                if o.schedule == "curriculum" and previous is not None:
-                    model.load_state_dict(previous)  # warm start: fine-tune the previous radius's discriminator
-                model = train_classifier(context, model, mixer=mixer, real=fit_real, synthetic=fit_syn, attacker=train_attack,
-                                         settings=settings, seed=o.seed, checkpoint_dir=cache / f"eps-{i}",
-                                         description=f"ARC discriminator eps={eps:.4g}")
-                previous = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                clean = accuracy(model, heldout, context.device, o.batch_size)
-                predicted_real = _predicted_fraction(model, heldout, context.device, o.batch_size)
-                torch.manual_seed(o.seed)
-                robust = clean if eval_attack is None else accuracy(model, heldout, context.device, o.batch_size, eval_attack)
-            curve.append({"eps": float(eps), "robust_accuracy": float(robust), "clean_accuracy": float(clean),
-                          "predicted_real_fraction": float(predicted_real)})
+        with progress(context, "ARC radii", len(grid)) as advance:
+            for i, eps in enumerate(grid):
+                train_attack = eval_attack = None
+                if eps > 0:
+                    train_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.attack_steps)
+                    eval_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.eval_steps)
+                with forked_rng(context.device, o.seed):
+                    model = factory.build(tuple(real_x.shape[1:]), 2)
+                    if o.schedule == "curriculum" and previous is not None:
+                        model.load_state_dict(previous)  # warm start: fine-tune the previous radius's discriminator
+                    model = train_classifier(context, model, mixer=mixer, real=fit_real, synthetic=fit_syn, attacker=train_attack,
+                                             settings=settings, seed=o.seed, checkpoint_dir=cache / f"eps-{i}",
+                                             description=f"ARC discriminator eps={eps:.4g}")
+                    previous = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    clean = accuracy(model, heldout, context.device, o.batch_size)
+                    predicted_real = _predicted_fraction(model, heldout, context.device, o.batch_size)
+                    torch.manual_seed(o.seed)
+                    robust = clean if eval_attack is None else accuracy(model, heldout, context.device, o.batch_size, eval_attack)
+                curve.append({"eps": float(eps), "robust_accuracy": float(robust), "clean_accuracy": float(clean),
+                              "predicted_real_fraction": float(predicted_real)})
+                advance(1)
         arc = arc_area(grid, [point["robust_accuracy"] for point in curve])
         warnings = collapse_warnings(curve)
         source = getattr(context, "source_name", None)  # one curve per named synthetic source

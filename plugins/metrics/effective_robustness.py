@@ -131,6 +131,7 @@ class EffectiveRobustnessMetric(Metric):
         """Train (or reload) and evaluate the real-only baseline models."""
         import numpy as np
 
+        from dreamset.progress import progress
         from dreamset.training import train_classifier
 
         o = self.options
@@ -148,19 +149,21 @@ class EffectiveRobustnessMetric(Metric):
         mixer = context.registry.create("mixer:ratio", real_fraction=1.0)
         points = []
         index = 0
-        for fraction in o.testbed_sizes:
-            size = max(1, int(round(fraction * len(real))))
-            subset = real.subset(np.sort(order[:size]))
-            for epochs in epochs_list:
-                seed = o.seed + index
-                settings = recipe.train.model_copy(update={"epochs": epochs, "ema_decay": None, "label_smoothing": 0.0})
-                model = build_model(factory, real.image_shape, real.num_classes, seed=o.seed,
-                                    purpose="effective-robustness-testbed", index=index)
-                model = train_classifier(context, model, mixer=mixer, real=subset, synthetic=None, attacker=None, settings=settings,
-                                         seed=seed, checkpoint_dir=cache / f"n{size}-e{epochs}-s{seed}",
-                                         description=f"ER testbed n={size} epochs={epochs}")
-                points.append({"train_size": size, "epochs": epochs, "seed": seed, **self._evaluate(context, model)})
-                index += 1
+        with progress(context, "effective-robustness testbed", len(o.testbed_sizes) * len(epochs_list)) as advance:
+            for fraction in o.testbed_sizes:
+                size = max(1, int(round(fraction * len(real))))
+                subset = real.subset(np.sort(order[:size]))
+                for epochs in epochs_list:
+                    seed = o.seed + index
+                    settings = recipe.train.model_copy(update={"epochs": epochs, "ema_decay": None, "label_smoothing": 0.0})
+                    model = build_model(factory, real.image_shape, real.num_classes, seed=o.seed,
+                                        purpose="effective-robustness-testbed", index=index)
+                    model = train_classifier(context, model, mixer=mixer, real=subset, synthetic=None, attacker=None, settings=settings,
+                                             seed=seed, checkpoint_dir=cache / f"n{size}-e{epochs}-s{seed}",
+                                             description=f"ER testbed n={size} epochs={epochs}")
+                    points.append({"train_size": size, "epochs": epochs, "seed": seed, **self._evaluate(context, model)})
+                    index += 1
+                    advance(1)
         return points
 
     def _arm_points(self, context) -> dict[str, dict[str, dict[str, Any]]]:

@@ -102,7 +102,7 @@ def feature_pair(context, options: FeatureOptions, *, need_synthetic: bool = Tru
         if kind == "file":
             out.append(FeatureSet.from_file(value, f"{field}_features", class_names=names))
         else:
-            out.append(FeatureSet(source=value, embed=embed, name=field) if value is not None else None)
+            out.append(FeatureSet(source=value, embed=embed, name=field, context=context) if value is not None else None)
     return out[0], out[1], extractor
 
 

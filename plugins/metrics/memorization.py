@@ -84,7 +84,8 @@ class Memorization(Metric):
             if extractor is None:
                 raise BadInputError("heldout_features: with real_features and synthetic_features files, give held-out features too")
             heldout = FeatureSet(source=source_for(context, "real", "test"),
-                                 embed=embedder(extractor, getattr(context, "device", None), min(256, o.batch_size)), name="heldout")
+                                 embed=embedder(extractor, getattr(context, "device", None), min(256, o.batch_size)), name="heldout",
+                                 context=context)
         return train, synthetic, heldout, extractor
 
     def compute(self, context) -> dict:

@@ -1,2 +1,2 @@
-"""Built-in experiment trackers: lifecycle-hook plugins (``after_epoch``, ``log_metrics``) that a
-recipe turns on by name under ``report.trackers``."""
+"""Built-in experiment trackers (``tracker:*``): a recipe names them under ``report.trackers``;
+each is a :class:`dreamset.interfaces.Tracker`, whose hooks receive the run's numbers."""

@@ -1,12 +1,16 @@
-"""TensorBoard tracker: the training curves and the run's final numbers as TensorBoard scalars.
+"""``tracker:tensorboard`` — the training curves and the run's final numbers as TensorBoard scalars.
 
-Turned on by ``report.trackers: [tensorboard]``. Writes event files under ``<run>/tensorboard``
-with :class:`torch.utils.tensorboard.SummaryWriter` (needs the ``tensorboard`` package:
-``pip install 'dreamset[trackers]'``); view with ``tensorboard --logdir <run>/tensorboard``.
-
-* per epoch (``after_epoch``): ``<arm>/seed<s>/<name>`` for ``loss``, ``train_accuracy``, ``lr``,
-  ``val_clean_accuracy``, ``val_robust_accuracy``, at global step = optimizer steps so far;
-* at the end (``log_metrics``): ``final/<arm>/clean_accuracy`` ... and ``final/metrics/<m>/<key>``.
+Card
+----
+* What: event files written with :class:`torch.utils.tensorboard.SummaryWriter` (TensorBoard, no
+  paper; the TensorFlow visualisation toolkit, 2015) under ``<run>/<log_dir>``; view them with
+  ``tensorboard --logdir <run>/tensorboard``. Works offline. Needs the ``tensorboard`` package
+  (``pip install 'dreamset[trackers]'``); a missing one is refused before the run starts.
+* Input shapes: none (no tensors); it reads the numbers the :class:`~dreamset.interfaces.Tracker` hooks hand
+  it, plain Python floats — per epoch ``<arm>/seed<s>/<name>`` for ``loss``, ``train_accuracy``, ``lr``,
+  ``val_clean_accuracy``, ``val_robust_accuracy`` at global step = optimizer steps so far; at the
+  end ``final/<arm>/clean_accuracy`` ... and ``final/metrics/<m>/<key>`` at step 0.
+* Options: ``log_dir`` (folder inside the run, default ``tensorboard``), ``flush_secs`` (default 30).
 
 Example::
 
@@ -14,51 +18,44 @@ Example::
 """
 from __future__ import annotations
 
-from dreamset import hookimpl
+from pydantic import Field
 
-NAME = "tensorboard"
-_writers: dict[str, object] = {}
-
-
-def _writer(context):
-    if NAME not in context.recipe.report.trackers:
-        return None
-    key = str(context.run_dir)
-    if key not in _writers:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            from dreamset.errors import BadInputError
-
-            raise BadInputError("report.trackers: 'tensorboard' needs the tensorboard package "
-                                "(pip install 'dreamset[trackers]')") from None
-        _writers[key] = SummaryWriter(log_dir=str(context.run_dir / "tensorboard"))
-    return _writers[key]
+import dreamset
+from dreamset.interfaces import Tracker
 
 
-@hookimpl
-def before_stage(stage, context):
-    if stage == "data":
-        _writer(context)  # a missing package is reported before any work
+class TensorBoardOptions(dreamset.Options):
+    log_dir: str = Field(default="tensorboard", min_length=1, pattern=r"^[^/\\]+$",
+                         description="folder inside the run folder that receives the event files")
+    flush_secs: int = Field(default=30, gt=0, le=3600, description="seconds between flushes to disk")
 
 
-@hookimpl
-def after_epoch(context, arm, seed, epoch, metrics):
-    writer = _writer(context)
-    if writer is None:
-        return
-    step = int(metrics.get("step", epoch))
-    for name, value in metrics.items():
-        if name not in ("epoch", "step") and isinstance(value, (int, float)):
-            writer.add_scalar(f"{arm}/seed{seed}/{name}", value, step)
+class TensorBoardTracker(Tracker):
+    """TensorBoard scalars (``tracker:tensorboard``): curves per arm and seed, final numbers."""
+
+    key = "tracker:tensorboard"
+    Options = TensorBoardOptions
+    requires = (("tensorboard", "pip install 'dreamset[trackers]'"),)
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self.writer = None
+
+    def start(self, run_dir, name, params):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(run_dir / self.options.log_dir), flush_secs=self.options.flush_secs)
+
+    def log(self, metrics, step):
+        for name, value in metrics.items():
+            self.writer.add_scalar(name, value, step)
+
+    def close(self, failed=False):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
-@hookimpl
-def log_metrics(context, metrics, step):
-    writer = _writer(context)
-    if writer is None:
-        return
-    for name, value in metrics.items():
-        writer.add_scalar(f"final/{name}", value, step or 0)
-    writer.close()
-    _writers.pop(str(context.run_dir), None)
+@dreamset.hookimpl
+def register_trackers(register):
+    register(TensorBoardTracker)

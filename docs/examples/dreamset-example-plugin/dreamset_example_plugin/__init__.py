@@ -10,6 +10,8 @@
 - ``attacker:uniform-noise`` (``uniform_noise.py``, docs/kinds/attacker.md)
 - ``objective:mixed-adversarial`` (``mixed_adversarial.py``, docs/kinds/objective.md)
 - ``metric:class-balance`` (``class_balance.py``, docs/kinds/metric.md)
+- ``extractor:intensity-histogram`` (``intensity_histogram.py``, docs/kinds/extractor.md)
+- ``tracker:jsonl-log`` (``jsonl_log.py``, docs/kinds/tracker.md)
 
 Each module is named by one entry point in pyproject.toml (entry-point name = key with ``-`` for
 ``:``), keeps torch out of module level, writes its key once (the class attribute ``key``) and

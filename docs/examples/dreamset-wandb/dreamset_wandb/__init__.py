@@ -1,50 +1,64 @@
-"""Weights & Biases tracker for dreamset, as a third party would write it.
+"""``tracker:wandb`` — Weights & Biases tracker for dreamset, as a third party would write it.
 
-Install (``pip install ./docs/examples/dreamset-wandb``) and name it in a recipe::
+Card
+----
+* What: one W&B run per dreamset run (Weights & Biases, no paper; the hosted experiment tracker,
+  2017), offline unless ``WANDB_MODE`` says otherwise: files under ``<run>/wandb``;
+  ``wandb sync <run>/wandb/offline-run-*`` uploads them later. The resolved recipe is the run's
+  config; the final numbers go to the run summary.
+* Input shapes: none (no tensors); it reads the numbers :class:`dreamset.interfaces.Tracker`'s hooks hand it,
+  plain Python floats — per epoch ``<arm>/seed<s>/<name>`` at step = optimizer steps so far, at the
+  end ``final/...``.
+* Install ``pip install ./docs/examples/dreamset-wandb`` (it needs ``wandb``) and name it::
 
     report: {trackers: [wandb]}
 
-It implements dreamset's two tracker hooks: ``after_epoch`` logs each epoch's numbers under
-``<arm>/seed<s>/<name>``, ``log_metrics`` the final numbers under ``final/...`` and finishes the
-W&B run. The run is offline unless ``WANDB_MODE`` says otherwise (files under ``<run>/wandb``;
-``wandb sync <run>/wandb/offline-run-*`` uploads them later). Not tested in dreamset's CI (wandb is
-not a dependency); the built-in TensorBoard tracker is the tested model it follows.
+Not tested in dreamset's CI (wandb is not a dependency); the built-in ``tracker:tensorboard``
+follows the same base class and is the tested model.
 """
 from __future__ import annotations
 
 import os
 
+from pydantic import Field
+
 import dreamset
-
-NAME = "wandb"
-_runs: dict[str, object] = {}
+from dreamset.interfaces import Tracker
 
 
-def _run(context):
-    if NAME not in context.recipe.report.trackers:
-        return None
-    key = str(context.run_dir)
-    if key not in _runs:
+class WandbOptions(dreamset.Options):
+    project: str = Field(default="dreamset", min_length=1, description="W&B project")
+
+
+class WandbTracker(Tracker):
+    """Weights & Biases run (``tracker:wandb``), offline by default."""
+
+    key = "tracker:wandb"
+    Options = WandbOptions
+    requires = (("wandb", "pip install wandb"),)
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self.run = None
+
+    def start(self, run_dir, name, params):
         import wandb
 
         os.environ.setdefault("WANDB_MODE", "offline")
-        _runs[key] = wandb.init(project="dreamset", name=context.recipe.name, dir=str(context.run_dir),
-                                config={"run_dir": str(context.run_dir)}, reinit=True)
-    return _runs[key]
+        self.run = wandb.init(project=self.options.project, name=name, dir=str(run_dir), config=params, reinit=True)
+
+    def log(self, metrics, step):
+        if any(name.startswith("final/") for name in metrics):
+            self.run.summary.update(metrics)  # W&B drops a log whose step goes back (final: step 0)
+        else:
+            self.run.log(metrics, step=step)
+
+    def close(self, failed=False):
+        if self.run is not None:
+            self.run.finish(exit_code=1 if failed else 0)
+            self.run = None
 
 
 @dreamset.hookimpl
-def after_epoch(context, arm, seed, epoch, metrics):
-    run = _run(context)
-    if run is not None:
-        run.log({f"{arm}/seed{seed}/{k}": v for k, v in metrics.items() if k not in ("epoch", "step")},
-                step=int(metrics.get("step", epoch)))
-
-
-@dreamset.hookimpl
-def log_metrics(context, metrics, step):
-    run = _run(context)
-    if run is not None:
-        run.summary.update({f"final/{k}": v for k, v in metrics.items()})
-        run.finish()
-        _runs.pop(str(context.run_dir), None)
+def register_trackers(register):
+    register(WandbTracker)
