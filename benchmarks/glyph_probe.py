@@ -35,6 +35,8 @@ p.add_argument("--seed", type=int, default=0)
 p.add_argument("--tag", default="")
 p.add_argument("--log", default="runs/glyph_probe.jsonl", help="append the result line here")
 p.add_argument("--cache", default="runs/glyph_probe_cache", help="folder caching generated glyphs per options")
+p.add_argument("--trace", type=int, default=0, help="every N steps print the loss and accuracy on the training stream (clean and attacked) and on 1,000 test digits")
+p.add_argument("--grid", default="", help="save the first training batch (after the attack) as a PNG grid here")
 p.add_argument("--table", action="store_true", help="print the markdown table of --log and exit (no training)")
 a = p.parse_args()
 if a.table:
@@ -69,8 +71,22 @@ for ep in range(a.epochs):
     model.train()
     for x, y, m in mixer.batches(None, syn, a.bs, ep, a.seed):
         for g in opt.param_groups: g["lr"] = a.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+        xc = x
         if att is not None: x = att.attack(model, x, y, mask=m)
-        loss = F.cross_entropy(model(x), y)
+        if a.grid and step == 0:
+            from torchvision.utils import save_image
+            save_image(x[:64], a.grid, nrow=8, pad_value=0.5)
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        if a.trace and (step % a.trace == 0 or step == total - 1):
+            with torch.no_grad():
+                model.eval()
+                clean = (model(xc).argmax(1) == y).float().mean().item()
+                test_acc = (model(xt[::5]).argmax(1) == yt[::5]).float().mean().item()
+                model.train()
+            print(json.dumps(dict(step=step, lr=round(opt.param_groups[0]["lr"], 5), loss=round(loss.item(), 3),
+                                  stream_acc=round((out.argmax(1) == y).float().mean().item() * 100, 1),
+                                  stream_clean_acc=round(clean * 100, 1), test_acc=round(test_acc * 100, 1))), flush=True)
         opt.zero_grad(); loss.backward(); opt.step(); step += 1
 model.eval()
 with torch.no_grad():
