@@ -37,6 +37,7 @@ p.add_argument("--log", default="runs/glyph_probe.jsonl", help="append the resul
 p.add_argument("--cache", default="runs/glyph_probe_cache", help="folder caching generated glyphs per options")
 p.add_argument("--trace", type=int, default=0, help="every N steps print the loss and accuracy on the training stream (clean and attacked) and on 1,000 test digits")
 p.add_argument("--grid", default="", help="save the first training batch (after the attack) as a PNG grid here")
+p.add_argument("--look", action="store_true", help="no training: save --grid (default runs/glyph_probe_batch.png) of the first batch and print the mean pixel on the glyph vs its context")
 p.add_argument("--table", action="store_true", help="print the markdown table of --log and exit (no training)")
 a = p.parse_args()
 if a.table:
@@ -64,6 +65,13 @@ syn = TensorImageSet(imgs, labs, names)
 mixer = R.create("mixer:" + a.mixer, **json.loads(a.mopts))
 model = R.create("model:small-cnn", **json.loads(a.model)).build((1, 28, 28), 10)
 att = R.create("attacker:masked-pgd", region="given", eps=a.eps, steps=a.psteps) if a.eps else None
+if a.look:
+    from torchvision.utils import save_image
+    x, y, m = next(iter(mixer.batches(None, syn, a.bs, 0, a.seed)))
+    save_image(x[:64], a.grid or "runs/glyph_probe_batch.png", nrow=8, pad_value=0.5)
+    print(json.dumps(dict(mopts=json.loads(a.mopts), glyph_mean=round(x[m < 0.5].mean().item(), 3),
+                          context_mean=round(x[m >= 0.5].mean().item(), 3), grid=a.grid or "runs/glyph_probe_batch.png")))
+    sys.exit(0)
 spe = mixer.steps_per_epoch(None, syn, a.bs); total = spe * a.epochs
 opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
 t0 = time.time(); step = 0
