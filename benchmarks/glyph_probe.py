@@ -1,7 +1,7 @@
 """Quick probe of the Digit->MNIST setting (Jin & Rinard, arXiv:2005.14707): glyphs -> one mixer ->
 model:small-cnn -> accuracy on dataset:mnist's 5,000 real digits, in one process, one arm, one seed.
 
-It produced the exploration table of docs/recipes.md (`context-agnostic-mnist`, "What was tried"):
+It produced the exploration table of docs/recipes.md (`context-agnostic-mnist`, "Screened with benchmarks/glyph_probe.py"):
 the same components as the recipe (generator:glyphs, mixer:cut-paste / mixer:biregular,
 attacker:masked-pgd with the mixer's context mask), AdamW with cosine decay to 0, batch 128, one
 torch thread; it differs from `dreamset run` only in applying weight decay 5e-4 to every parameter
@@ -12,6 +12,11 @@ settings quickly; claims come from `dreamset run context-agnostic-mnist`.
     nice -n 10 python benchmarks/glyph_probe.py --gen '{"font": "DejaVu Sans", "font_size": 0.7, "stroke": 0}' --count 10
 
     python benchmarks/glyph_probe.py --table   # the markdown table of the log (docs/recipes.md)
+
+    # look before training: the first batch as a grid + mean pixel on the glyph vs its context
+    python benchmarks/glyph_probe.py --mixer biregular --mopts '{"backgrounds": "procedural", "background_max": 0.4, "object_degree": 1}' --look --grid /tmp/batch.png
+    # watch an arm learn: loss/accuracy on its own (attacked) training stream and on 1,000 test digits every 8 steps
+    nice -n 10 python benchmarks/glyph_probe.py --mixer biregular --mopts '{"backgrounds": "procedural", "background_max": 0.4, "object_degree": 1}' --eps 0.03 --trace 8
 
 Prints one JSON line (accuracy %, per-class %, top confusions, steps, seconds) and appends it to --log.
 """
