@@ -1,4 +1,4 @@
-"""``sampler:adaptive-low-density`` scoring: chunked k-NN (``dreamset.knn``) vs a dense ``torch.cdist``.
+"""``sampler:adaptive-low-density`` scoring: chunked k-NN (``dreamset.toolkit.knn``) vs a dense ``torch.cdist``.
 
 The same seeded features (real: ``--n-real``×``--dim``, synthetic: ``--n-synthetic``×``--dim``,
 float32, 10 classes; synthetic = real-like plus a shift) are scored the way the sampler scores them:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from datetime import date
 from pathlib import Path
@@ -26,16 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: recipe -> (documents its block goes into, whether the block lists the distribution metrics)
 DOCUMENTS = {"digits-robust": {"README.md": False, "docs/recipes.md": True},
-             "context-agnostic-mnist": {"docs/recipes.md": False}, "digits-shift": {"docs/recipes.md": True}}
+             "context-agnostic-mnist": {"docs/recipes.md": False}, "digits-shift": {"docs/recipes.md": True},
+             "closed-loop-digits": {"docs/recipes.md": False},
+             # digits-robust with --set name=digits-robust-long: the longer-schedule search of docs/recipes.md
+             "digits-robust-long": {"docs/recipes.md": False}}
 #: recipes whose blocks also list the clean accuracy on every shifted and generated evaluation set
 PER_SET = {"digits-shift"}
-
-
-def machine() -> str:
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
-    return f"{platform.machine()} {device}, torch {torch.__version__}"
 
 
 def run(recipe_name: str, out: Path, overrides: list[str]) -> tuple[dict, float]:
@@ -58,7 +52,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="splice the block into the recipe's documents")
     args = parser.parse_args()
 
-    from dreamset.claims import claims_markdown, splice
+    from dreamset.claims import claims_markdown, machine, splice
 
     if args.from_run is not None:
         report = json.loads((args.from_run / "report.json").read_text())

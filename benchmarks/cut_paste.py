@@ -1,12 +1,12 @@
 """Cut-and-paste composites per second: ``mixer:cut-paste`` against a per-image PIL ``paste`` loop.
 
 Both paste the same objects (``--size``×``--size`` RGB, a bright disc-and-bar shape on a black
-backdrop, masked by ``dreamset.compositing.object_masks``) onto backgrounds drawn from the same bank
-(``dreamset.backgrounds.background_bank('procedural')``) with the same kind of random placement:
+backdrop, masked by ``dreamset.toolkit.masks.object_masks``) onto backgrounds drawn from the same bank
+(``dreamset.plugins.mixers.backgrounds.background_bank('procedural')``) with the same kind of random placement:
 scale in [0.7, 1], rotation in ±15°, translation in ±15% of the size, brightness ×U(0.8, 1.2).
 
 - dreamset: ``CutPasteMixer.batches`` — whole batches (``--batch``) warped with one
-  ``affine_grid``/``grid_sample`` call and alpha-blended in torch (:func:`dreamset.compositing.composite`).
+  ``affine_grid``/``grid_sample`` call and alpha-blended in torch (:func:`dreamset.plugins.mixers.compositing.composite`).
 - baseline: the textbook loop — for each object, ``PIL.Image.rotate``/``resize`` of the object and
   its mask, ``ImageEnhance.Brightness``, then ``background.paste(object, offset, mask)`` — and the
   conversion of the results to a ``float32 B×C×H×W`` tensor, which training needs either way.
@@ -27,8 +27,8 @@ import torch
 from PIL import Image, ImageEnhance
 
 import dreamset.registry
-from dreamset.backgrounds import background_bank
-from dreamset.compositing import object_masks
+from dreamset.plugins.mixers.backgrounds import background_bank
+from dreamset.toolkit.masks import object_masks
 from dreamset.data import TensorImageSet
 
 

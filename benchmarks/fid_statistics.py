@@ -1,10 +1,10 @@
-"""FID statistics: streamed float64 moments (``dreamset.statistics``) vs a dense numpy version.
+"""FID statistics: streamed float64 moments (``dreamset.plugins.metrics.statistics``) vs a dense numpy version.
 
 Two feature sets (``float32 N×D``: "real" and a shifted, rescaled "synthetic"), produced chunk by
 chunk (``--chunk`` rows) from a seeded generator as a feature extractor would, go through
 
-- dreamset: :class:`dreamset.statistics.StreamingMoments` per chunk (no feature matrix kept), then
-  :func:`dreamset.statistics.frechet_distance` (eigenvalues of Σ1Σ2);
+- dreamset: :class:`dreamset.plugins.metrics.statistics.StreamingMoments` per chunk (no feature matrix kept), then
+  :func:`dreamset.plugins.metrics.statistics.frechet_distance` (eigenvalues of Σ1Σ2);
 - baseline: all chunks kept and concatenated into the ``N×D`` matrix, ``np.mean`` + ``np.cov`` over
   it, then the usual ``scipy.linalg.sqrtm`` Fréchet distance (pytorch-fid's formula).
 
@@ -41,7 +41,7 @@ def feature_chunks(n: int, dim: int, chunk: int, synthetic: bool):
 def run_streaming(n: int, dim: int, chunk: int) -> dict:
     import torch
 
-    from dreamset.statistics import StreamingMoments, frechet_distance
+    from dreamset.plugins.metrics.statistics import StreamingMoments, frechet_distance
 
     torch.set_num_threads(2)
     base = rss_kib()

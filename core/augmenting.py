@@ -21,17 +21,18 @@ arm's own ``augment`` instead of it)::
   of training (dropout, attack starts) sees the same random stream as without augmentation, and a
   run resumed after epoch ``e`` sees exactly the augmentations of an uninterrupted one.
 
-The components themselves are torchvision ``transforms.v2`` objects (:class:`TorchvisionImageAugmentation`,
-:class:`TorchvisionBatchAugmentation`; the plugins in ``dreamset.plugins.augmentations`` name
-them); the trainer knows none of them by name. Images stay ``float32 N×C×H×W`` in [0,1]; a
-component that declares ``uint8 = True`` (the AutoAugment family, AugMix) gets ``uint8`` images, as
-torchvision's reference recipes feed them, and its output is converted back.
+The components themselves are torchvision ``transforms.v2`` objects (their bases,
+``TorchvisionImageAugmentation`` and ``TorchvisionBatchAugmentation``, are in
+:mod:`dreamset.toolkit.augmenting`; the plugins in ``dreamset.plugins.augmentations`` name them); the
+trainer knows none of them by name. Images stay ``float32 N×C×H×W`` in [0,1]; a component that
+declares ``uint8 = True`` (the AutoAugment family, AugMix) gets ``uint8`` images, as torchvision's
+reference recipes feed them, and its output is converted back.
 """
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Augmentation, ImageSource
@@ -54,43 +55,6 @@ def seeded(seed: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
-
-
-class TorchvisionImageAugmentation(Augmentation):
-    """Base of the per-image augmentations wrapping a ``torchvision.transforms.v2`` transform: the
-    subclass returns it from :meth:`transform` (given the ``(C, H, W)`` of the images); each image
-    gets its own random parameters."""
-
-    level: ClassVar[str] = "image"
-    #: feed the transform ``uint8`` images (and convert its output back to float in [0,1])
-    uint8: ClassVar[bool] = False
-
-    def transform(self, image_shape: tuple[int, int, int]):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def apply(self, images, labels, num_classes):
-        from dreamset.data import to_float_images, to_uint8_images
-
-        transform = self.transform(tuple(images.shape[1:]))
-        x = to_uint8_images(images) if self.uint8 else images
-        out = torch.stack([transform(image) for image in x]) if len(x) else x
-        return (to_float_images(out) if self.uint8 else out.clamp(0.0, 1.0)), labels
-
-
-class TorchvisionBatchAugmentation(Augmentation):
-    """Base of the batch-level augmentations (torchvision ``v2.CutMix``/``v2.MixUp``): the
-    subclass returns the transform for ``num_classes`` from :meth:`transform`."""
-
-    level: ClassVar[str] = "batch"
-
-    def transform(self, num_classes: int):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def apply(self, images, labels, num_classes):
-        if labels.is_floating_point():
-            raise BadInputError(f"{self.key}: the labels are soft already; list one batch augmentation per batch")
-        mixed, soft = self.transform(num_classes)(images, labels)
-        return mixed, soft.to(torch.float32)
 
 
 @dataclass
@@ -181,3 +145,10 @@ class AugmentedSource(ImageSource):
                 images, labels = augmentation.apply(images, labels, len(self.class_names))
         self.reads += 1
         return images, labels
+
+
+def __getattr__(name: str):
+    # the torchvision bases moved to dreamset.toolkit.augmenting (docs/migration.md); old imports warn
+    from dreamset.moved import moved_attribute
+
+    return moved_attribute(__name__, name)

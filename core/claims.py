@@ -12,11 +12,13 @@ contains 0), any loud notes of the report, and optionally the scalar distributio
 """
 from __future__ import annotations
 
+import os
+import platform
 import re
 from typing import Any
 
 from dreamset.errors import BadInputError
-from dreamset.report import COMPARISON_LABELS, compact_rows
+from dreamset.report_tables import COMPARISON_LABELS, compact_rows
 
 
 def _row(cells: list[str]) -> str:
@@ -68,6 +70,35 @@ def per_set_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _steps(report: dict[str, Any], arm: str) -> float | None:
+    return ((report.get("arms") or {}).get(arm, {}).get("training") or {}).get("optimizer_steps")
+
+
+def reading(report: dict[str, Any]) -> list[str]:
+    """One generated sentence per compared arm that says, in words, what its intervals show — so the
+    prose around a claims block never has to restate (or mistype) a number: which measures the arm
+    gains or loses on (interval excludes 0), which are *not shown*, and whether it trained for as
+    many optimizer steps as its baseline."""
+    lines = []
+    for arm, entry in (report.get("comparisons") or {}).items():
+        baseline = entry["baseline"]
+        found: dict[str, list[str]] = {"gain": [], "loss": [], "not shown": []}
+        for name, label in COMPARISON_LABELS.items():
+            d = entry.get(name)
+            if isinstance(d, dict) and "verdict" in d:
+                found.setdefault(d["verdict"], []).append(label)
+        if not any(found.values()):
+            continue
+        mine, theirs = _steps(report, arm), _steps(report, baseline)
+        compute = ("at equal optimizer steps" if mine is not None and mine == theirs else
+                   f"NOT at equal compute ({mine:.0f} vs {theirs:.0f} optimizer steps)" if None not in (mine, theirs)
+                   else "(steps not recorded)")
+        parts = [f"{verdict} on {', '.join(labels)}" for verdict, labels in
+                 (("a gain", found["gain"]), ("a loss", found["loss"]), ("not shown", found["not shown"])) if labels]
+        lines.append(f"*Reading (generated):* `{arm}` against `{baseline}`, {compute}: " + "; ".join(parts) + ".")
+    return lines
+
+
 def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = False, per_set: bool = False) -> str:
     """The markdown block for one run: arms table, (clean accuracy per evaluation set,) paired
     differences, notes, (metrics,) and the ``source`` line (how the numbers were produced)."""
@@ -91,6 +122,7 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
         lines += _table(["paired difference (points)"] + list(COMPARISON_LABELS.values()), diff_rows)
         lines += ["", "Mean of the per-seed differences with its 95% Student-t interval over seeds; "
                   "*not shown*: the interval contains 0.", ""]
+        lines += [*reading(report), ""]
     for note in report.get("notes") or []:
         lines += [f"> **Note:** {note}", ""]
     if metrics:
@@ -118,3 +150,12 @@ def splice(text: str, name: str, block: str) -> str:
     if not pattern.search(text):
         raise BadInputError(f"claims:{name}: the document has no <!-- claims:{name} --> ... <!-- /claims:{name} --> markers")
     return pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text, count=1)
+
+
+def machine() -> str:
+    """The machine a generated block was measured on (architecture, GPU or CPU cores, torch version),
+    for its source line."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
+    return f"{platform.machine()} {device}, torch {torch.__version__}"

@@ -52,6 +52,20 @@ def open_source(spec: str, registry, field: str, whole: bool = False):
     raise BadInputError(f"{field}: {spec} is not a dataset key, a dreamset store folder or a .npz file")
 
 
+def is_feature_file(spec: str) -> bool:
+    """Whether ``spec`` names a feature file (``.npy``, or ``.npz`` holding ``features``; read by
+    :func:`dreamset.toolkit.features.load_feature_file`)."""
+    import numpy as np
+
+    p = Path(spec)
+    if p.suffix == ".npy":
+        return True
+    if p.suffix == ".npz" and p.is_file():
+        with np.load(p, allow_pickle=False) as data:
+            return "features" in data.files
+    return False
+
+
 def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = None, registry=None,
                      work_dir: str | Path | None = None, model: str = "model:small-cnn",
                      reference_epochs: int = 20, extractor: str | None = None) -> dict[str, Any]:
@@ -63,7 +77,6 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
 
     import dreamset.registry as registry_module
     from dreamset.context import RunContext, resolve_device
-    from dreamset.features import is_feature_file
     from dreamset.pipeline import metric_report_name
     from dreamset.recipe import Recipe
 

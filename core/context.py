@@ -1,8 +1,11 @@
-"""The run context: everything a stage, sampler or metric may need, in one object.
+"""The run context: the state of a run that a stage, sampler or metric may read, in one object.
 
-It owns the lazily trained *reference classifier* (real data only, standard training), whose
-penultimate features are the offline feature space for FID/KID/PRDC and the adaptive sampler, and
-whose predictions give label agreement, confidence filtering and pseudo-labels.
+Services are objects the context carries, not its methods: ``context.reference`` is the run's
+:class:`~dreamset.reference.ReferenceClassifier` (real data only, standard training, trained on first
+use), whose penultimate features are the offline feature space for FID/KID/PRDC and the adaptive
+sampler, and whose predictions give label agreement, confidence filtering and pseudo-labels.
+``context.reference_classifier()``, ``context.features()`` and ``context.predict()`` are shorthands
+for its methods.
 """
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dreamset.interfaces import ImageSource, Selection
+from dreamset.progress import progress  # noqa: F401  (re-exported: it lived here)
 from dreamset.recipe import Recipe
+from dreamset.reference import ReferenceClassifier
 
 log = logging.getLogger("dreamset")
 
@@ -32,16 +37,6 @@ def resolve_device(name: str) -> torch.device:
 
         raise BadInputError("device: 'cuda' requested but no CUDA device is available")
     return torch.device(name)
-
-
-@contextlib.contextmanager
-def progress(context: "RunContext | None", description: str, total: int | None) -> Iterator[Any]:
-    """``context.progress(...)``, or a silent ``advance`` when there is no context (library use)."""
-    if context is None:
-        yield lambda n=1: None
-    else:
-        with context.progress(description, total) as advance:
-            yield advance
 
 
 @dataclass
@@ -81,7 +76,12 @@ class RunContext:
     stage_results: dict[str, list[str]] = field(default_factory=dict)
     #: ``dreamset run --fresh``: checkpoints made with other settings are moved aside, not refused
     fresh: bool = False
-    _reference: torch.nn.Module | None = None
+    #: the run's reference classifier (a service; made for this run when not given)
+    reference: ReferenceClassifier | None = None
+
+    def __post_init__(self) -> None:
+        if self.reference is None:
+            self.reference = ReferenceClassifier.for_run(self)
 
     # -- progress -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -93,35 +93,16 @@ class RunContext:
             task = bar.add_task(description, total=total)
             yield lambda n=1: bar.advance(task, n)
 
-    # -- the reference classifier ---------------------------------------------------------------
+    # -- shorthands for the reference-classifier service ------------------------------------------
     def reference_classifier(self) -> torch.nn.Module:
-        """Standard-trained on the real training split only (cached in ``run_dir/reference``)."""
-        if self._reference is None:
-            from dreamset.training import train_reference_classifier
-
-            with torch.enable_grad():  # first use may come from inside features()/predict() (no_grad)
-                self._reference = train_reference_classifier(self)
-        return self._reference
-
-    @torch.no_grad()
-    def _outputs(self, source: ImageSource, model: torch.nn.Module | None, batch_size: int, head) -> torch.Tensor:
-        """``head(model, x)`` over ``source`` in batches, in eval mode (the mode is restored), on CPU."""
-        model = model if model is not None else self.reference_classifier()
-        was_training = model.training
-        model.eval()
-        out = []
-        try:
-            for start in range(0, len(source), batch_size):
-                x, _ = source.get(range(start, min(start + batch_size, len(source))))
-                out.append(head(model, x.to(self.device)).float().cpu())
-        finally:
-            model.train(was_training)
-        return torch.cat(out) if out else torch.zeros(0, 0)
+        """``context.reference.model()``: standard-trained on the real training split only (cached in
+        ``run_dir/reference``)."""
+        return self.reference.model()
 
     def features(self, source: ImageSource, model: torch.nn.Module | None = None, batch_size: int = 512) -> torch.Tensor:
-        """Penultimate features ``float32 N×D`` (on CPU) of every image in ``source``."""
-        return self._outputs(source, model, batch_size, lambda m, x: m.features(x))
+        """``context.reference.features(...)``: penultimate features ``float32 N×D`` (on CPU)."""
+        return self.reference.features(source, model, batch_size)
 
     def predict(self, source: ImageSource, model: torch.nn.Module | None = None, batch_size: int = 512) -> torch.Tensor:
-        """Softmax probabilities ``float32 N×K`` (on CPU) of ``model`` (default: the reference)."""
-        return self._outputs(source, model, batch_size, lambda m, x: torch.softmax(m(x).float(), dim=1))
+        """``context.reference.predict(...)``: softmax probabilities ``float32 N×K`` (on CPU)."""
+        return self.reference.predict(source, model, batch_size)

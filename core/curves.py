@@ -94,7 +94,7 @@ class CurveRecorder:
         return entry
 
     def _validate(self, model: torch.nn.Module) -> dict[str, float]:
-        from dreamset.attacking import forked_rng
+        from dreamset.seeding import forked_rng
         from dreamset.evaluation import _mean, correct
 
         device, bs = self.context.device, self.context.recipe.evaluate.batch_size

@@ -7,14 +7,8 @@ import numpy as np
 import torch
 
 from dreamset.errors import BadInputError
-from dreamset.interfaces import ImageSource
-
-
-def as_index_tensor(indices) -> torch.Tensor:
-    """Indices (list, numpy array, tensor, slice-free) as an ``int64`` tensor."""
-    if isinstance(indices, torch.Tensor):
-        return indices.to(torch.int64)
-    return torch.as_tensor(np.asarray(indices, dtype=np.int64))
+# the subset view and index normalisation belong to the ImageSource contract; re-exported here
+from dreamset.interfaces import ImageSource, SubsetImageSource, as_index_tensor  # noqa: F401
 
 
 def to_float_images(images: torch.Tensor) -> torch.Tensor:
@@ -72,31 +66,6 @@ class TensorImageSet(ImageSource):
     def get(self, indices):
         idx = as_index_tensor(indices)
         return to_float_images(self.images[idx]), self._labels[idx]
-
-
-class SubsetImageSource(ImageSource):
-    """A view of ``parent`` at ``indices`` (no copy)."""
-
-    def __init__(self, parent: ImageSource, indices) -> None:
-        self.parent = parent
-        self.indices = as_index_tensor(indices)
-        if self.indices.numel() and (self.indices.min() < 0 or self.indices.max() >= len(parent)):
-            raise BadInputError(f"subset indices out of range for a source of {len(parent)} images")
-        self.class_names = parent.class_names
-
-    def __len__(self) -> int:
-        return int(self.indices.shape[0])
-
-    @property
-    def image_shape(self):
-        return self.parent.image_shape
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self.parent.labels[self.indices]
-
-    def get(self, indices):
-        return self.parent.get(self.indices[as_index_tensor(indices)])
 
 
 def materialize(source: ImageSource, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:

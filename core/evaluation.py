@@ -25,6 +25,17 @@ from dreamset.errors import BadInputError
 from dreamset.interfaces import Attacker, ImageSource
 
 
+def largest_remainders(weights, n: int) -> np.ndarray:
+    """``n`` split in proportion to ``weights`` (non-negative, not all 0) as integers: the floors of
+    the shares, then one more each to the largest remainders (ties: first index first)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    share = weights * n / weights.sum()
+    take = np.floor(share).astype(int)
+    for i in np.argsort(-(share - take), kind="stable")[: n - int(take.sum())]:
+        take[i] += 1
+    return take
+
+
 def stratified_subset(labels, n: int | None, seed: int = 0, field: str = "evaluate.robust_samples") -> np.ndarray:
     """Sorted indices of a seeded, class-stratified subset of ``n`` of ``labels``: each class gets
     its proportional share of ``n`` (largest remainders; at least one image each), drawn without replacement by
@@ -37,10 +48,7 @@ def stratified_subset(labels, n: int | None, seed: int = 0, field: str = "evalua
     if n < len(classes):
         raise BadInputError(f"{field}: {n} is fewer than the {len(classes)} classes of the test set; "
                             f"a stratified subset needs at least one image per class")
-    share = counts * n / total  # proportional shares, rounded by largest remainders
-    take = np.floor(share).astype(int)
-    for i in np.argsort(-(share - take), kind="stable")[: n - int(take.sum())]:
-        take[i] += 1
+    take = largest_remainders(counts, n)  # proportional shares
     while (take == 0).any():  # every class at least once: taken from the class with the most
         take[np.argmax(take)] -= 1
         take[np.flatnonzero(take == 0)[0]] += 1
@@ -64,7 +72,7 @@ def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | 
     one draw from it plus the chunk's number, so random starts do not depend on how chunks are
     shared out: under torchrun chunk ``c`` runs on rank ``c mod W`` and the flags are all-reduced
     (:func:`dreamset.distributed.split_rows`), with the same result as one process."""
-    from dreamset.attacking import forked_rng
+    from dreamset.seeding import forked_rng
     from dreamset.distributed import broadcast_int, split_rows
 
     device = torch.device(device)

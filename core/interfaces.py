@@ -70,9 +70,44 @@ class ImageSource(abc.ABC):
 
     def subset(self, indices) -> "ImageSource":
         """A view restricted to ``indices`` (no copy of the images)."""
-        from dreamset.data import SubsetImageSource
-
         return SubsetImageSource(self, indices)
+
+
+def as_index_tensor(indices) -> "torch.Tensor":
+    """Indices (list, numpy array, tensor, slice-free) as an ``int64`` tensor."""
+    import numpy as np
+    import torch
+
+    if isinstance(indices, torch.Tensor):
+        return indices.to(torch.int64)
+    return torch.as_tensor(np.asarray(indices, dtype=np.int64))
+
+
+class SubsetImageSource(ImageSource):
+    """A view of ``parent`` at ``indices`` (no copy)."""
+
+    def __init__(self, parent: ImageSource, indices) -> None:
+        self.parent = parent
+        self.indices = as_index_tensor(indices)
+        if self.indices.numel() and (self.indices.min() < 0 or self.indices.max() >= len(parent)):
+            from dreamset.errors import BadInputError
+
+            raise BadInputError(f"subset indices out of range for a source of {len(parent)} images")
+        self.class_names = parent.class_names
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def image_shape(self):
+        return self.parent.image_shape
+
+    @property
+    def labels(self) -> "torch.Tensor":
+        return self.parent.labels[self.indices]
+
+    def get(self, indices):
+        return self.parent.get(self.indices[as_index_tensor(indices)])
 
 
 class Dataset(Component):
@@ -242,9 +277,14 @@ class Objective(Component):
     objective by name; it calls :meth:`loss` once per optimizer step and back-propagates the result.
 
     ``uses_attacker = True`` (the default) declares that :meth:`loss` needs ``train.attacker``;
-    ``objective:standard`` sets it to ``False`` and is then called with ``attacker=None``."""
+    ``objective:standard`` sets it to ``False`` and is then called with ``attacker=None``.
+    ``soft_labels = True`` (the default) declares that :meth:`loss` also takes soft labels
+    (``float32 B×K`` rows summing to 1, what batch augmentations such as CutMix/MixUp make); an
+    objective that needs hard labels sets it to ``False`` and a recipe pairing it with
+    ``augment.batch`` is refused when validated."""
 
     uses_attacker: ClassVar[bool] = True
+    soft_labels: ClassVar[bool] = True
 
     @abc.abstractmethod
     def loss(self, model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor", *,

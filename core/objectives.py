@@ -45,11 +45,21 @@ def objective_for(attacker, settings, registry=None):
 
 def check_objective(recipe, registry) -> None:
     """An explicit ``train.objective`` and ``train.attacker`` agree: an adversarial objective needs an attacker,
-    ``objective:standard`` (``uses_attacker = False``) takes none."""
+    ``objective:standard`` (``uses_attacker = False``) takes none; an objective that needs hard labels
+    (``soft_labels = False``, e.g. ``objective:mart``) is not given soft ones by an arm's batch
+    augmentations (CutMix/MixUp)."""
     train = recipe.train
     if train.objective is None:
         return
     spec = registry.get(train.objective.key, "objective")
+    if not getattr(spec.load(), "soft_labels", True) and train.attacker is not None:
+        for name, arm in recipe.arms.items():
+            field, augment = (f"arms.{name}.augment", arm.augment) if arm.augment is not None else ("train.augment", train.augment)
+            if not arm.standard and augment is not None and augment.batch:
+                mixing = registry.get(augment.batch[0].key, "augmentation").key
+                raise BadInputError(
+                    f"{field}.batch: {spec.key} needs hard labels, but {mixing} makes soft ones "
+                    f"(B×K) for arm {name!r}; drop the batch augmentation or choose objective pgd-at or trades")
     uses = bool(getattr(spec.load(), "uses_attacker", True))
     if uses and train.attacker is None:
         raise BadInputError(f"train.attacker: {spec.key} needs an attacker (e.g. train.attacker: pgd)")

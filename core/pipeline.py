@@ -165,7 +165,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                     context.models[arm_name] = _train_arm(context, arm_name, arm, seed, inputs[arm_name],
                                                           budgets[arm_name], records[arm_name])
             with _stage(context, "evaluate", timings):
-                from dreamset.attacking import forked_rng
+                from dreamset.seeding import forked_rng
                 from dreamset.evaluation import evaluate_classifier
 
                 attackers = [_create(context, ref, "attacker", f"evaluate.attackers.{i}")
@@ -194,6 +194,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 advance(1)
 
         from dreamset.differences import compute_notes, paired_comparisons
+        from dreamset.report import metric_warnings
+        from dreamset.sources import named
 
         arms = summarize_arms(context.arm_results)
         report = {
@@ -201,6 +203,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             "arms": arms,
             "comparisons": paired_comparisons(context.arm_results, recipe.baseline_arm()),
             "notes": compute_notes(arms),
+            "warnings": metric_warnings(metrics, context.sources if named(recipe) else ()),
             "evaluation": {"subset_size": int(len(context.evaluation_subset) if context.evaluation_subset is not None
                                               else len(context.real_test)),
                            "test_size": len(context.real_test), "subset_seed": recipe.evaluate.subset_seed,
@@ -261,10 +264,14 @@ def _generate(context: RunContext, gen, store_dir: Path, generator_dir: Path, pa
     torch.manual_seed(gen.seed)
     # rank 0 fits (or reloads) the generator; the other ranks then load its checkpoint
     distributed.main_first("fitting the generator", lambda: generator.fit(context.real_train, generator_dir, context))
+    from dreamset.closed_loop import first_segment
+
+    rounds = {} if gen.closed_loop is None else first_segment(gen, len(context.real_train.class_names))
     generate_to_store(
         generator,
         store_dir,
-        count=gen.count,
+        count=rounds.get("count", gen.count),
+        plan=rounds.get("plan"),
         batch_size=gen.batch_size,
         shard_size=gen.shard_size,
         labels=gen.labels,
@@ -353,23 +360,15 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
 
     objective = objective_for(attacker, recipe.train, context.registry)
     safe = arm_folder(arm_name)
-    return train_classifier(
-        context,
-        model,
-        mixer=inputs["mixer"],
-        real=inputs["real"],
-        synthetic=inputs["synthetic"],
-        attacker=attacker,
-        settings=recipe.train,
-        seed=seed,
-        checkpoint_dir=context.run_dir / "checkpoints" / f"{safe}-seed{seed}",
-        description=f"train {arm_name} (seed {seed})",
-        total_steps=total_steps,
-        record=record,
-        augment=augment,
-        objective=objective,
-        arm=arm_name,
-    )
+    from dreamset.closed_loop import looped_source, train_in_rounds
+
+    common = dict(mixer=inputs["mixer"], real=inputs["real"], attacker=attacker, settings=recipe.train, seed=seed,
+                  checkpoint_dir=context.run_dir / "checkpoints" / f"{safe}-seed{seed}",
+                  description=f"train {arm_name} (seed {seed})", total_steps=total_steps, record=record,
+                  augment=augment, objective=objective, arm=arm_name)
+    if looped_source(recipe, arm) is not None:  # generated in rounds steered by this classifier
+        return train_in_rounds(context, model, **common)
+    return train_classifier(context, model, synthetic=inputs["synthetic"], **common)
 
 
 def summarize_arms(per_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:

@@ -42,6 +42,11 @@ class PluginInfo:
         self.errors.append(message)
 
 
+def wrapper_error(hook_name: str) -> str:
+    return (f"{hook_name}: hook wrappers (wrapper=True / hookwrapper=True) are not allowed on registration "
+            "hooks; implement it as a plain @dreamset.hookimpl that calls register()")
+
+
 def _one_line(exc: BaseException) -> str:
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
     return text[-1] if text else type(exc).__name__
@@ -102,8 +107,6 @@ def register_plugin(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) 
     for caller in pm.get_hookcallers(plugin) or ():
         if caller.name in registration_hooks and any(
                 impl.plugin is plugin and (impl.wrapper or impl.hookwrapper) for impl in caller.get_hookimpls()):
-            from dreamset.registry.components import wrapper_error
-
             pm.unregister(name=info.name)
             info.fail(wrapper_error(caller.name))
             return False

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from dreamset.closed_loop import ClosedLoop
 from dreamset.errors import BadInputError
 from dreamset.options import format_validation_error
 from dreamset.registry.catalogue import DEFAULT_RECIPE, RECIPE_SUFFIXES, recipe_names, recipe_path
@@ -66,6 +67,8 @@ class GenerateStage(_Model):
     source: str | None = None
     #: use a store that holds fewer images than planned (one still being written, or interrupted)
     allow_partial: bool = False
+    #: generate in rounds steered by the classifier of the arm that trains on it (dreamset.closed_loop)
+    closed_loop: ClosedLoop | None = None
 
 
 class AugmentSpec(_Model):
@@ -270,6 +273,9 @@ class Recipe(_Model):
         from dreamset.sources import check_sources
 
         check_sources(self)
+        from dreamset.closed_loop import check as check_closed_loop
+
+        check_closed_loop(self)
         baseline = self.evaluate.baseline_arm
         if baseline is not None and baseline not in self.arms:
             raise ValueError(f"evaluate.baseline_arm: {baseline!r} is not an arm of this recipe ({', '.join(self.arms)})")

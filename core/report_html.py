@@ -256,7 +256,7 @@ def metric_groups(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[di
 def _per_source_flat(report: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
     """metric -> ``[(name shown, result)]``: one result, or one per named synthetic source
     (``metrics.<metric>.<source>``, shown as ``metric[source]``)."""
-    from dreamset.sources import report_source_names
+    from dreamset.report_tables import report_source_names
 
     sources = report_source_names(report)
     out: dict[str, list[tuple[str, Any]]] = {}
@@ -330,11 +330,14 @@ def generator_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def warnings(report: dict[str, Any]) -> list[str]:
-    found = [str(n) for n in report.get("warnings") or []]
-    for name, result in (report.get("metrics") or {}).items():
-        if isinstance(result, dict):
-            found += [f"{name}: {w}" for w in result.get("warnings") or []]
-    return found
+    """report.json's ``warnings`` (the metrics' lines gathered by the pipeline); a report written
+    before that key existed gets them gathered here."""
+    from dreamset.report import metric_warnings
+    from dreamset.sources import report_source_names
+
+    if "warnings" in report:
+        return [str(n) for n in report["warnings"] or []]
+    return metric_warnings(report.get("metrics") or {}, report_source_names(report))
 
 
 def generic_section(value: Any) -> dict[str, Any]:
@@ -356,7 +359,7 @@ def generic_section(value: Any) -> dict[str, Any]:
 def page_model(run_dir: Path | None, report: dict[str, Any]) -> dict[str, Any]:
     import yaml
 
-    from dreamset.report import arms_table_rows, comparison_rows
+    from dreamset.report_tables import arms_table_rows, comparison_rows
 
     run_dir = Path(run_dir) if run_dir is not None else None
     pngs = sorted(run_dir.glob("*.png")) if run_dir is not None else []

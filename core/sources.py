@@ -89,16 +89,6 @@ def check_sources(recipe: "Recipe") -> None:
             raise ValueError(f"arms.{arm_name}.synthetic: unknown source {unknown[0]!r} (sources: {', '.join(stages)})")
 
 
-def report_source_names(report: dict[str, Any]) -> set[str]:
-    """The named sources of the recipe recorded in ``report`` (empty for one generate block)."""
-    from dreamset.recipe import GenerateStage
-
-    generate = (report.get("recipe") or {}).get("generate")
-    if not isinstance(generate, dict) or set(generate) & set(GenerateStage.model_fields):
-        return set()
-    return set(generate)
-
-
 def store_folders(run_dir, recipe: "Recipe", name: str):
     """``(store folder, generator checkpoint folder)`` of source ``name``."""
     if not named(recipe):

@@ -582,8 +582,14 @@ def generate_to_store(
     context=None,
     rank: int | None = None,
     world_size: int | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> SyntheticStore:
     """Fill (or resume) the store at ``store_dir`` with ``count`` images of ``generator``.
+
+    ``plan`` (closed-loop rounds, :mod:`dreamset.closed_loop`): ``{"labels": int array of count,
+    "requests": one dict per image (why it was asked for; provenance key ``request``), "first_index":
+    n}`` — explicit labels instead of ``labels``, and image ``i`` gets the seed of plan index
+    ``first_index + i``; the manifest records the plan's digest, so a resume with another plan is refused.
 
     Image ``i`` gets label ``i % K`` (``labels="balanced"``) or a seeded hash label (``"random"``)
     and seed ``seed * 10**9 + i``; shard ``s`` holds images ``[s*shard_size, (s+1)*shard_size)``.
@@ -600,6 +606,13 @@ def generate_to_store(
     image_shape = tuple(int(v) for v in image_shape)
     class_names = [str(c) for c in class_names]
     description = generator.describe() if hasattr(generator, "describe") else {"key": type(generator).__name__}
+    first = 0
+    if plan is not None:
+        first, planned_labels = int(plan.get("first_index", 0)), np.asarray(plan["labels"], dtype=np.int64)
+        if len(planned_labels) != count or len(plan["requests"]) != count:
+            raise ValueError(f"generate: a plan of {len(planned_labels)} labels for {count} images")
+        digest = hashlib.sha256(planned_labels.tobytes() + _dumps(plan["requests"])).hexdigest()
+        labels = {"plan": digest, "first_index": first}
     _init_store(root, _manifest(image_shape=image_shape, class_names=class_names, count=count, shard_size=shard_size,
                                 labels=labels, seed=seed, generator=description))
     planned = math.ceil(count / shard_size)
@@ -612,18 +625,19 @@ def generate_to_store(
         log.info("%s: resuming, %d of %d shards already complete", root, len(done), planned)
     key = description.get("key") or type(generator).__name__
     label = f"generate {key}" + (f" (rank {rank}/{world})" if world > 1 else "")
-    from dreamset.context import progress
+    from dreamset.progress import progress
 
     with progress(context, label, total) as advance, _ShardWriter(root) as writer:
         for shard in todo:
             lo, hi = _shard_range(shard, count, shard_size)
             images = np.empty((hi - lo, *image_shape), dtype=np.uint8)
-            shard_labels = plan_labels(np.arange(lo, hi), labels, seed, len(class_names))
+            shard_labels = (planned_labels[lo:hi].copy() if plan is not None
+                            else plan_labels(np.arange(lo, hi), labels, seed, len(class_names)))
             meta: list[dict[str, Any]] = []
             for start in range(lo, hi, batch_size):
                 idx = np.arange(start, min(start + batch_size, hi))
                 batch_labels = shard_labels[idx - lo]
-                seeds = plan_seeds(idx, seed)
+                seeds = plan_seeds(idx + first, seed)
                 batch = generator.generate(torch.from_numpy(batch_labels.copy()), seeds, class_names)
                 if generator.assigns_labels:  # e.g. pseudo-labelled unconditional samples
                     batch_labels = np.asarray(batch.labels.cpu(), dtype=np.int64)
@@ -632,6 +646,9 @@ def generate_to_store(
                 images[idx - lo] = to_uint8_images(batch.images.detach().cpu()).numpy()
                 meta += [_provenance(rec, generator=key, index=i, label=y, class_names=class_names, seed=s, image_shape=image_shape)
                          for rec, i, y, s in zip(batch.provenance, idx, batch_labels, seeds)]
+                if plan is not None:
+                    for record, i in zip(meta[-len(idx):], idx):
+                        record["request"] = plan["requests"][i]
                 advance(len(idx))
                 if shard == todo[0] and start == lo:  # the first batch: what one image really costs on disk
                     from dreamset.verify import check_disk_space

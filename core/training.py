@@ -179,6 +179,7 @@ def train_classifier(
     augment=None,
     objective: Objective | None = None,
     arm: str | None = None,
+    schedule_steps: tuple[int, int] | None = None,
 ) -> torch.nn.Module:
     """Train ``model`` on ``mixer``'s batches of ``real``/``synthetic``; return it (or its EMA) in
     eval mode. Resumes from ``checkpoint_dir``.
@@ -190,7 +191,9 @@ def train_classifier(
     ``augment``: an :class:`~dreamset.augmenting.AugmentationPlan` (``None`` = no augmentation).
     ``objective`` (an ``objective:*`` component) gives the loss; ``None`` derives it from
     ``attacker`` and ``settings`` (:func:`dreamset.objectives.objective_for`). ``arm`` (with a
-    context and a record) turns on the training curves (:mod:`dreamset.curves`)."""
+    context and a record) turns on the training curves (:mod:`dreamset.curves`). ``schedule_steps``
+    ``(offset, span)``: these steps are steps ``offset ..`` of a learning-rate schedule spanning ``span``
+    (the rounds of :mod:`dreamset.closed_loop` continue one schedule)."""
     if objective is None:
         from dreamset.objectives import objective_for
 
@@ -218,6 +221,9 @@ def train_classifier(
     made_by = training_settings(settings, model, mixer, attacker, real, synthetic, seed, total, objective)
     if augment:  # an arm's own augmentations (train.augment is in settings already)
         made_by["augment"] = augment.describe()
+    offset, span = schedule_steps if schedule_steps is not None else (0, total)
+    if schedule_steps is not None:
+        made_by["schedule_steps"] = [int(offset), int(span)]
     reuse_or_refuse(checkpoint_dir, made_by, context)
     start_epoch = 0
     # counters live in the checkpoints' metadata (deterministic, so a resumed checkpoint stays
@@ -255,7 +261,7 @@ def train_classifier(
         from dreamset.distributed import barrier
 
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    from dreamset.context import progress
+    from dreamset.progress import progress
     from dreamset.prefetch import prefetched
 
     attack_calls = [0]
@@ -281,7 +287,7 @@ def train_classifier(
                         x, y = augment.mix(x, y, (real if real is not None else synthetic).num_classes, seed, epoch, step)
                     cost["images_seen"] += len(y)
                     for group in optimizer.param_groups:
-                        group["lr"] = learning_rate(settings, epoch * steps + step, total)
+                        group["lr"] = learning_rate(settings, offset + epoch * steps + step, span)
                     share = 1.0
                     if world > 1:  # this rank's rows; the loss is rescaled so DDP's mean of the
                         share = len(y[rank::world]) * world / len(y)  # ranks' gradients is the global batch's

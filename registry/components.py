@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from dreamset.errors import BadInputError, PluginError, UnknownComponentError
 from dreamset.kinds import KIND_HOOKS
 from dreamset.options import format_validation_error
-from dreamset.plugin_manager import PluginInfo
+from dreamset.plugin_manager import PluginInfo, wrapper_error
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
@@ -81,11 +81,6 @@ class ComponentSpec:
             return ""
         doc = (getattr(self.factory, "__doc__", None) or "").strip().splitlines()
         return doc[0] if doc else ""
-
-
-def wrapper_error(hook_name: str) -> str:
-    return (f"{hook_name}: hook wrappers (wrapper=True / hookwrapper=True) are not allowed on registration "
-            "hooks; implement it as a plain @dreamset.hookimpl that calls register()")
 
 
 def _first_line(doc: str | None) -> str:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # under pytest-xdist (pyproject's addopts: -n 2) each worker gets one torch thread, so two workers
+    # share two cores without oversubscription: intra-op threads waiting for a busy core cost far more
+    # than they gain on these tiny models. Subprocesses (torchrun tests) inherit it.
+    os.environ["OMP_NUM_THREADS"] = "1"
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def make_fake_distribution(root: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str], version: str = "1.0") -> Path:

@@ -165,7 +165,9 @@ def test_apgd_is_at_least_as_strong_as_pgd10(problem, norm, eps):
     model, x, y = problem
     torch.manual_seed(0)
     pgd = accuracy(model, registry.create("attacker:pgd", norm=norm, eps=eps, steps=10).attack(model, x, y), y)
-    apgd = accuracy(model, registry.create("attacker:apgd", norm=norm, eps=eps).attack(model, x, y), y)
+    # three restarts: with one, a sample on the boundary can survive APGD and not PGD's random start,
+    # depending on the float summation order of the thread count (seen with OMP_NUM_THREADS=1)
+    apgd = accuracy(model, registry.create("attacker:apgd", norm=norm, eps=eps, restarts=3).attack(model, x, y), y)
     assert pgd < accuracy(model, x, y)
     assert apgd <= pgd
 

@@ -34,7 +34,7 @@ def test_bad_timeout_setting_is_named(monkeypatch):
 
 
 def test_background_bank_beyond_the_cap_is_refused_with_one_line():
-    from dreamset.backgrounds import background_bank
+    from dreamset.plugins.mixers.backgrounds import background_bank
 
     with pytest.raises(BadInputError, match=r"n_backgrounds: 1,000,000 backgrounds of \(3, 32, 32\) need 11.4 GiB"):
         background_bank("procedural", 1_000_000, (3, 32, 32), 0)

@@ -53,7 +53,8 @@ def make_context(num_classes=len(CLASSES), shape=(1, 6, 6)):
         calls.append(1)
         return model
 
-    return SimpleNamespace(device=torch.device("cpu"), reference_classifier=reference_classifier, model=model, calls=calls)
+    return SimpleNamespace(device=torch.device("cpu"), reference=SimpleNamespace(model=reference_classifier), model=model,
+                           calls=calls)
 
 
 def make(**options):

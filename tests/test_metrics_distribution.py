@@ -13,7 +13,7 @@ import torch
 import dreamset.registry as registry
 from dreamset.errors import BadInputError
 from dreamset.plugins.metrics.prdc import prdc
-from dreamset.statistics import frechet_distance, kernel_inception_distance
+from dreamset.plugins.metrics.statistics import frechet_distance, kernel_inception_distance
 
 KEYS = ("precision", "recall", "density", "coverage")
 
@@ -38,7 +38,7 @@ def test_prdc_matches_reference_package(seed, n, m, k, capsys):
 
 
 def test_prdc_is_chunked_and_chunking_does_not_change_the_answer(monkeypatch):
-    import dreamset.knn as knn
+    import dreamset.toolkit.knn as knn
 
     real, fake = _features(4, 150, 110, d=6, shift=0.3)
     full = prdc(real, fake, 5)
@@ -143,6 +143,7 @@ def test_kid_near_zero_for_the_same_distribution_and_large_for_a_shifted_one(con
     from dreamset.conformance.metrics import toy_row_images
 
     from dreamset.nn import Classifier
+    from dreamset.reference import ReferenceClassifier
 
     g = torch.Generator().manual_seed(5)  # fresh draws, unseen by the reference classifier
     real, same, shifted = toy_row_images(300, 3, 0.0, g), toy_row_images(300, 3, 0.0, g), toy_row_images(300, 3, 0.1, g)
@@ -151,8 +152,9 @@ def test_kid_near_zero_for_the_same_distribution_and_large_for_a_shifted_one(con
     # (norms 3 to 50, depending on its initial weights and epochs) makes the subset estimates vary by
     # thousands, so whether a 0.1 brightness shift showed depended on the draw of initial weights
     pixels = Classifier(torch.nn.Flatten(), torch.nn.Linear(64, 3), mean=[0.0], std=[1.0]).eval()
-    kid_same = metric.compute(_replace(context, real_test=real, synthetic=same, _reference=pixels))
-    kid_shifted = metric.compute(_replace(context, real_test=real, synthetic=shifted, _reference=pixels))
+    pixels = ReferenceClassifier.fixed(pixels, context.device)
+    kid_same = metric.compute(_replace(context, real_test=real, synthetic=same, reference=pixels))
+    kid_shifted = metric.compute(_replace(context, real_test=real, synthetic=shifted, reference=pixels))
     assert kid_shifted["kid_mean"] > 2 * kid_shifted["kid_std"] > 0
     assert abs(kid_same["kid_mean"]) < 0.25 * kid_shifted["kid_mean"]
 

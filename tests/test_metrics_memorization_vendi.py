@@ -89,7 +89,7 @@ def test_vendi_metric_overall_and_per_class(context):
 
 
 def test_legacy_extractor_strings_map_to_registry_keys():
-    from dreamset.features import extractor_ref
+    from dreamset.toolkit.features import extractor_ref
 
     assert extractor_ref("reference").key == "extractor:reference"
     timm = extractor_ref("timm:resnet18", "w.safetensors")

@@ -14,7 +14,7 @@ import torch
 import dreamset.registry as registry
 from dreamset.errors import BadInputError
 from dreamset.plugins.metrics.prdc import prdc
-from dreamset.statistics import frechet_distance, kernel_inception_distance, kid_subset_indices
+from dreamset.plugins.metrics.statistics import frechet_distance, kernel_inception_distance, kid_subset_indices
 
 KEYS = ("precision", "recall", "density", "coverage")
 
@@ -157,7 +157,7 @@ def test_fid_of_two_image_folders_equals_torch_fidelity(tmp_path):
     import torch_fidelity
     from PIL import Image
 
-    from dreamset.features import FeatureSet
+    from dreamset.toolkit.features import FeatureSet
     from dreamset.data import TensorImageSet
 
     rng = np.random.default_rng(0)

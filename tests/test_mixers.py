@@ -133,7 +133,7 @@ def test_superimposition_probability_is_honoured():
 
 
 def test_cut_paste_puts_object_pixels_where_the_mask_says():
-    from dreamset.compositing import Placement, composite, object_masks
+    from dreamset.plugins.mixers.compositing import Placement, composite, object_masks
 
     obj = torch.zeros(4, 1, 8, 8)
     obj[:, :, 2:6, 2:6] = 0.9
@@ -149,7 +149,7 @@ def test_cut_paste_puts_object_pixels_where_the_mask_says():
 
 @pytest.mark.parametrize("kind", ["plain", "procedural", "natural"])
 def test_background_banks(kind):
-    from dreamset.backgrounds import background_bank
+    from dreamset.plugins.mixers.backgrounds import background_bank
 
     bank = background_bank(kind, 6, (3, 8, 8), seed=0)
     assert bank.shape == (6, 3, 8, 8) and float(bank.min()) >= 0 and float(bank.max()) <= 1

@@ -197,3 +197,33 @@ def test_inconsistent_objective_settings_are_one_line_errors(overrides, message)
     with pytest.raises(BadInputError) as info:
         load_recipe("cifar10-generated-at", overrides, registry=registry.get_registry())
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+MART = ["train.trades_beta=null", "train.objective=mart", "train.attacker=pgd"]
+
+
+@pytest.mark.parametrize("overrides,field", [
+    (MART + ["train.augment.batch=[cutmix]"], "train.augment.batch: objective:mart needs hard labels, but augmentation:cutmix"),
+    (MART + ["arms.real+synthetic.augment={batch: [mixup]}"], "arms.real+synthetic.augment.batch: objective:mart needs hard labels, but augmentation:mixup"),
+])
+def test_mart_with_cutmix_or_mixup_is_refused_at_validation_naming_the_field(overrides, field):
+    """CutMix/MixUp make soft labels (``float32 B×K``); MART's boosted CE needs one true class per
+    example (``soft_labels = False``), so the recipe is refused before anything runs."""
+    with pytest.raises(BadInputError) as info:
+        load_recipe("cifar10-generated-at", overrides, registry=registry.get_registry())
+    assert str(info.value).startswith(field) and "\n" not in str(info.value)
+    # the same batch augmentation with an objective that takes soft labels, or on a standard arm, is fine
+    load_recipe("cifar10-generated-at", ["train.trades_beta=null", "train.objective=pgd-at", "train.attacker=pgd",
+                                         "train.augment.batch=[cutmix]"], registry=registry.get_registry())
+    load_recipe("cifar10-generated-at", MART + ["arms.real.standard=true", "arms.real.augment={batch: [mixup]}"],
+                registry=registry.get_registry())
+
+
+def test_mart_given_soft_labels_directly_is_a_clear_error_not_an_internal_one(toy):
+    x, y = toy[0].get(range(4))
+    soft = F.one_hot(y, toy[0].num_classes).float()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(x[0].numel(), toy[0].num_classes))
+    with pytest.raises(BadInputError, match="augment.batch: objective:mart needs hard int64 labels"):
+        registry.create("objective:mart").loss(model, x, soft, attacker=registry.create("attacker:pgd", steps=1))
+    assert registry.get("objective:mart").load().soft_labels is False
+    assert all(registry.get(k).load().soft_labels for k in ("objective:standard", "objective:pgd-at", "objective:trades"))

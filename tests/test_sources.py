@@ -241,3 +241,26 @@ def test_dreamset_generate_fills_every_named_store(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "store a:" in printed and "store b:" in printed
     assert json.loads((tmp_path / "run" / "synthetic" / "b" / "store.json").read_text())["count"] == 10
+
+
+def test_metric_warnings_reach_the_reports_top_level_warnings(tmp_path, monkeypatch):
+    import dreamset.plugins.metrics.arc as arc
+
+    recipe = copy.deepcopy(BASE)
+    recipe["generate"] = {"glyphs": {"generator": "glyphs", "count": 30, "batch_size": 30, "shard_size": 30}}
+    recipe["arms"] = {"real": {"real": True}, "real+glyphs": {"synthetic": ["glyphs"]}}
+    recipe["evaluate"]["metrics"] = [
+        {"key": "fid", "options": {"per_class": False}},
+        {"key": "arc", "options": {"points": 2, "epochs": 1, "attack_steps": 1, "eval_steps": 1, "max_samples": 20,
+                                   "discriminator": {"key": "model:small-cnn", "options": {"width": 2}}}}]
+    # a discriminator that calls every held-out image real at every radius: ARC's collapse check fires
+    monkeypatch.setattr(arc, "_predicted_fraction", lambda *args: 1.0)
+    out, report = _run(tmp_path, recipe)
+    arc_lines = [w for w in report["warnings"] if w.startswith("arc.glyphs: the discriminator collapsed")]
+    assert len(arc_lines) == 1 and report["metrics"]["arc"]["glyphs"]["warnings"] == [arc_lines[0].split(": ", 1)[1]]
+    # every metric's lines, each once, prefixed with the metric and the source
+    assert sorted(report["warnings"]) == sorted(f"{m}.glyphs: {w}" for m in ("fid", "arc")
+                                                for w in report["metrics"][m]["glyphs"]["warnings"])
+    assert len(report["warnings"]) == sum(len(report["metrics"][m]["glyphs"]["warnings"]) for m in ("fid", "arc"))
+    html = (out / "report.html").read_text()
+    assert "the discriminator collapsed" in html

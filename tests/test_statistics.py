@@ -1,4 +1,4 @@
-"""Oracles for dreamset.statistics: streaming moments vs two-pass numpy, the Fréchet distance vs its
+"""Oracles for dreamset.plugins.metrics.statistics: streaming moments vs two-pass numpy, the Fréchet distance vs its
 closed form, and the unbiased polynomial MMD (KID) vs a direct double sum."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dreamset.errors import BadInputError
-from dreamset.statistics import (
+from dreamset.plugins.metrics.statistics import (
     StreamingMoments,
     frechet_distance,
     kernel_inception_distance,

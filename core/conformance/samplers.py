@@ -7,8 +7,9 @@ import torch
 from dreamset.data import TensorImageSet
 
 
-class FakeSelectionContext:
-    """A stand-in RunContext: features are the flattened images, predictions a fixed softmax."""
+class FakeReferenceClassifier:
+    """A stand-in :class:`~dreamset.reference.ReferenceClassifier`: features are the flattened images,
+    predictions a fixed softmax."""
 
     device = torch.device("cpu")
 
@@ -19,6 +20,22 @@ class FakeSelectionContext:
         x = source.get(range(len(source)))[0].flatten(1)
         logits = x[:, : len(source.class_names)] * 5
         return torch.softmax(logits, dim=1)
+
+
+class FakeSelectionContext:
+    """A stand-in RunContext: ``reference`` is a :class:`FakeReferenceClassifier`, and ``features`` /
+    ``predict`` are the shorthands for it that a RunContext has too."""
+
+    device = torch.device("cpu")
+
+    def __init__(self) -> None:
+        self.reference = FakeReferenceClassifier()
+
+    def features(self, source, model=None, batch_size=512):
+        return self.reference.features(source, model, batch_size)
+
+    def predict(self, source, model=None, batch_size=512):
+        return self.reference.predict(source, model, batch_size)
 
 
 def toy_sources(n_synthetic: int = 60, n_real: int = 40, classes: int = 3):

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import hookimpl
-from dreamset.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
+from dreamset.toolkit.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 from dreamset.errors import BadInputError
 from dreamset.lazy import lazy_module
 

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import TorchattacksAttacker
+from dreamset.toolkit.attacking import TorchattacksAttacker
 from dreamset.lazy import lazy_module
 
 torch = lazy_module("torch")

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import TorchattacksAttacker
+from dreamset.toolkit.attacking import TorchattacksAttacker
 from dreamset.options import FractionFloat
 
 

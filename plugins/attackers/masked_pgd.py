@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import check_attack_inputs, preserved_modes
+from dreamset.toolkit.attacking import check_attack_inputs, preserved_modes
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Attacker
 from dreamset.lazy import lazy_module
@@ -53,7 +53,7 @@ class MaskedPGDAttacker(Attacker):
         if mask is None:
             if self.options.region == "given":
                 raise BadInputError("mask: attacker:masked-pgd with region='given' needs a mask")
-            from dreamset.compositing import object_masks  # imports torch: not at plugin import time
+            from dreamset.toolkit.masks import object_masks  # imports torch: not at plugin import time
 
             fg = object_masks(x, self.options.threshold)
             mask = fg if self.options.region == "foreground" else 1 - fg

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import TorchattacksAttacker, preserved_modes
+from dreamset.toolkit.attacking import TorchattacksAttacker, preserved_modes
 from dreamset.options import FractionFloat
 
 

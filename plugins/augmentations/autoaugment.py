@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.augmenting import TorchvisionImageAugmentation
+from dreamset.toolkit.augmenting import TorchvisionImageAugmentation
 
 
 class AutoAugmentOptions(Options):

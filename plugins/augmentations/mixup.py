@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.augmenting import TorchvisionBatchAugmentation
+from dreamset.toolkit.augmenting import TorchvisionBatchAugmentation
 
 
 class MixUpOptions(Options):

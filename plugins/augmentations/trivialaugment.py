@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.augmenting import TorchvisionImageAugmentation
+from dreamset.toolkit.augmenting import TorchvisionImageAugmentation
 
 
 class TrivialAugmentOptions(Options):

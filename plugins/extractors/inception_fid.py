@@ -124,7 +124,7 @@ class InceptionFIDExtractor(Extractor):
                 "resize": "TF1 bilinear to 299x299", "range": "(u - 128) / 128"}
 
     def cache_identity(self) -> dict:
-        from dreamset.features import file_identity
+        from dreamset.toolkit.features import file_identity
 
         return {"key": "extractor:inception-fid", "weights": file_identity(find_weights(self.options.weights))}
 

@@ -2,7 +2,7 @@
 
 The reference classifier is the run's real-data-only, standard-trained ``train.model`` (or
 ``reference.model``), trained once per run folder and cached in ``run_dir/reference``
-(:meth:`dreamset.context.RunContext.reference_classifier`). Fully offline: no pretrained weights.
+(the run's :class:`~dreamset.reference.ReferenceClassifier`, ``context.reference``). Fully offline: no pretrained weights.
 
 Preprocessing: none beyond the classifier's own (images ``float32 B×C×H×W`` in [0,1] at the
 dataset's native size; normalisation inside the model). Features ``float32 B×D`` with ``D`` the
@@ -32,11 +32,11 @@ class ReferenceExtractor(Extractor):
     Options = ReferenceOptions
 
     def prepare(self, context) -> None:
-        if context is None or not hasattr(context, "reference_classifier"):
+        if getattr(context, "reference", None) is None:
             raise BadInputError("extractor:reference: needs a run (its reference classifier); "
                                 "use extractor:inception-fid or extractor:timm outside a run")
         self._context = context
-        self._model = context.reference_classifier()
+        self._model = context.reference.model()
 
     def embed(self, images):
         import torch

@@ -52,7 +52,7 @@ class TimmExtractor(Extractor):
         import timm
         import torch
 
-        from dreamset.features import load_state_dict
+        from dreamset.toolkit.features import load_state_dict
 
         o = self.options
         try:
@@ -73,7 +73,7 @@ class TimmExtractor(Extractor):
     def embed(self, images):
         import torch
 
-        from dreamset.features import resize_and_normalise
+        from dreamset.toolkit.features import resize_and_normalise
 
         with torch.no_grad():
             x = resize_and_normalise(images.to(self._device, torch.float32), self._size, self._mean, self._std, self.options.resize)
@@ -86,7 +86,7 @@ class TimmExtractor(Extractor):
                 "range": f"[0,1], (x - {getattr(self, '_mean', 'cfg mean')}) / {getattr(self, '_std', 'cfg std')}"}
 
     def cache_identity(self) -> dict | None:
-        from dreamset.features import file_identity
+        from dreamset.toolkit.features import file_identity
 
         if self.options.weights is None:
             return None

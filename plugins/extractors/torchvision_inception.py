@@ -35,7 +35,7 @@ class TorchvisionInceptionExtractor(Extractor):
         import torch
         from torchvision.models import inception_v3
 
-        from dreamset.features import load_state_dict
+        from dreamset.toolkit.features import load_state_dict
 
         model = inception_v3(weights=None, aux_logits=True, init_weights=False)
         load_state_dict(model, self.options.weights, "extractor:torchvision-inception")
@@ -46,7 +46,7 @@ class TorchvisionInceptionExtractor(Extractor):
     def embed(self, images):
         import torch
 
-        from dreamset.features import resize_and_normalise
+        from dreamset.toolkit.features import resize_and_normalise
 
         with torch.no_grad():
             x = resize_and_normalise(images.to(self._device, torch.float32), 299, MEAN, STD)
@@ -58,7 +58,7 @@ class TorchvisionInceptionExtractor(Extractor):
                 "range": f"[0,1], ImageNet (x - {MEAN}) / {STD}"}
 
     def cache_identity(self) -> dict:
-        from dreamset.features import file_identity
+        from dreamset.toolkit.features import file_identity
 
         return {"key": "extractor:torchvision-inception", "weights": file_identity(self.options.weights)}
 

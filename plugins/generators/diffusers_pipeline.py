@@ -4,7 +4,7 @@ labelled by the run's reference classifier or by the pipeline's own class condit
 Sehwag et al., ICLR 2022, "Robust Learning Meets Generative Models: Can Proxy Distributions Improve
 Adversarial Robustness?": images sampled from an *unconditional* DDPM are labelled by a classifier
 trained on the real training data, and these pseudo-labelled images are added to adversarial training.
-``labels: pseudo`` does exactly that with :meth:`dreamset.context.RunContext.reference_classifier`
+``labels: pseudo`` does exactly that with :meth:`context.reference.model() <dreamset.reference.ReferenceClassifier.model>`
 (taken in ``fit``): the requested labels are ignored, the predicted labels are returned, and the
 provenance records the prediction, its softmax confidence and the label that was asked for.
 ``labels: conditional`` instead asks a class-conditional model for the requested class: a pipeline
@@ -293,7 +293,7 @@ class DiffusersPipelineGenerator(PretrainedPipelineGenerator):
         opts = self.options
         self.real_shape = tuple(int(v) for v in real.image_shape) if real is not None else None
         pseudo = opts.labels == "pseudo"
-        if pseudo and (context is None or not hasattr(context, "reference_classifier")):
+        if pseudo and getattr(context, "reference", None) is None:
             raise BadInputError("labels: pseudo needs the run context's reference classifier; call fit(real, workdir, context)")
         if pseudo and self.real_shape is None:
             raise BadInputError("labels: pseudo needs the real data (the reference classifier sees its image shape)")
@@ -306,7 +306,7 @@ class DiffusersPipelineGenerator(PretrainedPipelineGenerator):
             raise BadInputError(f"resize: labels: pseudo classifies images of the real shape {self.real_shape}; "
                                 f"the pipeline makes {self._native_shape()}, so set resize: true")
         if pseudo:
-            self.classifier = context.reference_classifier()
+            self.classifier = context.reference.model()
 
     # -- geometry --------------------------------------------------------------------------------
     def _native_shape(self) -> tuple[int, int, int] | None:

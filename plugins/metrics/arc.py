@@ -27,7 +27,8 @@ normalisation are not public; this implementation fixes them as follows.
   at every ε > 0; docs/metrics.md has the measurement).
 * Collapse check: for every radius the fraction of held-out images the discriminator calls real
   (clean) is recorded (``predicted_real_fraction``); 0 or 1 means a constant discriminator and
-  adds a line to ``warnings`` (report.json: ``metrics.arc.warnings``).
+  adds a line to ``warnings`` (report.json: ``metrics.arc.warnings``, and the run's top-level
+  ``warnings`` as ``arc: ...``).
 * ARC = ``∫ clip((a(ε) − 0.5)/0.5, 0, 1) d(ε/ε_span)`` over the grid by the trapezoid rule, where
   ``ε_span = ε_last − ε_first``. Identical distributions give ≈ 0 (chance everywhere, up to
   held-out sampling noise); sets that stay separable at every radius give 1. ARC ∈ [0, 1].
@@ -51,7 +52,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import forked_rng
+from dreamset.seeding import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.options import FractionFloat
@@ -134,7 +135,7 @@ def collapse_warnings(curve: list[dict]) -> list[str]:
     collapsed = [p["eps"] for p in curve if p["predicted_real_fraction"] in (0.0, 1.0)]
     if not collapsed:
         return []
-    return [f"arc: the discriminator collapsed to a constant prediction at eps = {', '.join(f'{e:.4g}' for e in collapsed)} "
+    return [f"the discriminator collapsed to a constant prediction at eps = {', '.join(f'{e:.4g}' for e in collapsed)} "
             "(exactly chance accuracy there): ARC is a lower bound; try schedule: curriculum, more epochs or a lower lr"]
 
 

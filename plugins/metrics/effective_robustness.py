@@ -47,7 +47,7 @@ from typing import Annotated, Any, Iterable, Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import forked_rng
+from dreamset.seeding import forked_rng
 from dreamset.seeding import build_model
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric

@@ -3,9 +3,9 @@
 real split (``real``: ``train`` or ``test``) and the synthetic store, overall and per class.
 
 Images (``float32 N×C×H×W`` in [0,1]) are read ``batch_size`` at a time and turned into features
-(``float32 B×D``) by the chosen ``extractor`` (:mod:`dreamset.features`: ``reference`` — the run's
+(``float32 B×D``) by the chosen ``extractor`` (:mod:`dreamset.toolkit.features`: ``reference`` — the run's
 real-trained classifier, offline; ``inception-v3`` or ``timm:NAME`` with a local ``weights`` file);
-each chunk goes straight into float64 :class:`~dreamset.statistics.StreamingMoments`, so a 1M-image
+each chunk goes straight into float64 :class:`~dreamset.plugins.metrics.statistics.StreamingMoments`, so a 1M-image
 store never needs its feature matrix in RAM (memory ``O(D²)`` per accumulator; the per-class table
 keeps one pair per class, ``2·K·D²·8`` bytes, and is skipped with a warning above
 ``per_class_memory_mb``). FIDs from different extractors are not comparable; ``extractor`` is reported.
@@ -54,7 +54,7 @@ class FeatureOptions(Options):
     @model_validator(mode="after")
     def _extractor_is_known(self):
         import dreamset.registry as registry_module
-        from dreamset.features import extractor_ref
+        from dreamset.toolkit.features import extractor_ref
 
         if self.extractor == "reference" and self.weights is not None:
             raise ValueError("weights: the 'reference' extractor takes no weights file")
@@ -77,11 +77,11 @@ EXTRACTOR_PATTERN = r"^(reference|inception-v3|timm:[A-Za-z0-9_.\-]+|(extractor:
 
 
 def feature_pair(context, options: FeatureOptions, *, need_synthetic: bool = True):
-    """``(real, synthetic, extractor)``: the two sides as :class:`~dreamset.features.FeatureSet`
+    """``(real, synthetic, extractor)``: the two sides as :class:`~dreamset.toolkit.features.FeatureSet`
     (the run's real split / synthetic store embedded by ``options.extractor``, or the precomputed
     ``real_features`` / ``synthetic_features`` files) and the extractor (``None`` when both sides are
     files). A missing side raises a one-line error."""
-    from dreamset.features import FeatureSet, create_extractor, embedder, extractor_ref
+    from dreamset.toolkit.features import FeatureSet, create_extractor, embedder, extractor_ref
 
     sides, names = [], None
     for field, wanted in (("real", True), ("synthetic", need_synthetic)):
@@ -148,7 +148,7 @@ class FrechetInceptionDistance(Metric):
 
     def _moments(self, side, classes: list[int], per_class: bool, warnings: list[str]):
         """``(overall moments, {class: moments} or None)`` of one :class:`FeatureSet`, one pass."""
-        from dreamset.statistics import StreamingMoments
+        from dreamset.plugins.metrics.statistics import StreamingMoments
 
         o = self.options
         labels = side.labels
@@ -172,8 +172,8 @@ class FrechetInceptionDistance(Metric):
 
     def _real_moments(self, real, extractor, classes, per_class, warnings):
         """The real side's moments, from the statistics cache when the extractor allows it."""
-        from dreamset.features import StatisticsCache, source_fingerprint
-        from dreamset.statistics import StreamingMoments
+        from dreamset.toolkit.features import StatisticsCache, source_fingerprint
+        from dreamset.plugins.metrics.statistics import StreamingMoments
 
         key = None
         if self.options.cache and real.source is not None and extractor is not None:
@@ -199,7 +199,7 @@ class FrechetInceptionDistance(Metric):
         return overall, by_class, False
 
     def compute(self, context) -> dict:
-        from dreamset.statistics import frechet_distance, singular_covariance_message
+        from dreamset.plugins.metrics.statistics import frechet_distance, singular_covariance_message
 
         o = self.options
         real_side, synthetic_side, extractor = feature_pair(context, o)

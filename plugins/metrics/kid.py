@@ -48,7 +48,7 @@ class KernelInceptionDistance(Metric):
     Options = KIDOptions
 
     def compute(self, context) -> dict:
-        from dreamset.statistics import kid_subset_indices, mean_and_std, polynomial_mmd
+        from dreamset.plugins.metrics.statistics import kid_subset_indices, mean_and_std, polynomial_mmd
 
         o = self.options
         real_source, synthetic_source, extractor = feature_pair(context, o)

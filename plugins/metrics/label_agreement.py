@@ -9,8 +9,8 @@ Generative Models: Can Proxy Distributions Improve Adversarial Robustness?", ICL
 means the generator's images do not carry their intended class.
 
 Inputs: ``context.synthetic`` (images ``float32 N×C×H×W`` in [0,1], intended labels ``int64 N`` in
-``[0, K)``; the first ``max_samples`` are used) and ``context.predict`` (softmax ``float32 N×K`` of
-the reference classifier, :meth:`dreamset.context.RunContext.reference_classifier`).
+``[0, K)``; the first ``max_samples`` are used) and ``context.reference.predict`` (softmax
+``float32 N×K`` of the run's reference classifier, :class:`~dreamset.reference.ReferenceClassifier`).
 
 Result (fractions/probabilities in [0,1]): ``agreement`` (fraction with ``argmax = label``),
 ``mean_confidence`` (mean max-softmax probability), ``mean_label_probability`` (mean softmax
@@ -53,7 +53,7 @@ class LabelAgreementMetric(Metric):
         o = self.options
         n = len(synthetic) if o.max_samples is None else min(len(synthetic), o.max_samples)
         source = synthetic if n == len(synthetic) else synthetic.subset(range(n))
-        probabilities = context.predict(source, batch_size=o.batch_size).double()
+        probabilities = context.reference.predict(source, batch_size=o.batch_size).double()
         labels = source.labels
         agree = probabilities.argmax(dim=1) == labels
         label_probability = probabilities.gather(1, labels.view(-1, 1)).squeeze(1)

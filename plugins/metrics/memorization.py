@@ -17,7 +17,7 @@ duplicated in the training set) flags nothing and warns.
 
 Space: the ``extractor``'s features (default the run's reference classifier; ``pixels: true`` uses
 the flattened ``[0,1]`` pixels instead, the space of exact/near pixel copies). Distances are
-Euclidean, chunked k-NN (:mod:`dreamset.knn`, memory ``O(chunk²)`` plus the ``N×D`` training
+Euclidean, chunked k-NN (:mod:`dreamset.toolkit.knn`, memory ``O(chunk²)`` plus the ``N×D`` training
 features). At most ``max_synthetic`` generated images are checked (seeded subsample).
 
 Result: ``memorized_fraction`` (in [0,1]), ``n_flagged``, ``n_checked``, ``threshold``,
@@ -67,7 +67,7 @@ class Memorization(Metric):
 
     def _sides(self, context):
         """``(train, synthetic, heldout, extractor)`` FeatureSets (pixels or features)."""
-        from dreamset.features import FeatureSet, embedder
+        from dreamset.toolkit.features import FeatureSet, embedder
 
         o = self.options
         if o.pixels:
@@ -88,8 +88,8 @@ class Memorization(Metric):
         return train, synthetic, heldout, extractor
 
     def compute(self, context) -> dict:
-        from dreamset.knn import knn_distances
-        from dreamset.statistics import as_feature_matrix
+        from dreamset.toolkit.knn import knn_distances
+        from dreamset.plugins.metrics.statistics import as_feature_matrix
 
         o = self.options
         train, synthetic, heldout, extractor = self._sides(context)

@@ -14,7 +14,7 @@ Comparisons are strict, as in the reference ``prdc`` package, and every real-vs-
 is taken with the real row as the query (the package's ``pairwise_distances(real, fake)``, and the
 role the real radii were computed in), so exact copies of the real features give density exactly 1.
 :func:`prdc` works on ``float32/float64 N×D`` and ``M×D`` finite feature tensors (any range; NaN/±inf
-are refused like FID/KID) through the chunked k-NN primitives of :mod:`dreamset.knn` in float64:
+are refused like FID/KID) through the chunked k-NN primitives of :mod:`dreamset.toolkit.knn` in float64:
 memory ``O(chunk · (chunk + k))``, never an ``N×M`` matrix; on the same features it equals
 ``prdc.compute_prdc`` to 1e-6 (``tests/test_metrics_parity.py``).
 
@@ -54,8 +54,8 @@ def prdc(real_features, fake_features, k: int = 5, *, query_chunk: int = 1024, r
     floats. Every real-vs-fake distance is computed with the real row as the query, as the ``prdc``
     package's ``pairwise_distances(real, fake)`` does and as the real radii were: exact copies of
     real features give density exactly 1.0 (not 1.0013)."""
-    from dreamset.knn import cross_radius_statistics, kth_neighbour_radii
-    from dreamset.statistics import as_feature_matrix
+    from dreamset.toolkit.knn import cross_radius_statistics, kth_neighbour_radii
+    from dreamset.plugins.metrics.statistics import as_feature_matrix
 
     if k < 1:
         raise BadInputError(f"k: must be >= 1, got {k}")

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, hookimpl
-from dreamset.attacking import forked_rng
+from dreamset.seeding import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.recipe import ComponentRef

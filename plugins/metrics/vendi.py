@@ -11,7 +11,7 @@ number of distinct samples": 1 for ``n`` copies of one image, ``n`` for ``n`` or
 Kernel: cosine similarity of the extractor's features (the linear kernel on L2-normalised features,
 as dgm-eval does; Stein et al. 2023, arXiv:2306.04675). Then ``K / n = X Xᵀ / n`` and ``Xᵀ X / n``
 (``D×D``) share their non-zero eigenvalues, so the score is computed from the ``D×D`` second moment
-accumulated chunk by chunk in float64 (:class:`~dreamset.statistics.StreamingMoments`, ``Σ xxᵀ =
+accumulated chunk by chunk in float64 (:class:`~dreamset.plugins.metrics.statistics.StreamingMoments`, ``Σ xxᵀ =
 scatter + n·μμᵀ``): memory ``O(D²)``, never ``n×n``, time ``O(n·D² + D³)``.
 
 Sets are subsampled (seeded) to at most ``max_samples`` rows, and real and synthetic to the same
@@ -53,7 +53,7 @@ def vendi_from_second_moment(second_moment, n: int, q: float = 1.0) -> float:
 
 def unit_rows(features) -> "torch.Tensor":
     """``float64`` rows scaled to unit L2 norm (a zero row stays zero); NaN/inf refused."""
-    from dreamset.statistics import as_feature_matrix
+    from dreamset.plugins.metrics.statistics import as_feature_matrix
 
     x = as_feature_matrix(features, "features")
     return x / x.norm(dim=1, keepdim=True).clamp(min=1e-300)

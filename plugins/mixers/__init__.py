@@ -8,7 +8,7 @@ from dreamset import Options
 
 class CompositingOptions(Options):
     """Where objects come from, what they are pasted on, and how they are placed
-    (see :mod:`dreamset.compositing`)."""
+    (see :mod:`dreamset.plugins.mixers.compositing`)."""
 
     backgrounds: str = Field(default="procedural", description="plain | procedural | natural | folder:PATH")
     n_backgrounds: int = Field(default=200, ge=1, le=10_000_000, description="size of the background bank")
@@ -26,7 +26,7 @@ class CompositingOptions(Options):
     seed: int = Field(default=0, ge=0, description="seed of the background bank")
 
     def placement(self):
-        from dreamset.compositing import Placement
+        from dreamset.plugins.mixers.compositing import Placement
 
         from dreamset.errors import BadInputError
 
@@ -60,15 +60,15 @@ def compositing_inputs(mixer, real, synthetic):
     ``labels`` are all the objects' labels (``int64 N``), then the background bank and the placement
     ranges. Objects are read batch by batch (a store stays on disk: memory does not grow with the
     number of objects, ``benchmarks/compositing_memory.py``); the bank (``n_backgrounds`` images,
-    capped by :func:`dreamset.backgrounds.background_bank`) and the labels are built on the first
+    capped by :func:`dreamset.plugins.mixers.backgrounds.background_bank`) and the labels are built on the first
     epoch and kept on the mixer for as long as the same object source comes back (the trainer calls
     ``batches`` once per epoch). The returned tensors are read-only by contract."""
     objects = object_source(real, synthetic)
     cached = getattr(mixer, "_compositing_inputs", None)
     if cached is not None and cached[0] is objects:
         return cached[1]
-    from dreamset.backgrounds import background_bank
-    from dreamset.compositing import object_masks
+    from dreamset.plugins.mixers.backgrounds import background_bank
+    from dreamset.toolkit.masks import object_masks
 
     o = mixer.options
 

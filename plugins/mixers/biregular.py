@@ -90,7 +90,7 @@ class BiregularMixer(Mixer):
     def batches(self, real, synthetic, batch_size: int, epoch: int, seed: int):
         import torch
 
-        from dreamset.compositing import composite
+        from dreamset.plugins.mixers.compositing import composite
 
         o = self.options
         fetch, labels, bank, placement = compositing_inputs(self, real, synthetic)

@@ -4,7 +4,7 @@ Paste and Learn: Surprisingly Easy Synthesis for Instance Detection").
 Objects are the arm's synthetic images (else its real ones); their masks come from a threshold on the
 difference to the image's border (white-on-black glyphs, objects on plain backdrops). Each epoch shows
 every object ``repeats`` times, each time on a background drawn uniformly from the bank with a random
-scale/rotation/translation/flip/brightness — vectorised over whole batches (:mod:`dreamset.compositing`).
+scale/rotation/translation/flip/brightness — vectorised over whole batches (:mod:`dreamset.plugins.mixers.compositing`).
 With ``backgrounds: plain`` this is the naive baseline of Jin & Rinard (arXiv:2005.14707).
 Objects are read from their source batch by batch (never all in memory); the epoch's plan holds
 8 bytes per placement (``N × repeats`` int64 indices).
@@ -44,7 +44,7 @@ class CutPasteMixer(Mixer):
     def batches(self, real, synthetic, batch_size: int, epoch: int, seed: int):
         import torch
 
-        from dreamset.compositing import composite
+        from dreamset.plugins.mixers.compositing import composite
 
         fetch, labels, bank, placement = compositing_inputs(self, real, synthetic)
         generator = epoch_generator(seed, epoch)

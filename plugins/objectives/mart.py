@@ -19,6 +19,8 @@ Card
 * Shapes: ``x`` ``float32 B×C×H×W`` in [0,1], ``y`` ``int64 B`` -> a 0-dim ``float32`` loss.
 * Cost: the attacker's passes plus two forward passes (``f(x)``, ``f(x_adv)``).
 * Options: ``beta`` (the paper's λ; default 6.0, as in the reference code).
+* Labels: hard only (``soft_labels = False``): a recipe that gives it CutMix/MixUp (``augment.batch``)
+  is refused when validated, naming the field.
 
 Example::
 
@@ -42,12 +44,19 @@ class MartObjective(Objective):
     """Boosted CE on adversarial images + β·KL weighted by (1 − clean confidence) (Wang et al. 2020)."""
 
     key = "objective:mart"
+    #: the boosted CE picks the strongest *wrong* class of each example: it needs one true class
+    soft_labels = False
     Options = MartOptions
 
     def loss(self, model, x, y, *, attacker=None, mask=None, label_smoothing=0.0):
         import torch
         import torch.nn.functional as F
 
+        if y.is_floating_point():
+            from dreamset.errors import BadInputError
+
+            raise BadInputError("augment.batch: objective:mart needs hard int64 labels; CutMix/MixUp make soft ones "
+                                "(float32 B×K): drop the batch augmentation or choose objective pgd-at or trades")
         x_adv = self.perturb(attacker, model, x, y, mask)
         logits = model(x)
         logits_adv = model(x_adv)

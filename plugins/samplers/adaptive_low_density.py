@@ -25,12 +25,12 @@ Selection per class (budget ``count``/``fraction`` split evenly over classes): s
 within the class; ``mode: softmax`` draws without replacement with probability ∝ ``exp(z/temperature)``
 (Gumbel-top-k, seeded; temperature → 0 is top-k, → ∞ is uniform); ``mode: top`` keeps the highest.
 
-Complexity: ``O((N_s·N_r + N_s·N_s[density-ratio]) · D)`` time through :mod:`dreamset.knn`'s chunked
+Complexity: ``O((N_s·N_r + N_s·N_s[density-ratio]) · D)`` time through :mod:`dreamset.toolkit.knn`'s chunked
 k-NN, memory ``O(chunk² + (N_s + N_r)·D)`` — no ``N_s × N_r`` matrix (100k × 50k runs in bounded memory).
 
 Output: a ``Selection`` with sorted ``int64`` indices into the store, ``scores`` ``float64 N_s`` (one per
 synthetic sample) and ``info`` (outliers rejected and used), which report.json keeps under
-``selections``. Reads ``context.features(...)`` (features ``float32 N×D``). Example::
+``selections``. Reads ``context.reference.features(...)`` (features ``float32 N×D``). Example::
 
     arms: {real+synthetic: {real: true, synthetic: true, sampler: {key: adaptive-low-density, options: {fraction: 0.5}}}}
 """
@@ -76,7 +76,7 @@ class AdaptiveLowDensitySampler(Sampler):
         import numpy as np
         import torch
 
-        from dreamset.knn import knn_distances, kth_neighbour_radii
+        from dreamset.toolkit.knn import knn_distances, kth_neighbour_radii
 
         o = self.options
         chunks = {"query_chunk": o.chunk, "reference_chunk": o.chunk}
@@ -107,7 +107,7 @@ class AdaptiveLowDensitySampler(Sampler):
     def select(self, synthetic, real, context, seed: int) -> Selection:
         import numpy as np
 
-        from dreamset.features import extract_features
+        from dreamset.toolkit.features import extract_features
 
         o = self.options
         real_features = extract_features(context, real, o.extractor).double()

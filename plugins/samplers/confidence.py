@@ -29,7 +29,7 @@ class ConfidenceSampler(Sampler):
     def select(self, synthetic, real, context, seed: int) -> Selection:
         import numpy as np
 
-        probabilities = context.predict(synthetic).numpy()
+        probabilities = context.reference.predict(synthetic).numpy()
         labels = synthetic.labels.numpy()
         scores = probabilities[np.arange(len(labels)), labels]
         chosen = []

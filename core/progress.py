@@ -1,0 +1,15 @@
+"""Progress for code that may run with or without a run context (library use, tests)."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def progress(context: Any, description: str, total: int | None) -> Iterator[Any]:
+    """``context.progress(...)``, or a silent ``advance`` when there is no context (library use)."""
+    if context is None:
+        yield lambda n=1: None
+    else:
+        with context.progress(description, total) as advance:
+            yield advance
