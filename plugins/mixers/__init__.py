@@ -26,9 +26,8 @@ class CompositingOptions(Options):
     seed: int = Field(default=0, ge=0, description="seed of the background bank")
 
     def placement(self):
-        from dreamset.plugins.mixers.compositing import Placement
-
         from dreamset.errors import BadInputError
+        from dreamset.plugins.mixers.compositing import Placement
 
         if self.scale_min > self.scale_max:
             raise BadInputError("scale_min, scale_max: scale_min must be <= scale_max")
