@@ -1,7 +1,7 @@
 """Quick probe of the Digit->MNIST setting (Jin & Rinard, arXiv:2005.14707): glyphs -> one mixer ->
 model:small-cnn -> accuracy on dataset:mnist's 5,000 real digits, in one process, one arm, one seed.
 
-It produced the exploration table of docs/recipes.md (`context-agnostic-mnist`, "What was tried"):
+It produced the exploration table of docs/recipes.md (`context-agnostic-mnist`, "Screened with benchmarks/glyph_probe.py"):
 the same components as the recipe (generator:glyphs, mixer:cut-paste / mixer:biregular,
 attacker:masked-pgd with the mixer's context mask), AdamW with cosine decay to 0, batch 128, one
 torch thread; it differs from `dreamset run` only in applying weight decay 5e-4 to every parameter
@@ -12,6 +12,11 @@ settings quickly; claims come from `dreamset run context-agnostic-mnist`.
     nice -n 10 python benchmarks/glyph_probe.py --gen '{"font": "DejaVu Sans", "font_size": 0.7, "stroke": 0}' --count 10
 
     python benchmarks/glyph_probe.py --table   # the markdown table of the log (docs/recipes.md)
+
+    # look before training: the first batch as a grid + mean pixel on the glyph vs its context
+    python benchmarks/glyph_probe.py --mixer biregular --mopts '{"backgrounds": "procedural", "background_max": 0.4, "object_degree": 1}' --look --grid /tmp/batch.png
+    # watch an arm learn: loss/accuracy on its own (attacked) training stream and on 1,000 test digits every 8 steps
+    nice -n 10 python benchmarks/glyph_probe.py --mixer biregular --mopts '{"backgrounds": "procedural", "background_max": 0.4, "object_degree": 1}' --eps 0.03 --trace 8
 
 Prints one JSON line (accuracy %, per-class %, top confusions, steps, seconds) and appends it to --log.
 """
@@ -35,6 +40,9 @@ p.add_argument("--seed", type=int, default=0)
 p.add_argument("--tag", default="")
 p.add_argument("--log", default="runs/glyph_probe.jsonl", help="append the result line here")
 p.add_argument("--cache", default="runs/glyph_probe_cache", help="folder caching generated glyphs per options")
+p.add_argument("--trace", type=int, default=0, help="every N steps print the loss and accuracy on the training stream (clean and attacked) and on 1,000 test digits")
+p.add_argument("--grid", default="", help="save the first training batch (after the attack) as a PNG grid here")
+p.add_argument("--look", action="store_true", help="no training: save --grid (default runs/glyph_probe_batch.png) of the first batch and print the mean pixel on the glyph vs its context")
 p.add_argument("--table", action="store_true", help="print the markdown table of --log and exit (no training)")
 a = p.parse_args()
 if a.table:
@@ -62,6 +70,13 @@ syn = TensorImageSet(imgs, labs, names)
 mixer = R.create("mixer:" + a.mixer, **json.loads(a.mopts))
 model = R.create("model:small-cnn", **json.loads(a.model)).build((1, 28, 28), 10)
 att = R.create("attacker:masked-pgd", region="given", eps=a.eps, steps=a.psteps) if a.eps else None
+if a.look:
+    from torchvision.utils import save_image
+    x, y, m = next(iter(mixer.batches(None, syn, a.bs, 0, a.seed)))
+    save_image(x[:64], a.grid or "runs/glyph_probe_batch.png", nrow=8, pad_value=0.5)
+    print(json.dumps(dict(mopts=json.loads(a.mopts), glyph_mean=round(x[m < 0.5].mean().item(), 3),
+                          context_mean=round(x[m >= 0.5].mean().item(), 3), grid=a.grid or "runs/glyph_probe_batch.png")))
+    sys.exit(0)
 spe = mixer.steps_per_epoch(None, syn, a.bs); total = spe * a.epochs
 opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
 t0 = time.time(); step = 0
@@ -69,8 +84,22 @@ for ep in range(a.epochs):
     model.train()
     for x, y, m in mixer.batches(None, syn, a.bs, ep, a.seed):
         for g in opt.param_groups: g["lr"] = a.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+        xc = x
         if att is not None: x = att.attack(model, x, y, mask=m)
-        loss = F.cross_entropy(model(x), y)
+        if a.grid and step == 0:
+            from torchvision.utils import save_image
+            save_image(x[:64], a.grid, nrow=8, pad_value=0.5)
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        if a.trace and (step % a.trace == 0 or step == total - 1):
+            with torch.no_grad():
+                model.eval()
+                clean = (model(xc).argmax(1) == y).float().mean().item()
+                test_acc = (model(xt[::5]).argmax(1) == yt[::5]).float().mean().item()
+                model.train()
+            print(json.dumps(dict(step=step, lr=round(opt.param_groups[0]["lr"], 5), loss=round(loss.item(), 3),
+                                  stream_acc=round((out.argmax(1) == y).float().mean().item() * 100, 1),
+                                  stream_clean_acc=round(clean * 100, 1), test_acc=round(test_acc * 100, 1))), flush=True)
         opt.zero_grad(); loss.backward(); opt.step(); step += 1
 model.eval()
 with torch.no_grad():

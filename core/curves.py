@@ -10,7 +10,7 @@ The trainer owns one :class:`CurveRecorder` per arm and seed and calls it at two
 * the validation subset is one seeded class-stratified subset of ``report.curve_samples`` test
   images (:func:`dreamset.evaluation.stratified_subset`, seed ``evaluate.subset_seed``), the same
   for every arm and seed; robust accuracy is under the first evaluation attacker (else the training
-  attacker), drawn on a forked random state so that recording never changes the training run;
+  attacker, unless it takes a mixer's context mask: then no robust curve), drawn on a forked random state so that recording never changes the training run;
 * the curve is saved as ``curves.json`` beside the checkpoints (a resumed or reused arm reports
   the epochs it did before), ends up in ``report.json`` under
   ``arms.<arm>.per_seed.<seed>.training.curves`` and is handed to the ``after_epoch`` hook
@@ -43,8 +43,11 @@ class CurveRecorder:
                                      field="report.curve_samples")
             self.validation = context.real_test.subset(rows)
             refs = context.recipe.evaluate.attackers
+            # the training attacker only when it needs no mixer's context mask (attacker:masked-pgd in the
+            # context-agnostic recipes): validation images come without one
             self.attacker = (context.registry.create(refs[0].key, kind="attacker", field_path="evaluate.attackers.0.options",
-                                                     **refs[0].options) if refs else attacker)
+                                                     **refs[0].options) if refs
+                             else None if getattr(attacker, "takes_mask", False) else attacker)
         try:
             self.epochs: list[dict[str, Any]] = json.loads(self.path.read_text())
         except (OSError, ValueError):

@@ -174,3 +174,23 @@ def test_compositing_mixers_yield_the_context_mask(key, options):
         assert context.shape == (len(images), 1, 8, 8)
         assert torch.equal(context, (images < 0.45).float())
         assert torch.equal(context[:, :, 2:6, 2:6], torch.zeros(len(images), 1, 4, 4))
+
+
+def test_background_range_maps_the_bank_and_keeps_the_object():
+    """``background_min``/``background_max`` map the bank's [0,1] linearly into that range (dark
+    textures under a bright glyph); the object's pixels and the context mask do not change."""
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, :, 2:6, 2:6] = 0.9
+    syn = TensorImageSet(x, torch.tensor([0, 1]), ["a", "b"])
+    still = dict(rotation=0, translate=0, scale_min=1, scale_max=1, brightness=0, repeats=4)
+    full = registry.create("mixer:cut-paste", backgrounds="procedural", n_backgrounds=5, **still)
+    dark = registry.create("mixer:cut-paste", backgrounds="procedural", n_backgrounds=5, background_min=0.1,
+                           background_max=0.4, **still)
+    (a, la, ma), (b, lb, mb) = next(iter(full.batches(None, syn, 8, 0, 0))), next(iter(dark.batches(None, syn, 8, 0, 0)))
+    assert torch.equal(la, lb) and torch.equal(ma, mb)
+    context = ma.bool().expand_as(a)
+    assert torch.allclose(b[context], 0.1 + 0.3 * a[context], atol=1e-6)
+    assert float(b[context].min()) >= 0.1 - 1e-6 and float(b[context].max()) <= 0.4 + 1e-6
+    assert torch.equal(b[~context], a[~context])
+    with pytest.raises(BadInputError, match="background_min"):
+        registry.create("mixer:cut-paste", background_min=0.5, background_max=0.4).batches(None, syn, 8, 0, 0).__next__()

@@ -12,6 +12,10 @@ class CompositingOptions(Options):
 
     backgrounds: str = Field(default="procedural", description="plain | procedural | natural | folder:PATH")
     n_backgrounds: int = Field(default=200, ge=1, le=10_000_000, description="size of the background bank")
+    background_min: float = Field(default=0.0, ge=0, le=1,
+                                  description="the bank's intensities are mapped linearly from [0,1] into [background_min, background_max]")
+    background_max: float = Field(default=1.0, ge=0, le=1,
+                                  description="e.g. 0.4: dark textures under a bright glyph (MNIST's polarity: white ink on black)")
     mask_threshold: float = Field(default=0.2, gt=0, lt=1, description="object mask: |x - border median| > threshold")
     scale_min: float = Field(default=0.7, gt=0, le=4)
     scale_max: float = Field(default=1.0, gt=0, le=4)
@@ -22,12 +26,13 @@ class CompositingOptions(Options):
     seed: int = Field(default=0, ge=0, description="seed of the background bank")
 
     def placement(self):
+        from dreamset.errors import BadInputError
         from dreamset.plugins.mixers.compositing import Placement
 
         if self.scale_min > self.scale_max:
-            from dreamset.errors import BadInputError
-
             raise BadInputError("scale_min, scale_max: scale_min must be <= scale_max")
+        if self.background_min > self.background_max:
+            raise BadInputError("background_min, background_max: background_min must be <= background_max")
         return Placement(scale=(self.scale_min, self.scale_max), rotation=self.rotation,
                          translate=self.translate, flip=self.flip, brightness=self.brightness)
 
@@ -70,8 +75,11 @@ def compositing_inputs(mixer, real, synthetic):
         images, _ = objects.get(indices)
         return images, object_masks(images, o.mask_threshold)
 
-    inputs = (fetch, objects.labels, background_bank(o.backgrounds, o.n_backgrounds, objects.image_shape, o.seed),
-              o.placement())
+    placement = o.placement()  # checks the options' ranges before the bank is built
+    bank = background_bank(o.backgrounds, o.n_backgrounds, objects.image_shape, o.seed)
+    if (o.background_min, o.background_max) != (0.0, 1.0):
+        bank = o.background_min + (o.background_max - o.background_min) * bank
+    inputs = (fetch, objects.labels, bank, placement)
     mixer._compositing_inputs = (objects, inputs)
     return inputs
 
