@@ -175,19 +175,19 @@ def _merge_records(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def train_in_rounds(context, model, *, arm: str, arm_folder_name: str, seed: int, total_steps: int, checkpoint_dir: Path,
+def train_in_rounds(context, model, *, trainer, arm: str, arm_folder_name: str, seed: int, total_steps: int, checkpoint_dir: Path,
                     description: str, record: dict[str, Any] | None, real, attacker, **train) -> Any:
     """Train ``model`` for ``total_steps`` optimizer steps over the rounds of the arm's closed-loop
     source, generating segment ``r+1`` after round ``r`` (see the module docstring); returns the
-    final classifier. ``arm_folder_name``: the arm's folder name (:func:`dreamset.recipe.arm_folder`, passed in so
-    this module does not import the recipe that imports it). ``train``: the other ``train_classifier``
+    final classifier. ``trainer``: :func:`dreamset.training.train_classifier` and
+    ``arm_folder_name``: the arm's folder name (:func:`dreamset.recipe.arm_folder`), both passed in by
+    the pipeline so this module does not import the training and recipe modules that import it. ``train``: the other ``train_classifier``
     arguments (mixer, settings, ...)."""
     import numpy as np
 
     from dreamset.evaluation import stratified_subset
     from dreamset.sources import MixedSource, generate_stages, store_folders
     from dreamset.store import SyntheticStore, generate_to_store
-    from dreamset.training import train_classifier
     from dreamset.verify import require_complete
 
     recipe = context.recipe
@@ -208,7 +208,7 @@ def train_in_rounds(context, model, *, arm: str, arm_folder_name: str, seed: int
         first, last = total_steps * r // loop.rounds, total_steps * (r + 1) // loop.rounds
         pool = MixedSource(dict(segments))
         part: dict[str, Any] = {}
-        model = train_classifier(context, model, real=real, synthetic=pool, attacker=attacker, seed=seed,
+        model = trainer(context, model, real=real, synthetic=pool, attacker=attacker, seed=seed,
                                  checkpoint_dir=Path(checkpoint_dir) / f"round-{r}", description=f"{description} round {r}",
                                  total_steps=last - first, schedule_steps=(first, total_steps), record=part, arm=arm, **train)
         records.append(part)

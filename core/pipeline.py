@@ -370,7 +370,7 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
                   description=f"train {arm_name} (seed {seed})", total_steps=total_steps, record=record,
                   augment=augment, objective=objective, arm=arm_name)
     if looped_source(recipe, arm) is not None:  # generated in rounds steered by this classifier
-        return train_in_rounds(context, model, arm_folder_name=safe, **common)
+        return train_in_rounds(context, model, trainer=train_classifier, arm_folder_name=safe, **common)
     return train_classifier(context, model, synthetic=inputs["synthetic"], **common)
 
 

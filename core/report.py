@@ -21,24 +21,9 @@ from typing import Any
 from dreamset.atomic import atomic_write_text
 # the tables live in report_tables (report_html reads them too); re-exported for existing callers
 from dreamset.report_tables import (  # noqa: F401
-    COMPARISON_LABELS, arms_table_rows, comparison_rows, compact_rows, report_source_names)
+    COMPARISON_LABELS, arms_table_rows, comparison_rows, compact_rows, metric_warnings, report_source_names)
 
 ACCURACY_KEYS = ("clean_accuracy", "robust_accuracy")
-
-
-def metric_warnings(metrics: dict[str, Any], sources=()) -> list[str]:
-    """Every metric's ``warnings`` lines, prefixed ``metric: `` — or ``metric.source: `` for a
-    per-source result (``metrics.<metric>.<source>.warnings``, ``sources``: the recipe's named synthetic
-    sources) — for report.json's top-level ``warnings``."""
-    found: list[str] = []
-    for name, result in (metrics or {}).items():
-        if not isinstance(result, dict):
-            continue
-        found += [f"{name}: {w}" for w in result.get("warnings") or []]
-        for source in sources:
-            if isinstance(result.get(source), dict):
-                found += [f"{name}.{source}: {w}" for w in result[source].get("warnings") or []]
-    return found
 
 
 def _scalar_metrics(report: dict[str, Any]) -> list[tuple[str, str]]:

@@ -332,8 +332,7 @@ def generator_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
 def warnings(report: dict[str, Any]) -> list[str]:
     """report.json's ``warnings`` (the metrics' lines gathered by the pipeline); a report written
     before that key existed gets them gathered here."""
-    from dreamset.report import metric_warnings
-    from dreamset.report_tables import report_source_names
+    from dreamset.report_tables import metric_warnings, report_source_names
 
     if "warnings" in report:
         return [str(n) for n in report["warnings"] or []]

@@ -96,3 +96,18 @@ def report_source_names(report: dict[str, Any]) -> set[str]:
     if not isinstance(generate, dict) or set(generate) & set(GenerateStage.model_fields):
         return set()
     return set(generate)
+
+
+def metric_warnings(metrics: dict[str, Any], sources=()) -> list[str]:
+    """Every metric's ``warnings`` lines, prefixed ``metric: `` — or ``metric.source: `` for a
+    per-source result (``metrics.<metric>.<source>.warnings``, ``sources``: the recipe's named synthetic
+    sources) — for report.json's top-level ``warnings``."""
+    found: list[str] = []
+    for name, result in (metrics or {}).items():
+        if not isinstance(result, dict):
+            continue
+        found += [f"{name}: {w}" for w in result.get("warnings") or []]
+        for source in sources:
+            if isinstance(result.get(source), dict):
+                found += [f"{name}.{source}: {w}" for w in result[source].get("warnings") or []]
+    return found

@@ -27,7 +27,9 @@ def test_batches_come_in_order_and_are_prepared_ahead():
     deadline = time.monotonic() + 30
     while len(log) < 3 and time.monotonic() < deadline:  # the next two were made while we held the first
         time.sleep(0.01)
-    assert len(log) == 3 and int(first[1][0]) == 0
+    time.sleep(0.2)
+    # depth 2 queued, plus at most the one the thread made and is waiting to put: never further ahead
+    assert len(log) in (3, 4) and int(first[1][0]) == 0
     assert [int(y[0]) for _, y in stream] == [1, 2, 3, 4, 5]
 
 
