@@ -297,6 +297,10 @@ def train_classifier(
             from torch.nn.parallel import DistributedDataParallel
 
             train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if groups is not None:
+        from dreamset.row_groups import grouped_backward, sync_buffers
+    # buffers (BatchNorm statistics) are rank 0's after each step under row groups; none: nothing to send
+    sync_buffers_after_step = groups is not None and distributed and next(model.buffers(), None) is not None
     from dreamset.progress import progress
     from dreamset.prefetch import prefetched
 
@@ -325,8 +329,6 @@ def train_classifier(
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(settings, offset + epoch * steps + step, span)
                     if groups is not None:  # world-size-independent gradient (dreamset.row_groups)
-                        from dreamset.row_groups import grouped_backward
-
                         grouped_backward(model, x, y, mask, groups=groups, rank=rank, world=world, seed=seed, epoch=epoch,
                                          step=step, device=device, on_group=curves.step if watcher is not None else None,
                                          loss_of=lambda xg, yg, mg, first: _group_loss(model, xg, yg, mg, objective, settings,
@@ -337,9 +339,7 @@ def train_classifier(
                         loss, y = _rows_backward(train_model, model, x, y, mask, objective, settings, attacker, use_amp,
                                                  attack_calls, cost, optimizer, rank, world, device)
                     optimizer.step()
-                    if groups is not None and distributed and any(True for _ in model.buffers()):
-                        from dreamset.row_groups import sync_buffers
-
+                    if sync_buffers_after_step:
                         sync_buffers(model)
                     cost["optimizer_steps"] += 1
                     if ema is not None:
