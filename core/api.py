@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamset.errors import BadInputError
+from dreamset.report_tables import arm_steps
 
 
 class RunReport(Mapping):
@@ -80,7 +81,7 @@ class RunReport(Mapping):
                          "clean_accuracy_std": arm.get("clean_accuracy_std"),
                          "robust_accuracy": arm.get("robust_accuracy"),
                          "robust_accuracy_std": arm.get("robust_accuracy_std"),
-                         "optimizer_steps": (arm.get("training") or {}).get("optimizer_steps")})
+                         "optimizer_steps": arm_steps(arm)})
         return rows
 
     def __repr__(self) -> str:

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from dreamset.errors import BadInputError
-from dreamset.report_tables import COMPARISON_LABELS, compact_rows
+from dreamset.report_tables import COMPARISON_LABELS, arm_steps, compact_rows
 
 
 def _row(cells: list[str]) -> str:
@@ -70,10 +70,6 @@ def per_set_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _steps(report: dict[str, Any], arm: str) -> float | None:
-    return ((report.get("arms") or {}).get(arm, {}).get("training") or {}).get("optimizer_steps")
-
-
 def reading(report: dict[str, Any]) -> list[str]:
     """One generated sentence per compared arm that says, in words, what its intervals show — so the
     prose around a claims block never has to restate (or mistype) a number: which measures the arm
@@ -89,7 +85,8 @@ def reading(report: dict[str, Any]) -> list[str]:
                 found.setdefault(d["verdict"], []).append(label)
         if not any(found.values()):
             continue
-        mine, theirs = _steps(report, arm), _steps(report, baseline)
+        arms = report.get("arms") or {}
+        mine, theirs = arm_steps(arms.get(arm, {})), arm_steps(arms.get(baseline, {}))
         compute = ("at equal optimizer steps" if mine is not None and mine == theirs else
                    f"NOT at equal compute ({mine:.0f} vs {theirs:.0f} optimizer steps)" if None not in (mine, theirs)
                    else "(steps not recorded)")

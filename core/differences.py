@@ -90,8 +90,10 @@ def paired_comparisons(per_seed: dict[int, dict[str, dict[str, Any]]], baseline:
 
 def compute_notes(arms: dict[str, dict[str, Any]]) -> list[str]:
     """Loud notes for the report: arms that trained for different numbers of optimizer steps."""
-    steps = {name: (arm.get("training") or {}).get("optimizer_steps") for name, arm in arms.items()}
-    steps = {name: int(round(v)) for name, v in steps.items() if isinstance(v, (int, float))}
+    from dreamset.report_tables import arm_steps
+
+    steps = {name: arm_steps(arm) for name, arm in arms.items()}
+    steps = {name: int(round(v)) for name, v in steps.items() if v is not None}
     if len(set(steps.values())) > 1:
         listed = ", ".join(f"{name} {value}" for name, value in steps.items())
         return [f"NOT COMPUTE-MATCHED: the arms trained for different numbers of optimizer steps ({listed}); "

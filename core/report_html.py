@@ -187,6 +187,8 @@ def curves_png(report: dict[str, Any]) -> bytes | None:
 def headline(report: dict[str, Any]) -> dict[str, Any]:
     """Per arm: clean and robust accuracy, the paired gain over the baseline (with interval and
     verdict) and the training cost; plus how robust accuracy was measured."""
+    from dreamset.report_tables import arm_steps
+
     evaluation = report.get("evaluation") or {}
     attacks = [attack_name(a) for a in evaluation.get("attackers") or []]
     comparisons = report.get("comparisons") or {}
@@ -208,7 +210,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
             "clean": pct(arm.get("clean_accuracy"), arm.get("clean_accuracy_std")),
             "robust": pct(arm.get("robust_accuracy"), arm.get("robust_accuracy_std")),
             "gains": gains,
-            "steps": sig(int(round(training["optimizer_steps"]))) if isinstance(training.get("optimizer_steps"), (int, float)) else "–",
+            "steps": sig(int(round(steps))) if (steps := arm_steps(arm)) is not None else "–",
             "images": (f"{sig(int(round(seen['real'])))} real + {sig(int(round(seen['synthetic'])))} synthetic"
                        if isinstance(seen.get("real"), (int, float)) else sig(seen.get("total"))),
             "attack_passes": sig(int(round(training["attack_forward_backward_passes"])))

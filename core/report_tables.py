@@ -46,9 +46,15 @@ def arms_table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
     return header, rows
 
 
-def _steps(arm: dict[str, Any]) -> str:
+def arm_steps(arm: dict[str, Any]) -> float | None:
+    """The optimizer steps an arm of report.json trained for (``training.optimizer_steps``), or None."""
     steps = (arm.get("training") or {}).get("optimizer_steps")
-    return f"{int(round(steps))}" if isinstance(steps, (int, float)) else "–"
+    return steps if isinstance(steps, (int, float)) else None
+
+
+def _steps(arm: dict[str, Any]) -> str:
+    steps = arm_steps(arm)
+    return f"{int(round(steps))}" if steps is not None else "–"
 
 
 def compact_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
