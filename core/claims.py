@@ -75,7 +75,7 @@ def reading(report: dict[str, Any]) -> list[str]:
     prose around a claims block never has to restate (or mistype) a number: which measures the arm
     gains or loses on (interval excludes 0), which are *not shown*, and whether it trained for as
     many optimizer steps as its baseline."""
-    lines = []
+    lines, arms = [], report.get("arms") or {}
     for arm, entry in (report.get("comparisons") or {}).items():
         baseline = entry["baseline"]
         found: dict[str, list[str]] = {"gain": [], "loss": [], "not shown": []}
@@ -85,7 +85,6 @@ def reading(report: dict[str, Any]) -> list[str]:
                 found.setdefault(d["verdict"], []).append(label)
         if not any(found.values()):
             continue
-        arms = report.get("arms") or {}
         mine, theirs = arm_steps(arms.get(arm, {})), arm_steps(arms.get(baseline, {}))
         compute = ("at equal optimizer steps" if mine is not None and mine == theirs else
                    f"NOT at equal compute ({mine:.0f} vs {theirs:.0f} optimizer steps)" if None not in (mine, theirs)
