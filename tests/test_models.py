@@ -203,10 +203,22 @@ def test_wide_resnet_structure_follows_the_options():
         check_model(registry.create("model:wide-resnet", depth=10, width=1), shape, classes)
 
 
+def test_small_cnn_batch_norm_follows_the_option():
+    plain = registry.create("model:small-cnn", width=4).build((1, 28, 28), 10)
+    normed = registry.create("model:small-cnn", width=4, batch_norm=True).build((1, 28, 28), 10)
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in normed.modules())
+    assert convs == 4 and sum(isinstance(m, torch.nn.BatchNorm2d) for m in normed.modules()) == convs
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    normed.eval()
+    assert normed(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert normed.features(torch.rand(3, 1, 28, 28)).shape == (3, 16)
+
+
 # -- one training step of each --------------------------------------------------------------------
 
 @pytest.mark.parametrize("key,options", [("model:timm", {"name": "test_resnet"}),
-                                         ("model:wide-resnet", {"depth": 10, "width": 1})])
+                                         ("model:wide-resnet", {"depth": 10, "width": 1}),
+                                         ("model:small-cnn", {"width": 4, "batch_norm": True})])
 def test_tiny_model_trains_one_step(tmp_path, key, options):
     g = torch.Generator().manual_seed(0)
     images = torch.rand(8, 1, 8, 8, generator=g)
