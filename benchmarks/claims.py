@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 #: recipe -> (documents its block goes into, whether the block lists the distribution metrics)
 DOCUMENTS = {"digits-robust": {"README.md": False, "docs/recipes.md": True},
              "context-agnostic-mnist": {"docs/recipes.md": False}, "digits-shift": {"docs/recipes.md": True},
-             "closed-loop-digits": {"docs/recipes.md": False},
+             "closed-loop-digits": {"docs/recipes.md": False}, "mnist-robust": {"docs/recipes.md": True},
              # digits-robust with --set name=digits-robust-long: the longer-schedule search of docs/recipes.md
-             "digits-robust-long": {"docs/recipes.md": False}}
+             "digits-robust-long": {"docs/recipes.md": False},
+             # context-agnostic-mnist on the plain small CNN (--block): the plateau run of docs/recipes.md
+             "context-agnostic-mnist-plain-cnn": {"docs/recipes.md": False}}
 #: recipes whose blocks also list the clean accuracy on every shifted and generated evaluation set
 PER_SET = {"digits-shift"}
 
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--from-run", type=Path, default=None, help="use this run folder's report.json instead of running")
     parser.add_argument("--write", action="store_true", help="splice the block into the recipe's documents")
+    parser.add_argument("--block", default=None, help="the block's name (default: the run's recipe name), for a "
+                                                       "second block of one recipe, e.g. a run with other settings")
     args = parser.parse_args()
 
     from dreamset.claims import claims_markdown, machine, splice
@@ -61,9 +65,9 @@ def main() -> None:
     else:
         folder = args.out or ROOT / "runs" / f"claims-{args.recipe}"
         report, wall = run(args.recipe, folder, args.overrides)
-    name = report["recipe"]["name"]
+    name = args.block or report["recipe"]["name"]
     if args.from_run is not None:
-        command = f"python benchmarks/claims.py --from-run {args.from_run}"
+        command = f"python benchmarks/claims.py --from-run {args.from_run}" + (f" --block {args.block}" if args.block else "")
     else:
         command = f"python benchmarks/claims.py {args.recipe}" + "".join(f" --set '{o}'" for o in args.overrides)
     how = "the run's stages took" if args.from_run is not None else "the whole run took"
@@ -71,7 +75,7 @@ def main() -> None:
               f"{how} {wall / 60:.1f} min (`{folder}`; its resolved recipe is in report.json). Do not edit by hand.*")
     documents = DOCUMENTS.get(name, {})
     for doc, with_metrics in (documents.items() or [("(stdout)", True)]):
-        block = claims_markdown(report, source=source, metrics=with_metrics, per_set=name in PER_SET)
+        block = claims_markdown(report, source=source, metrics=with_metrics, per_set=report["recipe"]["name"] in PER_SET)
         print(f"--- {doc}\n{block}\n")
         if args.write and doc != "(stdout)":
             path = ROOT / doc

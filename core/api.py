@@ -5,6 +5,7 @@
     report = dreamset.run("digits-robust", out="runs/demo", overrides={"train.epochs": 3})
     report.arms["real+synthetic"]["robust_accuracy"]
     report.comparisons                       # paired differences with 95% intervals
+    report.pair_comparisons                  # the same for the recipe's evaluate.pairs
     report.curves("real")                    # per-epoch loss / accuracies of seed 0
     report                                   # in Jupyter: the headline block of report.html
 
@@ -59,6 +60,11 @@ class RunReport(Mapping):
     @property
     def comparisons(self) -> dict[str, Any]:
         return self._data.get("comparisons") or {}
+
+    @property
+    def pair_comparisons(self) -> list[dict[str, Any]]:
+        """The recipe's ``evaluate.pairs``: one entry per ``[arm, baseline]`` (``arm``, ``baseline``, quantities)."""
+        return self._data.get("pair_comparisons") or []
 
     @property
     def html_path(self) -> Path:

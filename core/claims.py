@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from dreamset.errors import BadInputError
-from dreamset.report_tables import COMPARISON_LABELS, arm_steps, compact_rows
+from dreamset.report_tables import COMPARISON_LABELS, all_comparisons, arm_steps, compact_rows
 
 
 def _row(cells: list[str]) -> str:
@@ -76,7 +76,7 @@ def reading(report: dict[str, Any]) -> list[str]:
     gains or loses on (interval excludes 0), which are *not shown*, and whether it trained for as
     many optimizer steps as its baseline."""
     lines, arms = [], report.get("arms") or {}
-    for arm, entry in (report.get("comparisons") or {}).items():
+    for arm, entry in all_comparisons(report):
         baseline = entry["baseline"]
         found: dict[str, list[str]] = {"gain": [], "loss": [], "not shown": []}
         for name, label in COMPARISON_LABELS.items():
@@ -110,7 +110,7 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
               f"robust = per-sample worst case over the evaluation attackers on {where}, the same for every arm; "
               f"steps = optimizer steps per arm.", ""]
     diff_rows = []
-    for arm, entry in (report.get("comparisons") or {}).items():
+    for arm, entry in all_comparisons(report):
         cells = [f"{arm} − {entry['baseline']}"]
         cells += [_difference(entry[name]) if name in entry else "–" for name in COMPARISON_LABELS]
         diff_rows.append(cells)

@@ -63,29 +63,37 @@ def verdict(interval: dict[str, Any]) -> str:
     return "not shown"
 
 
+def compare_arms(per_seed: dict[int, dict[str, dict[str, Any]]], arm: str, baseline: str,
+                 confidence: float = 0.95) -> dict[str, Any]:
+    """``arm − baseline``: per compared quantity (:data:`COMPARED`), the per-seed paired differences,
+    their :func:`t_interval` and :func:`verdict`; ``{"baseline": baseline, quantity: {...}, ...}``.
+    Seeds where either arm lacks the quantity are left out of that quantity's interval."""
+    entry: dict[str, Any] = {"baseline": baseline}
+    for name, read in COMPARED.items():
+        diffs = {}
+        for seed, results in per_seed.items():
+            if arm in results and baseline in results:
+                a, b = read(results[arm]), read(results[baseline])
+                if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+                    diffs[str(seed)] = float(a) - float(b)
+        if diffs:
+            interval = t_interval(diffs.values(), confidence)
+            entry[name] = {**interval, "per_seed": diffs, "verdict": verdict(interval)}
+    return entry
+
+
 def paired_comparisons(per_seed: dict[int, dict[str, dict[str, Any]]], baseline: str,
                        confidence: float = 0.95) -> dict[str, Any]:
-    """For every arm but ``baseline``: per compared quantity (:data:`COMPARED`), the per-seed paired
-    differences ``arm − baseline``, their :func:`t_interval` and :func:`verdict`. Seeds where either
-    arm lacks the quantity are left out of that quantity's interval."""
+    """For every arm but ``baseline``: :func:`compare_arms` ``(arm, baseline)`` (report.json's
+    ``comparisons``, keyed by arm)."""
     arms = list(dict.fromkeys(arm for results in per_seed.values() for arm in results))
-    out: dict[str, Any] = {}
-    for arm in arms:
-        if arm == baseline:
-            continue
-        entry: dict[str, Any] = {"baseline": baseline}
-        for name, read in COMPARED.items():
-            diffs = {}
-            for seed, results in per_seed.items():
-                if arm in results and baseline in results:
-                    a, b = read(results[arm]), read(results[baseline])
-                    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-                        diffs[str(seed)] = float(a) - float(b)
-            if diffs:
-                interval = t_interval(diffs.values(), confidence)
-                entry[name] = {**interval, "per_seed": diffs, "verdict": verdict(interval)}
-        out[arm] = entry
-    return out
+    return {arm: compare_arms(per_seed, arm, baseline, confidence) for arm in arms if arm != baseline}
+
+
+def pair_comparisons(per_seed: dict[int, dict[str, dict[str, Any]]], pairs, confidence: float = 0.95) -> list[dict[str, Any]]:
+    """The recipe's extra ``evaluate.pairs`` (e.g. a full method against each of its ablations):
+    report.json's ``pair_comparisons``, a list of ``{"arm": arm, **compare_arms(arm, baseline)}``."""
+    return [{"arm": arm, **compare_arms(per_seed, arm, baseline, confidence)} for arm, baseline in pairs]
 
 
 def compute_notes(arms: dict[str, dict[str, Any]]) -> list[str]:

@@ -196,7 +196,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                          time.perf_counter() - started)
                 advance(1)
 
-        from dreamset.differences import compute_notes, paired_comparisons
+        from dreamset.differences import compute_notes, pair_comparisons, paired_comparisons
         from dreamset.report import metric_warnings
         from dreamset.sources import named
 
@@ -205,6 +205,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             "recipe": resolved,
             "arms": arms,
             "comparisons": paired_comparisons(context.arm_results, recipe.baseline_arm()),
+            "pair_comparisons": pair_comparisons(context.arm_results, recipe.evaluate.pairs),
             "notes": compute_notes(arms),
             "warnings": metric_warnings(metrics, context.sources if named(recipe) else ()),
             "evaluation": {"subset_size": int(len(context.evaluation_subset) if context.evaluation_subset is not None

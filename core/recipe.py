@@ -211,6 +211,9 @@ class EvaluateStage(_Model):
     #: the arm every other arm is compared with (paired differences over seeds, 95% interval);
     #: null = the first arm that trains on real data only (else the first arm)
     baseline_arm: str | None = None
+    #: further paired differences, each ``[arm, baseline]`` (e.g. the full method against each of its
+    #: ablation arms), reported as ``pair_comparisons`` with the same intervals and verdicts
+    pairs: list[tuple[str, str]] = Field(default_factory=list)
     #: generated evaluation sets, reported per arm beside the shifted sets (``generated``)
     sets: list[GeneratedSetSpec] = Field(default_factory=list)
 
@@ -284,6 +287,12 @@ class Recipe(_Model):
         baseline = self.evaluate.baseline_arm
         if baseline is not None and baseline not in self.arms:
             raise ValueError(f"evaluate.baseline_arm: {baseline!r} is not an arm of this recipe ({', '.join(self.arms)})")
+        for i, pair in enumerate(self.evaluate.pairs):
+            unknown = [name for name in pair if name not in self.arms]
+            if unknown:
+                raise ValueError(f"evaluate.pairs.{i}: {unknown[0]!r} is not an arm of this recipe ({', '.join(self.arms)})")
+            if pair[0] == pair[1]:
+                raise ValueError(f"evaluate.pairs.{i}: an arm compared with itself ({pair[0]!r})")
         from dreamset.generated_sets import check_generated_sets
 
         check_generated_sets(self)

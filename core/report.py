@@ -4,7 +4,8 @@ plots and sample grids beside them, and the terminal summary table.
 ``report.json`` keys: ``recipe`` (resolved), ``arms`` (arm -> clean/robust accuracy mean, ``*_std``,
 shifted accuracies, ``training`` — optimizer steps, images seen, attack passes, wall time — and
 ``per_seed``), ``comparisons`` (arm -> paired differences to the baseline arm with 95% intervals and
-verdicts, :mod:`dreamset.differences`), ``notes`` (loud caveats, e.g. arms not compute-matched),
+verdicts, :mod:`dreamset.differences`), ``pair_comparisons`` (the same for each ``[arm, baseline]``
+of ``evaluate.pairs``, a list), ``notes`` (loud caveats, e.g. arms not compute-matched),
 ``evaluation`` (the evaluation subset and how robust accuracy is defined), ``metrics`` (metric name
 -> result), ``components`` (recipe field -> the component's key, plugin, distribution and version,
 :mod:`dreamset.provenance`), ``selections`` (arm -> seed -> how many synthetic samples the sampler

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 #: report.json keys with a place of their own on the page; any other key gets a generic section
-KNOWN_KEYS = {"recipe", "arms", "comparisons", "notes", "evaluation", "metrics", "timings", "seeds", "device",
+KNOWN_KEYS = {"recipe", "arms", "comparisons", "pair_comparisons", "notes", "evaluation", "metrics", "timings", "seeds", "device",
               "stages", "versions", "warnings", "components", "generator_table"}
 
 #: metric result keys that say what the metric found, per group; everything else numeric is

@@ -77,13 +77,21 @@ COMPARISON_LABELS = {"clean_accuracy": "clean", "robust_accuracy": "robust",
                      "generated_mean": "generated test sets"}
 
 
+def all_comparisons(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(arm, entry)`` for every paired difference of a report: each arm against the baseline
+    (``comparisons``), then the recipe's ``evaluate.pairs`` (``pair_comparisons``); ``entry`` holds
+    ``baseline`` and the compared quantities."""
+    found = list((report.get("comparisons") or {}).items())
+    return found + [(entry["arm"], entry) for entry in report.get("pair_comparisons") or []]
+
+
 def comparison_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the paired-differences table, one row per arm and quantity: the mean
     per-seed difference to the baseline arm in percentage points, its 95% interval and the verdict
     (``not shown`` when the interval contains 0 or there is a single seed)."""
     header = ["arm − baseline", "quantity", "difference pp", "95% interval", "verdict"]
     rows = []
-    for arm, entry in (report.get("comparisons") or {}).items():
+    for arm, entry in all_comparisons(report):
         for name, label in COMPARISON_LABELS.items():
             d = entry.get(name)
             if d is None:

@@ -203,6 +203,9 @@ def test_context_agnostic_mnist_tiny_variant(tmp_path):
           for key, value in (("n_backgrounds", 10), ("object_degree", 1))],
     ])
     assert set(report["arms"]) == {"naive", "context-agnostic", "no-refinement", "no-superimpose", "no-biregular"}
+    assert set(report["comparisons"]) == {"context-agnostic", "no-refinement", "no-superimpose", "no-biregular"}
+    assert [(p["arm"], p["baseline"]) for p in report["pair_comparisons"]] == [
+        ("context-agnostic", "no-refinement"), ("context-agnostic", "no-superimpose"), ("context-agnostic", "no-biregular")]
     store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
     assert store["count"] == 20  # two augmentations of each class's one glyph are all the training data
     for arm in report["arms"].values():
@@ -230,6 +233,9 @@ def test_mnist_robust_tiny_variant(tmp_path):
     assert report["metrics"]["fid"]["fid"] >= 0 and 0 <= report["metrics"]["label_agreement"]["agreement"] <= 1
     store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
     assert store["count"] == 40
+    # the reference classifier's most confident half per class is what the synthetic arm trains on
+    assert report["selections"]["real+synthetic"]["0"]["selected"] == 20
+    assert report["selections"]["real+synthetic"]["0"]["of"] == 40
 
 
 def test_generator_comparison_tiny_variant(tmp_path):

@@ -14,7 +14,7 @@ import dreamset.registry as registry
 from dreamset.claims import claims_markdown, splice
 from dreamset.cli import main
 from dreamset.conformance.metrics import tiny_run_context
-from dreamset.differences import compute_notes, paired_comparisons, t_interval, verdict
+from dreamset.differences import compute_notes, pair_comparisons, paired_comparisons, t_interval, verdict
 from dreamset.errors import BadInputError
 from dreamset.evaluation import stratified_subset, worst_case_correct
 from dreamset.pipeline import arm_budgets
@@ -241,6 +241,40 @@ def test_paired_comparisons_pair_by_seed():
     assert clean["per_seed"] == pytest.approx({"0": 0.01, "1": 0.01, "2": 0.01})
     assert clean["std"] == pytest.approx(0, abs=1e-12) and clean["n"] == 3
     assert got["mix"]["robust_accuracy"]["mean"] == pytest.approx(0.1)
+
+
+def test_pairs_compare_any_two_arms_like_the_baseline_rows():
+    """evaluate.pairs (a full method against its ablations): the same paired intervals, then rendered
+    after the baseline rows in the claims block, the terminal/HTML table and the generated reading."""
+    from dreamset.claims import claims_markdown, reading
+    from dreamset.report_tables import comparison_rows
+
+    per_seed = {s: {"naive": {"clean_accuracy": 0.60}, "full": {"clean_accuracy": 0.70 + s / 100},
+                    "ablated": {"clean_accuracy": 0.65}} for s in range(3)}
+    (entry,) = pair_comparisons(per_seed, [("full", "ablated")])
+    assert entry["arm"] == "full" and entry["baseline"] == "ablated"
+    assert entry["clean_accuracy"]["per_seed"] == pytest.approx({"0": 0.05, "1": 0.06, "2": 0.07})
+    assert entry["clean_accuracy"]["verdict"] == "gain"
+    # the same numbers as the baseline comparison of that arm would give
+    assert entry["clean_accuracy"] == paired_comparisons(per_seed, "ablated")["full"]["clean_accuracy"]
+    report = {"arms": {name: {"clean_accuracy": 0.6, "training": {"optimizer_steps": 240}} for name in ("naive", "full", "ablated")},
+              "comparisons": paired_comparisons(per_seed, "naive"), "pair_comparisons": [entry], "seeds": [0, 1, 2]}
+    block = claims_markdown(report, source="test")
+    rows = [line for line in block.splitlines() if " − " in line and line.startswith("| ")]
+    assert [row.split(" |")[0] for row in rows] == ["| full − naive", "| ablated − naive", "| full − ablated"]
+    assert "**+6.0 [" in rows[2] and "gain" in rows[2]
+    assert any(line.startswith("*Reading (generated):* `full` against `ablated`, at equal optimizer steps: a gain on clean")
+               for line in reading(report))
+    assert [row[0] for row in comparison_rows(report)[1]] == ["full − naive", "ablated − naive", "full − ablated"]
+
+
+@pytest.mark.parametrize("pairs,message", [("[[full, nope]]", "evaluate.pairs.0: 'nope' is not an arm"),
+                                           ("[[real, real]]", "evaluate.pairs.0: an arm compared with itself")])
+def test_pairs_must_name_two_different_arms(pairs, message):
+    with pytest.raises(BadInputError, match=message.replace("full", "real")):
+        load_recipe("digits-robust", [f"evaluate.pairs={pairs.replace('full', 'real')}"])
+    recipe, _ = load_recipe("digits-robust", ["evaluate.pairs=[[real+synthetic, real-epochs]]"])
+    assert recipe.evaluate.pairs == [("real+synthetic", "real-epochs")]
 
 
 def test_report_holds_intervals_and_says_not_shown(tiny_report):
