@@ -205,7 +205,8 @@ def test_context_agnostic_mnist_tiny_variant(tmp_path):
     assert set(report["arms"]) == {"naive", "context-agnostic", "no-refinement", "no-superimpose", "no-biregular"}
     assert set(report["comparisons"]) == {"context-agnostic", "no-refinement", "no-superimpose", "no-biregular"}
     assert [(p["arm"], p["baseline"]) for p in report["pair_comparisons"]] == [
-        ("context-agnostic", "no-refinement"), ("context-agnostic", "no-superimpose"), ("context-agnostic", "no-biregular")]
+        ("context-agnostic", "no-refinement"), ("context-agnostic", "no-superimpose"), ("context-agnostic", "no-biregular"),
+        ("no-biregular", "no-superimpose")]
     store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
     assert store["count"] == 20  # two augmentations of each class's one glyph are all the training data
     for arm in report["arms"].values():
