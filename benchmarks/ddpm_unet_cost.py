@@ -1,0 +1,93 @@
+"""Cost of ``generator:ddpm``'s U-Net at 28×28 (MNIST) per architecture, against a named baseline.
+
+The baseline is the two-level U-Net the default recipe uses at 8×8, ``block_out_channels (32, 64)``;
+each other architecture is timed in the same process on the same inputs, through the plugin's own
+``build_unet`` (class-conditional, GroupNorm as the plugin sets it):
+
+- train s/step: one AdamW step on a batch of ``--batch`` noisy images (forward, epsilon-MSE loss,
+  backward) — the DDPM fit costs ``train_steps`` of these;
+- sample ms/image/step: one forward pass per image (batch of 100) — sampling 5,000 images with 10
+  DPM-Solver++ steps costs 50,000 of these.
+
+Printed: both per architecture and their ratio to the baseline (< 1 = cheaper). Each timing is the
+best of ``--repeats``. With ``--store PATH`` it also prints the mean pixel of a synthetic store (e.g. a
+run's ``synthetic/`` folder) beside that of the 1,000 real MNIST training digits of ``mnist-robust``:
+samples on a grey or white page raise it (docs/recipes.md, ``mnist-robust``).
+
+    nice -n 10 python benchmarks/ddpm_unet_cost.py [--threads 1] [--batch 64] [--repeats 3] [--store RUN/synthetic]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from dreamset.plugins.generators.ddpm import build_unet
+
+BASELINE = ((32, 64), False)
+CANDIDATES = [((32, 64, 64), False), ((16, 32, 64), False), ((16, 32, 64), True), ((32, 64, 64), True)]
+
+
+def timings(channels, attention: bool, batch: int, repeats: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    arch = {"block_out_channels": list(channels), "layers_per_block": 1, "attention": attention,
+            "sample_size": 28, "channels": 1, "num_classes": 10}
+    unet = build_unet(arch)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-3)
+    x, noise = torch.randn(batch, 1, 28, 28), torch.randn(batch, 1, 28, 28)
+    t, y = torch.randint(1000, (batch,)), torch.randint(10, (batch,))
+
+    def step():
+        loss = torch.nn.functional.mse_loss(unet(x, t, class_labels=y).sample, noise)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up
+    train = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        train.append(time.perf_counter() - start)
+    xs, ts, ys = torch.randn(100, 1, 28, 28), torch.full((100,), 500), torch.randint(10, (100,))
+    sample = []
+    with torch.no_grad():
+        unet(xs, ts, class_labels=ys)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            unet(xs, ts, class_labels=ys)
+            sample.append((time.perf_counter() - start) / 100)
+    return min(train), min(sample)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--store", type=Path, default=None, help="a synthetic store folder: print its mean pixel")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    base_train, base_sample = timings(*BASELINE, args.batch, args.repeats)
+    print(f"{'U-Net (28x28)':28s} {'train s/step':>12s} {'ratio':>6s} {'sample ms/img/step':>19s} {'ratio':>6s}")
+    for channels, attention in [BASELINE, *CANDIDATES]:
+        train, sample = (base_train, base_sample) if (channels, attention) == BASELINE else \
+            timings(channels, attention, args.batch, args.repeats)
+        name = f"{channels}{' +attn' if attention else ''}{' (baseline)' if (channels, attention) == BASELINE else ''}"
+        print(f"{name:28s} {train:12.3f} {train / base_train:6.2f} {1000 * sample:19.2f} {sample / base_sample:6.2f}")
+    if args.store is not None:
+        import dreamset.registry as registry
+        from dreamset.store import SyntheticStore
+
+        store = SyntheticStore.open(args.store)
+        synthetic, _ = store.get(range(len(store)))
+        real = registry.create("dataset:mnist", train_size=1000).load("train")
+        images, _ = real.get(range(len(real)))
+        print(f"mean pixel: store {synthetic.mean().item():.3f} ({len(store)} images), "
+              f"real MNIST training digits {images.mean().item():.3f} ({len(real)})")
+
+
+if __name__ == "__main__":
+    main()
