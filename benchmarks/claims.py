@@ -29,7 +29,9 @@ DOCUMENTS = {"digits-robust": {"README.md": False, "docs/recipes.md": True},
              # digits-robust with --set name=digits-robust-long: the longer-schedule search of docs/recipes.md
              "digits-robust-long": {"docs/recipes.md": False},
              # context-agnostic-mnist on the plain small CNN (--block): the plateau run of docs/recipes.md
-             "context-agnostic-mnist-plain-cnn": {"docs/recipes.md": False}}
+             "context-agnostic-mnist-plain-cnn": {"docs/recipes.md": False},
+             # ... with font: [DejaVu Sans, cmti10] (--block): two renderings per class
+             "context-agnostic-mnist-two-fonts": {"docs/recipes.md": False}}
 #: recipes whose blocks also list the clean accuracy on every shifted and generated evaluation set
 PER_SET = {"digits-shift"}
 
