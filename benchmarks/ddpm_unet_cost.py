@@ -70,11 +70,10 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=None, help="a synthetic store folder: print its mean pixel")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base_train, base_sample = timings(*BASELINE, args.batch, args.repeats)
+    measured = {arch: timings(*arch, args.batch, args.repeats) for arch in [BASELINE, *CANDIDATES]}
+    base_train, base_sample = measured[BASELINE]
     print(f"{'U-Net (28x28)':28s} {'train s/step':>12s} {'ratio':>6s} {'sample ms/img/step':>19s} {'ratio':>6s}")
-    for channels, attention in [BASELINE, *CANDIDATES]:
-        train, sample = (base_train, base_sample) if (channels, attention) == BASELINE else \
-            timings(channels, attention, args.batch, args.repeats)
+    for (channels, attention), (train, sample) in measured.items():
         name = f"{channels}{' +attn' if attention else ''}{' (baseline)' if (channels, attention) == BASELINE else ''}"
         print(f"{name:28s} {train:12.3f} {train / base_train:6.2f} {1000 * sample:19.2f} {sample / base_sample:6.2f}")
     if args.store is not None:
