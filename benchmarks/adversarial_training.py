@@ -10,6 +10,10 @@
    step: the mixer's batch gathering, the attacker's input checks and the end-of-epoch checkpoints.
 2. Fast adversarial training: the trainer with ``attacker:fgsm-rs`` (Wong et al. 2020, one step)
    against the trainer with ``attacker:pgd`` 10 steps; the ratio is FGSM-RS's speed-up.
+3. Single-step training at the default recipe's attack: the trainer with ``attacker:n-fgsm`` (de Jorge
+   et al. 2022, noise 2ε, step ε, one gradient) against the trainer with ``attacker:pgd`` 7 steps (the
+   PGD-7 the default recipe trained with before), both at ``--train-eps``: the cost of one optimizer
+   step as a ratio N-FGSM/PGD-7 (wall clock and process CPU time).
 
 Data: scikit-learn's 8×8 digits (``dataset:digits``, 1×8×8, 10 classes), resized bilinearly to
 ``--image-size`` when given. Each measurement is repeated ``--repeats`` times (alternating the
@@ -17,7 +21,7 @@ contenders) and the best rate is reported, both per wall-clock second and per se
 process's CPU time (the latter is what to compare on a machine shared with other work).
 
 Run: ``python benchmarks/adversarial_training.py [--model small-cnn] [--model-options '{"width": 32}']
-[--image-size 8] [--batch-size 128] [--batches 20] [--repeats 5] [--threads 1]``.
+[--image-size 8] [--batch-size 128] [--batches 20] [--repeats 5] [--threads 1] [--train-eps 0.15]``.
 """
 from __future__ import annotations
 
@@ -144,6 +148,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20, help="timed training steps per measurement")
     parser.add_argument("--repeats", type=int, default=5, help="measurements per contender (best is reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--train-eps", type=float, default=0.15, help="eps of the N-FGSM vs PGD-7 comparison")
     args = parser.parse_args()
 
     import torch
@@ -162,6 +167,8 @@ def main() -> None:
         "baseline": lambda: baseline_rate(args, data),
         "trainer-pgd": lambda: trainer_rate(args, data, "attacker:pgd", pgd),
         "trainer-fgsm-rs": lambda: trainer_rate(args, data, "attacker:fgsm-rs", {"eps": EPS}),
+        "trainer-pgd7": lambda: trainer_rate(args, data, "attacker:pgd", {"eps": args.train_eps, "steps": 7}),
+        "trainer-n-fgsm": lambda: trainer_rate(args, data, "attacker:n-fgsm", {"eps": args.train_eps}),
     })
     print(f"  (load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
     for clock, column in (("wall-clock", 0), ("process CPU time", 1)):
@@ -173,6 +180,9 @@ def main() -> None:
               f"   ratio trainer/baseline = {best['trainer-pgd'] / best['baseline']:.3f} (target >= 0.95)")
         print(f"  FGSM-RS dreamset train_classifier  : {best['trainer-fgsm-rs']:9.1f} ({median['trainer-fgsm-rs']:.1f})"
               f"   speed-up fgsm-rs/pgd-10 = {best['trainer-fgsm-rs'] / best['trainer-pgd']:.2f}x")
+        print(f"  PGD-7 (eps {args.train_eps}) train_classifier  : {best['trainer-pgd7']:9.1f} ({median['trainer-pgd7']:.1f})")
+        print(f"  N-FGSM (eps {args.train_eps}) train_classifier : {best['trainer-n-fgsm']:9.1f} ({median['trainer-n-fgsm']:.1f})"
+              f"   cost per step n-fgsm/pgd-7 = {best['trainer-pgd7'] / best['trainer-n-fgsm']:.3f}")
 
 if __name__ == "__main__":
     main()

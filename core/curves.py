@@ -11,6 +11,16 @@ The trainer owns one :class:`CurveRecorder` per arm and seed and calls it at two
   images (:func:`dreamset.evaluation.stratified_subset`, seed ``evaluate.subset_seed``), the same
   for every arm and seed; robust accuracy is under the first evaluation attacker (else the training
   attacker, unless it takes a mixer's context mask: then no robust curve), drawn on a forked random state so that recording never changes the training run;
+* catastrophic overfitting (Wong, Rice & Kolter 2020, arXiv:2001.03994): when the training attacker
+  is single-step (``Attacker.single_step``: FGSM, FGSM-RS, N-FGSM), each validation also measures its
+  own accuracy on the validation subset (``val_train_attack_accuracy``). The arm has *overfitted
+  catastrophically* at the first validated epoch whose robust accuracy under the (multi-step)
+  validation attack fell at least ``train.catastrophic_overfitting.drop`` below its best earlier value
+  while the single-step accuracy did not fall below its value at that best epoch: the model has learnt
+  to defeat its own training attack and nothing stronger. :attr:`CurveRecorder.overfitting` then
+  names the epoch; the trainer writes a warning into the arm's training record (report.json
+  ``warnings`` and the run page) and, with ``stop: true``, stops the arm there (its fewer optimizer
+  steps are then flagged by the compute note);
 * the curve is saved as ``curves.json`` beside the checkpoints (a resumed or reused arm reports
   the epochs it did before), ends up in ``report.json`` under
   ``arms.<arm>.per_seed.<seed>.training.curves`` and is handed to the ``after_epoch`` hook
@@ -35,6 +45,9 @@ class CurveRecorder:
         self.every = settings.curve_every
         self.validation = None
         self.attacker = None
+        #: the single-step training attacker the catastrophic-overfitting check compares with
+        self.single_step = None
+        self.check = getattr(context.recipe.train, "catastrophic_overfitting", None)
         if settings.curve_samples and context.real_test is not None:
             from dreamset.evaluation import stratified_subset
 
@@ -48,6 +61,9 @@ class CurveRecorder:
             self.attacker = (context.registry.create(refs[0].key, kind="attacker", field_path="evaluate.attackers.0.options",
                                                      **refs[0].options) if refs
                              else None if getattr(attacker, "takes_mask", False) else attacker)
+            if (self.check is not None and attacker is not None and self.attacker is not None
+                    and getattr(attacker, "single_step", False) and not getattr(attacker, "takes_mask", False)):
+                self.single_step = attacker
         try:
             self.epochs: list[dict[str, Any]] = json.loads(self.path.read_text())
         except (OSError, ValueError):
@@ -103,4 +119,32 @@ class CurveRecorder:
             out = {"val_clean_accuracy": _mean(clean)}
             if self.attacker is not None:
                 out["val_robust_accuracy"] = _mean(clean & correct(model, self.validation, device, bs, self.attacker, local=True))
+            if self.single_step is not None:
+                out["val_train_attack_accuracy"] = _mean(
+                    clean & correct(model, self.validation, device, bs, self.single_step, local=True))
         return out
+
+    @property
+    def overfitting(self) -> dict[str, Any] | None:
+        """The first validated epoch with catastrophic overfitting (see the module docstring), or ``None``:
+        ``{epoch, step, val_robust_accuracy, best_val_robust_accuracy, best_epoch,
+        val_train_attack_accuracy}``. Derived from the recorded curve, so a resumed arm finds the same."""
+        return catastrophic_overfitting(self.epochs, self.check.drop) if self.single_step is not None else None
+
+
+def catastrophic_overfitting(epochs: list[dict[str, Any]], drop: float) -> dict[str, Any] | None:
+    """The first entry of a training curve (``curves.json``'s list) whose ``val_robust_accuracy`` is at
+    least ``drop`` below the best earlier one while its ``val_train_attack_accuracy`` is not below the
+    value at that best epoch; ``None`` when there is none."""
+    best = None
+    for entry in epochs:
+        robust, single = entry.get("val_robust_accuracy"), entry.get("val_train_attack_accuracy")
+        if robust is None or single is None:
+            continue
+        if best is not None and robust <= best["val_robust_accuracy"] - drop and single >= best["val_train_attack_accuracy"]:
+            return {"epoch": entry["epoch"], "step": entry["step"], "val_robust_accuracy": robust,
+                    "best_val_robust_accuracy": best["val_robust_accuracy"], "best_epoch": best["epoch"],
+                    "val_train_attack_accuracy": single}
+        if best is None or robust > best["val_robust_accuracy"]:
+            best = entry
+    return None

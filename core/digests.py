@@ -62,7 +62,7 @@ def training_settings(settings, model, mixer, attacker, real, synthetic, seed: i
     architecture = hashlib.sha256(json.dumps([[name, list(t.shape), str(t.dtype)] for name, t in model.state_dict().items()]).encode())
     return {
         # a field left at None is left out, so checkpoints made before it existed are still reused
-        "train": settings.model_dump(mode="json", exclude={"batch_groups"} if getattr(settings, "batch_groups", None) is None else None),
+        "train": settings.model_dump(mode="json", exclude=_unrecorded(settings)),
         "architecture": architecture.hexdigest()[:16],
         "mixer": _component(mixer),
         "attacker": _component(attacker),
@@ -72,6 +72,19 @@ def training_settings(settings, model, mixer, attacker, real, synthetic, seed: i
         "data": {"real": source_fingerprint(real), "synthetic": source_fingerprint(synthetic)},
         "dreamset": __version__,
     }
+
+
+def _unrecorded(settings) -> set[str] | None:
+    """Train fields left out of the digest: ``batch_groups`` left at None, and the catastrophic-overfitting
+    check unless it stops arms (watching alone changes no weight), so checkpoints made before these
+    fields existed are still reused."""
+    left = set()
+    if getattr(settings, "batch_groups", None) is None:
+        left.add("batch_groups")
+    check = getattr(settings, "catastrophic_overfitting", None)
+    if check is None or not check.stop:
+        left.add("catastrophic_overfitting")
+    return left or None
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -263,6 +263,9 @@ class Attacker(Component):
     the declaration matches ``attack``'s signature."""
 
     takes_mask: ClassVar[bool] = False
+    #: one gradient computation per call (FGSM, FGSM-RS, N-FGSM): as a training attacker, the trainer
+    #: watches it for catastrophic overfitting (Wong et al. 2020; :mod:`dreamset.curves`)
+    single_step: ClassVar[bool] = False
 
     @abc.abstractmethod
     def attack(self, model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":

@@ -198,6 +198,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
 
         from dreamset.differences import compute_notes, pair_comparisons, paired_comparisons
         from dreamset.report import metric_warnings
+        from dreamset.report_tables import training_warnings
         from dreamset.sources import named
 
         arms = summarize_arms(context.arm_results)
@@ -207,7 +208,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             "comparisons": paired_comparisons(context.arm_results, recipe.baseline_arm()),
             "pair_comparisons": pair_comparisons(context.arm_results, recipe.evaluate.pairs),
             "notes": compute_notes(arms),
-            "warnings": metric_warnings(metrics, context.sources if named(recipe) else ()),
+            "warnings": training_warnings(context.arm_results) + metric_warnings(metrics, context.sources if named(recipe) else ()),
             "evaluation": {"subset_size": int(len(context.evaluation_subset) if context.evaluation_subset is not None
                                               else len(context.real_test)),
                            "test_size": len(context.real_test), "subset_seed": recipe.evaluate.subset_seed,

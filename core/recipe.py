@@ -140,6 +140,19 @@ class ArmSpec(_Model):
         return self
 
 
+class CatastrophicOverfittingCheck(_Model):
+    """The check of single-step adversarial training (Wong et al. 2020, arXiv:2001.03994) made at every
+    validated epoch of the training curves (:mod:`dreamset.curves`): needs ``report.curve_samples > 0``
+    and an evaluation attacker."""
+
+    #: how far (accuracy in [0,1]) the validation robust accuracy must fall below its best earlier value
+    #: while the training attack's own accuracy does not fall
+    drop: float = Field(default=0.2, gt=0, le=1)
+    #: stop the arm at the epoch where it is found (its fewer optimizer steps are flagged by the
+    #: compute note); false: warn only
+    stop: bool = False
+
+
 class TrainStage(_Model):
     model: ComponentRef
     #: adversarial training attacker (the objective's inner maximisation); ``null`` = standard training
@@ -172,6 +185,9 @@ class TrainStage(_Model):
     batch_groups: int | None = Field(default=None, ge=1, le=4096)
     #: training augmentations of every arm that sets none of its own
     augment: AugmentSpec | None = None
+    #: watch single-step training attackers (FGSM, FGSM-RS, N-FGSM) for catastrophic overfitting;
+    #: null = do not watch
+    catastrophic_overfitting: CatastrophicOverfittingCheck | None = Field(default_factory=CatastrophicOverfittingCheck)
 
     @model_validator(mode="after")
     def _legacy_trades_beta(self):

@@ -112,6 +112,22 @@ def report_source_names(report: dict[str, Any]) -> set[str]:
     return set(generate)
 
 
+def training_warnings(per_seed: dict[Any, dict[str, dict[str, Any]]]) -> list[str]:
+    """One line per arm and seed whose training found catastrophic overfitting (the training record's
+    ``catastrophic_overfitting``, :mod:`dreamset.curves`), for report.json's top-level ``warnings``."""
+    found: list[str] = []
+    for seed, results in per_seed.items():
+        for arm, result in results.items():
+            co = (result.get("training") or {}).get("catastrophic_overfitting")
+            if co:
+                found.append(
+                    f"train: arm {arm!r}, seed {seed}: catastrophic overfitting at epoch {co['epoch']} (step {co['step']}): "
+                    f"validation robust accuracy {co['val_robust_accuracy']:.3f}, down from {co['best_val_robust_accuracy']:.3f} "
+                    f"at epoch {co['best_epoch']}, while the single-step training attack's accuracy is "
+                    f"{co['val_train_attack_accuracy']:.3f}" + ("; the arm was stopped there" if co.get("stopped") else ""))
+    return found
+
+
 def metric_warnings(metrics: dict[str, Any], sources=()) -> list[str]:
     """Every metric's ``warnings`` lines, prefixed ``metric: `` — or ``metric.source: `` for a
     per-source result (``metrics.<metric>.<source>.warnings``, ``sources``: the recipe's named synthetic

@@ -307,6 +307,8 @@ def train_classifier(
     attack_calls = [0]
     counter = model.register_forward_pre_hook(lambda *_: attack_calls.__setitem__(0, attack_calls[0] + 1)) if attacker is not None else None
     watcher = curves.watch(model) if curves is not None and rank == 0 else None
+    if curves is not None and curves.check is not None and curves.check.stop and curves.overfitting is not None:
+        epochs = start_epoch  # killed after the epoch that stopped it: nothing left to train
     try:
         with progress(context, description, total) as advance:
             advance(start_epoch * steps)
@@ -348,15 +350,25 @@ def train_classifier(
                         curves.step(loss, y)
                     advance(1)
                 wall[0] += time.perf_counter() - started
+                stop = False
                 if watcher is not None:
                     curves.end_epoch(epoch, ema.model if ema is not None else model, cost["optimizer_steps"],
                                      optimizer.param_groups[0]["lr"])
+                    stop = curves.check is not None and curves.check.stop and curves.overfitting is not None
+                if distributed and curves is not None and curves.check is not None and curves.check.stop:
+                    flag = torch.tensor([int(stop)], device=device)  # rank 0 alone validates: its verdict
+                    torch.distributed.broadcast(flag, 0)
+                    stop = bool(flag.item())
                 if rank == 0:
                     save_checkpoint(last, _state_tensors(model, optimizer, ema), {"epoch": epoch, "seed": seed, "cost": cost,
                                                                                    "settings": made_by})
                     atomic_write_text(wall_file, json.dumps({"wall_seconds": wall[0]}))
                 if distributed:
                     barrier(f"the checkpoint of epoch {epoch}")
+                if stop:
+                    log.warning("%s: stopped after epoch %d (catastrophic overfitting)", description, epoch)
+                    epochs = epoch + 1
+                    break
     finally:
         if counter is not None:
             counter.remove()
@@ -385,6 +397,8 @@ def _fill_record(record, cost, mixer, real, synthetic, batch_size: int, steps_pe
         record.update(training_record(cost, mixer, real, synthetic, batch_size, steps_per_epoch, total))
         if curves is not None:
             record["curves"] = curves.epochs
+            if curves.overfitting is not None:
+                record["catastrophic_overfitting"] = {**curves.overfitting, "stopped": bool(curves.check.stop)}
 
 
 def training_record(cost: dict[str, Any], mixer: Mixer, real, synthetic, batch_size: int, steps_per_epoch: int,

@@ -9,7 +9,7 @@ of Goodfellow et al. (see ``attacker:fgsm-rs`` for the variant that does not ove
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -30,6 +30,8 @@ class FGSMAttacker(TorchattacksAttacker):
     key = "attacker:fgsm"
 
     Options = FGSMOptions
+
+    single_step: ClassVar[bool] = True
 
     def make(self, model):
         import torchattacks

@@ -10,7 +10,7 @@ N×C×H×W`` in [0,1]; ``eps`` in pixel units of [0,1]; ``‖x_adv − x‖∞ �
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -32,6 +32,8 @@ class FGSMRandomStartAttacker(TorchattacksAttacker):
     key = "attacker:fgsm-rs"
 
     Options = FGSMRandomStartOptions
+
+    single_step: ClassVar[bool] = True
 
     def make(self, model):
         import torchattacks
