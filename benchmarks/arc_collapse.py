@@ -42,12 +42,12 @@ def cell(point: dict) -> str:
 
 def table(results: list[tuple[str, dict]]) -> str:
     """The markdown table: one row per configuration, one column per radius, then ARC."""
-    from dreamset.claims import _table
+    from dreamset.claims import markdown_table
 
     eps = [p["eps"] for p in results[0][1]["curve"]]
     header = ["schedule, lr"] + [f"eps {e:.4g}" for e in eps] + ["ARC"]
     rows = [[label] + [cell(p) for p in result["curve"]] + [f"{result['arc']:.3f}"] for label, result in results]
-    return "\n".join(_table(header, rows))
+    return "\n".join(markdown_table(header, rows))
 
 
 def main() -> None:

@@ -25,11 +25,11 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
 
 
-def _difference(d: dict[str, Any]) -> str:
+def difference_cell(d: dict[str, Any]) -> str:
     if d.get("low") is None:
         return f"{100 * d['mean']:+.1f} (one seed: not shown)"
     text = f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
@@ -101,9 +101,9 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
     header, rows = compact_rows(report)
     seeds = report.get("seeds") or []
     evaluation = report.get("evaluation") or {}
-    lines = _table(header, rows)
+    lines = markdown_table(header, rows)
     if per_set:
-        lines += ["", "Clean accuracy % per evaluation set (mean ± std over seeds):", "", *_table(*per_set_rows(report))]
+        lines += ["", "Clean accuracy % per evaluation set (mean ± std over seeds):", "", *markdown_table(*per_set_rows(report))]
     size, total = evaluation.get("subset_size", "?"), evaluation.get("test_size", "?")
     where = f"all {total} test images" if size == total else f"one stratified subset of {size} of {total} test images"
     lines += ["", f"Mean ± std over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
@@ -112,10 +112,10 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
     diff_rows = []
     for arm, entry in all_comparisons(report):
         cells = [f"{arm} − {entry['baseline']}"]
-        cells += [_difference(entry[name]) if name in entry else "–" for name in COMPARISON_LABELS]
+        cells += [difference_cell(entry[name]) if name in entry else "–" for name in COMPARISON_LABELS]
         diff_rows.append(cells)
     if diff_rows:
-        lines += _table(["paired difference (points)"] + list(COMPARISON_LABELS.values()), diff_rows)
+        lines += markdown_table(["paired difference (points)"] + list(COMPARISON_LABELS.values()), diff_rows)
         lines += ["", "Mean of the per-seed differences with its 95% Student-t interval over seeds; "
                   "*not shown*: the interval contains 0.", ""]
         lines += [*reading(report), ""]
@@ -134,7 +134,7 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
                     if interval.get("low") is not None else "")
             metric_rows.append([f"effective robustness, {arm} (pp)", f"{entry['effective_robustness_mean']:+.2f}{span}"])
         if metric_rows:
-            lines += _table(["metric", "value"], metric_rows) + [""]
+            lines += markdown_table(["metric", "value"], metric_rows) + [""]
     lines.append(source)
     return "\n".join(lines)
 

@@ -225,6 +225,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             "timings": timings,
             "seeds": list(recipe.seeds),
             "device": str(context.device),
+            "threads": torch.get_num_threads(),  # results vary with it by float rounding (docs/recipes.md)
             "stages": context.stage_results,
             "versions": plugin_versions(context),
         }
