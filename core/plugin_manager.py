@@ -7,7 +7,8 @@ standard library has provided the same since Python 3.8 (``importlib.metadata.en
 Discovery never crashes: a plugin that fails to import, misspells a hook (``check_pending``) or
 has a duplicate name, implements a registration hook as a wrapper, or declares a component
 (``@dreamset.register``) whose key disagrees with its entry point's name (``attacker-pgd`` for
-``attacker:pgd``) is recorded in :class:`PluginInfo` with its distribution and the error, and skipped. Built-in plugins (distribution ``dreamset``) always load; ``DREAMSET_LOAD_PLUGINS=a,b``
+``attacker:pgd``) is recorded in :class:`PluginInfo` with its distribution and the error, and
+skipped. Built-in plugins (distribution ``dreamset``) always load; ``DREAMSET_LOAD_PLUGINS=a,b``
 restricts third-party ones to the named entry points or distributions (empty string: none).
 """
 from __future__ import annotations

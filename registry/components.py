@@ -2,9 +2,9 @@
 
 Filled by calling the registration hooks of the kinds table (:data:`dreamset.kinds.KINDS`) through
 pluggy (a module's ``@dreamset.register`` declarations are one such hook implementation, see
-:mod:`dreamset.declarations`), one plugin at a time and in pluggy's call order (``tryfirst`` first, ``trylast``
-last, otherwise built-ins before third-party plugins), so the first registration of a key wins and a
-hook that raises is contained and attributed to its plugin. Hook wrappers are refused. Creation validates options with the component's
+:mod:`dreamset.declarations`), one plugin at a time and in pluggy's call order (``tryfirst``
+first, ``trylast`` last, otherwise built-ins before third-party plugins), so the first registration
+of a key wins and a hook that raises is contained and attributed to its plugin. Hook wrappers are refused. Creation validates options with the component's
 pydantic ``Options`` model (``extra="forbid"``) and drops ``None`` values first, so CLI defaults
 never break a component (timm's ``create_model`` habit).
 """
