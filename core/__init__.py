@@ -1,26 +1,21 @@
 """dreamset: turn generative models into better, more robust classifiers.
 
 The package is deliberately light to import: nothing here imports torch, diffusers or timm.
-Plugins mark their hook implementations with :data:`hookimpl`; components declare their options
-with :class:`Options`.
+A component is declared once with :func:`register` (its class carries the key); hand-written hook
+implementations are marked with :data:`hookimpl`; components declare their options with
+:class:`Options`.
 """
 from __future__ import annotations
 
 import importlib
 
-import pluggy
-
 __version__ = "0.1.0"
 
-#: Marker for hook implementations in plugin modules: ``@dreamset.hookimpl``.
-hookimpl = pluggy.HookimplMarker("dreamset")
-#: Marker for hook specifications (used by :mod:`dreamset.hookspecs` only).
-hookspec = pluggy.HookspecMarker("dreamset")
-
+from dreamset.declarations import hookimpl, hookspec, register  # noqa: E402
 from dreamset.errors import BadInputError, DreamsetError  # noqa: E402
 from dreamset.options import Options  # noqa: E402
 
-__all__ = ["hookimpl", "hookspec", "Options", "DreamsetError", "BadInputError", "__version__", "run", "load_run",
+__all__ = ["hookimpl", "hookspec", "register", "Options", "DreamsetError", "BadInputError", "__version__", "run", "load_run",
            "RunReport"]
 
 

@@ -6,17 +6,25 @@ The registration hooks are derived from the kinds table (:data:`dreamset.kinds.K
 ``register_augmentations``, ``register_attackers``, ``register_objectives``, ``register_metrics``,
 ``register_extractors``, ``register_trackers``.
 
-Every registration hook receives a ``register`` callback, in one of two forms::
+A component is normally declared once, on its class, and never meets these hooks by name::
+
+    @dreamset.register(description="...")      # dreamset.declarations: the module gets the hook
+    class PGDAttacker(Attacker):
+        key = "attacker:pgd"
+
+The hooks themselves are the contract underneath (and the form third-party plugins written against
+it keep using). Every registration hook receives a ``register`` callback, in one of two forms::
 
     register(ComponentClass, *, description="", aliases=())      # the key is ComponentClass.key
     register(name, factory, *, description="", aliases=())       # the key is "<kind>:<name>"
 
-In the first (preferred) form the key is written once, as the class attribute ``key =
-"attacker:pgd"``, and the module that holds the hook implementation is the component's own file
-(already imported by discovery, so nothing more is imported). In the second form ``factory`` is a
-``"module:Object"`` string, imported only when the component is created, or the object itself.
-Either way the object is a subclass of the kind's interface whose ``Options`` model validates the
-recipe's options. A missing description defaults to the first line of the class docstring.
+In the first form the key is written once, as the class attribute ``key = "attacker:pgd"``, and the
+module that holds the hook implementation is the component's own file (already imported by
+discovery, so nothing more is imported); ``@dreamset.register`` generates exactly this call. In the
+second form ``factory`` is a ``"module:Object"`` string, imported only when the component is
+created, or the object itself. Either way the object is a subclass of the kind's interface whose
+``Options`` model validates the recipe's options. A missing description defaults to the first line
+of the class docstring.
 
 When they run: once, when the registry is first used (``dreamset.registry.get_registry()``), for
 every loaded plugin, in pluggy's call order — ``tryfirst`` implementations first, ``trylast`` last,

@@ -5,8 +5,10 @@ standard library has provided the same since Python 3.8 (``importlib.metadata.en
 ``EntryPoint.dist`` for the distribution name and version since 3.10. See docs/architecture.md.
 
 Discovery never crashes: a plugin that fails to import, misspells a hook (``check_pending``) or
-has a duplicate name, or implements a registration hook as a wrapper is recorded in
-:class:`PluginInfo` with its distribution and the error, and skipped. Built-in plugins (distribution ``dreamset``) always load; ``DREAMSET_LOAD_PLUGINS=a,b``
+has a duplicate name, implements a registration hook as a wrapper, or declares a component
+(``@dreamset.register``) whose key disagrees with its entry point's name (``attacker-pgd`` for
+``attacker:pgd``) is recorded in :class:`PluginInfo` with its distribution and the error, and
+skipped. Built-in plugins (distribution ``dreamset``) always load; ``DREAMSET_LOAD_PLUGINS=a,b``
 restricts third-party ones to the named entry points or distributions (empty string: none).
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ from importlib import metadata
 import pluggy
 
 from dreamset import hookspecs
+from dreamset.declarations import entry_point_problem
 
 ENTRY_POINT_GROUP = "dreamset"
 BUILTIN_DISTRIBUTION = "dreamset"
@@ -154,6 +157,10 @@ def load_plugins(
             if isinstance(exc, KeyboardInterrupt):
                 raise
             info.fail(f"import failed: {_one_line(exc)}")
+            continue
+        problem = entry_point_problem(ep.name, module)
+        if problem is not None:  # the entry point and the key it declares disagree
+            info.fail(problem)
             continue
         loaded.append((module, info))
     # pluggy calls hook implementations last-registered-first: registering in reverse discovery

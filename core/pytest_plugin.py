@@ -4,7 +4,8 @@ Fixtures
 --------
 ``dreamset_registry``
     ``make(*plugins, builtins=True, strict=True)`` -> a fresh :class:`~dreamset.registry.Registry`
-    holding the given plugin objects (modules or objects with ``@dreamset.hookimpl`` functions) and,
+    holding the given plugin objects (modules declaring components with ``@dreamset.register``, or
+    modules and objects with ``@dreamset.hookimpl`` functions) and,
     unless ``builtins=False``, the built-in components. It is installed as the process-wide registry
     for the test and removed afterwards. With ``strict=True`` (the default) a problem of one of the
     given plugins — a misspelt hook, a duplicate key, a hook that raised, a wrapper — fails the test

@@ -1,9 +1,10 @@
 """The component registry: ``kind:name`` keys -> lazily imported factories.
 
 Filled by calling the registration hooks of the kinds table (:data:`dreamset.kinds.KINDS`) through
-pluggy, one implementation at a time and in pluggy's call order (``tryfirst`` first, ``trylast``
-last, otherwise built-ins before third-party plugins), so the first registration of a key wins and a
-hook that raises is contained and attributed to its plugin. Hook wrappers are refused. Creation validates options with the component's
+pluggy (a module's ``@dreamset.register`` declarations are one such hook implementation, see
+:mod:`dreamset.declarations`), one plugin at a time and in pluggy's call order (``tryfirst``
+first, ``trylast`` last, otherwise built-ins before third-party plugins), so the first registration
+of a key wins and a hook that raises is contained and attributed to its plugin. Hook wrappers are refused. Creation validates options with the component's
 pydantic ``Options`` model (``extra="forbid"``) and drops ``None`` values first, so CLI defaults
 never break a component (timm's ``create_model`` habit).
 """
@@ -133,17 +134,23 @@ class Registry:
                 continue
             # pluggy calls implementations in the reverse of get_hookimpls() (tryfirst first, trylast
             # last, otherwise last registered first; load_plugins registers built-ins last). We walk
-            # that order and call each implementation through pluggy on its own, so the first
-            # registration of a key wins and an exception is attributed to its plugin.
+            # that order and call each plugin's implementations through pluggy on their own, so the
+            # first registration of a key wins and an exception is attributed to its plugin. (A plugin
+            # may hold two implementations of one hook, its declared components' and a hand-written
+            # one: it is called once, at its first implementation's place.)
             impls = list(reversed(hook.get_hookimpls()))
             everyone = [impl.plugin for impl in impls]
+            by_plugin: dict[int, list] = {}
             for impl in impls:
+                by_plugin.setdefault(id(impl.plugin), []).append(impl)
+            for own in by_plugin.values():
+                impl = own[0]
                 info = by_name.get(impl.plugin_name)
                 if info is None:  # registered directly (tests, in-process plugins)
                     info = PluginInfo(impl.plugin_name, repr(impl.plugin), "<in-process>", "", False)
                     by_name[info.name] = info
                     registry.plugins.append(info)
-                if impl.wrapper or impl.hookwrapper:
+                if any(i.wrapper or i.hookwrapper for i in own):
                     info.fail(wrapper_error(hook_name))
                     continue
                 register = registry._register_callback(kind, info)

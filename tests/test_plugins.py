@@ -259,6 +259,135 @@ def test_every_builtin_entry_point_is_named_after_its_key():
         assert registry.get(key).load().__dict__.get("key") == key
 
 
+def test_every_builtin_is_declared_once_with_register_and_no_hand_written_hook():
+    import importlib
+
+    from dreamset.declarations import declarations
+
+    for info in (p for p in registry.plugins() if p.builtin):
+        module = importlib.import_module(info.module)
+        (declared,) = declarations(module)
+        assert declared.key.replace(":", "-", 1) == info.name
+        assert not [n for n in vars(module) if n.startswith("register_")], info.module  # no hand-written hook
+
+
+# -- @dreamset.register: the key written once -------------------------------------------------------
+
+DECLARED = '''
+import dreamset
+from dreamset.interfaces import Shift
+
+@dreamset.register(description="declared once", aliases=("decl-alias",))
+class Declared(Shift):
+    """declared shift"""
+    key = "shift:declared"
+
+    def apply(self, images, seed):
+        return images
+'''
+
+
+def test_a_declared_component_is_discovered_through_its_entry_point(fake_distribution):
+    fake_distribution("decl-dist", {"shift-declared": "decl_plugin"}, {"decl_plugin": DECLARED})
+    spec = registry.get("shift:declared")
+    assert (spec.plugin, spec.distribution, spec.description) == ("shift-declared", "decl-dist", "declared once")
+    assert registry.get("shift:decl-alias") is spec
+    assert registry.create("shift:declared").key == "shift:declared"
+    assert _plugin(registry.plugins(), "shift-declared").errors == []
+
+
+def test_an_entry_point_that_disagrees_with_the_declared_key_is_reported_and_skipped(fake_distribution, capsys):
+    from dreamset.cli import main
+
+    fake_distribution("mis-dist", {"shift-misnamed": "mis_plugin", "good": "mis_good_plugin"},
+                      {"mis_plugin": DECLARED, "mis_good_plugin": GOOD.replace("good_plugin", "mis_good_plugin")})
+    assert "shift:identity-x" in registry.list() and "shift:invert" in registry.list()  # the others load
+    assert "shift:declared" not in registry.list()
+    info = _plugin(registry.plugins(), "shift-misnamed")
+    assert info.status == "error"
+    assert info.errors == ["entry point 'shift-misnamed' does not match the key its module declares, shift:declared: "
+                           "name the entry point 'shift-declared'"]
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out.replace("\n", "")
+    assert "error: plugin shift-misnamed (mis-dist 1.0): entry point 'shift-misnamed' does not match" in out
+
+
+def test_a_module_declaring_two_components_under_one_entry_point_is_reported(fake_distribution):
+    source = DECLARED + '''
+
+@dreamset.register
+class Second(Declared):
+    key = "shift:second"
+'''
+    fake_distribution("two-dist", {"shift-declared": "two_plugin"}, {"two_plugin": source})
+    assert not {"shift:declared", "shift:second"} & set(registry.list())
+    (error,) = _plugin(registry.plugins(), "shift-declared").errors
+    assert "declares 2 components (shift:declared, shift:second)" in error
+
+
+def test_a_declaration_without_a_key_fails_the_plugin_at_import(fake_distribution):
+    source = DECLARED.replace('key = "shift:declared"', 'key = "declared"')
+    stringly = DECLARED.replace('@dreamset.register(description="declared once", aliases=("decl-alias",))',
+                                '@dreamset.register("shift:declared")')
+    fake_distribution("nokey-dist", {"shift-declared": "nokey_plugin", "shift-stringly": "stringly_plugin"},
+                      {"nokey_plugin": source, "stringly_plugin": stringly})
+    assert "shift:invert" in registry.list()
+    (error,) = _plugin(registry.plugins(), "shift-declared").errors
+    assert error.startswith("import failed: dreamset.errors.PluginError: @dreamset.register: Declared declares no key of its own")
+    (error,) = _plugin(registry.plugins(), "shift-stringly").errors
+    assert "the key is the class attribute key = 'shift:declared'" in error
+
+
+def test_hand_written_hooks_of_third_party_plugins_keep_working(fake_distribution):
+    """The hookspecs are a contract: a plugin written against them (class form, under any entry-point
+    name) registers as before, and a module may hand-write a hook beside a declared component."""
+    legacy = '''
+import dreamset
+from dreamset.interfaces import Shift
+
+class Legacy(Shift):
+    """legacy shift"""
+    key = "shift:legacy"
+
+    def apply(self, images, seed):
+        return images
+
+@dreamset.hookimpl
+def register_shifts(register):
+    register(Legacy, description="hand-written hook")
+'''
+    mixed = DECLARED.replace("decl-alias", "mixed-alias").replace("shift:declared", "shift:mixed") + '''
+
+@dreamset.hookimpl
+def register_shifts(register):
+    register("mixed-extra", "mixed_plugin:Declared")
+'''
+    fake_distribution("legacy-dist", {"my-legacy-plugin": "legacy_plugin", "shift-mixed": "mixed_plugin"},
+                      {"legacy_plugin": legacy, "mixed_plugin": mixed})
+    spec = registry.get("shift:legacy")
+    assert (spec.plugin, spec.description) == ("my-legacy-plugin", "hand-written hook")
+    assert registry.create("shift:legacy").key == "shift:legacy"
+    assert {"shift:mixed", "shift:mixed-extra"} <= set(registry.list())
+    assert registry.get("shift:mixed-alias").key == "shift:mixed"
+    assert all(not _plugin(registry.plugins(), name).errors for name in ("my-legacy-plugin", "shift-mixed"))
+
+
+def test_a_declaring_module_is_a_plugin_object_for_the_fixture_and_survives_a_reload(fake_distribution, dreamset_registry):
+    import importlib
+    import sys
+
+    fake_distribution("reload-dist", {}, {"reload_plugin": DECLARED})
+    module = importlib.import_module("reload_plugin")
+    try:
+        reg = dreamset_registry(module, builtins=False)
+        assert reg.list() == ["shift:declared"]
+        importlib.reload(module)  # the class is declared again: replaced, not registered twice
+        reg = dreamset_registry(module, builtins=False)
+        assert reg.list() == ["shift:declared"] and reg.get("shift:declared").load() is module.Declared
+    finally:
+        sys.modules.pop("reload_plugin", None)
+
+
 def test_allowlist_typo_and_switched_off_component_get_a_clear_line(fake_distribution, monkeypatch, capsys):
     from dreamset.cli import main
     from dreamset.errors import UnknownComponentError

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.toolkit.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 from dreamset.errors import BadInputError
 from dreamset.lazy import lazy_module
@@ -31,6 +31,7 @@ class APGDOptions(NormBallOptions):
     seed: int = Field(default=0, ge=0, description="seed of the random starts")
 
 
+@register(description="Auto-PGD, L-inf or L2 (Croce & Hein 2020)")
 class APGDAttacker(TorchattacksAttacker):
     """Auto-PGD with the CE or DLR loss, L∞ or L2."""
 
@@ -56,8 +57,3 @@ class APGDAttacker(TorchattacksAttacker):
             if classes < 3:
                 raise BadInputError(f"loss: the DLR loss needs at least 3 classes, the model has {classes}")
         return super().attack(model, x, y)
-
-
-@hookimpl
-def register_attackers(register):
-    register(APGDAttacker, description="Auto-PGD, L-inf or L2 (Croce & Hein 2020)")

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.toolkit.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 from dreamset.errors import BadInputError
 from dreamset.lazy import lazy_module
@@ -33,6 +33,7 @@ class AutoAttackOptions(NormBallOptions):
     seed: int = Field(default=0, ge=0, description="seed of every attack's random start")
 
 
+@register(description="AutoAttack ensemble, L-inf or L2 (Croce & Hein 2020)")
 class AutoAttackAttacker(TorchattacksAttacker):
     """The AutoAttack ensemble; the class count comes from the model's logits."""
 
@@ -84,8 +85,3 @@ class AutoAttackAttacker(TorchattacksAttacker):
             raise BadInputError(f"attacker:autoattack: the model must output at least 2 logits, got {num_classes}")
         self._num_classes = num_classes
         return super().attack(model, x, y)  # the base restores .grad (FAB calls backward()) and the RNG
-
-
-@hookimpl
-def register_attackers(register):
-    register(AutoAttackAttacker, description="AutoAttack ensemble, L-inf or L2 (Croce & Hein 2020)")

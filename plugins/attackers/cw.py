@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.attacking import TorchattacksAttacker
 from dreamset.lazy import lazy_module
 
@@ -43,6 +43,7 @@ def cw_margin(logits, labels, kappa: float, targeted: bool):
     return (-margin if targeted else margin).clamp(min=-kappa)
 
 
+@register(description="Carlini-Wagner L2 (Carlini & Wagner 2017)")
 class CWAttacker(TorchattacksAttacker):
     """Minimum-L2 attack; no ``eps``."""
 
@@ -57,9 +58,3 @@ class CWAttacker(TorchattacksAttacker):
         attack = torchattacks.CW(model, c=o.c, kappa=o.kappa, steps=o.steps, lr=o.lr)
         attack.f = lambda logits, labels: cw_margin(logits, labels, attack.kappa, attack.targeted)
         return attack
-
-
-
-@hookimpl
-def register_attackers(register):
-    register(CWAttacker, description="Carlini-Wagner L2 (Carlini & Wagner 2017)")

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.attacking import TorchattacksAttacker
 from dreamset.options import FractionFloat
 
@@ -24,6 +24,7 @@ class FGSMOptions(Options):
         default=False, description="untargeted, or towards a random / the least-likely other class")
 
 
+@register(description="FGSM, L-inf (Goodfellow et al. 2015)")
 class FGSMAttacker(TorchattacksAttacker):
     """Single-step L∞ attack: ``x + eps·sign(∇)``, clamped to [0,1]."""
 
@@ -37,8 +38,3 @@ class FGSMAttacker(TorchattacksAttacker):
         import torchattacks
 
         return torchattacks.FGSM(model, eps=self.options.eps)
-
-
-@hookimpl
-def register_attackers(register):
-    register(FGSMAttacker, description="FGSM, L-inf (Goodfellow et al. 2015)")

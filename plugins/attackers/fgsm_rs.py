@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.attacking import TorchattacksAttacker
 from dreamset.options import FractionFloat
 
@@ -26,6 +26,7 @@ class FGSMRandomStartOptions(Options):
         default=False, description="untargeted, or towards a random / the least-likely other class")
 
 
+@register(description="FGSM with random start, L-inf (Wong et al. 2020)")
 class FGSMRandomStartAttacker(TorchattacksAttacker):
     """Uniform random start in the L∞ ball, one signed-gradient step of ``alpha``, projection."""
 
@@ -41,8 +42,3 @@ class FGSMRandomStartAttacker(TorchattacksAttacker):
         o = self.options
         alpha = o.alpha if o.alpha is not None else 1.25 * o.eps
         return torchattacks.FFGSM(model, eps=o.eps, alpha=alpha)
-
-
-@hookimpl
-def register_attackers(register):
-    register(FGSMRandomStartAttacker, description="FGSM with random start, L-inf (Wong et al. 2020)")

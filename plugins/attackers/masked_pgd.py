@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.attacking import check_attack_inputs, preserved_modes
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Attacker
@@ -40,6 +40,7 @@ class MaskedPGDOptions(Options):
                              description="foreground = max-over-channels |x − border median| above this")
 
 
+@register(description="L-inf PGD inside a mask / the background (Jin & Rinard, arXiv:2005.14707)")
 class MaskedPGDAttacker(Attacker):
     """L∞ PGD whose perturbation lives inside a (given or derived) mask."""
 
@@ -88,8 +89,3 @@ class MaskedPGDAttacker(Attacker):
                 x_adv = x_adv.detach() + alpha * m * grad.sign()
                 x_adv = torch.max(torch.min(x_adv, high), low).clamp(0, 1)
         return torch.where(m > 0, x_adv, x).detach()
-
-
-@hookimpl
-def register_attackers(register):
-    register(MaskedPGDAttacker, description="L-inf PGD inside a mask / the background (Jin & Rinard, arXiv:2005.14707)")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.toolkit.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 from dreamset.lazy import lazy_module
 from dreamset.options import FractionFloat
@@ -28,6 +28,7 @@ class PGDOptions(NormBallOptions):
     targeted: Literal[False, "random", "least-likely"] = False
 
 
+@register(description="PGD, L-inf or L2 (Madry et al. 2018)")
 class PGDAttacker(TorchattacksAttacker):
     """PGD in the L∞ or L2 ball, with optional restarts."""
 
@@ -66,8 +67,3 @@ class PGDAttacker(TorchattacksAttacker):
                 best[take] = candidate[take]
                 fooled |= new
         return best
-
-
-@hookimpl
-def register_attackers(register):
-    register(PGDAttacker, description="PGD, L-inf or L2 (Madry et al. 2018)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.attacking import TorchattacksAttacker, preserved_modes
 from dreamset.options import FractionFloat
 
@@ -25,6 +25,7 @@ class TradesOptions(Options):
     steps: int = Field(default=10, ge=1, le=100_000, description="number of KL ascent steps")
 
 
+@register(description="TRADES KL attack, L-inf (Zhang et al. 2019); trains with the TRADES loss")
 class TradesAttacker(TorchattacksAttacker):
     """KL-divergence PGD (labels ignored); selects the TRADES loss when used for training."""
 
@@ -48,8 +49,3 @@ class TradesAttacker(TorchattacksAttacker):
 
         o = self.options
         return torchattacks.TPGD(model, eps=o.eps, alpha=o.alpha, steps=o.steps)
-
-
-@hookimpl
-def register_attackers(register):
-    register(TradesAttacker, description="TRADES KL attack, L-inf (Zhang et al. 2019); trains with the TRADES loss")

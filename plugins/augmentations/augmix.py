@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.augmenting import TorchvisionImageAugmentation
 
 
@@ -25,6 +25,7 @@ class AugMixOptions(Options):
     all_ops: bool = Field(default=True, description="also use the operations that overlap common corruptions")
 
 
+@register(description="AugMix (Hendrycks et al. 2020; torchvision v2.AugMix)")
 class AugMix(TorchvisionImageAugmentation):
     """AugMix's mixed augmentation chains."""
 
@@ -39,8 +40,3 @@ class AugMix(TorchvisionImageAugmentation):
         o = self.options
         return v2.AugMix(severity=o.severity, mixture_width=o.mixture_width, chain_depth=o.chain_depth,
                          alpha=o.alpha, all_ops=o.all_ops)
-
-
-@hookimpl
-def register_augmentations(register):
-    register(AugMix, description="AugMix (Hendrycks et al. 2020; torchvision v2.AugMix)")

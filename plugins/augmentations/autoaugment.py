@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.augmenting import TorchvisionImageAugmentation
 
 
@@ -19,6 +19,7 @@ class AutoAugmentOptions(Options):
     policy: Literal["imagenet", "cifar10", "svhn"] = Field(default="cifar10", description="which learned policy")
 
 
+@register(description="AutoAugment policies (Cubuk et al. 2019; torchvision v2.AutoAugment)")
 class AutoAugment(TorchvisionImageAugmentation):
     """AutoAugment with one of its published policies."""
 
@@ -33,8 +34,3 @@ class AutoAugment(TorchvisionImageAugmentation):
         policy = {"imagenet": v2.AutoAugmentPolicy.IMAGENET, "cifar10": v2.AutoAugmentPolicy.CIFAR10,
                   "svhn": v2.AutoAugmentPolicy.SVHN}[self.options.policy]
         return v2.AutoAugment(policy=policy)
-
-
-@hookimpl
-def register_augmentations(register):
-    register(AutoAugment, description="AutoAugment policies (Cubuk et al. 2019; torchvision v2.AutoAugment)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.augmenting import TorchvisionBatchAugmentation
 
 
@@ -21,6 +21,7 @@ class CutMixOptions(Options):
     alpha: float = Field(default=1.0, gt=0, le=100, description="Beta(alpha, alpha) of the mixing ratio")
 
 
+@register(description="CutMix on the batch, soft labels (Yun et al. 2019; Rebuffi et al. 2021)")
 class CutMix(TorchvisionBatchAugmentation):
     """CutMix over the training batch, soft labels."""
 
@@ -32,8 +33,3 @@ class CutMix(TorchvisionBatchAugmentation):
         from torchvision.transforms import v2
 
         return v2.CutMix(alpha=self.options.alpha, num_classes=num_classes)
-
-
-@hookimpl
-def register_augmentations(register):
-    register(CutMix, description="CutMix on the batch, soft labels (Yun et al. 2019; Rebuffi et al. 2021)")

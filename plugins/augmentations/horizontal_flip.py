@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.augmenting import TorchvisionImageAugmentation
 
 
@@ -18,6 +18,7 @@ class HorizontalFlipOptions(Options):
     p: float = Field(default=0.5, ge=0, le=1, description="probability of flipping an image")
 
 
+@register(description="random left-right mirror (torchvision v2.RandomHorizontalFlip)")
 class HorizontalFlip(TorchvisionImageAugmentation):
     """Mirror images left-right at random."""
 
@@ -29,8 +30,3 @@ class HorizontalFlip(TorchvisionImageAugmentation):
         from torchvision.transforms import v2
 
         return v2.RandomHorizontalFlip(p=self.options.p)
-
-
-@hookimpl
-def register_augmentations(register):
-    register(HorizontalFlip, description="random left-right mirror (torchvision v2.RandomHorizontalFlip)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.augmenting import TorchvisionBatchAugmentation
 
 
@@ -19,6 +19,7 @@ class MixUpOptions(Options):
     alpha: float = Field(default=1.0, gt=0, le=100, description="Beta(alpha, alpha) of the mixing weight")
 
 
+@register(description="MixUp on the batch, soft labels (Zhang et al. 2018; Rebuffi et al. 2021)")
 class MixUp(TorchvisionBatchAugmentation):
     """MixUp over the training batch, soft labels."""
 
@@ -30,8 +31,3 @@ class MixUp(TorchvisionBatchAugmentation):
         from torchvision.transforms import v2
 
         return v2.MixUp(alpha=self.options.alpha, num_classes=num_classes)
-
-
-@hookimpl
-def register_augmentations(register):
-    register(MixUp, description="MixUp on the batch, soft labels (Zhang et al. 2018; Rebuffi et al. 2021)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.augmenting import TorchvisionImageAugmentation
 
 
@@ -20,6 +20,7 @@ class RandAugmentOptions(Options):
     num_magnitude_bins: int = Field(default=31, ge=2, le=101, description="number of magnitude levels")
 
 
+@register(description="RandAugment (Cubuk et al. 2020; torchvision v2.RandAugment)")
 class RandAugment(TorchvisionImageAugmentation):
     """RandAugment with torchvision's operation list."""
 
@@ -33,8 +34,3 @@ class RandAugment(TorchvisionImageAugmentation):
 
         o = self.options
         return v2.RandAugment(num_ops=o.num_ops, magnitude=o.magnitude, num_magnitude_bins=o.num_magnitude_bins)
-
-
-@hookimpl
-def register_augmentations(register):
-    register(RandAugment, description="RandAugment (Cubuk et al. 2020; torchvision v2.RandAugment)")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.augmenting import TorchvisionImageAugmentation
 
 
@@ -21,6 +21,7 @@ class RandomCropOptions(Options):
     padding_mode: Literal["constant", "edge", "reflect", "symmetric"] = Field(default="constant", description="how to pad")
 
 
+@register(description="pad and random-crop to the input size (torchvision v2.RandomCrop)")
 class RandomCrop(TorchvisionImageAugmentation):
     """Pad, then crop back to the input size at a random place."""
 
@@ -32,8 +33,3 @@ class RandomCrop(TorchvisionImageAugmentation):
         from torchvision.transforms import v2
 
         return v2.RandomCrop(image_shape[1:], padding=self.options.padding, padding_mode=self.options.padding_mode)
-
-
-@hookimpl
-def register_augmentations(register):
-    register(RandomCrop, description="pad and random-crop to the input size (torchvision v2.RandomCrop)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.toolkit.augmenting import TorchvisionImageAugmentation
 
 
@@ -17,6 +17,7 @@ class TrivialAugmentOptions(Options):
     num_magnitude_bins: int = Field(default=31, ge=2, le=101, description="number of magnitude levels")
 
 
+@register(description="TrivialAugment Wide (Müller & Hutter 2021; torchvision v2.TrivialAugmentWide)")
 class TrivialAugment(TorchvisionImageAugmentation):
     """TrivialAugment Wide."""
 
@@ -29,8 +30,3 @@ class TrivialAugment(TorchvisionImageAugmentation):
         from torchvision.transforms import v2
 
         return v2.TrivialAugmentWide(num_magnitude_bins=self.options.num_magnitude_bins)
-
-
-@hookimpl
-def register_augmentations(register):
-    register(TrivialAugment, description="TrivialAugment Wide (Müller & Hutter 2021; torchvision v2.TrivialAugmentWide)")

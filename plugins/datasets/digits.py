@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Dataset
 
@@ -22,6 +22,7 @@ class DigitsOptions(Options):
     seed: int = Field(default=0, ge=0, description="seed of the stratified split")
 
 
+@register(description="scikit-learn 8x8 digits (offline)")
 class DigitsDataset(Dataset):
     """scikit-learn's 8×8 digits with a deterministic stratified train/test split."""
 
@@ -52,8 +53,3 @@ class DigitsDataset(Dataset):
         idx = train_idx if split == "train" else test_idx
         return TensorImageSet(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx]),
                               [str(d) for d in range(10)], name=f"digits/{split}")
-
-
-@hookimpl
-def register_datasets(register):
-    register(DigitsDataset, description="scikit-learn 8x8 digits (offline)")

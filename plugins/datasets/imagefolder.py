@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Dataset
 
@@ -53,6 +53,7 @@ def _class_folders(folder: Path, root: Path | None = None) -> list[Path]:
     return classes
 
 
+@register(description="class sub-folders of images")
 class ImageFolderDataset(Dataset):
     """Images from class sub-folders, decoded with Pillow."""
 
@@ -113,8 +114,3 @@ class ImageFolderDataset(Dataset):
             idx = np.sort(order[:n_test] if split == "test" else order[n_test:])
             images, labels = images[idx], labels[idx]
         return TensorImageSet(torch.from_numpy(images), torch.from_numpy(labels), names, name=f"{root.name}/{split}")
-
-
-@hookimpl
-def register_datasets(register):
-    register(ImageFolderDataset, description="class sub-folders of images")

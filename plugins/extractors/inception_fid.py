@@ -30,7 +30,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Extractor
 
@@ -64,6 +64,7 @@ class InceptionFIDOptions(Options):
         default="pytorch-fid", description="resize/range convention of the implementation to reproduce")
 
 
+@register(description="the TF-ported FID Inception-v3 of pytorch-fid/torch-fidelity, local weights (Heusel et al. 2017)")
 class InceptionFIDExtractor(Extractor):
     """pool3 features (2048-d) of the TF-ported FID Inception network."""
 
@@ -127,8 +128,3 @@ class InceptionFIDExtractor(Extractor):
         from dreamset.toolkit.features import file_identity
 
         return {"key": "extractor:inception-fid", "weights": file_identity(find_weights(self.options.weights))}
-
-
-@hookimpl
-def register_extractors(register):
-    register(InceptionFIDExtractor, description="the TF-ported FID Inception-v3 of pytorch-fid/torch-fidelity, local weights (Heusel et al. 2017)")

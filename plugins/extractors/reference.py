@@ -15,7 +15,7 @@ Example (a metric option): ``{key: fid, options: {extractor: reference}}`` (the 
 """
 from __future__ import annotations
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Extractor
 
@@ -24,6 +24,7 @@ class ReferenceOptions(Options):
     """No options: the network is the run's reference classifier."""
 
 
+@register(description="penultimate features of the run's real-trained reference classifier (offline)")
 class ReferenceExtractor(Extractor):
     """Penultimate features of the run's real-trained reference classifier."""
 
@@ -53,8 +54,3 @@ class ReferenceExtractor(Extractor):
     @property
     def preprocessing(self) -> dict:
         return {"resize": "none (native size)", "range": "[0,1]; normalisation inside the classifier"}
-
-
-@hookimpl
-def register_extractors(register):
-    register(ReferenceExtractor, description="penultimate features of the run's real-trained reference classifier (offline)")

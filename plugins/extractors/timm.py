@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.interfaces import Extractor
 
 
@@ -40,6 +40,7 @@ class TimmOptions(Options):
         return self
 
 
+@register(description="pooled features of any timm model (DINOv2, CLIP, ...) with local weights")
 class TimmExtractor(Extractor):
     """Pooled (``num_classes=0``) features of a timm model with local weights."""
 
@@ -91,8 +92,3 @@ class TimmExtractor(Extractor):
         if self.options.weights is None:
             return None
         return {"key": "extractor:timm", "model": self.options.model, "weights": file_identity(self.options.weights)}
-
-
-@hookimpl
-def register_extractors(register):
-    register(TimmExtractor, description="pooled features of any timm model (DINOv2, CLIP, ...) with local weights")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.interfaces import Extractor
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -24,6 +24,7 @@ class TorchvisionInceptionOptions(Options):
     weights: str = Field(min_length=1, description="local torchvision inception_v3 weights file (never downloaded)")
 
 
+@register(description="torchvision Inception-v3 pool features, local weights (not the FID network)")
 class TorchvisionInceptionExtractor(Extractor):
     """torchvision Inception-v3 pool features with ImageNet preprocessing."""
 
@@ -61,8 +62,3 @@ class TorchvisionInceptionExtractor(Extractor):
         from dreamset.toolkit.features import file_identity
 
         return {"key": "extractor:torchvision-inception", "weights": file_identity(self.options.weights)}
-
-
-@hookimpl
-def register_extractors(register):
-    register(TorchvisionInceptionExtractor, description="torchvision Inception-v3 pool features, local weights (not the FID network)")

@@ -41,7 +41,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dreamset import BadInputError, Options, hookimpl
+from dreamset import BadInputError, Options, register
 from dreamset.interfaces import GeneratedBatch, Generator
 from dreamset.lazy import lazy_module
 from dreamset.plugins.generators import data_digest, ema_result, ema_update
@@ -146,6 +146,7 @@ def build_unet(arch: dict):
     )
 
 
+@register(description="class-conditional DDPM trained on the real data (Ho et al. 2020)")
 class DDPMGenerator(Generator):
     """Class-conditional DDPM trained on the real training split (Ho et al., 2020)."""
 
@@ -425,8 +426,3 @@ class DDPMGenerator(Generator):
                     eps = unet(x.contiguous(memory_format=layout), t, class_labels=y).sample.float()
             x = scheduler.step(eps, t, x, **extra).prev_sample
         return x[:n]
-
-
-@hookimpl
-def register_generators(register):
-    register(DDPMGenerator, description="class-conditional DDPM trained on the real data (Ho et al. 2020)")

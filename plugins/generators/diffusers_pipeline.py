@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from dreamset import BadInputError, Options, hookimpl
+from dreamset import BadInputError, Options, register
 from dreamset.interfaces import GeneratedBatch, Generator
 from dreamset.lazy import lazy_module
 
@@ -270,6 +270,7 @@ class PretrainedPipelineGenerator(Generator):
         self.pipe = prepare_pipeline(pipe, opts, self.device)
 
 
+@register(description="any pretrained diffusers pipeline, pseudo-labelled (Sehwag et al. 2022) or class-conditional")
 class DiffusersPipelineGenerator(PretrainedPipelineGenerator):
     """A pretrained diffusers pipeline; samples pseudo-labelled or class-conditional."""
 
@@ -416,8 +417,3 @@ class DiffusersPipelineGenerator(PretrainedPipelineGenerator):
             raise BadInputError(f"labels: the reference classifier has {probs.shape[1]} outputs for {num_classes} classes")
         confidence, predicted = probs.max(dim=1)
         return confidence, predicted.to(torch.int64)
-
-
-@hookimpl
-def register_generators(register):
-    register(DiffusersPipelineGenerator, description="any pretrained diffusers pipeline, pseudo-labelled (Sehwag et al. 2022) or class-conditional")

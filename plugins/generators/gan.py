@@ -34,7 +34,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.lazy import lazy_module
 from dreamset.plugins.generators import LatentGenerator, LatentOptions, build_decoder, ema_result, ema_update
 
@@ -79,6 +79,7 @@ def build_discriminator(arch: dict, width: int):
     return ProjectionDiscriminator()
 
 
+@register(description="class-conditional DCGAN, spectral-norm projection discriminator (Radford et al. 2016)")
 class GANGenerator(LatentGenerator):
     """Class-conditional DCGAN (spectral-norm projection discriminator) trained on the real data."""
 
@@ -142,8 +143,3 @@ class GANGenerator(LatentGenerator):
 
     def provenance_extra(self):
         return {"truncation": self.options.truncation}
-
-
-@hookimpl
-def register_generators(register):
-    register(GANGenerator, description="class-conditional DCGAN, spectral-norm projection discriminator (Radford et al. 2016)")

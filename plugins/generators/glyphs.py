@@ -52,7 +52,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from dreamset import BadInputError, Options, hookimpl
+from dreamset import BadInputError, Options, register
 from dreamset.interfaces import GeneratedBatch, Generator
 from dreamset.lazy import lazy_module
 
@@ -112,6 +112,7 @@ def resolve_font(spec: str) -> str:
         raise BadInputError(f"font: no font file or family {spec!r} (matplotlib knows e.g. {', '.join(close)})") from None
 
 
+@register(description="class names rendered as font glyphs, one image per class (Jin & Rinard, arXiv:2005.14707)")
 class GlyphsGenerator(Generator):
     """Class names rendered with a font; seed 0 = canonical glyph (Jin & Rinard, arXiv:2005.14707)."""
 
@@ -300,8 +301,3 @@ class GlyphsGenerator(Generator):
             for label, seed in zip(labels.tolist(), seeds)
         ]
         return GeneratedBatch(images=images, labels=labels.clone(), provenance=provenance)
-
-
-@hookimpl
-def register_generators(register):
-    register(GlyphsGenerator, description="class names rendered as font glyphs, one image per class (Jin & Rinard, arXiv:2005.14707)")

@@ -46,7 +46,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from dreamset import BadInputError, hookimpl
+from dreamset import BadInputError, register
 from dreamset.interfaces import GeneratedBatch
 from dreamset.lazy import lazy_module
 from dreamset.plugins.generators.diffusers_pipeline import (
@@ -190,6 +190,7 @@ def read_prompts_file(path: str, class_names) -> dict[str, list[str]]:
     return out
 
 
+@register(description="Stable Diffusion from class-name prompts, image variations or img2img (Bansal & Grover 2023)")
 class StableDiffusionGenerator(PretrainedPipelineGenerator):
     """Stable Diffusion prompted with class names (Bansal & Grover 2023)."""
 
@@ -315,8 +316,3 @@ class StableDiffusionGenerator(PretrainedPipelineGenerator):
             kwargs.update(image=self._source_images([r["source_index"] for r in records]), strength=opts.strength)
             kwargs.pop("height"), kwargs.pop("width")  # img2img takes the size of its input image
         return self.pipe(**kwargs).images.float().cpu().clamp(0.0, 1.0)
-
-
-@hookimpl
-def register_generators(register):
-    register(StableDiffusionGenerator, description="Stable Diffusion from class-name prompts, image variations or img2img (Bansal & Grover 2023)")

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.lazy import lazy_module
 from dreamset.plugins.generators import LatentGenerator, LatentOptions, build_decoder
 
@@ -65,6 +65,7 @@ def build_encoder(arch: dict, width: int):
     return ConditionalEncoder()
 
 
+@register(description="class-conditional variational autoencoder (Kingma & Welling 2014)")
 class VAEGenerator(LatentGenerator):
     """Class-conditional VAE (Kingma & Welling 2014) trained on the real data."""
 
@@ -103,8 +104,3 @@ class VAEGenerator(LatentGenerator):
                 if step % 500 == 0 or step == o.train_steps - 1:
                     log.debug("generator:vae step %d nll %.3f kl %.3f", step, float(nll.detach()), float(kl.detach()))
         return decoder
-
-
-@hookimpl
-def register_generators(register):
-    register(VAEGenerator, description="class-conditional variational autoencoder (Kingma & Welling 2014)")

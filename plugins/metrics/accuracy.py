@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 
@@ -82,6 +82,7 @@ def per_class_table(per_arm: dict[str, list[dict[str, Any]]], class_names: list[
     return {"header": ["class", "count"] + [f"{arm} %" for arm in arms], "rows": rows}
 
 
+@register(description="clean accuracy per arm and per class")
 class AccuracyMetric(Metric):
     """Clean accuracy per arm and per class; mean ± std over seeds."""
 
@@ -123,8 +124,3 @@ class AccuracyMetric(Metric):
             tables["clean accuracy over seeds (%)"] = {"header": ["arm", "seeds", "mean %", "std %"], "rows": seed_rows}
         result["tables"] = tables
         return result
-
-
-@hookimpl
-def register_metrics(register):
-    register(AccuracyMetric, description="clean accuracy per arm and per class")

@@ -51,7 +51,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.seeding import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
@@ -139,6 +139,7 @@ def collapse_warnings(curve: list[dict]) -> list[str]:
             "(exactly chance accuracy there): ARC is a lower bound; try schedule: curriculum, more epochs or a lower lr"]
 
 
+@register(description="area under the robust real-vs-synthetic discrimination curve (Sehwag et al. 2022)")
 class ARCMetric(Metric):
     """Area under the robust real-vs-synthetic discrimination accuracy curve."""
 
@@ -275,8 +276,3 @@ class ARCMetric(Metric):
             ax.set_ylabel("real vs synthetic accuracy")
             ax.set_title(f"ARC = {arc:.3f}")
             ax.legend(loc="lower left", fontsize=8)
-
-
-@hookimpl
-def register_metrics(register):
-    register(ARCMetric, description="area under the robust real-vs-synthetic discrimination curve (Sehwag et al. 2022)")

@@ -46,7 +46,7 @@ from typing import Annotated, Any, Iterable, Literal
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.seeding import forked_rng
 from dreamset.seeding import build_model
 from dreamset.errors import BadInputError
@@ -112,6 +112,7 @@ class EffectiveRobustnessOptions(Options):
     seed: int = Field(default=0, ge=0, description="seed of the testbed subsets and models (model i: seed + i)")
 
 
+@register(description="effective robustness vs a real-data baseline fit in logit space (Taori et al. 2020)")
 class EffectiveRobustnessMetric(Metric):
     """Effective robustness of every arm against a real-data baseline fit, per shift."""
 
@@ -297,8 +298,3 @@ class EffectiveRobustnessMetric(Metric):
                 ax.legend(fontsize=7)
             for ax in list(axes.flat)[len(labels):]:
                 ax.axis("off")
-
-
-@hookimpl
-def register_metrics(register):
-    register(EffectiveRobustnessMetric, description="effective robustness vs a real-data baseline fit in logit space (Taori et al. 2020)")

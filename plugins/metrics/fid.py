@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import ImageSource, Metric
 from dreamset.lazy import lazy_module
@@ -136,6 +136,7 @@ class FIDOptions(FeatureOptions):
     cache: bool = Field(default=True, description="reuse cached real statistics (keyed by dataset, split, extractor, preprocessing)")
 
 
+@register(description="Frechet distance of feature statistics, streamed (Heusel et al. 2017)")
 class FrechetInceptionDistance(Metric):
     """FID between real and synthetic features, streamed through float64 moments."""
 
@@ -244,8 +245,3 @@ class FrechetInceptionDistance(Metric):
                 "header": ["class", "n_real", "n_synthetic", "fid"], "rows": rows}}
         result["warnings"] = warnings
         return result
-
-
-@hookimpl
-def register_metrics(register):
-    register(FrechetInceptionDistance, description="Frechet distance of feature statistics, streamed (Heusel et al. 2017)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.lazy import lazy_module
@@ -37,6 +37,7 @@ class KIDOptions(FeatureOptions):
     per_class: bool = Field(default=True, description="also report a per-class KID table")
 
 
+@register(description="kernel inception distance, unbiased polynomial MMD over subsets (Binkowski et al. 2018)")
 class KernelInceptionDistance(Metric):
     """KID mean and std over seeded subsets, overall and per class."""
 
@@ -107,8 +108,3 @@ class KernelInceptionDistance(Metric):
             result["tables"] = {"per-class KID": {
                 "header": ["class", "n_real", "n_synthetic", "subset_size", "kid_mean", "kid_std"], "rows": rows}}
         return result
-
-
-@hookimpl
-def register_metrics(register):
-    register(KernelInceptionDistance, description="kernel inception distance, unbiased polynomial MMD over subsets (Binkowski et al. 2018)")

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 
@@ -34,6 +34,7 @@ class LabelAgreementOptions(Options):
     batch_size: int = Field(default=512, ge=1, le=1_000_000, description="prediction batch size")
 
 
+@register(description="fraction of synthetic images the real-trained reference classifier labels as intended")
 class LabelAgreementMetric(Metric):
     """Agreement of the reference classifier with the synthetic images' intended labels."""
 
@@ -75,8 +76,3 @@ class LabelAgreementMetric(Metric):
             "per_class": per_class,
             "tables": {"per-class label agreement": {"header": ["class", "count", "agreement %", "mean p(label) %"], "rows": rows}},
         }
-
-
-@hookimpl
-def register_metrics(register):
-    register(LabelAgreementMetric, description="fraction of synthetic images the real-trained reference classifier labels as intended")

@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.lazy import lazy_module
@@ -58,6 +58,7 @@ class MemorizationOptions(FeatureOptions):
     chunk_size: int = Field(default=1024, ge=1, le=1_000_000, description="k-NN query rows per block (memory bound)")
 
 
+@register(description="fraction of generated images nearer a training image than a held-out-calibrated threshold (dgm-eval)")
 class Memorization(Metric):
     """Fraction of generated images closer to a training image than a held-out-calibrated threshold."""
 
@@ -154,8 +155,3 @@ class Memorization(Metric):
                                ["generated", "nearest training image"], name="memorization pairs")
         path.parent.mkdir(parents=True, exist_ok=True)
         save_sample_grid(pairs, path, per_class=k)
-
-
-@hookimpl
-def register_metrics(register):
-    register(Memorization, description="fraction of generated images nearer a training image than a held-out-calibrated threshold (dgm-eval)")

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.lazy import lazy_module
@@ -87,6 +87,7 @@ class PRDCOptions(FeatureOptions):
     chunk_size: int = Field(default=1024, ge=1, le=1_000_000, description="k-NN query rows per block (memory bound)")
 
 
+@register(description="precision/recall/density/coverage with chunked k-NN (Naeem et al. 2020)")
 class PrecisionRecallDensityCoverage(Metric):
     """PRDC on a seeded subsample, overall and per class (equal n per class)."""
 
@@ -155,8 +156,3 @@ class PrecisionRecallDensityCoverage(Metric):
                                                    "coverage"], "rows": rows}}
         result["warnings"] = warnings
         return result
-
-
-@hookimpl
-def register_metrics(register):
-    register(PrecisionRecallDensityCoverage, description="precision/recall/density/coverage with chunked k-NN (Naeem et al. 2020)")

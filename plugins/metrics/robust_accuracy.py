@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.seeding import forked_rng
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
@@ -56,6 +56,7 @@ class RobustAccuracyOptions(Options):
         return self
 
 
+@register(description="accuracy under an attacker (default PGD-20 L-inf) per arm and per class")
 class RobustAccuracyMetric(Metric):
     """Accuracy under attack per arm and per class."""
 
@@ -103,8 +104,3 @@ class RobustAccuracyMetric(Metric):
         result["arms"] = arms
         result["tables"] = {"per-class robust accuracy (%)": per_class_table(per_arm, context.real_test.class_names)}
         return result
-
-
-@hookimpl
-def register_metrics(register):
-    register(RobustAccuracyMetric, description="accuracy under an attacker (default PGD-20 L-inf) per arm and per class")

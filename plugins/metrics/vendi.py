@@ -30,7 +30,7 @@ import math
 import numpy as np
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Metric
 from dreamset.lazy import lazy_module
@@ -78,6 +78,7 @@ class VendiOptions(FeatureOptions):
     per_class: bool = Field(default=True, description="also report a per-class table (equal n per class)")
 
 
+@register(description="Vendi Score: exp entropy of the similarity-kernel eigenvalues (Friedman & Dieng 2023)")
 class VendiScore(Metric):
     """Effective number of distinct samples (cosine kernel), synthetic and real, overall and per class."""
 
@@ -130,8 +131,3 @@ class VendiScore(Metric):
             result["tables"] = {f"per-class Vendi (n = {per_class_n} per class)": {
                 "header": ["class", "n", "vendi_real", "vendi_synthetic"], "rows": rows}}
         return result
-
-
-@hookimpl
-def register_metrics(register):
-    register(VendiScore, description="Vendi Score: exp entropy of the similarity-kernel eigenvalues (Friedman & Dieng 2023)")

@@ -25,7 +25,7 @@ import math
 
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Mixer
 from dreamset.plugins.mixers import CompositingOptions, compositing_inputs, epoch_generator, object_composition, object_source
@@ -72,6 +72,7 @@ def biregular_edges(n_objects: int, n_backgrounds: int, object_degree: int, gene
     return objects, backgrounds
 
 
+@register(description="Jin & Rinard (arXiv:2005.14707) balanced pairing + superimposition")
 class BiregularMixer(Mixer):
     """Balanced object/background pairing + superimposition."""
 
@@ -111,8 +112,3 @@ class BiregularMixer(Mixer):
                 x[i : i + 1], placed[i : i + 1] = composite(images[i : i + 1], masks[i : i + 1], base[None], generator, placement)
             previous = x[-1].clone()
             yield x, labels[o_idx], 1 - placed
-
-
-@hookimpl
-def register_mixers(register):
-    register(BiregularMixer, description="Jin & Rinard (arXiv:2005.14707) balanced pairing + superimposition")

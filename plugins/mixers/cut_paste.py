@@ -17,7 +17,7 @@ import math
 
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.interfaces import Mixer
 from dreamset.plugins.mixers import CompositingOptions, compositing_inputs, epoch_generator, object_composition, object_source
 
@@ -26,6 +26,7 @@ class CutPasteOptions(CompositingOptions):
     repeats: int = Field(default=100, ge=1, le=1_000_000, description="times each object is shown per epoch")
 
 
+@register(description="objects pasted on random backgrounds")
 class CutPasteMixer(Mixer):
     """Objects on uniformly random backgrounds."""
 
@@ -54,8 +55,3 @@ class CutPasteMixer(Mixer):
             bg = bank[torch.randint(len(bank), (len(idx),), generator=generator)]
             x, placed = composite(*fetch(idx), bg, generator, placement)
             yield x, labels[idx], 1 - placed
-
-
-@hookimpl
-def register_mixers(register):
-    register(CutPasteMixer, description="objects pasted on random backgrounds")

@@ -33,7 +33,7 @@ import math
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Mixer
 from dreamset.lazy import lazy_module
@@ -49,6 +49,7 @@ class RatioOptions(Options):
                                     description="batches per epoch; None = one pass over the real (else synthetic) set")
 
 
+@register(description="fixed real:synthetic ratio per batch")
 class RatioMixer(Mixer):
     """Batches with a fixed real : synthetic ratio."""
 
@@ -161,8 +162,3 @@ class _SourceStreams:
                 self.taken[i] += n
                 out.append(self.rows[i][self.streams[i].take(n)])
         return torch.cat(out)
-
-
-@hookimpl
-def register_mixers(register):
-    register(RatioMixer, description="fixed real:synthetic ratio per batch")

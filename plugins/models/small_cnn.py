@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Model
 
@@ -34,6 +34,7 @@ class SmallCNNOptions(Options):
     std: float = Field(default=0.5, gt=0, le=10, description="normalisation std (all channels)")
 
 
+@register(description="small CNN for 8x8 / 32x32 inputs")
 class SmallCNN(Model):
     """A few conv layers + one hidden fc layer."""
 
@@ -74,8 +75,3 @@ class SmallCNN(Model):
         body = nn.Sequential(*layers)
         head = nn.Linear(4 * width, num_classes)
         return Classifier(body, head, mean=[self.options.mean] * c, std=[self.options.std] * c)
-
-
-@hookimpl
-def register_models(register):
-    register(SmallCNN, description="small CNN for 8x8 / 32x32 inputs")

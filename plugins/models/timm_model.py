@@ -30,7 +30,7 @@ from typing import Any, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Model
 
@@ -137,6 +137,7 @@ def _prepare_timm_state(state: dict[str, Any], body, in_chans: int) -> dict[str,
     return state
 
 
+@register(description="any timm architecture by name (optional local or hub weights)")
 class TimmModel(Model):
     """A timm architecture body (pooled features) + a linear head."""
 
@@ -230,8 +231,3 @@ class TimmModel(Model):
         if o.std is not None:
             std = [o.std] * channels
         return mean, std
-
-
-@hookimpl
-def register_models(register):
-    register(TimmModel, description="any timm architecture by name (optional local or hub weights)")

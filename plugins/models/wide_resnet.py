@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Model
 from dreamset.lazy import lazy_module
@@ -105,6 +105,7 @@ def _modules():
     return PreActBlock, WideResNetBody
 
 
+@register(description="CIFAR Wide ResNet, pre-activation (Zagoruyko & Komodakis 2016); WRN-28-10 default")
 class WideResNet(Model):
     """WRN-depth-width with pre-activation basic blocks (CIFAR variant)."""
 
@@ -125,8 +126,3 @@ class WideResNet(Model):
         head = nn.Linear(body.num_features, num_classes)
         nn.init.zeros_(head.bias)
         return Classifier(body, head, mean=[o.mean] * c, std=[o.std] * c)
-
-
-@hookimpl
-def register_models(register):
-    register(WideResNet, description="CIFAR Wide ResNet, pre-activation (Zagoruyko & Komodakis 2016); WRN-28-10 default")

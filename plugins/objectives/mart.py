@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.interfaces import Objective
 
 
@@ -40,6 +40,7 @@ class MartOptions(Options):
     beta: float = Field(default=6.0, gt=0, le=1000, description="weight β (the paper's λ) of the misclassification-aware KL term")
 
 
+@register(description="MART: misclassification-aware adversarial training (Wang et al. 2020)")
 class MartObjective(Objective):
     """Boosted CE on adversarial images + β·KL weighted by (1 − clean confidence) (Wang et al. 2020)."""
 
@@ -69,8 +70,3 @@ class MartObjective(Objective):
         true_probs = probs.gather(1, y.unsqueeze(1)).squeeze(1)
         kl = F.kl_div(torch.log(probs_adv + 1e-12), probs, reduction="none").sum(dim=1)
         return bce + self.options.beta * (kl * (1.0000001 - true_probs)).mean()
-
-
-@hookimpl
-def register_objectives(register):
-    register(MartObjective, description="MART: misclassification-aware adversarial training (Wang et al. 2020)")

@@ -21,10 +21,11 @@ Example::
 """
 from __future__ import annotations
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.interfaces import Objective
 
 
+@register(description="PGD adversarial training: CE on attacked images (Madry et al. 2018)")
 class PGDATObjective(Objective):
     """Cross-entropy on the attacker's adversarial examples (Madry et al. 2018)."""
 
@@ -35,8 +36,3 @@ class PGDATObjective(Objective):
 
         x_adv = self.perturb(attacker, model, x, y, mask)
         return F.cross_entropy(model(x_adv), y, label_smoothing=label_smoothing)
-
-
-@hookimpl
-def register_objectives(register):
-    register(PGDATObjective, description="PGD adversarial training: CE on attacked images (Madry et al. 2018)")

@@ -17,10 +17,11 @@ Example::
 """
 from __future__ import annotations
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.interfaces import Objective
 
 
+@register(description="cross-entropy on clean images (standard training)")
 class StandardObjective(Objective):
     """Cross-entropy on the clean batch (standard training)."""
 
@@ -31,8 +32,3 @@ class StandardObjective(Objective):
         import torch.nn.functional as F
 
         return F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
-
-
-@hookimpl
-def register_objectives(register):
-    register(StandardObjective, description="cross-entropy on clean images (standard training)")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.interfaces import Objective
 
 
@@ -33,6 +33,7 @@ class TradesOptions(Options):
     beta: float = Field(default=6.0, gt=0, le=1000, description="weight β of the KL robustness term")
 
 
+@register(description="TRADES: CE + β·KL(clean ‖ adversarial) (Zhang et al. 2019)")
 class TradesObjective(Objective):
     """CE on clean images + β·KL(f(x) ‖ f(x_adv)) (Zhang et al. 2019)."""
 
@@ -47,8 +48,3 @@ class TradesObjective(Objective):
         logits_adv = model(x_adv)
         kl = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits, dim=1), reduction="batchmean")
         return F.cross_entropy(logits, y, label_smoothing=label_smoothing) + self.options.beta * kl
-
-
-@hookimpl
-def register_objectives(register):
-    register(TradesObjective, description="TRADES: CE + β·KL(clean ‖ adversarial) (Zhang et al. 2019)")

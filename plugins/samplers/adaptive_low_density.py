@@ -40,7 +40,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.interfaces import Sampler, Selection
 from dreamset.plugins.samplers.uniform import budget, per_class_budgets
 
@@ -64,6 +64,7 @@ class AdaptiveLowDensityOptions(Options):
         return self
 
 
+@register(description="prefer poorly covered regions, reject class outliers (k-NN, chunked)")
 class AdaptiveLowDensitySampler(Sampler):
     """Low-coverage-first selection with outlier rejection (see the module docstring)."""
 
@@ -148,8 +149,3 @@ class AdaptiveLowDensitySampler(Sampler):
             keys = z / self.options.temperature + rng.gumbel(size=len(z))
             order = np.argsort(-keys, kind="stable")
         return members[order[:count]]
-
-
-@hookimpl
-def register_samplers(register):
-    register(AdaptiveLowDensitySampler, description="prefer poorly covered regions, reject class outliers (k-NN, chunked)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.interfaces import Sampler, Selection
 
 
@@ -19,6 +19,7 @@ class ConfidenceOptions(Options):
     fraction: float = Field(default=0.2, gt=0, le=1, description="fraction kept per class")
 
 
+@register(description="top fraction per class by classifier confidence")
 class ConfidenceSampler(Sampler):
     """Top-``fraction`` per class by classifier confidence in the intended label."""
 
@@ -42,8 +43,3 @@ class ConfidenceSampler(Sampler):
             chosen.append(members[order[:keep]])
         indices = np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, np.int64)
         return Selection(indices=indices, scores=scores, info={"mean_kept_confidence": float(scores[indices].mean()) if len(indices) else None})
-
-
-@hookimpl
-def register_samplers(register):
-    register(ConfidenceSampler, description="top fraction per class by classifier confidence")

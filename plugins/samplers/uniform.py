@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.errors import BadInputError
 from dreamset.interfaces import Sampler, Selection
 
@@ -50,6 +50,7 @@ def per_class_budgets(total: int, labels) -> dict[int, int]:
     return {c: base + (1 if i < extra else 0) for i, c in enumerate(present)}
 
 
+@register(description="uniform random subset (optionally class-balanced)")
 class UniformSampler(Sampler):
     """Uniform random selection with an exact budget."""
 
@@ -75,8 +76,3 @@ class UniformSampler(Sampler):
                 )
             chosen.append(rng.choice(members, size=k, replace=False))
         return Selection(indices=np.sort(np.concatenate(chosen)).astype(np.int64))
-
-
-@hookimpl
-def register_samplers(register):
-    register(UniformSampler, description="uniform random subset (optionally class-balanced)")

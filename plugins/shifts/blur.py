@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.interfaces import Shift
 from dreamset.lazy import lazy_module
 from dreamset.plugins.shifts import SeverityOptions, severity_value
@@ -18,6 +18,7 @@ torch = lazy_module("torch")
 SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0)
 
 
+@register(description="Gaussian blur")
 class BlurShift(Shift):
     """Separable Gaussian blur with replicate padding."""
 
@@ -37,8 +38,3 @@ class BlurShift(Shift):
         out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
         out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
         return out.reshape(n, c, h, w).clamp(0.0, 1.0)
-
-
-@hookimpl
-def register_shifts(register):
-    register(BlurShift, description="Gaussian blur")

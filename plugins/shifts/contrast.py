@@ -5,13 +5,14 @@ Severity 1..5 -> c = 0.75, 0.6, 0.45, 0.3, 0.2. ``float32 N×C×H×W`` in [0,1] 
 """
 from __future__ import annotations
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.interfaces import Shift
 from dreamset.plugins.shifts import SeverityOptions, severity_value
 
 FACTORS = (0.75, 0.6, 0.45, 0.3, 0.2)
 
 
+@register(description="reduced contrast")
 class ContrastShift(Shift):
     """Contrast scaled by c around the per-image mean."""
 
@@ -23,8 +24,3 @@ class ContrastShift(Shift):
         factor = severity_value(FACTORS, self.options.severity)
         mean = images.float().mean(dim=(1, 2, 3), keepdim=True)
         return ((images.float() - mean) * factor + mean).clamp(0.0, 1.0)
-
-
-@hookimpl
-def register_shifts(register):
-    register(ContrastShift, description="reduced contrast")

@@ -7,7 +7,7 @@ the original towards its edge map, ``(1 − a)·x + a·edges(x)`` with a = 0.2, 
 """
 from __future__ import annotations
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.interfaces import Shift
 from dreamset.lazy import lazy_module
 from dreamset.plugins.shifts import SeverityOptions, severity_value
@@ -17,6 +17,7 @@ torch = lazy_module("torch")
 AMOUNTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
 
+@register(description="sketch: Sobel edge map")
 class EdgesShift(Shift):
     """Sobel edge map, blended by severity."""
 
@@ -36,8 +37,3 @@ class EdgesShift(Shift):
         edges = magnitude / peak
         amount = severity_value(AMOUNTS, self.options.severity)
         return ((1 - amount) * images.float() + amount * edges).clamp(0.0, 1.0)
-
-
-@hookimpl
-def register_shifts(register):
-    register(EdgesShift, description="sketch: Sobel edge map")

@@ -7,7 +7,7 @@ Severity 1..5 -> σ = 0.04, 0.08, 0.12, 0.18, 0.26 (in [0,1] pixel units). The n
 """
 from __future__ import annotations
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.interfaces import Shift
 from dreamset.lazy import lazy_module
 from dreamset.plugins.shifts import SeverityOptions, severity_value
@@ -17,6 +17,7 @@ torch = lazy_module("torch")
 SIGMAS = (0.04, 0.08, 0.12, 0.18, 0.26)
 
 
+@register(description="additive Gaussian noise (seeded)")
 class GaussianNoiseShift(Shift):
     """x + N(0, σ²), clipped; seeded."""
 
@@ -28,8 +29,3 @@ class GaussianNoiseShift(Shift):
         generator = torch.Generator().manual_seed(int(seed))
         noise = torch.randn(images.shape, generator=generator) * severity_value(SIGMAS, self.options.severity)
         return (images.float() + noise.to(images.device)).clamp(0.0, 1.0)
-
-
-@hookimpl
-def register_shifts(register):
-    register(GaussianNoiseShift, description="additive Gaussian noise (seeded)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.interfaces import Shift
 from dreamset.plugins.shifts import SeverityOptions
 
@@ -22,6 +22,7 @@ class InvertOptions(SeverityOptions):
     severity: int = Field(default=5, ge=1, le=5, description="1..5; 5 = full inversion")
 
 
+@register(description="photometric inversion 1 - x")
 class InvertShift(Shift):
     """Photometric inversion, blended by severity."""
 
@@ -32,8 +33,3 @@ class InvertShift(Shift):
     def apply(self, images, seed: int):
         amount = self.options.severity / 5.0
         return ((1.0 - amount) * images + amount * (1.0 - images)).clamp(0.0, 1.0)
-
-
-@hookimpl
-def register_shifts(register):
-    register(InvertShift, description="photometric inversion 1 - x")

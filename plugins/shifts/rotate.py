@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from dreamset import hookimpl
+from dreamset import register
 from dreamset.interfaces import Shift
 from dreamset.lazy import lazy_module
 from dreamset.plugins.shifts import SeverityOptions, severity_value
@@ -18,6 +18,7 @@ torch = lazy_module("torch")
 DEGREES = (10.0, 20.0, 30.0, 45.0, 60.0)
 
 
+@register(description="rotation by 10..60 degrees")
 class RotateShift(Shift):
     """Rotation by ±(10..60)° with zero fill."""
 
@@ -38,8 +39,3 @@ class RotateShift(Shift):
         grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
         out = torch.nn.functional.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return out.clamp(0.0, 1.0)
-
-
-@hookimpl
-def register_shifts(register):
-    register(RotateShift, description="rotation by 10..60 degrees")

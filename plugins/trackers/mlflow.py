@@ -46,6 +46,7 @@ class MLflowOptions(dreamset.Options):
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI; null: $MLFLOW_TRACKING_URI, else file:<run>/mlruns")
 
 
+@dreamset.register
 class MLflowTracker(Tracker):
     """One MLflow run (``tracker:mlflow``): recipe as params, curves and final numbers as metrics."""
 
@@ -86,8 +87,3 @@ class MLflowTracker(Tracker):
             self.mlflow.end_run(status="FAILED" if failed else "FINISHED")
             self.mlflow.set_tracking_uri(self._previous_uri)
             self.mlflow = None
-
-
-@dreamset.hookimpl
-def register_trackers(register):
-    register(MLflowTracker)

@@ -30,6 +30,7 @@ class TensorBoardOptions(dreamset.Options):
     flush_secs: int = Field(default=30, gt=0, le=3600, description="seconds between flushes to disk")
 
 
+@dreamset.register
 class TensorBoardTracker(Tracker):
     """TensorBoard scalars (``tracker:tensorboard``): curves per arm and seed, final numbers."""
 
@@ -54,8 +55,3 @@ class TensorBoardTracker(Tracker):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-
-
-@dreamset.hookimpl
-def register_trackers(register):
-    register(TensorBoardTracker)

@@ -14,7 +14,7 @@
 - ``tracker:jsonl-log`` (``jsonl_log.py``, docs/kinds/tracker.md)
 
 Each module is named by one entry point in pyproject.toml (entry-point name = key with ``-`` for
-``:``), keeps torch out of module level, writes its key once (the class attribute ``key``) and
-registers the class itself. dreamset's test suite pip-installs this package and runs the
+``:``; dreamset checks that they agree), keeps torch out of module level, and declares its component
+once: ``@dreamset.register`` on the class, whose ``key`` attribute is the key. dreamset's test suite pip-installs this package and runs the
 conformance suite on it (``--dreamset-conformance dreamset-example-plugin``).
 """

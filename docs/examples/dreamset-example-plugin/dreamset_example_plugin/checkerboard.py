@@ -31,6 +31,7 @@ class CheckerboardOptions(dreamset.Options):
     seed: int = Field(default=0, ge=0)
 
 
+@dreamset.register
 class CheckerboardDataset(Dataset):
     """Checkerboards whose cell size is the class; train and test splits, deterministic."""
 
@@ -56,8 +57,3 @@ class CheckerboardDataset(Dataset):
             images.append(cells.float() * (1 - o.noise) + o.noise * torch.rand(o.size, o.size, generator=generator))
         return TensorImageSet(torch.stack(images).unsqueeze(1).clamp(0, 1), labels,
                               [f"cells{k + 1}" for k in range(o.classes)], name=f"checkerboard-{split}")
-
-
-@dreamset.hookimpl
-def register_datasets(register):
-    register(CheckerboardDataset)

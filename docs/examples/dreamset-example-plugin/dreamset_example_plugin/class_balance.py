@@ -33,6 +33,7 @@ def _balance(source):
     return {"fractions": fractions, "entropy": entropy / math.log(len(counts)) if len(counts) > 1 else 1.0}
 
 
+@dreamset.register
 class ClassBalanceMetric(Metric):
     """Per-class fractions and normalised label entropy of the synthetic and the real set."""
 
@@ -40,8 +41,3 @@ class ClassBalanceMetric(Metric):
 
     def compute(self, context):
         return {"synthetic": _balance(context.synthetic), "real": _balance(context.real_train)}
-
-
-@dreamset.hookimpl
-def register_metrics(register):
-    register(ClassBalanceMetric)

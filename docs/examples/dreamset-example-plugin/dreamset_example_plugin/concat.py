@@ -23,6 +23,7 @@ import dreamset
 from dreamset.interfaces import Mixer
 
 
+@dreamset.register
 class ConcatMixer(Mixer):
     """Shuffle the union of the real and synthetic sets every epoch."""
 
@@ -51,8 +52,3 @@ class ConcatMixer(Mixer):
             parts = [(real, rows[rows < n_real]), (synthetic, rows[rows >= n_real] - n_real)]
             xs, ys = zip(*(source.get(index) for source, index in parts if len(index)))
             yield torch.cat(xs), torch.cat(ys)
-
-
-@dreamset.hookimpl
-def register_mixers(register):
-    register(ConcatMixer)

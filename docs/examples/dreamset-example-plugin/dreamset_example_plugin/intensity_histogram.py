@@ -24,6 +24,7 @@ class IntensityHistogramOptions(dreamset.Options):
     bins: int = Field(default=16, ge=2, le=256, description="equal-width bins of [0, 1]")
 
 
+@dreamset.register
 class IntensityHistogramExtractor(Extractor):
     """Per-image histogram of pixel intensities."""
 
@@ -44,8 +45,3 @@ class IntensityHistogramExtractor(Extractor):
 
     def cache_identity(self):
         return {"key": self.key, "bins": self.options.bins}
-
-
-@dreamset.hookimpl
-def register_extractors(register):
-    register(IntensityHistogramExtractor)

@@ -30,6 +30,7 @@ class JsonlLogOptions(dreamset.Options):
     file: str = Field(default="metrics.jsonl", pattern=r"^[^/\\]+$", description="file name inside the run folder")
 
 
+@dreamset.register
 class JsonlLogTracker(Tracker):
     """One JSON line per logged step in the run folder."""
 
@@ -48,8 +49,3 @@ class JsonlLogTracker(Tracker):
         if self.handle is not None:
             self.handle.close()
             self.handle = None
-
-
-@dreamset.hookimpl
-def register_trackers(register):
-    register(JsonlLogTracker)

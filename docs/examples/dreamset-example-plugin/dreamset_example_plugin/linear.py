@@ -19,6 +19,7 @@ import dreamset
 from dreamset.interfaces import Model
 
 
+@dreamset.register
 class LinearModel(Model):
     """Logistic regression on the pixels, inside dreamset.nn.Classifier."""
 
@@ -31,8 +32,3 @@ class LinearModel(Model):
 
         c, h, w = image_shape
         return Classifier(nn.Flatten(), nn.Linear(c * h * w, num_classes), mean=[0.5] * c, std=[0.5] * c)
-
-
-@dreamset.hookimpl
-def register_models(register):
-    register(LinearModel)

@@ -30,6 +30,7 @@ class MixedAdversarialOptions(dreamset.Options):
     alpha: float = Field(default=0.5, ge=0, le=1, description="weight of the clean cross-entropy")
 
 
+@dreamset.register
 class MixedAdversarialObjective(Objective):
     """α·CE(clean) + (1 − α)·CE(adversarial) (Goodfellow et al. 2015)."""
 
@@ -44,8 +45,3 @@ class MixedAdversarialObjective(Objective):
         clean = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
         adversarial = F.cross_entropy(model(x_adv), y, label_smoothing=label_smoothing)
         return alpha * clean + (1 - alpha) * adversarial
-
-
-@dreamset.hookimpl
-def register_objectives(register):
-    register(MixedAdversarialObjective)

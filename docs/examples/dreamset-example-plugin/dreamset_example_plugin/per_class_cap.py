@@ -26,6 +26,7 @@ class PerClassCapOptions(dreamset.Options):
     per_class: int = Field(default=100, ge=1, le=10**9, description="most samples kept per class")
 
 
+@dreamset.register
 class PerClassCapSampler(Sampler):
     """At most per_class random samples of every class (seeded)."""
 
@@ -45,8 +46,3 @@ class PerClassCapSampler(Sampler):
             counts[synthetic.class_names[int(label)]] = int(len(chosen))
         indices = np.sort(np.concatenate(kept)) if kept else np.zeros(0, dtype=np.int64)
         return Selection(indices=indices.astype(np.int64), info={"per_class": counts})
-
-
-@dreamset.hookimpl
-def register_samplers(register):
-    register(PerClassCapSampler)

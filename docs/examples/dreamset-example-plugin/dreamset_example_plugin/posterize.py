@@ -25,6 +25,7 @@ class PosterizeOptions(dreamset.Options):
     bits: int = Field(default=1, ge=1, le=7, description="bits per channel kept (2**bits levels)")
 
 
+@dreamset.register
 class PosterizeShift(Shift):
     """Quantise every channel to 2**bits levels."""
 
@@ -38,8 +39,3 @@ class PosterizeShift(Shift):
     def apply(self, images, seed):
         levels = 2 ** self.options.bits - 1
         return (images * levels).round().div(levels).clamp(0, 1).to(images.dtype)
-
-
-@dreamset.hookimpl
-def register_shifts(register):
-    register(PosterizeShift)

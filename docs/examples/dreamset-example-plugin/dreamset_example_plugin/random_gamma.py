@@ -26,6 +26,7 @@ class RandomGammaOptions(dreamset.Options):
     high: float = Field(default=1.4, gt=0, le=10, description="largest gamma")
 
 
+@dreamset.register
 class RandomGamma(Augmentation):
     """Raise each image to a random power."""
 
@@ -39,8 +40,3 @@ class RandomGamma(Augmentation):
         low, high = self.options.low, self.options.high
         gamma = low + (high - low) * torch.rand(len(images), 1, 1, 1)
         return images.clamp(0, 1).pow(gamma).to(images.dtype), labels
-
-
-@dreamset.hookimpl
-def register_augmentations(register):
-    register(RandomGamma)

@@ -30,6 +30,7 @@ class StripesOptions(dreamset.Options):
     frequency: float = Field(default=2.0, gt=0, le=64, description="stripes per image")
 
 
+@dreamset.register(description="procedural class-conditional stripes")
 class StripesGenerator(Generator):
     """Class k = stripes at angle k·π/K; the phase comes from each image's seed.
     Output: float32 B×C×size×size in [0,1]."""
@@ -60,8 +61,3 @@ class StripesGenerator(Generator):
         ]
         return GeneratedBatch(torch.stack(images).float() if n else torch.zeros(0, *self.image_shape()),
                               labels.clone(), provenance)
-
-
-@dreamset.hookimpl
-def register_generators(register):
-    register(StripesGenerator, description="procedural class-conditional stripes")

@@ -27,6 +27,7 @@ class UniformNoiseOptions(dreamset.Options):
     seed: int = Field(default=0, ge=0)
 
 
+@dreamset.register(description="uniform noise in the L-inf ball (baseline)")
 class UniformNoiseAttacker(Attacker):
     """x_adv = clip(x + U(-eps, eps), 0, 1). Inputs float32 N×C×H×W in [0,1]; the model is not called,
     so its train/eval state is untouched and the device comes from ``x``."""
@@ -41,8 +42,3 @@ class UniformNoiseAttacker(Attacker):
         generator = torch.Generator(device=x.device).manual_seed(self.options.seed)
         noise = (torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1) * self.options.eps
         return (x + noise).clamp(0, 1)
-
-
-@dreamset.hookimpl
-def register_attackers(register):
-    register(UniformNoiseAttacker, description="uniform noise in the L-inf ball (baseline)")

@@ -30,6 +30,7 @@ class WandbOptions(dreamset.Options):
     project: str = Field(default="dreamset", min_length=1, description="W&B project")
 
 
+@dreamset.register
 class WandbTracker(Tracker):
     """Weights & Biases run (``tracker:wandb``), offline by default."""
 
@@ -57,8 +58,3 @@ class WandbTracker(Tracker):
         if self.run is not None:
             self.run.finish(exit_code=1 if failed else 0)
             self.run = None
-
-
-@dreamset.hookimpl
-def register_trackers(register):
-    register(WandbTracker)
