@@ -32,7 +32,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from dreamset import Options, hookimpl
+from dreamset import Options, register
 from dreamset.options import FractionFloat
 from dreamset.toolkit.attacking import TorchattacksAttacker, check_attack_inputs
 
@@ -45,6 +45,7 @@ class NFGSMOptions(Options):
                                description="project δ onto the clip·ε ball (default: no projection, the paper's)")
 
 
+@register(description="N-FGSM: noise 2ε, step ε, no projection (de Jorge et al. 2022)")
 class NFGSMAttacker(TorchattacksAttacker):
     """Noise of ``noise·eps``, one signed-gradient step of ``alpha``, no projection (unless ``clip``)."""
 
@@ -84,8 +85,3 @@ class NFGSMAttacker(TorchattacksAttacker):
             if o.clip is not None:
                 delta = delta.clamp(-o.clip * o.eps, o.clip * o.eps)
             return (x + delta).clamp(0, 1).detach()
-
-
-@hookimpl
-def register_attackers(register):
-    register(NFGSMAttacker, description="N-FGSM: noise 2ε, step ε, no projection (de Jorge et al. 2022)")
