@@ -146,9 +146,3 @@ class AugmentedSource(ImageSource):
         self.reads += 1
         return images, labels
 
-
-def __getattr__(name: str):
-    # the torchvision bases moved to dreamset.toolkit.augmenting (docs/migration.md); old imports warn
-    from dreamset.moved import moved_attribute
-
-    return moved_attribute(__name__, name)

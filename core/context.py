@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dreamset.interfaces import ImageSource, Selection
-from dreamset.progress import progress  # noqa: F401  (re-exported: it lived here)
 from dreamset.recipe import Recipe
 from dreamset.reference import ReferenceClassifier
 

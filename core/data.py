@@ -7,8 +7,7 @@ import numpy as np
 import torch
 
 from dreamset.errors import BadInputError
-# the subset view and index normalisation belong to the ImageSource contract; re-exported here
-from dreamset.interfaces import ImageSource, SubsetImageSource, as_index_tensor  # noqa: F401
+from dreamset.interfaces import ImageSource, as_index_tensor
 
 
 def to_float_images(images: torch.Tensor) -> torch.Tensor:

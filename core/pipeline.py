@@ -28,7 +28,7 @@ from dreamset.errors import BadInputError
 from dreamset.interfaces import Selection
 from dreamset.recipe import ComponentRef, Recipe, arm_folder
 from dreamset.runlog import final_scalars, log, metric_summary, plugin_versions
-from dreamset.verify import check_disk_space  # noqa: F401  (also imported from here)
+from dreamset.verify import check_disk_space
 
 #: mixer used when an arm names none: all real, all synthetic, or half and half
 DEFAULT_MIXER = "mixer:ratio"
@@ -197,7 +197,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                 advance(1)
 
         from dreamset.differences import compute_notes, pair_comparisons, paired_comparisons
-        from dreamset.report import metric_warnings
+        from dreamset.report_tables import metric_warnings
         from dreamset.sources import named
 
         arms = summarize_arms(context.arm_results)

@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamset.atomic import atomic_write_text
-# the tables live in report_tables (report_html reads them too); re-exported for existing callers
-from dreamset.report_tables import (  # noqa: F401
-    COMPARISON_LABELS, arms_table_rows, comparison_rows, compact_rows, metric_warnings, report_source_names)
+from dreamset.report_tables import comparison_rows, compact_rows, metric_warnings, report_source_names
 
 ACCURACY_KEYS = ("clean_accuracy", "robust_accuracy")
 

@@ -143,7 +143,7 @@ class MixedSource(ImageSource):
     def get(self, indices):
         import torch
 
-        from dreamset.data import as_index_tensor
+        from dreamset.interfaces import as_index_tensor
 
         idx = as_index_tensor(indices)
         part, local = self.part[idx], self.local[idx]
@@ -157,7 +157,7 @@ class MixedSource(ImageSource):
         return images, labels
 
     def subset(self, indices) -> "MixedSource":
-        from dreamset.data import as_index_tensor
+        from dreamset.interfaces import as_index_tensor
 
         idx = as_index_tensor(indices)
         if idx.numel() and (idx.min() < 0 or idx.max() >= len(self)):

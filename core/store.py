@@ -48,9 +48,9 @@ import numpy as np
 import torch
 
 from dreamset.atomic import atomic_write_bytes, fsync_dir
-from dreamset.data import as_index_tensor, to_float_images, to_uint8_images
+from dreamset.data import to_float_images, to_uint8_images
 from dreamset.errors import BadInputError, StoreError
-from dreamset.interfaces import GeneratedBatch, Generator, ImageSource
+from dreamset.interfaces import GeneratedBatch, Generator, ImageSource, as_index_tensor
 
 log = logging.getLogger("dreamset")
 

@@ -8,7 +8,6 @@
 * no core module is imported by one plugin family alone (it would belong beside that family);
 * the "who imports whom" diagram in docs/architecture.md is the one this file derives from the imports
   (``python tests/test_architecture.py`` prints it), and the data-flow diagram names every kind;
-* the old module paths still import, warn, and are the new modules;
 * ``dreamset plugins`` imports no torch, by ``python -X importtime``.
 """
 from __future__ import annotations
@@ -20,7 +19,6 @@ import pkgutil
 import re
 import subprocess
 import sys
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -220,45 +218,6 @@ def test_every_toolkit_module_is_documented_with_the_stability_note():
     assert modules and "## Stability" in page and "**Stability.**" in dreamset.toolkit.__doc__
     undocumented = [m for m in modules if f"`{m}`" not in page or f":mod:`{m}`" not in dreamset.toolkit.__doc__]
     assert not undocumented, f"toolkit modules missing from docs/toolkit.md or the package docstring: {undocumented}"
-
-
-# -- old paths -----------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("old", sorted(importlib.import_module("dreamset.moved").MOVED))
-def test_old_module_paths_warn_and_are_the_new_modules(old):
-    from dreamset.moved import MOVED
-
-    new = importlib.import_module(MOVED[old])
-    sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=re.escape(MOVED[old])):
-        module = importlib.import_module(old)
-    assert module is new and sys.modules[old] is new
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        importlib.import_module(MOVED[old])  # the new path is silent
-
-
-@pytest.mark.parametrize("module,name", sorted(importlib.import_module("dreamset.moved").MOVED_NAMES))
-def test_names_that_left_a_module_still_import_from_it_with_a_warning(module, name):
-    from dreamset.moved import MOVED_NAMES
-
-    new = getattr(importlib.import_module(MOVED_NAMES[module, name]), name)
-    with pytest.warns(DeprecationWarning, match=re.escape(MOVED_NAMES[module, name])):
-        assert getattr(importlib.import_module(module), name) is new
-    with pytest.raises(AttributeError):
-        getattr(importlib.import_module(module), "no_such_name")
-
-
-def test_old_is_feature_file_path_still_works(tmp_path):
-    import numpy as np
-
-    from dreamset.compare import is_feature_file
-    from dreamset.toolkit import features
-
-    with pytest.warns(DeprecationWarning, match="dreamset.compare.is_feature_file"):
-        assert features.is_feature_file is is_feature_file
-    np.savez(tmp_path / "f.npz", features=np.zeros((2, 3)))
-    assert is_feature_file(str(tmp_path / "f.npz")) and is_feature_file("x.npy") and not is_feature_file("x.png")
 
 
 # -- start-up cost ---------------------------------------------------------------------------------------

@@ -133,7 +133,8 @@ def test_superimposition_probability_is_honoured():
 
 
 def test_cut_paste_puts_object_pixels_where_the_mask_says():
-    from dreamset.plugins.mixers.compositing import Placement, composite, object_masks
+    from dreamset.plugins.mixers.compositing import Placement, composite
+    from dreamset.toolkit.masks import object_masks
 
     obj = torch.zeros(4, 1, 8, 8)
     obj[:, :, 2:6, 2:6] = 0.9

@@ -23,7 +23,7 @@ from dreamset.errors import BadInputError
 from dreamset.interfaces import Attacker
 from dreamset.lazy import lazy_module
 from dreamset.options import FractionFloat, Options
-from dreamset.seeding import forked_rng  # noqa: F401  (re-exported for code that imported it from dreamset.attacking)
+from dreamset.seeding import forked_rng
 
 # torch stays lazy so plugin modules may subclass TorchattacksAttacker at import time
 torch = lazy_module("torch")

@@ -172,7 +172,7 @@ class FeatureSet:
     def chunks(self, indices, batch_size: int) -> Iterator[torch.Tensor]:
         """Features ``float32 B×D`` (CPU) at ``indices`` (ascending ints), ``batch_size`` rows at a time
         (embedding passes show a progress bar in the run's terminal)."""
-        from dreamset.data import as_index_tensor
+        from dreamset.interfaces import as_index_tensor
         from dreamset.progress import progress
 
         indices = as_index_tensor(indices)
@@ -190,20 +190,6 @@ class FeatureSet:
         """Features ``float32 len(indices)×D`` at ``indices``."""
         parts = list(self.chunks(indices, batch_size))
         return torch.cat(parts) if parts else torch.zeros(0, 0)
-
-
-def __getattr__(name: str):
-    # ``is_feature_file`` decides whether a ``dreamset evaluate`` argument is a feature file; it moved to
-    # its only user, :mod:`dreamset.compare` (the core imports nothing from the toolkit)
-    if name == "is_feature_file":
-        import warnings
-
-        warnings.warn("dreamset.toolkit.features.is_feature_file is deprecated: import dreamset.compare.is_feature_file "
-                      "(docs/migration.md)", DeprecationWarning, stacklevel=2)
-        from dreamset.compare import is_feature_file
-
-        return is_feature_file
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def embedder(extractor, device=None, batch_size: int = 256) -> Callable[[ImageSource], torch.Tensor]:
