@@ -36,7 +36,7 @@ def measure_child(path: str, key: str, batch: int, batches: int, mode: str) -> N
     torch.set_num_threads(1)
     import dreamset.registry as registry
     from dreamset.toolkit.masks import object_masks
-    from dreamset.store import SyntheticStore
+    from dreamset.store.reader import SyntheticStore
 
     store = SyntheticStore.open(path, verify=False)
     mixer = registry.create(key, **MIXERS[key])

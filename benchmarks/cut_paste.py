@@ -29,7 +29,7 @@ from PIL import Image, ImageEnhance
 import dreamset.registry
 from dreamset.plugins.mixers.backgrounds import background_bank
 from dreamset.toolkit.masks import object_masks
-from dreamset.data import TensorImageSet
+from dreamset.contracts.data import TensorImageSet
 
 
 def make_objects(n: int, size: int, seed: int = 0) -> torch.Tensor:

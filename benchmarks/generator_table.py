@@ -25,8 +25,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="splice the block into docs/recipes.md")
     args = parser.parse_args()
 
-    from dreamset.claims import splice
-    from dreamset.generator_table import markdown
+    from dreamset.report.claims import splice
+    from dreamset.report.generator_table import markdown
 
     report = json.loads((args.from_run / "report.json").read_text())
     if not report.get("generator_table"):

@@ -14,11 +14,11 @@ __version__ = "0.1.0"
 
 #: Marker for hook implementations in plugin modules: ``@dreamset.hookimpl``.
 hookimpl = pluggy.HookimplMarker("dreamset")
-#: Marker for hook specifications (used by :mod:`dreamset.hookspecs` only).
+#: Marker for hook specifications (used by :mod:`dreamset.contracts.hookspecs` only).
 hookspec = pluggy.HookspecMarker("dreamset")
 
-from dreamset.errors import BadInputError, DreamsetError  # noqa: E402
-from dreamset.options import Options  # noqa: E402
+from dreamset.contracts.errors import BadInputError, DreamsetError  # noqa: E402
+from dreamset.contracts.options import Options  # noqa: E402
 
 __all__ = ["hookimpl", "hookspec", "Options", "DreamsetError", "BadInputError", "__version__", "run", "load_run",
            "RunReport"]
@@ -28,6 +28,7 @@ def __getattr__(name: str):
     # `import dreamset; dreamset.registry.list()` works without importing every submodule eagerly.
     if name in {"run", "load_run", "RunReport"}:  # the Python API (dreamset.api); torch only once run
         return getattr(importlib.import_module("dreamset.api"), name)
-    if name in {"registry", "plugins", "store", "pipeline", "recipe", "interfaces", "cli", "data"}:
+    if name in {"registry", "plugins", "toolkit", "conformance", "cli", "api", "contracts", "orchestration", "training",
+                "files", "store", "report", "commands"}:
         return importlib.import_module(f"dreamset.{name}")
     raise AttributeError(f"module 'dreamset' has no attribute {name!r}")

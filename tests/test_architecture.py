@@ -125,18 +125,19 @@ def test_the_walk_sees_every_component_module():
 
     ours = {ep.value for ep in entry_points(group="dreamset") if ep.dist is not None and ep.dist.name == "dreamset"}
     assert ours and ours <= set(module_files())
-    assert {"dreamset.pipeline", "dreamset.conformance.samplers", "dreamset.registry.components",
+    assert {"dreamset.orchestration.pipeline", "dreamset.conformance.samplers", "dreamset.registry.components",
             "dreamset.toolkit.knn", "dreamset.plugins.mixers.compositing"} <= set(module_files())
 
 
 def test_cycle_finder_finds_a_cycle_through_a_deferred_import():
     assert find_cycle({"a": frozenset({"b"}), "b": frozenset({"c"}), "c": frozenset({"a"})}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": frozenset({"b"}), "b": frozenset(), "c": frozenset({"a", "b"})}) is None
-    deferred = "def f():\n    from dreamset.data import x\nif TYPE_CHECKING:\n    from dreamset.store import y\n"
+    deferred = ("def f():\n    from dreamset.contracts.data import x\n"
+                "if TYPE_CHECKING:\n    from dreamset.store.reader import y\n")
     tree = ast.parse(deferred)
     skipped = _type_checking_nodes(tree)
     imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and id(n) not in skipped]
-    assert imported == ["dreamset.data"]
+    assert imported == ["dreamset.contracts.data"]
 
 
 def test_no_import_cycles():
@@ -201,7 +202,7 @@ def test_architecture_doc_shows_the_imports_as_they_are():
 
 
 def test_architecture_doc_data_flow_names_every_kind():
-    from dreamset.kinds import KINDS
+    from dreamset.contracts.kinds import KINDS
 
     flow = _block(DOCS.read_text(encoding="utf-8"), "data-flow")
     assert flow.startswith("```mermaid")

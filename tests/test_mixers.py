@@ -11,8 +11,8 @@ import dreamset.registry as registry
 from dreamset.conformance import create_default
 from dreamset.conformance.mixers import check_default, check_mixer
 from dreamset.conformance.samplers import toy_sources
-from dreamset.data import TensorImageSet
-from dreamset.errors import BadInputError
+from dreamset.contracts.data import TensorImageSet
+from dreamset.contracts.errors import BadInputError
 
 
 @pytest.mark.parametrize("key", ["mixer:ratio", "mixer:cut-paste", "mixer:biregular"])

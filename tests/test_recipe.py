@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from pydantic import Field
 
 import dreamset
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Attacker, Dataset, Generator, Model
-from dreamset.recipe import apply_override, find_recipe, load_recipe, parse_override, validate_recipe
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Attacker, Dataset, Generator, Model
+from dreamset.orchestration.recipe import apply_override, find_recipe, load_recipe, parse_override, validate_recipe
 from dreamset.registry.catalogue import recipe_names
 
 

@@ -17,13 +17,13 @@ import pytest
 import torch
 from pydantic import Field
 
-import dreamset.store as store_module
+import dreamset.store.reader as store_module
 from dreamset import Options
 from dreamset.conformance.generators import check_generator
-from dreamset.data import TensorImageSet, to_uint8_images
-from dreamset.errors import BadInputError, StoreError
-from dreamset.interfaces import GeneratedBatch, Generator
-from dreamset.store import (
+from dreamset.contracts.data import TensorImageSet, to_uint8_images
+from dreamset.contracts.errors import BadInputError, StoreError
+from dreamset.contracts.interfaces import GeneratedBatch, Generator
+from dreamset.store.reader import (
     SyntheticStore,
     export_imagefolder,
     export_npz,
@@ -153,7 +153,7 @@ KILL_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_store import PLAN, ToyGenerator
-from dreamset.store import generate_to_store
+from dreamset.store.reader import generate_to_store
 print("ready", flush=True)
 generate_to_store(ToyGenerator(delay=0.03), sys.argv[1], **PLAN)
 print("done", flush=True)
@@ -283,7 +283,7 @@ TORCHRUN_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_store import PLAN, ToyGenerator
-from dreamset.store import generate_to_store
+from dreamset.store.reader import generate_to_store
 import os
 gen = ToyGenerator()
 store = generate_to_store(gen, sys.argv[1], **PLAN)

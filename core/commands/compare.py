@@ -4,7 +4,7 @@ Sources are named the way a user has them: a dataset key (``dataset:digits``, it
 the real set and its test split the held-out set), a dreamset store folder, a ``.npz`` with
 ``image``/``label`` arrays (the DM-Improves-AT / Rebuffi et al. release format), or precomputed
 features: a ``.npy`` ``N×D`` matrix or a ``.npz`` with ``features`` (and optionally ``labels``). The metrics get a
-:class:`~dreamset.context.RunContext` whose reference classifier (for the offline ``reference``
+:class:`~dreamset.orchestration.context.RunContext` whose reference classifier (for the offline ``reference``
 feature extractor and label agreement) is trained on the real source and cached in ``work_dir``.
 Metrics that need trained arms (accuracy, effective robustness) belong in a recipe, not here.
 """
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 
 #: the metrics ``dreamset evaluate`` computes when none is named
 DEFAULT_METRICS = ("metric:fid", "metric:kid", "metric:prdc", "metric:label-agreement")
@@ -27,7 +27,7 @@ NEEDS_ARMS = {"metric:accuracy", "metric:robust-accuracy", "metric:effective-rob
 def open_source(spec: str, registry, field: str, whole: bool = False):
     """``(train, test)`` ImageSources for a dataset key, a store folder or a ``.npz`` file. With
     ``whole`` (the synthetic side) a ``.npz`` is not split: every image is in the first source."""
-    from dreamset.store import SyntheticStore
+    from dreamset.store.reader import SyntheticStore
 
     path = Path(spec)
     if spec.startswith("dataset:") or (":" not in spec and not path.exists() and spec in {
@@ -44,7 +44,7 @@ def open_source(spec: str, registry, field: str, whole: bool = False):
         dataset = registry.create("dataset:npz", path=str(path), test_fraction=0.2, field_path=field)
         return dataset.load("train"), dataset.load("test")
     if (path / "store.json").is_file():
-        from dreamset.verify import require_complete
+        from dreamset.files.verify import require_complete
 
         store = SyntheticStore.open(path)
         require_complete(store, field)
@@ -76,9 +76,9 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
     import torch
 
     import dreamset.registry as registry_module
-    from dreamset.context import RunContext, resolve_device
-    from dreamset.pipeline import metric_report_name
-    from dreamset.recipe import Recipe
+    from dreamset.orchestration.context import RunContext, resolve_device
+    from dreamset.orchestration.pipeline import metric_report_name
+    from dreamset.orchestration.recipe import Recipe
 
     registry = registry or registry_module.get_registry()
     files = {side: spec for side, spec in (("real_features", real), ("synthetic_features", synthetic)) if is_feature_file(spec)}

@@ -1,4 +1,4 @@
-"""In-memory image sources and views. Tensor contract: see :mod:`dreamset.interfaces`."""
+"""In-memory image sources and views. Tensor contract: see :mod:`dreamset.contracts.interfaces`."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -6,8 +6,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from dreamset.errors import BadInputError
-from dreamset.interfaces import ImageSource, as_index_tensor
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import ImageSource, as_index_tensor
 
 
 def to_float_images(images: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Hook specifications: one registration hook per component kind, plus two lifecycle hooks.
 
-The registration hooks are derived from the kinds table (:data:`dreamset.kinds.KINDS`): one
+The registration hooks are derived from the kinds table (:data:`dreamset.contracts.kinds.KINDS`): one
 ``register_<kind>s(register)`` per kind — ``register_datasets``, ``register_shifts``,
 ``register_generators``, ``register_samplers``, ``register_mixers``, ``register_models``,
 ``register_augmentations``, ``register_attackers``, ``register_objectives``, ``register_metrics``,
@@ -28,7 +28,7 @@ refused with an error on the plugin: a registration hook has nothing to wrap.
 from __future__ import annotations
 
 from dreamset import hookspec
-from dreamset.kinds import KIND_HOOKS, KINDS
+from dreamset.contracts.kinds import KIND_HOOKS, KINDS
 
 __all__ = ["KIND_HOOKS", "before_stage", "after_stage", "after_epoch", "log_metrics", *KIND_HOOKS.values()]
 
@@ -40,7 +40,7 @@ def _registration_hookspec(kind):
     spec.__name__ = spec.__qualname__ = kind.hook
     spec.__doc__ = (
         f"Register {kind.summary} (``{kind.name}:*``).\n\n"
-        f"``register`` takes a :class:`dreamset.interfaces.{kind.interface}` subclass (key = its ``key``\n"
+        f"``register`` takes a :class:`dreamset.contracts.interfaces.{kind.interface}` subclass (key = its ``key``\n"
         f"attribute) or ``(name, factory)``. Recipe fields: {', '.join(kind.recipe_fields)}. Contract:\n"
         f"{kind.doc}. Runs once, when the registry is built; the return value is ignored."
     )
@@ -72,7 +72,7 @@ def after_epoch(context, arm, seed, epoch, metrics):
     ``train_accuracy`` (on the batches trained on, adversarial where the objective is), ``lr``,
     ``step`` (optimizer steps so far) and, every ``report.curve_every`` epochs, ``val_clean_accuracy``
     and ``val_robust_accuracy`` on the fixed validation subset. Experiment trackers
-    (``tracker:*``) receive it through :class:`dreamset.interfaces.Tracker`'s implementation, which
+    (``tracker:*``) receive it through :class:`dreamset.contracts.interfaces.Tracker`'s implementation, which
     is registered for the length of their run. Not called for epochs restored from a checkpoint.
     Return value ignored."""
 

@@ -3,7 +3,7 @@
 Tensor contract, stated once and kept everywhere inside the pipeline:
 images are ``float32`` tensors of shape ``N×C×H×W`` with values in ``[0, 1]``; labels are ``int64``
 tensors of shape ``N``; on disk images are ``uint8``. Normalisation (mean/std) lives inside the
-model (:class:`dreamset.nn.Classifier`), never in data or attacks.
+model (:class:`dreamset.contracts.nn.Classifier`), never in data or attacks.
 """
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 from dreamset import hookimpl
-from dreamset.errors import BadInputError
-from dreamset.kinds import KINDS
-from dreamset.options import Options
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.kinds import KINDS
+from dreamset.contracts.options import Options
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
 
-    from dreamset.context import RunContext
+    from dreamset.orchestration.context import RunContext
 
 
 class Component:
@@ -92,7 +92,7 @@ class SubsetImageSource(ImageSource):
         self.parent = parent
         self.indices = as_index_tensor(indices)
         if self.indices.numel() and (self.indices.min() < 0 or self.indices.max() >= len(parent)):
-            from dreamset.errors import BadInputError
+            from dreamset.contracts.errors import BadInputError
 
             raise BadInputError(f"subset indices out of range for a source of {len(parent)} images")
         self.class_names = parent.class_names
@@ -233,7 +233,7 @@ class Augmentation(Component):
     MixUp) and the labels become soft (``float32 B×K`` rows summing to 1).
 
     Randomness comes from torch's default generator, which the caller seeds per
-    ``(seed, epoch, step)`` (:mod:`dreamset.augmenting`), so training stays resumable bit for bit."""
+    ``(seed, epoch, step)`` (:mod:`dreamset.training.augmenting`), so training stays resumable bit for bit."""
 
     level: ClassVar[str] = "image"
 
@@ -249,7 +249,7 @@ class Model(Component):
 
     @abc.abstractmethod
     def build(self, image_shape: tuple[int, int, int], num_classes: int) -> "torch.nn.Module":
-        """Return a :class:`dreamset.nn.Classifier` taking ``float32 N×C×H×W`` images in [0,1]
+        """Return a :class:`dreamset.contracts.nn.Classifier` taking ``float32 N×C×H×W`` images in [0,1]
         (normalisation inside) and returning logits ``N×num_classes``."""
 
 
@@ -313,7 +313,7 @@ class Metric(Component):
 
     #: a distribution metric of ``context.synthetic`` (FID, KID, PRDC, ARC, label agreement): in a
     #: recipe with named synthetic sources it runs once per source, ``context.synthetic`` set to
-    #: that source's store and ``context.source_name`` to its name (see :mod:`dreamset.sources`)
+    #: that source's store and ``context.source_name`` to its name (see :mod:`dreamset.orchestration.sources`)
     per_source: bool = False
 
     @abc.abstractmethod
@@ -352,7 +352,7 @@ class Tracker(Component):
     """An experiment tracker (``tracker:*``): sends a run's numbers to TensorBoard, MLflow, W&B, ...
 
     This base class owns the hook skeleton every tracker shares. For the length of a run the pipeline
-    (:mod:`dreamset.tracking`, rank 0 only) creates the trackers of ``report.trackers``, checks
+    (:mod:`dreamset.orchestration.tracking`, rank 0 only) creates the trackers of ``report.trackers``, checks
     :attr:`requires`, calls :meth:`start`, registers each instance with the plugin manager so its
     ``after_epoch`` and ``log_metrics`` hook implementations below receive the run's numbers, and
     calls :meth:`close` at the end (also when the run fails). A tracker implements :meth:`log`
@@ -425,5 +425,5 @@ class Tracker(Component):
         self.log_files([context.run_dir / n for n in names if (context.run_dir / n).is_file()])
 
 
-#: kind -> interface class (derived from the kinds table, :data:`dreamset.kinds.KINDS`)
+#: kind -> interface class (derived from the kinds table, :data:`dreamset.contracts.kinds.KINDS`)
 KIND_INTERFACES: dict[str, type[Component]] = {kind.name: globals()[kind.interface] for kind in KINDS}

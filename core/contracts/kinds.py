@@ -1,15 +1,15 @@
 """The one table of component kinds. Importing this module imports nothing heavy (no torch).
 
 Every kind of component a plugin can add is one row of :data:`KINDS`: its name (the ``kind`` of
-``kind:name`` keys), its registration hook, the interface class in :mod:`dreamset.interfaces`, the
+``kind:name`` keys), its registration hook, the interface class in :mod:`dreamset.contracts.interfaces`, the
 recipe fields that name such a component, the conformance module that checks it and its contract
 page under ``docs/kinds/``. Everything else is derived from this table:
 
-* the registration hookspecs (:mod:`dreamset.hookspecs` builds one ``register_<kind>s`` per row),
-* ``KIND_HOOKS`` (kind -> hook name) and ``dreamset.interfaces.KIND_INTERFACES`` (kind -> class),
+* the registration hookspecs (:mod:`dreamset.contracts.hookspecs` builds one ``register_<kind>s`` per row),
+* ``KIND_HOOKS`` (kind -> hook name) and ``dreamset.contracts.interfaces.KIND_INTERFACES`` (kind -> class),
   which the registry uses to call hooks and the conformance suite to check classes,
 * the kinds table of ``docs/kinds/README.md`` (:func:`markdown_table`; a test keeps it current:
-  ``python -m dreamset.kinds`` prints it).
+  ``python -m dreamset.contracts.kinds`` prints it).
 
 Adding a kind is adding one row here, its interface class, its conformance module and its page.
 """
@@ -24,7 +24,7 @@ class Kind:
 
     #: the ``kind`` in ``kind:name`` registry keys
     name: str
-    #: the interface class's name in :mod:`dreamset.interfaces`
+    #: the interface class's name in :mod:`dreamset.contracts.interfaces`
     interface: str
     #: recipe fields naming components of this kind (``[]`` marks a list)
     recipe_fields: tuple[str, ...]
@@ -60,7 +60,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("mixer", "Mixer", ("arms.<arm>.mixer",),
          "mixers: turn real + selected synthetic data into training batches"),
     Kind("model", "Model", ("train.model",),
-         "classifiers: factories of dreamset.nn.Classifier modules taking [0,1] images"),
+         "classifiers: factories of dreamset.contracts.nn.Classifier modules taking [0,1] images"),
     Kind("augmentation", "Augmentation", ("train.augment.{real,synthetic,batch}[]", "arms.<arm>.augment.{real,synthetic,batch}[]"),
          "training augmentations: per-image transforms of a source or batch-level mixes with soft labels"),
     Kind("attacker", "Attacker", ("train.attacker", "evaluate.attackers[]"),
@@ -87,7 +87,7 @@ def markdown_table() -> str:
              "|---|---|---|---|---|---|"]
     for kind in KINDS:
         fields = ", ".join(f"`{f}`" for f in kind.recipe_fields)
-        lines.append(f"| `{kind.name}` | `{kind.hook}` | `dreamset.interfaces.{kind.interface}` | {fields} | "
+        lines.append(f"| `{kind.name}` | `{kind.hook}` | `dreamset.contracts.interfaces.{kind.interface}` | {fields} | "
                      f"`{kind.conformance}` | [{kind.name}.md]({kind.name}.md) |")
     return "\n".join(lines) + "\n"
 

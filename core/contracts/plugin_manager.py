@@ -18,7 +18,7 @@ from importlib import metadata
 
 import pluggy
 
-from dreamset import hookspecs
+from dreamset.contracts import hookspecs
 
 ENTRY_POINT_GROUP = "dreamset"
 BUILTIN_DISTRIBUTION = "dreamset"

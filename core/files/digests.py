@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dreamset.errors import BadInputError, shorten
+from dreamset.contracts.errors import BadInputError, shorten
 
 log = logging.getLogger("dreamset")
 
@@ -29,7 +29,7 @@ PROBE_ROWS = 64
 
 
 def source_fingerprint(source) -> dict[str, Any] | None:
-    """``{n, shape, classes, sha256}`` of an :class:`~dreamset.interfaces.ImageSource`: its size,
+    """``{n, shape, classes, sha256}`` of an :class:`~dreamset.contracts.interfaces.ImageSource`: its size,
     image shape, class names, and a sha256 of every label plus the pixels of ``PROBE_ROWS`` evenly
     spaced images (cheap for any size; a different data set or selection changes it)."""
     if source is None:
@@ -114,7 +114,7 @@ def reuse_or_refuse(checkpoint_dir: Path, wanted: dict[str, Any], context) -> No
     """Check the settings recorded in ``checkpoint_dir``'s checkpoints against ``wanted``. Equal (or a
     checkpoint from before settings were recorded): nothing to do. Different: with ``--fresh``
     (``context.fresh``) the folder is moved aside; otherwise a one-line :class:`BadInputError`."""
-    from dreamset.checkpoints import read_checkpoint_meta
+    from dreamset.files.checkpoints import read_checkpoint_meta
 
     checkpoint_dir = Path(checkpoint_dir)
     for name in ("final.safetensors", "last.safetensors"):

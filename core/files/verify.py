@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 
 #: bytes of provenance (one ``meta.jsonl`` line) assumed per image before a batch is measured
 PROVENANCE_GUESS = 320
@@ -71,7 +71,7 @@ class Sha256Cache:
         """Write the cache (best effort: an unwritable cache folder only costs speed)."""
         if not self.dirty:
             return
-        from dreamset.atomic import atomic_write_bytes
+        from dreamset.files.atomic import atomic_write_bytes
 
         try:
             atomic_write_bytes(self.file, json.dumps(self.entries).encode())

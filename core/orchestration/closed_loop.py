@@ -65,7 +65,7 @@ def check(recipe) -> None:
     """Recipe-level rules (``ValueError`` -> one line naming the field): the loop needs a generator
     and at least one image per round; an arm training on a closed-loop source uses it alone and
     without a sampler."""
-    from dreamset.sources import arm_sources, generate_stages
+    from dreamset.orchestration.sources import arm_sources, generate_stages
 
     looped = {}
     for name, (path, stage) in generate_stages(recipe).items():
@@ -91,7 +91,7 @@ def check(recipe) -> None:
 
 def looped_source(recipe, arm) -> str | None:
     """The closed-loop source an arm trains on (``None``: the arm trains as usual)."""
-    from dreamset.sources import arm_sources, generate_stages
+    from dreamset.orchestration.sources import arm_sources, generate_stages
 
     if arm.synthetic is False:
         return None
@@ -104,7 +104,7 @@ def first_segment(stage, num_classes: int) -> dict[str, Any]:
     """``generate_to_store`` arguments of segment 0: class-balanced, requested by no classifier."""
     import numpy as np
 
-    from dreamset.store import plan_labels
+    from dreamset.store.reader import plan_labels
 
     n = segment_counts(stage.count, stage.closed_loop.rounds)[0]
     labels = plan_labels(np.arange(n), "balanced", stage.seed, num_classes)
@@ -117,7 +117,7 @@ def allocate(scores, n: int, uniform_mix: float) -> tuple[np.ndarray, np.ndarray
     ``(1 − uniform_mix) · s_c / Σ s + uniform_mix / K`` (uniform when every score is 0)."""
     import numpy as np
 
-    from dreamset.evaluation import largest_remainders
+    from dreamset.orchestration.evaluation import largest_remainders
 
     scores = np.clip(np.asarray(scores, dtype=np.float64), 0.0, None)
     k = len(scores)
@@ -134,7 +134,7 @@ def class_scores(model, probe, rule: str, num_classes: int, device, batch_size: 
 
     import torch
 
-    from dreamset.evaluation import correct
+    from dreamset.orchestration.evaluation import correct
 
     labels = probe.labels.numpy()
     if rule == "robust-error":
@@ -179,16 +179,16 @@ def train_in_rounds(context, model, *, trainer, arm: str, arm_folder_name: str, 
                     description: str, record: dict[str, Any] | None, real, attacker, **train) -> Any:
     """Train ``model`` for ``total_steps`` optimizer steps over the rounds of the arm's closed-loop
     source, generating segment ``r+1`` after round ``r`` (see the module docstring); returns the
-    final classifier. ``trainer``: :func:`dreamset.training.train_classifier` and
-    ``arm_folder_name``: the arm's folder name (:func:`dreamset.recipe.arm_folder`), both passed in by
+    final classifier. ``trainer``: :func:`dreamset.training.trainer.train_classifier` and
+    ``arm_folder_name``: the arm's folder name (:func:`dreamset.orchestration.recipe.arm_folder`), both passed in by
     the pipeline so this module does not import the training and recipe modules that import it. ``train``: the other ``train_classifier``
     arguments (mixer, settings, ...)."""
     import numpy as np
 
-    from dreamset.evaluation import stratified_subset
-    from dreamset.sources import MixedSource, generate_stages, store_folders
-    from dreamset.store import SyntheticStore, generate_to_store
-    from dreamset.verify import require_complete
+    from dreamset.orchestration.evaluation import stratified_subset
+    from dreamset.orchestration.sources import MixedSource, generate_stages, store_folders
+    from dreamset.store.reader import SyntheticStore, generate_to_store
+    from dreamset.files.verify import require_complete
 
     recipe = context.recipe
     name = looped_source(recipe, recipe.arms[arm])

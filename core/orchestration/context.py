@@ -1,7 +1,7 @@
 """The run context: the state of a run that a stage, sampler or metric may read, in one object.
 
 Services are objects the context carries, not its methods: ``context.reference`` is the run's
-:class:`~dreamset.reference.ReferenceClassifier` (real data only, standard training, trained on first
+:class:`~dreamset.orchestration.reference.ReferenceClassifier` (real data only, standard training, trained on first
 use), whose penultimate features are the offline feature space for FID/KID/PRDC and the adaptive
 sampler, and whose predictions give label agreement, confidence filtering and pseudo-labels.
 ``context.reference_classifier()``, ``context.features()`` and ``context.predict()`` are shorthands
@@ -19,9 +19,9 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from dreamset.interfaces import ImageSource, Selection
-from dreamset.recipe import Recipe
-from dreamset.reference import ReferenceClassifier
+from dreamset.contracts.interfaces import ImageSource, Selection
+from dreamset.orchestration.recipe import Recipe
+from dreamset.orchestration.reference import ReferenceClassifier
 
 log = logging.getLogger("dreamset")
 
@@ -32,7 +32,7 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("cuda")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from dreamset.errors import BadInputError
+        from dreamset.contracts.errors import BadInputError
 
         raise BadInputError("device: 'cuda' requested but no CUDA device is available")
     return torch.device(name)
@@ -50,13 +50,13 @@ class RunContext:
     real_test: ImageSource | None = None
     #: shift label -> shifted test set
     shifted: dict[str, ImageSource] = field(default_factory=dict)
-    #: every synthetic source as one set (what samplers and metrics read; see :mod:`dreamset.sources`)
+    #: every synthetic source as one set (what samplers and metrics read; see :mod:`dreamset.orchestration.sources`)
     synthetic: ImageSource | None = None
     #: source name -> its store (one generate block: the one source ``synthetic``)
     sources: dict[str, ImageSource] = field(default_factory=dict)
     #: the source a per-source metric is measuring now (``None`` outside such a metric)
     source_name: str | None = None
-    #: generated evaluation set name -> its images (``evaluate.sets``, :mod:`dreamset.generated_sets`)
+    #: generated evaluation set name -> its images (``evaluate.sets``, :mod:`dreamset.orchestration.generated_sets`)
     generated_sets: dict[str, ImageSource] = field(default_factory=dict)
     #: generated evaluation set name -> its provenance (report.json ``evaluation.generated_sets``)
     generated_provenance: dict[str, Any] = field(default_factory=dict)
@@ -67,7 +67,7 @@ class RunContext:
     #: arm -> trained classifier, for the current seed
     models: dict[str, torch.nn.Module] = field(default_factory=dict)
     #: sorted row indices of the run's evaluation subset of ``real_test`` (and of every shifted set);
-    #: ``None`` = the whole test set (see :mod:`dreamset.evaluation`)
+    #: ``None`` = the whole test set (see :mod:`dreamset.orchestration.evaluation`)
     evaluation_subset: Any = None
     #: seed -> arm -> results (clean_accuracy, robust_accuracy, shifted accuracies ...)
     arm_results: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)

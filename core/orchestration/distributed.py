@@ -19,7 +19,7 @@ and get the same variables. :func:`session` (entered by the CLI) then
 * destroys the process group on a clean exit (on an error it does not: a broken NCCL group can hang
   in teardown; the process is about to exit anyway).
 
-Division of work (see :mod:`dreamset.pipeline` and docs/scale.md): rank 0 owns the run folder
+Division of work (see :mod:`dreamset.orchestration.pipeline` and docs/scale.md): rank 0 owns the run folder
 (lock, ``recipe.json``, the generator fit, the report); generation is split by shard (shard ``s`` on
 rank ``s mod W``), training by rows of each global batch (DDP), evaluation by chunks of
 ``evaluate.batch_size`` images (:func:`split_rows`), so no result depends on the number of ranks.
@@ -42,7 +42,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from dreamset.errors import DreamsetError
+from dreamset.contracts.errors import DreamsetError
 
 log = logging.getLogger("dreamset")
 
@@ -76,7 +76,7 @@ def _seconds(name: str, default: float) -> float:
     try:
         seconds = float(value)
     except ValueError:
-        from dreamset.errors import BadInputError
+        from dreamset.contracts.errors import BadInputError
 
         raise BadInputError(f"{name}: expected a number of seconds, got {value!r}") from None
     return seconds if seconds > 0 else default
@@ -130,7 +130,7 @@ def local_device(device):
     if device.type == "cuda" and device.index is None and launched():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if local >= torch.cuda.device_count():
-            from dreamset.errors import BadInputError
+            from dreamset.contracts.errors import BadInputError
 
             raise BadInputError(f"LOCAL_RANK={local} but this node has {torch.cuda.device_count()} CUDA device(s): "
                                 "use --nproc_per_node <= the number of GPUs")
@@ -152,7 +152,7 @@ def _agent_store():
     try:
         store = dist.TCPStore(host, int(port), is_master=False, timeout=datetime.timedelta(seconds=30))
     except Exception as exc:  # noqa: BLE001 - liveness is best effort; collectives still have timeouts
-        log.warning("dreamset.distributed: no key-value store for heartbeats (%s)", exc)
+        log.warning("dreamset.orchestration.distributed: no key-value store for heartbeats (%s)", exc)
         return None
     return dist.PrefixStore(f"dreamset-{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}/", store)
 

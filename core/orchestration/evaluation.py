@@ -21,8 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Attacker, ImageSource
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Attacker, ImageSource
 
 
 def largest_remainders(weights, n: int) -> np.ndarray:
@@ -71,9 +71,9 @@ def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | 
     Chunks of ``batch_size`` images are attacked each on a fork of torch's random state seeded by
     one draw from it plus the chunk's number, so random starts do not depend on how chunks are
     shared out: under torchrun chunk ``c`` runs on rank ``c mod W`` and the flags are all-reduced
-    (:func:`dreamset.distributed.split_rows`), with the same result as one process."""
-    from dreamset.seeding import forked_rng
-    from dreamset.distributed import broadcast_int, split_rows
+    (:func:`dreamset.orchestration.distributed.split_rows`), with the same result as one process."""
+    from dreamset.orchestration.seeding import forked_rng
+    from dreamset.orchestration.distributed import broadcast_int, split_rows
 
     device = torch.device(device)
     draw = int(torch.randint(2**62, (1,))) if attacker is not None else 0
@@ -151,7 +151,7 @@ def evaluate_classifier(context, model: torch.nn.Module, attackers: list[Attacke
         result["shifted_robust"] = {label: _mean(worst_case_correct(model, subset(source), attackers, device, bs)[2])
                                     for label, source in context.shifted.items()}
     generated = getattr(context, "generated_sets", None) or {}
-    if generated:  # generated evaluation sets (dreamset.generated_sets): every image, like a shifted set
+    if generated:  # generated evaluation sets (dreamset.orchestration.generated_sets): every image, like a shifted set
         result["generated"] = {name: accuracy(model, source, device, bs) for name, source in generated.items()}
         robust = [s.name for s in settings.sets if s.robust and s.name in generated]
         if attackers and robust:

@@ -20,15 +20,15 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from dreamset import distributed
-from dreamset.atomic import atomic_write_bytes
-from dreamset.context import RunContext, resolve_device
-from dreamset.data import TensorImageSet, materialize
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Selection
-from dreamset.recipe import ComponentRef, Recipe, arm_folder
-from dreamset.runlog import final_scalars, log, metric_summary, plugin_versions
-from dreamset.verify import check_disk_space
+from dreamset.orchestration import distributed
+from dreamset.files.atomic import atomic_write_bytes
+from dreamset.orchestration.context import RunContext, resolve_device
+from dreamset.contracts.data import TensorImageSet, materialize
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Selection
+from dreamset.orchestration.recipe import ComponentRef, Recipe, arm_folder
+from dreamset.orchestration.runlog import final_scalars, log, metric_summary, plugin_versions
+from dreamset.files.verify import check_disk_space
 
 #: mixer used when an arm names none: all real, all synthetic, or half and half
 DEFAULT_MIXER = "mixer:ratio"
@@ -42,7 +42,7 @@ def _create(context: RunContext, ref: ComponentRef, kind: str, path: str):
 def _stage(context: RunContext, name: str, timings: dict[str, float]):
     import dreamset.registry as registry_module
 
-    from dreamset.runlog import stage_result
+    from dreamset.orchestration.runlog import stage_result
 
     hook = registry_module.plugin_manager().hook  # the lifecycle hooks of the loaded plugins
     hook.before_stage(stage=name, context=context)
@@ -60,8 +60,8 @@ def _stage(context: RunContext, name: str, timings: dict[str, float]):
 
 @contextlib.contextmanager
 def run_folder_lock(run_dir: Path):
-    """Refuse a second run into the same folder; see :func:`dreamset.runfolder.run_folder`."""
-    from dreamset.runfolder import run_folder
+    """Refuse a second run into the same folder; see :func:`dreamset.orchestration.runfolder.run_folder`."""
+    from dreamset.orchestration.runfolder import run_folder
 
     with run_folder(run_dir):
         yield
@@ -92,7 +92,7 @@ def _data_and_generate(context: RunContext, resolved: dict[str, Any], timings: d
             context.shifted[shift.label] = TensorImageSet(shifted, test_y, context.real_test.class_names, name=shift.label)
         context.evaluation_subset = _evaluation_subset(context)
     if recipe.generate is not None:
-        from dreamset.sources import MixedSource, store_folders
+        from dreamset.orchestration.sources import MixedSource, store_folders
 
         with _stage(context, "generate", timings):
             for name, (path, gen) in recipe.generate_stages().items():
@@ -100,16 +100,16 @@ def _data_and_generate(context: RunContext, resolved: dict[str, Any], timings: d
             only = next(iter(context.sources.values())) if len(context.sources) == 1 else None
             context.synthetic = only if only is not None else MixedSource(context.sources)
     if recipe.evaluate.sets:
-        from dreamset.generated_sets import build_generated_sets
+        from dreamset.orchestration.generated_sets import build_generated_sets
 
         with _stage(context, "generate-eval", timings):
             context.generated_sets, context.generated_provenance = build_generated_sets(context)
 
 
 def _evaluation_subset(context: RunContext) -> np.ndarray | None:
-    """The run's one evaluation subset (see :mod:`dreamset.evaluation`), saved as
+    """The run's one evaluation subset (see :mod:`dreamset.orchestration.evaluation`), saved as
     ``evaluation_subset.json``; ``None`` when it is the whole test set."""
-    from dreamset.evaluation import stratified_subset
+    from dreamset.orchestration.evaluation import stratified_subset
 
     settings = context.recipe.evaluate
     labels = context.real_test.labels
@@ -136,9 +136,9 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
     """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json).
     ``fresh``: checkpoints made with other settings are moved aside and retrained (else refused)."""
     import dreamset.registry as registry_module
-    from dreamset.provenance import component_sources, selection_record
+    from dreamset.orchestration.provenance import component_sources, selection_record
 
-    from dreamset.tracking import create_trackers, tracking
+    from dreamset.orchestration.tracking import create_trackers, tracking
 
     context = _new_context(recipe, run_dir, console, fresh)
     timings: dict[str, float] = {}
@@ -147,7 +147,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
     with distributed.main_holds("the run folder lock", lambda: run_folder_lock(run_dir)), tracking(context, trackers):
         _data_and_generate(context, resolved, timings)
 
-        from dreamset.sources import arm_synthetic
+        from dreamset.orchestration.sources import arm_synthetic
 
         for seed in recipe.seeds:
             context.seed = seed
@@ -168,8 +168,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                     context.models[arm_name] = _train_arm(context, arm_name, arm, seed, inputs[arm_name],
                                                           budgets[arm_name], records[arm_name])
             with _stage(context, "evaluate", timings):
-                from dreamset.seeding import forked_rng
-                from dreamset.evaluation import evaluate_classifier
+                from dreamset.orchestration.seeding import forked_rng
+                from dreamset.orchestration.evaluation import evaluate_classifier
 
                 attackers = [_create(context, ref, "attacker", f"evaluate.attackers.{i}")
                              for i, ref in enumerate(recipe.evaluate.attackers)]
@@ -183,7 +183,7 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                         context.arm_results[seed][arm_name] = {**result, "training": records[arm_name]}
                         advance(1)
 
-        from dreamset.sources import compute_metric
+        from dreamset.orchestration.sources import compute_metric
 
         metrics: dict[str, Any] = {}
         torch.manual_seed(recipe.seeds[0])  # likewise independent of what this process ran before
@@ -196,9 +196,9 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                          time.perf_counter() - started)
                 advance(1)
 
-        from dreamset.differences import compute_notes, pair_comparisons, paired_comparisons
-        from dreamset.report_tables import metric_warnings
-        from dreamset.sources import named
+        from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons
+        from dreamset.report.tables import metric_warnings
+        from dreamset.orchestration.sources import named
 
         arms = summarize_arms(context.arm_results)
         report = {
@@ -227,8 +227,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             "stages": context.stage_results,
             "versions": plugin_versions(context),
         }
-        from dreamset.generator_table import add_generator_table
-        from dreamset.report import write_report, write_report_json
+        from dreamset.report.generator_table import add_generator_table
+        from dreamset.report.writer import write_report, write_report_json
 
         add_generator_table(run_dir, recipe, report)
 
@@ -249,8 +249,8 @@ def metric_report_name(key: str) -> str:
 def _generate(context: RunContext, gen, store_dir: Path, generator_dir: Path, path: str = "generate"):
     """Fit one source's generator on the real training split, then fill (or resume) its store; the
     store is verified (sha256, cached) and must be complete unless ``allow_partial``."""
-    from dreamset.store import SyntheticStore, generate_to_store, import_npz
-    from dreamset.verify import require_complete
+    from dreamset.store.reader import SyntheticStore, generate_to_store, import_npz
+    from dreamset.files.verify import require_complete
 
     if gen.source is not None:
         source = Path(gen.source)
@@ -268,7 +268,7 @@ def _generate(context: RunContext, gen, store_dir: Path, generator_dir: Path, pa
     torch.manual_seed(gen.seed)
     # rank 0 fits (or reloads) the generator; the other ranks then load its checkpoint
     distributed.main_first("fitting the generator", lambda: generator.fit(context.real_train, generator_dir, context))
-    from dreamset.closed_loop import first_segment
+    from dreamset.orchestration.closed_loop import first_segment
 
     rounds = {} if gen.closed_loop is None else first_segment(gen, len(context.real_train.class_names))
     generate_to_store(
@@ -291,7 +291,7 @@ def _generate(context: RunContext, gen, store_dir: Path, generator_dir: Path, pa
 
 def _select(context: RunContext, arm_name: str, arm, seed: int) -> Selection:
     """Run the arm's sampler (default: every synthetic sample of the arm's sources) and record its choice."""
-    from dreamset.sources import arm_synthetic
+    from dreamset.orchestration.sources import arm_synthetic
 
     pool = arm_synthetic(context, arm_name, arm)
     if arm.sampler is None:
@@ -319,7 +319,7 @@ def _arm_inputs(context: RunContext, arm_name: str, arm) -> dict[str, Any]:
     real = context.real_train if arm.real else None
     synthetic = None
     if arm.synthetic is not False:
-        from dreamset.sources import arm_synthetic, check_selection
+        from dreamset.orchestration.sources import arm_synthetic, check_selection
 
         synthetic = arm_synthetic(context, arm_name, arm).subset(context.selections[arm_name].indices)
         check_selection(arm_name, synthetic)
@@ -344,10 +344,10 @@ def arm_budgets(recipe: Recipe, steps_per_epoch: dict[str, int]) -> dict[str, in
 
 def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[str, Any], total_steps: int,
                record: dict[str, Any]) -> torch.nn.Module:
-    from dreamset.training import train_classifier
+    from dreamset.training.trainer import train_classifier
 
     recipe = context.recipe
-    from dreamset.seeding import build_model
+    from dreamset.orchestration.seeding import build_model
 
     model_factory = _create(context, recipe.train.model, "model", "train.model")
     model = build_model(model_factory, context.real_train.image_shape, context.real_train.num_classes,
@@ -355,16 +355,16 @@ def _train_arm(context: RunContext, arm_name: str, arm, seed: int, inputs: dict[
     attacker = None
     if recipe.train.attacker is not None and not arm.standard:
         attacker = _create(context, recipe.train.attacker, "attacker", "train.attacker")
-    from dreamset.augmenting import arm_augmentation_plan
+    from dreamset.training.augmenting import arm_augmentation_plan
 
     augment = arm_augmentation_plan(context, arm_name, arm)
     context.augmentation[arm_name] = augment.describe()
 
-    from dreamset.objectives import objective_for
+    from dreamset.training.objectives import objective_for
 
     objective = objective_for(attacker, recipe.train, context.registry)
     safe = arm_folder(arm_name)
-    from dreamset.closed_loop import looped_source, train_in_rounds
+    from dreamset.orchestration.closed_loop import looped_source, train_in_rounds
 
     common = dict(mixer=inputs["mixer"], real=inputs["real"], attacker=attacker, settings=recipe.train, seed=seed,
                   checkpoint_dir=context.run_dir / "checkpoints" / f"{safe}-seed{seed}",

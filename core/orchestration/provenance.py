@@ -17,7 +17,7 @@ def component_sources(recipe, registry, default_mixer: str) -> dict[str, dict[st
     creates: those the recipe names, the default mixer of arms that name none, the training
     objective the recipe implies when it names none (docs/migration.md) and ``objective:standard``
     for arms trained without the attacker."""
-    from dreamset.objectives import STANDARD_OBJECTIVE, legacy_objective
+    from dreamset.training.objectives import STANDARD_OBJECTIVE, legacy_objective
 
     sources = {path: _source(registry, ref.key, kind) for path, kind, ref in recipe.component_refs()}
     for name, arm in recipe.arms.items():

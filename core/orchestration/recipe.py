@@ -8,8 +8,9 @@ A recipe names one component per stage by registry key and gives its options::
 
 ``generate`` may instead name several synthetic sources (``{ddpm: {generator: ..., count: ...}, gan:
 {...}}``); arms then say which ones they use (``synthetic: {ddpm: 0.5, gan: 0.5}``), see
-:mod:`dreamset.sources`. A component reference may also be a bare string (``generator: ddpm``). Every error is one line
-naming the field path and the reason (:class:`dreamset.BadInputError`).
+:mod:`dreamset.orchestration.sources`. A component reference may also be a bare string
+(``generator: ddpm``). Every error is one line naming the field path and the reason
+(:class:`dreamset.BadInputError`).
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from dreamset.closed_loop import ClosedLoop
-from dreamset.errors import BadInputError
-from dreamset.options import format_validation_error
+from dreamset.orchestration.closed_loop import ClosedLoop
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.options import format_validation_error
 from dreamset.registry.catalogue import DEFAULT_RECIPE, RECIPE_SUFFIXES, recipe_names, recipe_path
 
 if sys.version_info >= (3, 11):
@@ -67,12 +68,12 @@ class GenerateStage(_Model):
     source: str | None = None
     #: use a store that holds fewer images than planned (one still being written, or interrupted)
     allow_partial: bool = False
-    #: generate in rounds steered by the classifier of the arm that trains on it (dreamset.closed_loop)
+    #: generate in rounds steered by the classifier of the arm that trains on it (dreamset.orchestration.closed_loop)
     closed_loop: ClosedLoop | None = None
 
 
 class AugmentSpec(_Model):
-    """Training augmentations (``augmentation:*``, see :mod:`dreamset.augmenting`): per image of the
+    """Training augmentations (``augmentation:*``, see :mod:`dreamset.training.augmenting`): per image of the
     real set, per image of the synthetic set, and on the mixed batch (CutMix/MixUp; several = one of
     them at random per batch)."""
 
@@ -82,7 +83,7 @@ class AugmentSpec(_Model):
 
 
 class GeneratedSetSpec(_Model):
-    """A generated evaluation set (:mod:`dreamset.generated_sets`): ``count`` images from a held-out
+    """A generated evaluation set (:mod:`dreamset.orchestration.generated_sets`): ``count`` images from a held-out
     seed range of the recipe's generator (``generator: null``) or of another generator, evaluated
     like a shifted set."""
 
@@ -167,7 +168,7 @@ class TrainStage(_Model):
     channels_last: bool = False
     #: process each global batch as this many row groups (rows ``g::G``), each with its own seeded
     #: random draws, their gradients summed in group order: the weights are then the same bit for bit
-    #: on 1 process and under torchrun on any number of processes dividing it (dreamset.row_groups);
+    #: on 1 process and under torchrun on any number of processes dividing it (dreamset.training.row_groups);
     #: null = one group per process (fastest; results then vary with the world size by float rounding)
     batch_groups: int | None = Field(default=None, ge=1, le=4096)
     #: training augmentations of every arm that sets none of its own
@@ -278,10 +279,10 @@ class Recipe(_Model):
 
     @model_validator(mode="after")
     def _synthetic_needs_generate(self):
-        from dreamset.sources import check_sources
+        from dreamset.orchestration.sources import check_sources
 
         check_sources(self)
-        from dreamset.closed_loop import check as check_closed_loop
+        from dreamset.orchestration.closed_loop import check as check_closed_loop
 
         check_closed_loop(self)
         baseline = self.evaluate.baseline_arm
@@ -293,7 +294,7 @@ class Recipe(_Model):
                 raise ValueError(f"evaluate.pairs.{i}: {unknown[0]!r} is not an arm of this recipe ({', '.join(self.arms)})")
             if pair[0] == pair[1]:
                 raise ValueError(f"evaluate.pairs.{i}: an arm compared with itself ({pair[0]!r})")
-        from dreamset.generated_sets import check_generated_sets
+        from dreamset.orchestration.generated_sets import check_generated_sets
 
         check_generated_sets(self)
         return self
@@ -307,7 +308,7 @@ class Recipe(_Model):
 
     def generate_stages(self) -> dict[str, tuple[str, GenerateStage]]:
         """Source name -> (field path, generate block); one generate block is the source ``synthetic``."""
-        from dreamset.sources import generate_stages
+        from dreamset.orchestration.sources import generate_stages
 
         return generate_stages(self)
 
@@ -483,7 +484,7 @@ def validate_recipe(data: dict[str, Any], registry=None, source: str = "recipe")
             except BadInputError as exc:
                 raise BadInputError(f"{path}.key: {exc}") from None
             registry.validate_options(spec.key, ref.options, field_path=f"{path}.options")
-        from dreamset.objectives import check_objective
+        from dreamset.training.objectives import check_objective
 
         check_objective(recipe, registry)
     return recipe

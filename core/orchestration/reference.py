@@ -1,7 +1,7 @@
 """The run's *reference classifier* as a service the stages receive (``context.reference``).
 
 A classifier standard-trained on the real training split only (the recipe's ``train.model`` with the
-``reference`` settings; :func:`dreamset.training.train_reference_classifier`), trained on first use
+``reference`` settings; :func:`dreamset.training.trainer.train_reference_classifier`), trained on first use
 and cached in ``run_dir/reference``. Its penultimate features are the offline feature space of
 FID/KID/PRDC (``extractor:reference``) and the adaptive sampler; its predictions give label
 agreement, confidence filtering and pseudo-labels.
@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import torch
 
-from dreamset.interfaces import ImageSource
+from dreamset.contracts.interfaces import ImageSource
 
 
 class ReferenceClassifier:
@@ -37,8 +37,8 @@ class ReferenceClassifier:
     @classmethod
     def for_run(cls, context: Any) -> "ReferenceClassifier":
         """The service of the run ``context`` describes: trained by
-        :func:`dreamset.training.train_reference_classifier` on ``context.real_train``."""
-        from dreamset.training import train_reference_classifier
+        :func:`dreamset.training.trainer.train_reference_classifier` on ``context.real_train``."""
+        from dreamset.training.trainer import train_reference_classifier
 
         return cls(lambda: train_reference_classifier(context), context.device)
 

@@ -3,7 +3,7 @@
 :func:`run_folder` makes it (a one-line error when it cannot be written: a file, a read-only mount,
 ``/proc/...``), takes its lock (``.dreamset.lock``: a second run into the same folder is refused),
 removes the temporary files of atomic writers that a killed run left behind, and — when the run is
-refused with a :class:`~dreamset.errors.BadInputError` — leaves nothing behind in a folder it
+refused with a :class:`~dreamset.contracts.errors.BadInputError` — leaves nothing behind in a folder it
 created: the folder goes again if it holds only the run's bookkeeping (``recipe.json``,
 ``evaluation_subset.json``, the lock). A refused run into a folder holding earlier work keeps it.
 """
@@ -15,8 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dreamset.atomic import clean_temp_files
-from dreamset.errors import BadInputError
+from dreamset.files.atomic import clean_temp_files
+from dreamset.contracts.errors import BadInputError
 
 log = logging.getLogger("dreamset")
 

@@ -117,7 +117,7 @@ def final_scalars(report: dict[str, Any]) -> dict[str, float]:
 def plugin_versions(context) -> dict[str, Any]:
     """The versions behind a run: dreamset, python, torch and the other libraries it stands on
     (``report.json``'s ``versions``; each component's distribution and version are in
-    ``components``, :mod:`dreamset.provenance`)."""
+    ``components``, :mod:`dreamset.orchestration.provenance`)."""
     import platform
     from importlib import metadata
 

@@ -17,7 +17,7 @@ Purposes used by dreamset (``purpose``, ``index``):
 
 Example::
 
-    from dreamset.seeding import build_model
+    from dreamset.orchestration.seeding import build_model
     model = build_model(factory, (1, 8, 8), 10, seed=0, purpose="classifier")
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 
-from dreamset.lazy import lazy_module
+from dreamset.contracts.lazy import lazy_module
 
 torch = lazy_module("torch")
 

@@ -26,11 +26,11 @@ import contextlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from dreamset.errors import BadInputError
-from dreamset.interfaces import ImageSource
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import ImageSource
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dreamset.recipe import GenerateStage, Recipe
+    from dreamset.orchestration.recipe import GenerateStage, Recipe
 
 #: the name of the only source of a recipe with one generate block
 SINGLE = "synthetic"
@@ -143,7 +143,7 @@ class MixedSource(ImageSource):
     def get(self, indices):
         import torch
 
-        from dreamset.interfaces import as_index_tensor
+        from dreamset.contracts.interfaces import as_index_tensor
 
         idx = as_index_tensor(indices)
         part, local = self.part[idx], self.local[idx]
@@ -157,7 +157,7 @@ class MixedSource(ImageSource):
         return images, labels
 
     def subset(self, indices) -> "MixedSource":
-        from dreamset.interfaces import as_index_tensor
+        from dreamset.contracts.interfaces import as_index_tensor
 
         idx = as_index_tensor(indices)
         if idx.numel() and (idx.min() < 0 or idx.max() >= len(self)):

@@ -4,7 +4,7 @@
 is a :class:`dreamset.BadInputError` naming ``report.trackers.<i>``, the tracker and the pip
 command); :func:`tracking` then starts them, registers each with the plugin manager for the length
 of the run — their ``after_epoch``/``log_metrics`` hook implementations, written once in
-:class:`dreamset.interfaces.Tracker`, then receive the run's numbers — and closes and unregisters
+:class:`dreamset.contracts.interfaces.Tracker`, then receive the run's numbers — and closes and unregisters
 them at the end, also when the run fails. Rank 0 alone tracks (the hooks run there only).
 """
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from dreamset.interfaces import Tracker
-from dreamset.runlog import log
+from dreamset.contracts.interfaces import Tracker
+from dreamset.orchestration.runlog import log
 
 
 def create_trackers(context) -> list[Tracker]:
     """The run's trackers, created and with their packages checked (none off rank 0)."""
-    from dreamset import distributed
+    from dreamset.orchestration import distributed
 
     if not distributed.is_main():
         return []
@@ -35,7 +35,7 @@ def tracking(context, trackers: list[Tracker]) -> Iterator[list[Tracker]]:
     """Start ``trackers`` for ``context``'s run and keep them registered as hook plugins inside
     the block; close and unregister them when it ends (``close(failed=True)`` on an exception)."""
     import dreamset.registry as registry_module
-    from dreamset.digests import flatten
+    from dreamset.files.digests import flatten
 
     pm = registry_module.plugin_manager()
     params = flatten(context.recipe.model_dump(mode="json")) if trackers else {}

@@ -7,7 +7,7 @@ numbers came from (command, date, machine, wall time).
 
 A block holds: the arms table (optimizer steps, clean accuracy, worst-case robust accuracy, mean
 shifted accuracies, mean ± std over seeds, percent), the paired differences to the baseline arm with
-their 95% intervals and verdicts (:mod:`dreamset.differences`: ``not shown`` when the interval
+their 95% intervals and verdicts (:mod:`dreamset.report.differences`: ``not shown`` when the interval
 contains 0), any loud notes of the report, and optionally the scalar distribution metrics.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ import platform
 import re
 from typing import Any
 
-from dreamset.errors import BadInputError
-from dreamset.report_tables import COMPARISON_LABELS, all_comparisons, arm_steps, compact_rows
+from dreamset.contracts.errors import BadInputError
+from dreamset.report.tables import COMPARISON_LABELS, all_comparisons, arm_steps, compact_rows
 
 
 def _row(cells: list[str]) -> str:

@@ -98,7 +98,7 @@ def pair_comparisons(per_seed: dict[int, dict[str, dict[str, Any]]], pairs, conf
 
 def compute_notes(arms: dict[str, dict[str, Any]]) -> list[str]:
     """Loud notes for the report: arms that trained for different numbers of optimizer steps."""
-    from dreamset.report_tables import arm_steps
+    from dreamset.report.tables import arm_steps
 
     steps = {name: arm_steps(arm) for name, arm in arms.items()}
     steps = {name: int(round(v)) for name, v in steps.items() if v is not None}

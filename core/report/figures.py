@@ -1,7 +1,7 @@
 """Figures that metrics and reports write into a run folder (matplotlib, Agg backend, PNG).
 
 :func:`png_figure` is a context manager around ``plt.subplots``: the body draws, and on a clean exit
-the figure is laid out, rendered to PNG (100 dpi) and written with :func:`dreamset.atomic.atomic_write_bytes`
+the figure is laid out, rendered to PNG (100 dpi) and written with :func:`dreamset.files.atomic.atomic_write_bytes`
 — a reader never sees half a PNG — and the figure is always closed, even when drawing fails.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ def png_figure(path: str | Path, *subplots_args: Any, **subplots_kwargs: Any) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dreamset.atomic import atomic_write_bytes
+    from dreamset.files.atomic import atomic_write_bytes
 
     fig, axes = plt.subplots(*subplots_args, **subplots_kwargs)
     try:

@@ -2,13 +2,13 @@
 
 Sehwag et al. (ICLR 2022, Table 1) train one robust classifier per generator and ask whether a
 metric of the synthetic data ranks the generators as the robust-accuracy gain does: FID does not,
-ARC does. For a recipe with named sources (:mod:`dreamset.sources`) and, per source, an arm that
+ARC does. For a recipe with named sources (:mod:`dreamset.orchestration.sources`) and, per source, an arm that
 trains on real data plus that source only (``real+<source>``), :func:`generator_table` builds
 
 * one row per such source: FID, KID, precision, recall, density, coverage, ARC (from
   ``metrics.<metric>.<source>``; ``None`` where the recipe does not compute one), the robust gain
   over the baseline arm with its 95% paired interval, and the clean gain (both from
-  ``report["comparisons"]``, :mod:`dreamset.differences`);
+  ``report["comparisons"]``, :mod:`dreamset.report.differences`);
 * Spearman's ρ between the robust gain and each metric with scipy's p-value
   (``scipy.stats.spearmanr``), **sign-adjusted** so that ρ > 0 means "a better metric goes with
   more gain" (FID, KID and ARC are negated: lower is better; precision, recall, density and
@@ -41,7 +41,7 @@ HEADER = ["source", "arm", *METRICS, "robust gain pp", "95% interval pp", "clean
 
 def source_arms(recipe) -> dict[str, str]:
     """Source -> the first arm that trains on real data plus that source only."""
-    from dreamset.sources import arm_sources, named
+    from dreamset.orchestration.sources import arm_sources, named
 
     if not named(recipe):
         return {}
@@ -129,7 +129,7 @@ def rho_rows(section: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def plot(path: Path, section: dict[str, Any]) -> None:
     """Each metric (x) against the robust gain in pp (y, 95% interval as error bars)."""
-    from dreamset.figures import png_figure
+    from dreamset.report.figures import png_figure
 
     columns = [c for c in METRICS if any(e[c] is not None for e in section["sources"].values())]
     if not columns:

@@ -1,5 +1,5 @@
 """``report.html``: a researcher's run page, rendered from ``report.json`` (and the PNGs beside it)
-with the jinja2 template ``dreamset/templates/report.html``.
+with the jinja2 template ``dreamset/report/templates/report.html``.
 
 Top to bottom: the headline (per arm clean and robust accuracy with the attack and ε named, the
 paired gain over the baseline arm with its 95% interval, what each arm's training cost), notes and
@@ -187,7 +187,7 @@ def curves_png(report: dict[str, Any]) -> bytes | None:
 def headline(report: dict[str, Any]) -> dict[str, Any]:
     """Per arm: clean and robust accuracy, the paired gain over the baseline (with interval and
     verdict) and the training cost; plus how robust accuracy was measured."""
-    from dreamset.report_tables import arm_steps
+    from dreamset.report.tables import arm_steps
 
     evaluation = report.get("evaluation") or {}
     attacks = [attack_name(a) for a in evaluation.get("attackers") or []]
@@ -258,7 +258,7 @@ def metric_groups(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[di
 def _per_source_flat(report: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
     """metric -> ``[(name shown, result)]``: one result, or one per named synthetic source
     (``metrics.<metric>.<source>``, shown as ``metric[source]``)."""
-    from dreamset.report_tables import report_source_names
+    from dreamset.report.tables import report_source_names
 
     sources = report_source_names(report)
     out: dict[str, list[tuple[str, Any]]] = {}
@@ -319,11 +319,11 @@ def metric_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def generator_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The generator table and its Spearman ρ (:mod:`dreamset.generator_table`), when the run has one."""
+    """The generator table and its Spearman ρ (:mod:`dreamset.report.generator_table`), when the run has one."""
     section = report.get("generator_table")
     if not section:
         return []
-    from dreamset.generator_table import rho_rows
+    from dreamset.report.generator_table import rho_rows
 
     header, rows = rho_rows(section)
     return [{"title": "generators: metrics and robust gain per synthetic source", "header": section["header"],
@@ -334,7 +334,7 @@ def generator_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
 def warnings(report: dict[str, Any]) -> list[str]:
     """report.json's ``warnings`` (the metrics' lines gathered by the pipeline); a report written
     before that key existed gets them gathered here."""
-    from dreamset.report_tables import metric_warnings, report_source_names
+    from dreamset.report.tables import metric_warnings, report_source_names
 
     if "warnings" in report:
         return [str(n) for n in report["warnings"] or []]
@@ -360,7 +360,7 @@ def generic_section(value: Any) -> dict[str, Any]:
 def page_model(run_dir: Path | None, report: dict[str, Any]) -> dict[str, Any]:
     import yaml
 
-    from dreamset.report_tables import arms_table_rows, comparison_rows
+    from dreamset.report.tables import arms_table_rows, comparison_rows
 
     run_dir = Path(run_dir) if run_dir is not None else None
     pngs = sorted(run_dir.glob("*.png")) if run_dir is not None else []
@@ -407,7 +407,7 @@ def page_model(run_dir: Path | None, report: dict[str, Any]) -> dict[str, Any]:
 def _environment():
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.PackageLoader("dreamset", "templates"),
+    return jinja2.Environment(loader=jinja2.PackageLoader("dreamset.report", "templates"),
                               autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
 

@@ -1,5 +1,5 @@
-"""The tables of a report, shared by the terminal summary (:mod:`dreamset.report`), the run page
-(:mod:`dreamset.report_html`) and the claims tables (:mod:`dreamset.claims`): header and rows of
+"""The tables of a report, shared by the terminal summary (:mod:`dreamset.report.writer`), the run page
+(:mod:`dreamset.report.html`) and the claims tables (:mod:`dreamset.report.claims`): header and rows of
 strings computed from a ``report.json`` dict, nothing rendered."""
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def comparison_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
 
 def report_source_names(report: dict[str, Any]) -> set[str]:
     """The named sources of the recipe recorded in ``report`` (empty for one generate block)."""
-    from dreamset.recipe import GenerateStage
+    from dreamset.orchestration.recipe import GenerateStage
 
     generate = (report.get("recipe") or {}).get("generate")
     if not isinstance(generate, dict) or set(generate) & set(GenerateStage.model_fields):

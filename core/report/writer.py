@@ -4,11 +4,11 @@ plots and sample grids beside them, and the terminal summary table.
 ``report.json`` keys: ``recipe`` (resolved), ``arms`` (arm -> clean/robust accuracy mean, ``*_std``,
 shifted accuracies, ``training`` — optimizer steps, images seen, attack passes, wall time — and
 ``per_seed``), ``comparisons`` (arm -> paired differences to the baseline arm with 95% intervals and
-verdicts, :mod:`dreamset.differences`), ``pair_comparisons`` (the same for each ``[arm, baseline]``
+verdicts, :mod:`dreamset.report.differences`), ``pair_comparisons`` (the same for each ``[arm, baseline]``
 of ``evaluate.pairs``, a list), ``notes`` (loud caveats, e.g. arms not compute-matched),
 ``evaluation`` (the evaluation subset and how robust accuracy is defined), ``metrics`` (metric name
 -> result), ``components`` (recipe field -> the component's key, plugin, distribution and version,
-:mod:`dreamset.provenance`), ``selections`` (arm -> seed -> how many synthetic samples the sampler
+:mod:`dreamset.orchestration.provenance`), ``selections`` (arm -> seed -> how many synthetic samples the sampler
 kept and its ``Selection.info``), ``timings`` (seconds per stage), ``seeds``, ``device``,
 ``warnings`` (every metric's ``warnings`` lines, per source too, as ``metric[.source]: line``:
 :func:`metric_warnings`).
@@ -19,8 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dreamset.atomic import atomic_write_text
-from dreamset.report_tables import comparison_rows, compact_rows, metric_warnings, report_source_names
+from dreamset.files.atomic import atomic_write_text
+from dreamset.report.tables import comparison_rows, compact_rows, metric_warnings, report_source_names
 
 ACCURACY_KEYS = ("clean_accuracy", "robust_accuracy")
 
@@ -96,8 +96,8 @@ def print_summary(report: dict[str, Any], console, quiet: bool = False) -> None:
 
 
 def render_html(run_dir: Path, report: dict[str, Any]) -> str:
-    """The self-contained run page (:mod:`dreamset.report_html`, a jinja2 template)."""
-    from dreamset.report_html import render_html as render
+    """The self-contained run page (:mod:`dreamset.report.html`, a jinja2 template)."""
+    from dreamset.report.html import render_html as render
 
     return render(run_dir, report)
 
@@ -118,10 +118,10 @@ def write_report_json(run_dir: Path, report: dict[str, Any]) -> None:
 
 
 def _write_grids(run_dir: Path, context) -> None:
-    from dreamset.store import save_sample_grid
+    from dreamset.store.reader import save_sample_grid
 
     per_class = context.recipe.report.samples_per_class
-    from dreamset.sources import named
+    from dreamset.orchestration.sources import named
 
     synthetic = {f"{name}": s for name, s in context.sources.items()} if named(context.recipe) else \
         {"synthetic": context.synthetic}  # named sources: one grid per source
@@ -143,7 +143,7 @@ def _json_default(value):
 
 def rerender(run_dir: Path) -> None:
     """Re-render report.html from report.json (and the PNGs already in the folder)."""
-    from dreamset.errors import BadInputError
+    from dreamset.contracts.errors import BadInputError
 
     path = Path(run_dir) / "report.json"
     if not path.is_file():

@@ -1,6 +1,6 @@
 """Sharing a synthetic set the way the field shares them: WebDataset tar shards and Hugging Face
 ``datasets`` (saved to disk, or one parquet file). ``.npz`` and ImageFolder live in
-:mod:`dreamset.store`.
+:mod:`dreamset.store.reader`.
 
 * **WebDataset** (``dreamset export STORE --format webdataset --out DIR``): ``DIR/shard-000000.tar``,
   ... each holding, per image, ``<key>.png`` (the uint8 image), ``<key>.cls`` (the integer label,
@@ -28,9 +28,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from dreamset.atomic import current_umask, fsync_dir
-from dreamset.errors import BadInputError
-from dreamset.interfaces import ImageSource
+from dreamset.files.atomic import current_umask, fsync_dir
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import ImageSource
 
 #: images per WebDataset shard (WebDataset's own examples use a few thousand per tar)
 WEBDATASET_SHARD_SIZE = 5000
@@ -39,7 +39,7 @@ WEBDATASET_SHARD_SIZE = 5000
 def _records(store: ImageSource) -> Iterator[tuple[int, Any, dict[str, Any]]]:
     """``(index, uint8 C×H×W image, record)`` for every image, in order; the record holds the
     index, label, class name and (for a dreamset store) the provenance."""
-    from dreamset.store import SyntheticStore, _uint8_chunks
+    from dreamset.store.reader import SyntheticStore, _uint8_chunks
 
     has_provenance = isinstance(store, SyntheticStore)
     labels = store.labels.numpy()
@@ -60,8 +60,8 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
 
 def export_webdataset(store: ImageSource, out_dir, shard_size: int = WEBDATASET_SHARD_SIZE) -> list[Path]:
     """Write ``store`` as WebDataset tar shards under ``out_dir``; returns the shard paths."""
-    from dreamset.atomic import atomic_write_text
-    from dreamset.store import _atomic_output, _png_bytes
+    from dreamset.files.atomic import atomic_write_text
+    from dreamset.store.reader import _atomic_output, _png_bytes
 
     if shard_size <= 0:
         raise BadInputError(f"--shard-size: must be > 0, got {shard_size}")
@@ -110,7 +110,7 @@ def hf_dataset(store: ImageSource):
     ``label`` (``ClassLabel``), ``index``, ``class_name`` and the provenance columns (ints, floats
     and strings keep their type; anything else, or a column of mixed types, is JSON text)."""
     datasets = _require_datasets()
-    from dreamset.store import _png_bytes
+    from dreamset.store.reader import _png_bytes
 
     rows = [(image, record) for _, image, record in _records(store)]
     keys = list(dict.fromkeys(k for _, r in rows for k in r if k not in ("index", "label", "class_name")))

@@ -20,7 +20,7 @@ an uninterrupted run's. Under ``torchrun`` rank ``r`` of ``w`` writes the shards
 ``s % w == r`` into the same folder.
 
 Tensor contract: images are ``uint8 N×C×H×W`` on disk; :meth:`SyntheticStore.get` returns
-``float32 B×C×H×W`` in [0,1] and ``int64 B`` labels, like every :class:`~dreamset.interfaces.ImageSource`.
+``float32 B×C×H×W`` in [0,1] and ``int64 B`` labels, like every :class:`~dreamset.contracts.interfaces.ImageSource`.
 """
 from __future__ import annotations
 
@@ -47,10 +47,10 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from dreamset.atomic import atomic_write_bytes, fsync_dir
-from dreamset.data import to_float_images, to_uint8_images
-from dreamset.errors import BadInputError, StoreError
-from dreamset.interfaces import GeneratedBatch, Generator, ImageSource, as_index_tensor
+from dreamset.files.atomic import atomic_write_bytes, fsync_dir
+from dreamset.contracts.data import to_float_images, to_uint8_images
+from dreamset.contracts.errors import BadInputError, StoreError
+from dreamset.contracts.interfaces import GeneratedBatch, Generator, ImageSource, as_index_tensor
 
 log = logging.getLogger("dreamset")
 
@@ -313,7 +313,7 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
 
 
 class SyntheticStore(ImageSource):
-    """A sharded on-disk store read as an :class:`~dreamset.interfaces.ImageSource`.
+    """A sharded on-disk store read as an :class:`~dreamset.contracts.interfaces.ImageSource`.
 
     Indices run over the complete shards in order (for a complete store, index ``i`` is plan
     image ``i``). Open with :meth:`open`.
@@ -345,7 +345,7 @@ class SyntheticStore(ImageSource):
     def open(cls, path, verify: bool = True) -> "SyntheticStore":
         """Open the store at ``path``. Every complete shard's file sizes and array shapes are
         checked; with ``verify`` also their sha256. A corrupt shard raises
-        :class:`~dreamset.errors.StoreError` naming the file."""
+        :class:`~dreamset.contracts.errors.StoreError` naming the file."""
         root = Path(path)
         manifest = _read_manifest(root)
         count, shard_size = int(manifest["count"]), int(manifest["shard_size"])
@@ -359,7 +359,7 @@ class SyntheticStore(ImageSource):
             if match is None or int(match.group(1)) >= planned:
                 raise StoreError(f"{entry}: unexpected entry in a store of {planned} shards")
             found.append(int(match.group(1)))
-        from dreamset.verify import Sha256Cache
+        from dreamset.files.verify import Sha256Cache
 
         cache = Sha256Cache(root) if verify else None  # sha256 re-read only for files changed since
         checked = [cls._check_shard(root, manifest, s, cache) for s in found]
@@ -552,8 +552,8 @@ def _provenance(record: dict[str, Any], *, generator: str, index: int, label: in
 
 def _wait_for_peers(root: Path, planned: int, world: int) -> None:
     """Under torchrun: a barrier when a process group exists, else poll until every shard is in;
-    both give up after ``dreamset.distributed.timeout()`` seconds naming the ranks still missing."""
-    from dreamset import distributed
+    both give up after ``dreamset.orchestration.distributed.timeout()`` seconds naming the ranks still missing."""
+    from dreamset.orchestration import distributed
 
     if distributed.initialized():
         distributed.barrier("the end of generation (every rank's shards)")
@@ -586,7 +586,7 @@ def generate_to_store(
 ) -> SyntheticStore:
     """Fill (or resume) the store at ``store_dir`` with ``count`` images of ``generator``.
 
-    ``plan`` (closed-loop rounds, :mod:`dreamset.closed_loop`): ``{"labels": int array of count,
+    ``plan`` (closed-loop rounds, :mod:`dreamset.orchestration.closed_loop`): ``{"labels": int array of count,
     "requests": one dict per image (why it was asked for; provenance key ``request``), "first_index":
     n}`` — explicit labels instead of ``labels``, and image ``i`` gets the seed of plan index
     ``first_index + i``; the manifest records the plan's digest, so a resume with another plan is refused.
@@ -625,7 +625,7 @@ def generate_to_store(
         log.info("%s: resuming, %d of %d shards already complete", root, len(done), planned)
     key = description.get("key") or type(generator).__name__
     label = f"generate {key}" + (f" (rank {rank}/{world})" if world > 1 else "")
-    from dreamset.progress import progress
+    from dreamset.orchestration.progress import progress
 
     with progress(context, label, total) as advance, _ShardWriter(root) as writer:
         for shard in todo:
@@ -651,7 +651,7 @@ def generate_to_store(
                         record["request"] = plan["requests"][i]
                 advance(len(idx))
                 if shard == todo[0] and start == lo:  # the first batch: what one image really costs on disk
-                    from dreamset.verify import check_disk_space
+                    from dreamset.files.verify import check_disk_space
 
                     check_disk_space(root, count, image_shape, sum(len(_dumps(m)) + 1 for m in meta) / len(meta))
             writer.submit(shard, images, shard_labels, meta)
@@ -732,7 +732,7 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
             if f"{key}.npy" not in names:
                 keys = ", ".join(sorted(n.removesuffix(".npy") for n in names)) or "none"
                 raise BadInputError(f"{path}: missing key '{key}' (found: {keys}); expected 'image' and 'label'")
-        from dreamset.verify import check_npz_members
+        from dreamset.files.verify import check_npz_members
 
         check_npz_members(zf, path, in_memory=("label",))  # the image member is streamed, never read whole
         try:
@@ -778,7 +778,7 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
 @contextlib.contextmanager
 def _atomic_output(path: Path) -> Iterator[Any]:
     """A binary file written in place of ``path`` only when the block succeeds (streaming
-    counterpart of :func:`dreamset.atomic.atomic_write_bytes` for outputs too large for memory)."""
+    counterpart of :func:`dreamset.files.atomic.atomic_write_bytes` for outputs too large for memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:

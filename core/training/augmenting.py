@@ -8,7 +8,7 @@ arm's own ``augment`` instead of it)::
       synthetic: [horizontal-flip]                                         # each synthetic image
       batch: [cutmix]                                                      # the mixed batch
 
-* **Per source** (``level = "image"``): the real and the synthetic :class:`~dreamset.interfaces.ImageSource`
+* **Per source** (``level = "image"``): the real and the synthetic :class:`~dreamset.contracts.interfaces.ImageSource`
   are wrapped (:class:`AugmentedSource`) so that every image the mixer reads is transformed on its
   own, before mixing — the papers augment real images and not always generated ones (Gowal et al.
   2021, arXiv:2110.09468; Wang et al. 2023, arXiv:2302.04638).
@@ -34,9 +34,9 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Augmentation, ImageSource
-from dreamset.lazy import lazy_module
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Augmentation, ImageSource
+from dreamset.contracts.lazy import lazy_module
 
 torch = lazy_module("torch")  # plugins import this module at discovery: no torch until used
 

@@ -8,7 +8,7 @@ The trainer owns one :class:`CurveRecorder` per arm and seed and calls it at two
   forward hook on the model), i.e. on the batch the loss was computed on — adversarial examples
   under adversarial training;
 * the validation subset is one seeded class-stratified subset of ``report.curve_samples`` test
-  images (:func:`dreamset.evaluation.stratified_subset`, seed ``evaluate.subset_seed``), the same
+  images (:func:`dreamset.orchestration.evaluation.stratified_subset`, seed ``evaluate.subset_seed``), the same
   for every arm and seed; robust accuracy is under the first evaluation attacker (else the training
   attacker, unless it takes a mixer's context mask: then no robust curve), drawn on a forked random state so that recording never changes the training run;
 * the curve is saved as ``curves.json`` beside the checkpoints (a resumed or reused arm reports
@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from dreamset.atomic import atomic_write_text
+from dreamset.files.atomic import atomic_write_text
 
 
 class CurveRecorder:
@@ -36,7 +36,7 @@ class CurveRecorder:
         self.validation = None
         self.attacker = None
         if settings.curve_samples and context.real_test is not None:
-            from dreamset.evaluation import stratified_subset
+            from dreamset.orchestration.evaluation import stratified_subset
 
             n = min(settings.curve_samples, len(context.real_test))
             rows = stratified_subset(context.real_test.labels, n, context.recipe.evaluate.subset_seed,
@@ -94,8 +94,8 @@ class CurveRecorder:
         return entry
 
     def _validate(self, model: torch.nn.Module) -> dict[str, float]:
-        from dreamset.seeding import forked_rng
-        from dreamset.evaluation import _mean, correct
+        from dreamset.orchestration.seeding import forked_rng
+        from dreamset.orchestration.evaluation import _mean, correct
 
         device, bs = self.context.device, self.context.recipe.evaluate.batch_size
         with forked_rng(device, self.seed):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 
 #: the objective of arms trained without an attacker (``standard: true``, the reference classifier)
 STANDARD_OBJECTIVE = "objective:standard"

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from dreamset.errors import BadInputError
-from dreamset.lazy import lazy_module
-from dreamset.seeding import seeded
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.lazy import lazy_module
+from dreamset.orchestration.seeding import seeded
 
 torch = lazy_module("torch")
 

@@ -3,7 +3,7 @@ checkpoints that make a killed run resumable.
 
 * Loss: the ``objective:*`` component's ``loss(model, x, y, attacker=..., mask=...)`` (standard,
   PGD-AT — Madry et al. 2018 —, TRADES — Zhang et al. 2019 —, MART — Wang et al. 2020 — or a
-  plugin's); the trainer knows none by name. Without one, :func:`dreamset.objectives.objective_for`
+  plugin's); the trainer knows none by name. Without one, :func:`dreamset.training.objectives.objective_for`
   picks it from the attacker the old way (docs/migration.md).
 * SGD (Nesterov momentum) or AdamW; per-step cosine / one-cycle / constant learning rate; label
   smoothing; an exponential moving average of the weights (Gowal et al., 2021), returned instead of
@@ -11,7 +11,7 @@ checkpoints that make a killed run resumable.
 * Determinism: every random draw of epoch ``e`` comes from ``(seed, e)`` (the mixer's order, the
   attack's random start, dropout; augmentations from ``(seed, e, step)``), so a run killed after
   epoch ``e`` and resumed from its checkpoint ends with the same weights as an uninterrupted run (CPU).
-* Augmentation (``augment``, :mod:`dreamset.augmenting`): per-image transforms of the real and the
+* Augmentation (``augment``, :mod:`dreamset.training.augmenting`): per-image transforms of the real and the
   synthetic set before the mixer mixes them, then a batch-level mix (CutMix/MixUp) whose soft labels
   (``float32 B×K``) the loss takes as they are (cross-entropy with probability targets). The
   training attack is made against the mixed image's dominant label (``argmax``), the attackers'
@@ -19,12 +19,12 @@ checkpoints that make a killed run resumable.
   Rebuffi et al. 2021, arXiv:2103.01946, train TRADES with CutMix).
 * Checkpoints: ``checkpoint_dir/last.safetensors`` after every epoch (model, optimizer, EMA, epoch),
   ``final.safetensors`` at the end; a finished run is loaded, not retrained. Each records the
-  settings that made it (:mod:`dreamset.digests`); one made with other settings is refused (or, with
+  settings that made it (:mod:`dreamset.files.digests`); one made with other settings is refused (or, with
   ``--fresh``, moved aside), never silently reused.
 * Training runs on a fork of torch's global random state: the caller's state is the same afterwards
-  whether the model was trained or loaded (:mod:`dreamset.seeding`).
+  whether the model was trained or loaded (:mod:`dreamset.orchestration.seeding`).
 * Input pipeline: the mixer's next batch is prepared on a background thread while the current one
-  trains (:mod:`dreamset.prefetch`).
+  trains (:mod:`dreamset.training.prefetch`).
 * Distributed: under ``torchrun`` with an initialised process group, the model is wrapped in
   ``DistributedDataParallel`` and rank ``r`` of ``W`` trains on rows ``r::W`` of every global batch
   (so the real/synthetic ratio of each batch holds on every rank); rank 0 writes the checkpoints.
@@ -42,10 +42,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from dreamset.atomic import atomic_write_text
-from dreamset.checkpoints import load_checkpoint, save_checkpoint
-from dreamset.interfaces import Attacker, ImageSource, Mixer, Objective
-from dreamset.recipe import TrainStage
+from dreamset.files.atomic import atomic_write_text
+from dreamset.files.checkpoints import load_checkpoint, save_checkpoint
+from dreamset.contracts.interfaces import Attacker, ImageSource, Mixer, Objective
+from dreamset.orchestration.recipe import TrainStage
 
 log = logging.getLogger("dreamset")
 
@@ -170,7 +170,7 @@ def _rows_backward(train_model, model, x, y, mask, objective, settings, attacker
 
 
 def _group_loss(model, x, y, mask, objective, settings, attacker, use_amp, calls, cost):
-    """One row group's loss (:mod:`dreamset.row_groups`), autocast and ``channels_last`` as the step's."""
+    """One row group's loss (:mod:`dreamset.training.row_groups`), autocast and ``channels_last`` as the step's."""
     if settings.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -183,7 +183,7 @@ def _on_forked_rng(train):
 
     @functools.wraps(train)
     def wrapper(context, *args, **kwargs):
-        from dreamset.seeding import forked_rng
+        from dreamset.orchestration.seeding import forked_rng
 
         with forked_rng(context.device if context is not None else None):
             return train(context, *args, **kwargs)
@@ -217,18 +217,18 @@ def train_classifier(
     the learning-rate schedule spans exactly those steps, and the last epoch stops early where the
     budget ends. ``record``, when given, is filled with what the training cost
     (:func:`training_record`): kept in the checkpoint, so a reused or resumed arm reports it too.
-    ``augment``: an :class:`~dreamset.augmenting.AugmentationPlan` (``None`` = no augmentation).
+    ``augment``: an :class:`~dreamset.training.augmenting.AugmentationPlan` (``None`` = no augmentation).
     ``objective`` (an ``objective:*`` component) gives the loss; ``None`` derives it from
-    ``attacker`` and ``settings`` (:func:`dreamset.objectives.objective_for`). ``arm`` (with a
-    context and a record) turns on the training curves (:mod:`dreamset.curves`). ``schedule_steps``
+    ``attacker`` and ``settings`` (:func:`dreamset.training.objectives.objective_for`). ``arm`` (with a
+    context and a record) turns on the training curves (:mod:`dreamset.training.curves`). ``schedule_steps``
     ``(offset, span)``: these steps are steps ``offset ..`` of a learning-rate schedule spanning ``span``
-    (the rounds of :mod:`dreamset.closed_loop` continue one schedule)."""
+    (the rounds of :mod:`dreamset.orchestration.closed_loop` continue one schedule)."""
     if objective is None:
-        from dreamset.objectives import objective_for
+        from dreamset.training.objectives import objective_for
 
         objective = objective_for(attacker, settings)
     if objective.uses_attacker != (attacker is not None):
-        from dreamset.errors import BadInputError
+        from dreamset.contracts.errors import BadInputError
 
         raise BadInputError(f"train.attacker: {objective.key} " + (
             "needs an attacker (train.attacker)" if objective.uses_attacker else "trains without an attacker"))
@@ -245,7 +245,7 @@ def train_classifier(
     epochs = math.ceil(total / steps)
     final = checkpoint_dir / "final.safetensors"
     last = checkpoint_dir / "last.safetensors"
-    from dreamset.digests import reuse_or_refuse, training_settings
+    from dreamset.files.digests import reuse_or_refuse, training_settings
 
     made_by = training_settings(settings, model, mixer, attacker, real, synthetic, seed, total, objective)
     if augment:  # an arm's own augmentations (train.augment is in settings already)
@@ -262,7 +262,7 @@ def train_classifier(
     wall = [_read_wall(wall_file)]
     curves = None
     if arm is not None and context is not None and record is not None:
-        from dreamset.curves import CurveRecorder
+        from dreamset.training.curves import CurveRecorder
 
         curves = CurveRecorder(context, arm, seed, attacker, checkpoint_dir / "curves.json")
     if final.exists():
@@ -284,12 +284,12 @@ def train_classifier(
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     train_model = model
-    groups = getattr(settings, "batch_groups", None)  # world-size-independent weights (dreamset.row_groups)
+    groups = getattr(settings, "batch_groups", None)  # world-size-independent weights (dreamset.training.row_groups)
     if distributed:
-        from dreamset.distributed import barrier
+        from dreamset.orchestration.distributed import barrier
 
         if groups is not None:
-            from dreamset.row_groups import broadcast_from_rank0, check_groups
+            from dreamset.training.row_groups import broadcast_from_rank0, check_groups
 
             check_groups(groups, world)
             broadcast_from_rank0(model)
@@ -298,11 +298,11 @@ def train_classifier(
 
             train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if groups is not None:
-        from dreamset.row_groups import grouped_backward, sync_buffers
+        from dreamset.training.row_groups import grouped_backward, sync_buffers
     # buffers (BatchNorm statistics) are rank 0's after each step under row groups; none: nothing to send
     sync_buffers_after_step = groups is not None and distributed and next(model.buffers(), None) is not None
-    from dreamset.progress import progress
-    from dreamset.prefetch import prefetched
+    from dreamset.orchestration.progress import progress
+    from dreamset.training.prefetch import prefetched
 
     attack_calls = [0]
     counter = model.register_forward_pre_hook(lambda *_: attack_calls.__setitem__(0, attack_calls[0] + 1)) if attacker is not None else None
@@ -328,7 +328,7 @@ def train_classifier(
                     cost["images_seen"] += len(y)
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(settings, offset + epoch * steps + step, span)
-                    if groups is not None:  # world-size-independent gradient (dreamset.row_groups)
+                    if groups is not None:  # world-size-independent gradient (dreamset.training.row_groups)
                         grouped_backward(model, x, y, mask, groups=groups, rank=rank, world=world, seed=seed, epoch=epoch,
                                          step=step, device=device, on_group=curves.step if watcher is not None else None,
                                          loss_of=lambda xg, yg, mg, first: _group_loss(model, xg, yg, mg, objective, settings,
@@ -392,7 +392,7 @@ def training_record(cost: dict[str, Any], mixer: Mixer, real, synthetic, batch_s
     """What one arm's training cost, as report.json records it: ``optimizer_steps``, ``epochs``
     (mixer epochs, fractional when the budget ends inside one), ``steps_per_epoch``,
     ``images_seen`` (``total``, and ``real``/``synthetic`` split by the mixer's
-    :meth:`~dreamset.interfaces.Mixer.composition`), ``attack_forward_backward_passes`` (batched
+    :meth:`~dreamset.contracts.interfaces.Mixer.composition`), ``attack_forward_backward_passes`` (batched
     forward passes through the model made by the training attacker, each followed by a backward for
     gradient attacks: PGD-7 makes 7 per optimizer step) and ``wall_seconds`` (summed over resumes)."""
     split = mixer.composition(real, synthetic, batch_size)
@@ -422,7 +422,7 @@ def train_reference_classifier(context) -> torch.nn.Module:
         "epochs": recipe.reference.epochs, "lr": recipe.reference.lr, "ema_decay": None, "label_smoothing": 0.0,
     })
     factory = context.registry.create(recipe.train.model.key, kind="model", **recipe.train.model.options)
-    from dreamset.seeding import build_model
+    from dreamset.orchestration.seeding import build_model
 
     model = build_model(factory, context.real_train.image_shape, context.real_train.num_classes,
                         seed=recipe.seeds[0], purpose="reference")

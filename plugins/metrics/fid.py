@@ -27,10 +27,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, hookimpl
-from dreamset.errors import BadInputError
-from dreamset.interfaces import ImageSource, Metric
-from dreamset.lazy import lazy_module
-from dreamset.recipe import ComponentRef
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import ImageSource, Metric
+from dreamset.contracts.lazy import lazy_module
+from dreamset.orchestration.recipe import ComponentRef
 
 torch = lazy_module("torch")
 
@@ -141,7 +141,7 @@ class FrechetInceptionDistance(Metric):
 
     key = "metric:fid"
 
-    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     per_source = True
 
     Options = FIDOptions

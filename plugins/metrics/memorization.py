@@ -35,9 +35,9 @@ import numpy as np
 from pydantic import Field
 
 from dreamset import hookimpl
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Metric
-from dreamset.lazy import lazy_module
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Metric
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair, source_for
 
 torch = lazy_module("torch")
@@ -142,8 +142,8 @@ class Memorization(Metric):
 
     @staticmethod
     def _grid(path, synthetic, train, closest) -> None:
-        from dreamset.data import TensorImageSet
-        from dreamset.store import save_sample_grid
+        from dreamset.contracts.data import TensorImageSet
+        from dreamset.store.reader import save_sample_grid
 
         generated, _ = synthetic.get([p["synthetic_row"] for p in closest])
         nearest, _ = train.get([p["train_row"] for p in closest])

@@ -22,7 +22,7 @@ Example::
 from __future__ import annotations
 
 from dreamset import hookimpl
-from dreamset.interfaces import Objective
+from dreamset.contracts.interfaces import Objective
 
 
 class PGDATObjective(Objective):

@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 from dreamset import hookimpl
-from dreamset.interfaces import Objective
+from dreamset.contracts.interfaces import Objective
 
 
 class StandardObjective(Objective):

@@ -1,0 +1,2 @@
+"""The synthetic store: generated (or imported) images on disk, sharded, checksummed, resumable.
+"""
