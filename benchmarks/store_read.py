@@ -27,7 +27,7 @@ from memory import rss_kib  # benchmarks/memory.py (this script's folder is on s
 
 def build_store(root: Path, n: int, shape=(3, 8, 8), shard_size: int = 1024):
     """A store of ``n`` random uint8 images (via the public .npz import)."""
-    from dreamset.store.reader import import_npz
+    from dreamset.store.npz import import_npz
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(n, shape[1], shape[2], shape[0]), dtype=np.uint8)

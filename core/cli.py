@@ -171,7 +171,9 @@ def cmd_generate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from dreamset.store.reader import SyntheticStore, export_imagefolder, export_npz
+    from dreamset.store.imagefolder import export_imagefolder
+    from dreamset.store.npz import export_npz
+    from dreamset.store.reader import SyntheticStore
 
     from dreamset.files.verify import require_complete
 
@@ -195,7 +197,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from dreamset.store.reader import import_npz
+    from dreamset.store.npz import import_npz
 
     names = args.class_names.split(",") if args.class_names else None
     store = import_npz(Path(args.npz), Path(args.store), class_names=names)
@@ -204,7 +206,8 @@ def cmd_import(args) -> int:
 
 
 def cmd_grid(args) -> int:
-    from dreamset.store.reader import SyntheticStore, save_sample_grid
+    from dreamset.store.imagefolder import save_sample_grid
+    from dreamset.store.reader import SyntheticStore
 
     store = SyntheticStore.open(Path(args.store))
     save_sample_grid(store, Path(args.out), per_class=args.per_class, seed=0)

@@ -7,7 +7,7 @@ import torch
 
 from dreamset.orchestration import distributed
 from dreamset.contracts.errors import BadInputError, StoreError
-from dreamset.store.reader import generate_to_store
+from dreamset.store.generation import generate_to_store
 from test_store import PLAN, ToyGenerator
 
 

@@ -206,7 +206,8 @@ def test_pseudo_without_resize_needs_matching_shape(pipelines, real, tmp_path):
 
 def test_conditional_samples_fill_a_store(pipelines, real, tmp_path):
     from dreamset.contracts.data import to_uint8_images
-    from dreamset.store.reader import generate_to_store, plan_labels, plan_seeds
+    from dreamset.store.format import plan_labels, plan_seeds
+    from dreamset.store.generation import generate_to_store
 
     gen = make(model=pipelines.cond, steps=2, labels="conditional")
     gen.fit(real, tmp_path / "fit", None)

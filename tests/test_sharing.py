@@ -20,7 +20,7 @@ from dreamset.contracts.errors import BadInputError
 @pytest.fixture
 def store(tmp_path):
     """A 12-image RGB store with three classes and provenance, imported from an .npz."""
-    from dreamset.store.reader import import_npz
+    from dreamset.store.npz import import_npz
 
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "s.npz", image=rng.integers(0, 256, (12, 6, 6, 3), dtype=np.uint8), label=np.arange(12) % 3)

@@ -114,7 +114,7 @@ def test_ratio_mixer_keeps_the_real_fraction_and_splits_the_synthetic_share(prop
 
 
 def test_mixed_source_reads_labels_and_provenance_of_each_part(tmp_path):
-    from dreamset.store.reader import import_npz
+    from dreamset.store.npz import import_npz
     import numpy as np
 
     np.savez(tmp_path / "a.npz", image=np.full((5, 4, 4, 1), 10, np.uint8), label=np.arange(5) % 2)

@@ -3,7 +3,7 @@
 
 ``generate(labels int64 B, seeds list[int] B, class_names) -> GeneratedBatch`` with images
 ``float32 B×C×H×W`` in [0,1], the requested labels echoed back, and one provenance dict per image
-holding at least :data:`dreamset.store.reader.PROVENANCE_KEYS`. Image ``i`` is a function of
+holding at least :data:`dreamset.store.format.PROVENANCE_KEYS`. Image ``i`` is a function of
 ``(labels[i], seeds[i], options)`` only: the same call twice gives identical tensors, and an image
 generated alone equals the same image generated inside a batch (up to float rounding).
 """
@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-#: the provenance keys every record must carry (kept in one place: dreamset.store.reader)
-from dreamset.store.reader import PROVENANCE_KEYS
+#: the provenance keys every record must carry (kept in one place: dreamset.store.format)
+from dreamset.store.format import PROVENANCE_KEYS
 
 
 def _labels_and_seeds(num_classes: int, n: int, seed: int):

@@ -104,7 +104,7 @@ def first_segment(stage, num_classes: int) -> dict[str, Any]:
     """``generate_to_store`` arguments of segment 0: class-balanced, requested by no classifier."""
     import numpy as np
 
-    from dreamset.store.reader import plan_labels
+    from dreamset.store.format import plan_labels
 
     n = segment_counts(stage.count, stage.closed_loop.rounds)[0]
     labels = plan_labels(np.arange(n), "balanced", stage.seed, num_classes)
@@ -187,7 +187,8 @@ def train_in_rounds(context, model, *, trainer, arm: str, arm_folder_name: str, 
 
     from dreamset.orchestration.evaluation import stratified_subset
     from dreamset.orchestration.sources import MixedSource, generate_stages, store_folders
-    from dreamset.store.reader import SyntheticStore, generate_to_store
+    from dreamset.store.generation import generate_to_store
+    from dreamset.store.reader import SyntheticStore
     from dreamset.files.verify import require_complete
 
     recipe = context.recipe

@@ -28,7 +28,7 @@ from typing import Any
 
 from dreamset.contracts.errors import BadInputError
 
-#: seed of image i of a plan seeded s: s * SEED_STRIDE + i (dreamset.store.reader's numbering)
+#: seed of image i of a plan seeded s: s * SEED_STRIDE + i (dreamset.store.format's numbering)
 SEED_STRIDE = 10**9
 
 
@@ -77,7 +77,7 @@ def build_generated_sets(context) -> tuple[dict[str, Any], dict[str, dict[str, A
     import numpy as np
     import torch
 
-    from dreamset.store.reader import generate_to_store
+    from dreamset.store.generation import generate_to_store
 
     recipe, real = context.recipe, context.real_train
     sources, provenance = {}, {}

@@ -249,7 +249,9 @@ def metric_report_name(key: str) -> str:
 def _generate(context: RunContext, gen, store_dir: Path, generator_dir: Path, path: str = "generate"):
     """Fit one source's generator on the real training split, then fill (or resume) its store; the
     store is verified (sha256, cached) and must be complete unless ``allow_partial``."""
-    from dreamset.store.reader import SyntheticStore, generate_to_store, import_npz
+    from dreamset.store.generation import generate_to_store
+    from dreamset.store.npz import import_npz
+    from dreamset.store.reader import SyntheticStore
     from dreamset.files.verify import require_complete
 
     if gen.source is not None:

@@ -118,7 +118,7 @@ def write_report_json(run_dir: Path, report: dict[str, Any]) -> None:
 
 
 def _write_grids(run_dir: Path, context) -> None:
-    from dreamset.store.reader import save_sample_grid
+    from dreamset.store.imagefolder import save_sample_grid
 
     per_class = context.recipe.report.samples_per_class
     from dreamset.orchestration.sources import named

@@ -1,6 +1,6 @@
 """Sharing a synthetic set the way the field shares them: WebDataset tar shards and Hugging Face
 ``datasets`` (saved to disk, or one parquet file). ``.npz`` and ImageFolder live in
-:mod:`dreamset.store.reader`.
+:mod:`dreamset.store.npz` and :mod:`dreamset.store.imagefolder`.
 
 * **WebDataset** (``dreamset export STORE --format webdataset --out DIR``): ``DIR/shard-000000.tar``,
   ... each holding, per image, ``<key>.png`` (the uint8 image), ``<key>.cls`` (the integer label,
@@ -61,7 +61,8 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
 def export_webdataset(store: ImageSource, out_dir, shard_size: int = WEBDATASET_SHARD_SIZE) -> list[Path]:
     """Write ``store`` as WebDataset tar shards under ``out_dir``; returns the shard paths."""
     from dreamset.files.atomic import atomic_write_text
-    from dreamset.store.reader import _atomic_output, _png_bytes
+    from dreamset.store.imagefolder import _png_bytes
+    from dreamset.store.npz import _atomic_output
 
     if shard_size <= 0:
         raise BadInputError(f"--shard-size: must be > 0, got {shard_size}")
@@ -110,7 +111,7 @@ def hf_dataset(store: ImageSource):
     ``label`` (``ClassLabel``), ``index``, ``class_name`` and the provenance columns (ints, floats
     and strings keep their type; anything else, or a column of mixed types, is JSON text)."""
     datasets = _require_datasets()
-    from dreamset.store.reader import _png_bytes
+    from dreamset.store.imagefolder import _png_bytes
 
     rows = [(image, record) for _, image, record in _records(store)]
     keys = list(dict.fromkeys(k for _, r in rows for k in r if k not in ("index", "label", "class_name")))

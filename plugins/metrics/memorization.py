@@ -143,7 +143,7 @@ class Memorization(Metric):
     @staticmethod
     def _grid(path, synthetic, train, closest) -> None:
         from dreamset.contracts.data import TensorImageSet
-        from dreamset.store.reader import save_sample_grid
+        from dreamset.store.imagefolder import save_sample_grid
 
         generated, _ = synthetic.get([p["synthetic_row"] for p in closest])
         nearest, _ = train.get([p["train_row"] for p in closest])
