@@ -62,10 +62,10 @@ def main() -> None:
     import torch
 
     import dreamset.registry as registry
-    from dreamset.report.claims import machine, splice
-    from dreamset.orchestration.context import RunContext
     from dreamset.contracts.data import TensorImageSet
+    from dreamset.orchestration.context import RunContext
     from dreamset.orchestration.recipe import load_recipe
+    from dreamset.report.claims import machine, splice
     from dreamset.store.reader import SyntheticStore
 
     started = time.perf_counter()

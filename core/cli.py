@@ -128,8 +128,8 @@ def cmd_run(args) -> int:
     run_dir = _out_dir(args, recipe)
     from dreamset.orchestration.distributed import env_rank
     from dreamset.orchestration.pipeline import run_recipe
-    from dreamset.report.writer import print_summary
     from dreamset.orchestration.runlog import setup_logging
+    from dreamset.report.writer import print_summary
 
     # --json: stdout carries the report dict alone; the log and the bars go to stderr
     console = _console(stderr=args.json, quiet=env_rank() != 0)  # under torchrun rank 0 speaks for all

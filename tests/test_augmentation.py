@@ -13,12 +13,12 @@ import torch.nn.functional as F
 
 import dreamset.registry as registry
 import dreamset.training.trainer as training
-from dreamset.training.augmenting import AugmentationPlan, AugmentedSource, augmentation_plan
-from dreamset.files.checkpoints import load_checkpoint
 from dreamset.conformance.metrics import toy_row_images as blobs
 from dreamset.contracts.data import TensorImageSet
 from dreamset.contracts.errors import BadInputError
+from dreamset.files.checkpoints import load_checkpoint
 from dreamset.orchestration.recipe import AugmentSpec, TrainStage, validate_recipe
+from dreamset.training.augmenting import AugmentationPlan, AugmentedSource, augmentation_plan
 
 
 @pytest.fixture(scope="module", autouse=True)

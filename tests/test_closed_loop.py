@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from dreamset.cli import main
-from dreamset.orchestration.closed_loop import allocate, class_scores, segment_counts
 from dreamset.contracts.data import TensorImageSet
+from dreamset.orchestration.closed_loop import allocate, class_scores, segment_counts
 
 RECIPE = {
     "name": "tiny-closed-loop",

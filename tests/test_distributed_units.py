@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dreamset.orchestration import distributed
 from dreamset.contracts.errors import BadInputError, StoreError
+from dreamset.orchestration import distributed
 from dreamset.store.generation import generate_to_store
 from test_store import PLAN, ToyGenerator
 

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 import dreamset.registry as registry
-from dreamset.report.claims import claims_markdown, splice
 from dreamset.cli import main
 from dreamset.conformance.metrics import tiny_run_context
-from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons, t_interval, verdict
 from dreamset.contracts.errors import BadInputError
 from dreamset.orchestration.evaluation import stratified_subset, worst_case_correct
 from dreamset.orchestration.pipeline import arm_budgets
 from dreamset.orchestration.recipe import load_recipe
+from dreamset.report.claims import claims_markdown, splice
+from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons, t_interval, verdict
 
 #: the default recipe at toy size: every stage runs, in seconds
 TINY = [
@@ -110,8 +110,8 @@ def test_arms_that_differ_in_steps_are_flagged_loudly(tmp_path, capsys):
 
 
 def test_a_fixed_budget_stops_inside_an_epoch_and_a_rerun_reuses_it(tmp_path):
-    from dreamset.files.checkpoints import load_checkpoint
     from dreamset.conformance.metrics import toy_row_images
+    from dreamset.files.checkpoints import load_checkpoint
     from dreamset.orchestration.recipe import TrainStage
     from dreamset.training.trainer import train_classifier
 

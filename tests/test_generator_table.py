@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from dreamset.report.generator_table import add_generator_table, spearman
 from dreamset.orchestration.recipe import validate_recipe
+from dreamset.report.generator_table import add_generator_table, spearman
 
 SOURCES = ["a", "b", "c", "d", "e"]
 

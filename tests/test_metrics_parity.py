@@ -157,8 +157,8 @@ def test_fid_of_two_image_folders_equals_torch_fidelity(tmp_path):
     import torch_fidelity
     from PIL import Image
 
-    from dreamset.toolkit.features import FeatureSet
     from dreamset.contracts.data import TensorImageSet
+    from dreamset.toolkit.features import FeatureSet
 
     rng = np.random.default_rng(0)
     folders = []

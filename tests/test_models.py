@@ -10,11 +10,11 @@ import torch
 from safetensors.torch import save_file
 
 import dreamset.registry as registry
-from dreamset.files.checkpoints import save_checkpoint
 from dreamset.conformance.models import check_model
 from dreamset.contracts.data import TensorImageSet
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.nn import Classifier
+from dreamset.files.checkpoints import save_checkpoint
 from dreamset.orchestration.recipe import TrainStage
 from dreamset.training.trainer import train_classifier
 

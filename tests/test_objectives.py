@@ -14,10 +14,10 @@ import dreamset.training.trainer as training
 from dreamset.conformance import check_component
 from dreamset.conformance.metrics import toy_row_images
 from dreamset.contracts.errors import BadInputError
-from dreamset.orchestration.evaluation import accuracy
 from dreamset.contracts.interfaces import Objective
-from dreamset.training.objectives import objective_for
+from dreamset.orchestration.evaluation import accuracy
 from dreamset.orchestration.recipe import TrainStage, load_recipe
+from dreamset.training.objectives import objective_for
 
 EPS = 0.2
 SEED = 1

@@ -19,12 +19,12 @@ import torch.nn.functional as F
 
 import dreamset.registry as registry
 import dreamset.training.trainer as training
-from dreamset.files.checkpoints import load_checkpoint, load_torch_weights
 from dreamset.conformance.metrics import toy_row_images as blobs
 from dreamset.contracts.errors import BadInputError
+from dreamset.files.checkpoints import load_checkpoint, load_torch_weights
 from dreamset.orchestration.evaluation import accuracy
-from dreamset.training.objectives import objective_for
 from dreamset.orchestration.recipe import TrainStage
+from dreamset.training.objectives import objective_for
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_until_killed.py"
 EPS = 0.2  # L∞ radius: a row lit by +0.6 survives it only if the classifier uses the whole row

@@ -17,8 +17,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save
 
-from dreamset.files.atomic import atomic_write_bytes
 from dreamset.contracts.errors import BadInputError
+from dreamset.files.atomic import atomic_write_bytes
 
 META_KEY = "dreamset"
 #: key of the tensors' sha256 inside the JSON metadata (files written before it existed have none and

@@ -185,11 +185,11 @@ def train_in_rounds(context, model, *, trainer, arm: str, arm_folder_name: str, 
     arguments (mixer, settings, ...)."""
     import numpy as np
 
+    from dreamset.files.verify import require_complete
     from dreamset.orchestration.evaluation import stratified_subset
     from dreamset.orchestration.sources import MixedSource, generate_stages, store_folders
     from dreamset.store.generation import generate_to_store
     from dreamset.store.reader import SyntheticStore
-    from dreamset.files.verify import require_complete
 
     recipe = context.recipe
     name = looped_source(recipe, recipe.arms[arm])

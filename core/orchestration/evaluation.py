@@ -72,8 +72,8 @@ def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | 
     one draw from it plus the chunk's number, so random starts do not depend on how chunks are
     shared out: under torchrun chunk ``c`` runs on rank ``c mod W`` and the flags are all-reduced
     (:func:`dreamset.orchestration.distributed.split_rows`), with the same result as one process."""
-    from dreamset.orchestration.seeding import forked_rng
     from dreamset.orchestration.distributed import broadcast_int, split_rows
+    from dreamset.orchestration.seeding import forked_rng
 
     device = torch.device(device)
     draw = int(torch.randint(2**62, (1,))) if attacker is not None else 0

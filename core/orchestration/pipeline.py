@@ -20,15 +20,15 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from dreamset.orchestration import distributed
-from dreamset.files.atomic import atomic_write_bytes
-from dreamset.orchestration.context import RunContext, resolve_device
 from dreamset.contracts.data import TensorImageSet, materialize
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.interfaces import Selection
+from dreamset.files.atomic import atomic_write_bytes
+from dreamset.files.verify import check_disk_space
+from dreamset.orchestration import distributed
+from dreamset.orchestration.context import RunContext, resolve_device
 from dreamset.orchestration.recipe import ComponentRef, Recipe, arm_folder
 from dreamset.orchestration.runlog import final_scalars, log, metric_summary, plugin_versions
-from dreamset.files.verify import check_disk_space
 
 #: mixer used when an arm names none: all real, all synthetic, or half and half
 DEFAULT_MIXER = "mixer:ratio"
@@ -168,8 +168,8 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                     context.models[arm_name] = _train_arm(context, arm_name, arm, seed, inputs[arm_name],
                                                           budgets[arm_name], records[arm_name])
             with _stage(context, "evaluate", timings):
-                from dreamset.orchestration.seeding import forked_rng
                 from dreamset.orchestration.evaluation import evaluate_classifier
+                from dreamset.orchestration.seeding import forked_rng
 
                 attackers = [_create(context, ref, "attacker", f"evaluate.attackers.{i}")
                              for i, ref in enumerate(recipe.evaluate.attackers)]
@@ -196,9 +196,9 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
                          time.perf_counter() - started)
                 advance(1)
 
+        from dreamset.orchestration.sources import named
         from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons
         from dreamset.report.tables import metric_warnings
-        from dreamset.orchestration.sources import named
 
         arms = summarize_arms(context.arm_results)
         report = {
@@ -249,10 +249,10 @@ def metric_report_name(key: str) -> str:
 def _generate(context: RunContext, gen, store_dir: Path, generator_dir: Path, path: str = "generate"):
     """Fit one source's generator on the real training split, then fill (or resume) its store; the
     store is verified (sha256, cached) and must be complete unless ``allow_partial``."""
+    from dreamset.files.verify import require_complete
     from dreamset.store.generation import generate_to_store
     from dreamset.store.npz import import_npz
     from dreamset.store.reader import SyntheticStore
-    from dreamset.files.verify import require_complete
 
     if gen.source is not None:
         source = Path(gen.source)

@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from dreamset.orchestration.closed_loop import ClosedLoop
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.options import format_validation_error
+from dreamset.orchestration.closed_loop import ClosedLoop
 from dreamset.registry.catalogue import DEFAULT_RECIPE, RECIPE_SUFFIXES, recipe_names, recipe_path
 
 if sys.version_info >= (3, 11):

@@ -15,8 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dreamset.files.atomic import clean_temp_files
 from dreamset.contracts.errors import BadInputError
+from dreamset.files.atomic import clean_temp_files
 
 log = logging.getLogger("dreamset")
 

@@ -28,9 +28,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from dreamset.files.atomic import current_umask, fsync_dir
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.interfaces import ImageSource
+from dreamset.files.atomic import current_umask, fsync_dir
 
 #: images per WebDataset shard (WebDataset's own examples use a few thousand per tar)
 WEBDATASET_SHARD_SIZE = 5000

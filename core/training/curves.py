@@ -94,8 +94,8 @@ class CurveRecorder:
         return entry
 
     def _validate(self, model: torch.nn.Module) -> dict[str, float]:
-        from dreamset.orchestration.seeding import forked_rng
         from dreamset.orchestration.evaluation import _mean, correct
+        from dreamset.orchestration.seeding import forked_rng
 
         device, bs = self.context.device, self.context.recipe.evaluate.batch_size
         with forked_rng(device, self.seed):

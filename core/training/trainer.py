@@ -42,9 +42,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from dreamset.contracts.interfaces import Attacker, ImageSource, Mixer, Objective
 from dreamset.files.atomic import atomic_write_text
 from dreamset.files.checkpoints import load_checkpoint, save_checkpoint
-from dreamset.contracts.interfaces import Attacker, ImageSource, Mixer, Objective
 from dreamset.orchestration.recipe import TrainStage
 
 log = logging.getLogger("dreamset")

@@ -17,9 +17,9 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import hookimpl
-from dreamset.toolkit.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.lazy import lazy_module
+from dreamset.toolkit.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
 
 torch = lazy_module("torch")
 

@@ -19,8 +19,8 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.toolkit.attacking import TorchattacksAttacker
 from dreamset.contracts.lazy import lazy_module
+from dreamset.toolkit.attacking import TorchattacksAttacker
 
 torch = lazy_module("torch")
 

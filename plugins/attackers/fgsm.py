@@ -14,8 +14,8 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.toolkit.attacking import TorchattacksAttacker
 from dreamset.contracts.options import FractionFloat
+from dreamset.toolkit.attacking import TorchattacksAttacker
 
 
 class FGSMOptions(Options):

@@ -20,11 +20,11 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.toolkit.attacking import check_attack_inputs, preserved_modes
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.interfaces import Attacker
 from dreamset.contracts.lazy import lazy_module
 from dreamset.contracts.options import FractionFloat
+from dreamset.toolkit.attacking import check_attack_inputs, preserved_modes
 
 torch = lazy_module("torch")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.toolkit.attacking import TorchattacksAttacker, preserved_modes
 from dreamset.contracts.options import FractionFloat
+from dreamset.toolkit.attacking import TorchattacksAttacker, preserved_modes
 
 
 class TradesOptions(Options):

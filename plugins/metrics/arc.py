@@ -52,11 +52,11 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, hookimpl
-from dreamset.orchestration.seeding import forked_rng
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.interfaces import Metric
 from dreamset.contracts.options import FractionFloat
 from dreamset.orchestration.recipe import ComponentRef
+from dreamset.orchestration.seeding import forked_rng
 
 NORMALISATION = "trapezoid over eps/eps_span of clip((acc - 0.5) / 0.5, 0, 1)"
 
@@ -186,9 +186,9 @@ class ARCMetric(Metric):
     def compute(self, context) -> dict[str, Any]:
         import torch
 
-        from dreamset.orchestration.progress import progress
         from dreamset.contracts.data import TensorImageSet
         from dreamset.orchestration.evaluation import accuracy
+        from dreamset.orchestration.progress import progress
         from dreamset.orchestration.recipe import TrainStage
         from dreamset.training.trainer import train_classifier
 

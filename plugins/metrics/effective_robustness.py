@@ -47,10 +47,10 @@ from typing import Annotated, Any, Iterable, Literal
 from pydantic import Field
 
 from dreamset import Options, hookimpl
-from dreamset.orchestration.seeding import forked_rng
-from dreamset.orchestration.seeding import build_model
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.interfaces import Metric
+from dreamset.orchestration.seeding import forked_rng
+from dreamset.orchestration.seeding import build_model
 
 #: accuracies are clipped to [CLIP, 1 − CLIP] before the logit/probit transform
 CLIP = 1e-4

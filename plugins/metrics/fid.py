@@ -172,8 +172,8 @@ class FrechetInceptionDistance(Metric):
 
     def _real_moments(self, real, extractor, classes, per_class, warnings):
         """The real side's moments, from the statistics cache when the extractor allows it."""
-        from dreamset.toolkit.features import StatisticsCache, source_fingerprint
         from dreamset.plugins.metrics.statistics import StreamingMoments
+        from dreamset.toolkit.features import StatisticsCache, source_fingerprint
 
         key = None
         if self.options.cache and real.source is not None and extractor is not None:

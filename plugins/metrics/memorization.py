@@ -89,8 +89,8 @@ class Memorization(Metric):
         return train, synthetic, heldout, extractor
 
     def compute(self, context) -> dict:
-        from dreamset.toolkit.knn import knn_distances
         from dreamset.plugins.metrics.statistics import as_feature_matrix
+        from dreamset.toolkit.knn import knn_distances
 
         o = self.options
         train, synthetic, heldout, extractor = self._sides(context)

@@ -29,10 +29,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, hookimpl
-from dreamset.orchestration.seeding import forked_rng
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.interfaces import Metric
 from dreamset.orchestration.recipe import ComponentRef
+from dreamset.orchestration.seeding import forked_rng
 
 
 class RobustAccuracyOptions(Options):

@@ -176,8 +176,8 @@ class TimmModel(Model):
         import torch
         from torch import nn
 
-        from dreamset.files.checkpoints import load_torch_weights
         from dreamset.contracts.nn import Classifier
+        from dreamset.files.checkpoints import load_torch_weights
 
         o = self.options
         c, h, w = image_shape

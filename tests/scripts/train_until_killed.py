@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 import dreamset.registry as registry
-from dreamset.files.checkpoints import save_checkpoint
 from dreamset.conformance.metrics import toy_row_images
+from dreamset.files.checkpoints import save_checkpoint
 from dreamset.orchestration.recipe import TrainStage
 from dreamset.training.trainer import train_classifier
 
