@@ -1,6 +1,6 @@
 """Adversarial-training step throughput of dreamset's trainer.
 
-1. ``dreamset.training.train_classifier`` with ``attacker:pgd`` (L∞, eps 8/255, 10 steps of
+1. ``dreamset.training.trainer.train_classifier`` with ``attacker:pgd`` (L∞, eps 8/255, 10 steps of
    2.5·eps/10 — PGD-AT, Madry et al. 2018) against the baseline: a hand-written PGD-10 training loop
    over the same model, data, batch size and optimizer (SGD, Nesterov momentum 0.9, weight decay
    5e-4, cosine learning rate), i.e. random start in the eps-ball, 10 signed-gradient steps with the
@@ -44,7 +44,7 @@ def load_images(batch_size: int, batches: int, image_size: int):
     import torch.nn.functional as F
 
     import dreamset.registry as registry
-    from dreamset.data import TensorImageSet
+    from dreamset.contracts.data import TensorImageSet
 
     digits = registry.create("dataset:digits", train_size=1700, test_size=None).load("train")
     x, y = digits.get(range(len(digits)))
@@ -66,7 +66,7 @@ def build_model(key: str, options: dict, image_shape, num_classes: int, seed: in
 
 
 def settings_for(key: str, batch_size: int):
-    from dreamset.recipe import TrainStage
+    from dreamset.orchestration.recipe import TrainStage
 
     return TrainStage(model=key, epochs=1, batch_size=batch_size, optimizer="sgd", lr=0.05, momentum=0.9,
                       weight_decay=5e-4, schedule="cosine", mixed_precision=False)
@@ -87,7 +87,7 @@ class Clock:
 def trainer_rate(args, data, attacker_key: str, attacker_options: dict) -> tuple[float, float]:
     """``(wall, cpu)`` images/s of one epoch of ``train_classifier`` (``--batches`` steps) with the given attacker."""
     import dreamset.registry as registry
-    from dreamset.training import train_classifier
+    from dreamset.training.trainer import train_classifier
 
     model = build_model(args.model, args.model_options, data.image_shape, data.num_classes)
     attacker = registry.create(attacker_key, **attacker_options)

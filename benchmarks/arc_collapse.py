@@ -10,7 +10,7 @@ evaluate.metrics (eps_max 0.15, points 4, epochs 10, max_samples 500), then each
 per row, the per-eps held-out robust/clean accuracy and the fraction predicted real (0 or 1 =
 collapsed) as one JSON line, then the markdown table; ``--write`` puts the table between
 ``<!-- claims:arc-collapse -->`` and ``<!-- /claims:arc-collapse -->`` of docs/metrics.md
-(:func:`dreamset.claims.splice`), with the command that produced it.
+(:func:`dreamset.report.claims.splice`), with the command that produced it.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def cell(point: dict) -> str:
 
 def table(results: list[tuple[str, dict]]) -> str:
     """The markdown table: one row per configuration, one column per radius, then ARC."""
-    from dreamset.claims import markdown_table
+    from dreamset.report.claims import markdown_table
 
     eps = [p["eps"] for p in results[0][1]["curve"]]
     header = ["schedule, lr"] + [f"eps {e:.4g}" for e in eps] + ["ARC"]
@@ -62,11 +62,11 @@ def main() -> None:
     import torch
 
     import dreamset.registry as registry
-    from dreamset.claims import machine, splice
-    from dreamset.context import RunContext
-    from dreamset.data import TensorImageSet
-    from dreamset.recipe import load_recipe
-    from dreamset.store import SyntheticStore
+    from dreamset.contracts.data import TensorImageSet
+    from dreamset.orchestration.context import RunContext
+    from dreamset.orchestration.recipe import load_recipe
+    from dreamset.report.claims import machine, splice
+    from dreamset.store.reader import SyntheticStore
 
     started = time.perf_counter()
     recipe, _ = load_recipe("digits-robust")

@@ -2,7 +2,7 @@
 
 Every number those documents show for a catalogue recipe sits between ``<!-- claims:NAME -->`` and
 ``<!-- /claims:NAME -->`` and is written here from the run's report.json
-(:func:`dreamset.claims.claims_markdown`), with the command, date, machine and wall time — never typed.
+(:func:`dreamset.report.claims.claims_markdown`), with the command, date, machine and wall time — never typed.
 
     python benchmarks/claims.py                      # run digits-robust, print its block
     python benchmarks/claims.py --write              # ... and splice it into README.md and docs/recipes.md
@@ -44,8 +44,8 @@ PER_SET = {"digits-shift"}
 
 def run(recipe_name: str, out: Path, overrides: list[str]) -> tuple[dict, float]:
     import dreamset.registry as registry
-    from dreamset.pipeline import run_recipe
-    from dreamset.recipe import load_recipe
+    from dreamset.orchestration.pipeline import run_recipe
+    from dreamset.orchestration.recipe import load_recipe
 
     recipe, resolved = load_recipe(recipe_name, overrides, registry=registry.get_registry())
     start = time.perf_counter()
@@ -68,7 +68,7 @@ def main() -> None:
                                                        "second block of one recipe, e.g. a run with other settings")
     args = parser.parse_args()
 
-    from dreamset.claims import claims_markdown, machine, splice
+    from dreamset.report.claims import claims_markdown, machine, splice
 
     if args.from_run is not None:
         report = json.loads((args.from_run / "report.json").read_text())

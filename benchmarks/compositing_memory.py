@@ -35,8 +35,8 @@ def measure_child(path: str, key: str, batch: int, batches: int, mode: str) -> N
 
     torch.set_num_threads(1)
     import dreamset.registry as registry
+    from dreamset.store.reader import SyntheticStore
     from dreamset.toolkit.masks import object_masks
-    from dreamset.store import SyntheticStore
 
     store = SyntheticStore.open(path, verify=False)
     mixer = registry.create(key, **MIXERS[key])

@@ -27,9 +27,9 @@ import torch
 from PIL import Image, ImageEnhance
 
 import dreamset.registry
+from dreamset.contracts.data import TensorImageSet
 from dreamset.plugins.mixers.backgrounds import background_bank
 from dreamset.toolkit.masks import object_masks
-from dreamset.data import TensorImageSet
 
 
 def make_objects(n: int, size: int, seed: int = 0) -> torch.Tensor:

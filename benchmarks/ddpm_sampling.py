@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from dreamset.data import TensorImageSet
+from dreamset.contracts.data import TensorImageSet
 from dreamset.plugins.generators.ddpm import DDPMGenerator, DDPMOptions
 
 

@@ -78,7 +78,7 @@ def main() -> None:
         print(f"{name:28s} {train:12.3f} {train / base_train:6.2f} {1000 * sample:19.2f} {sample / base_sample:6.2f}")
     if args.store is not None:
         import dreamset.registry as registry
-        from dreamset.store import SyntheticStore
+        from dreamset.store.reader import SyntheticStore
 
         store = SyntheticStore.open(args.store)
         synthetic, _ = store.get(range(len(store)))

@@ -91,7 +91,7 @@ def row(name: str, out: Path) -> list[str] | None:
     arms = report["arms"]
     steps = arms["real"]["per_seed"][next(iter(arms["real"]["per_seed"]))]["training"]["optimizer_steps"]
     comparison = report["comparisons"]["real+synthetic"]
-    from dreamset.claims import difference_cell
+    from dreamset.report.claims import difference_cell
 
     cells = [f"`{name}`", CONFIGS[name][0], str(steps),
              f"{100 * arms['real']['robust_accuracy']:.1f}", f"{100 * arms['real+synthetic']['robust_accuracy']:.1f}"]
@@ -102,7 +102,7 @@ def row(name: str, out: Path) -> list[str] | None:
 
 
 def table(out: Path, names: list[str], seeds: list[int], command: str) -> str:
-    from dreamset.claims import machine, markdown_table
+    from dreamset.report.claims import machine, markdown_table
 
     header = ["configuration", "what", "steps per arm", "real robust %", "real+synthetic robust %",
               *(f"Δ {label} (points)" for label, _ in QUANTITIES), "stages (min)", "generate (min)",
@@ -144,7 +144,7 @@ def main() -> None:
     block = table(args.out, names, args.seeds, command)
     print(block)
     if args.write:
-        from dreamset.claims import splice
+        from dreamset.report.claims import splice
 
         path = ROOT / "docs" / "recipes.md"
         path.write_text(splice(path.read_text(), args.block, block))

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import date
 from pathlib import Path
 
+from dreamset.report.claims import machine
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from claims import machine  # noqa: E402
 
 
 def main() -> None:
@@ -25,8 +24,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="splice the block into docs/recipes.md")
     args = parser.parse_args()
 
-    from dreamset.claims import splice
-    from dreamset.generator_table import markdown
+    from dreamset.report.claims import splice
+    from dreamset.report.generator_table import markdown
 
     report = json.loads((args.from_run / "report.json").read_text())
     if not report.get("generator_table"):

@@ -23,7 +23,7 @@ Prints one JSON line (accuracy %, per-class %, top confusions, steps, seconds) a
 import argparse, json, math, time, sys
 import torch, torch.nn.functional as F
 import dreamset.registry as R
-from dreamset.data import TensorImageSet
+from dreamset.contracts.data import TensorImageSet
 torch.set_num_threads(1)
 p = argparse.ArgumentParser()
 p.add_argument("--gen", default='{"font": "DejaVu Sans", "font_size": 0.7, "jitter_offset": 0, "jitter_scale": 0, "jitter_stroke": 0, "jitter_rotation": 0}')

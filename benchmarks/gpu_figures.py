@@ -9,7 +9,7 @@
     images/s, shown as a fraction of the chip's dense bf16 peak (``--peak-tflops``, default from the
     device name: H100/H200 989, A100 312, L40S 362, L4 121, A10 125).
 (b) PGD-10 adversarial training (L∞ 8/255, step 2/255) of ``model:wide-resnet`` WRN-28-10 on 32×32
-    RGB, images/s: ``dreamset.training.train_classifier`` (bf16 autocast, channels_last) against a
+    RGB, images/s: ``dreamset.training.trainer.train_classifier`` (bf16 autocast, channels_last) against a
     hand-written loop doing the same (random start, 10 signed-gradient steps in eval mode, one SGD
     step on the adversarial batch, same autocast and memory format).
 (c) With two or more GPUs: ``torchrun --standalone --nproc_per_node 2 -m dreamset run
@@ -88,7 +88,7 @@ def bare_loop(unet, scheduler_factory, labels, steps: int, shape, device, fast: 
 
 
 def ddpm_figures(args, device) -> dict:
-    from dreamset.data import TensorImageSet
+    from dreamset.contracts.data import TensorImageSet
     from dreamset.plugins.generators.ddpm import DDPMGenerator, DDPMOptions
 
     channels = (8, 16) if args.quick else (128, 256, 256, 256)
@@ -157,9 +157,9 @@ def hand_written_at(model, images, labels, batch: int, device, eps: float, steps
 
 def at_figures(args, device) -> dict:
     import dreamset.registry as registry
-    from dreamset.data import TensorImageSet
-    from dreamset.recipe import TrainStage
-    from dreamset.training import train_classifier
+    from dreamset.contracts.data import TensorImageSet
+    from dreamset.orchestration.recipe import TrainStage
+    from dreamset.training.trainer import train_classifier
 
     depth, width, size = (10, 1, 8) if args.quick else (28, 10, 32)
     n = args.at_batch * args.at_batches

@@ -1,4 +1,4 @@
-"""Overlap of batch preparation and training (the trainer's :mod:`dreamset.prefetch` thread), on CPU.
+"""Overlap of batch preparation and training (the trainer's :mod:`dreamset.training.prefetch` thread), on CPU.
 
 A synthetic slow reader yields ``--steps`` batches of ``--batch`` images read at random from a real
 on-disk store (``SyntheticStore.get``, one ``pread`` per run of images) plus ``--read-ms`` of waiting
@@ -8,7 +8,7 @@ training step is a forward+backward+SGD step of ``model:small-cnn`` on 32×32 RG
 - train alone: the steps on batches already in memory;
 - read alone: the reader without training;
 - serial: read then train, batch after batch (no prefetching);
-- prefetched: ``dreamset.prefetch.prefetched(reader)`` feeding the same steps.
+- prefetched: ``dreamset.training.prefetch.prefetched(reader)`` feeding the same steps.
 
 Printed: the four wall times and the overlap, ``(serial − prefetched) / min(read, train)`` (1 = the
 shorter of the two is completely hidden; ``prefetched / max(read, train)`` near 1 means the step is
@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import dreamset.registry as registry
-    from dreamset.prefetch import prefetched
+    from dreamset.training.prefetch import prefetched
 
     with tempfile.TemporaryDirectory() as tmp:
         store = build_store(Path(tmp), 20_000, shape=(3, 32, 32))

@@ -2,9 +2,9 @@
 
 1. Throughput (images/s) of ``SyntheticStore.get`` (one pread per run of consecutive images,
    float32 out) against the baseline: indexing an in-RAM ``uint8`` tensor holding the same images
-   and converting it the same way (``dreamset.data.to_float_images``). Also shown: reading through
+   and converting it the same way (``dreamset.contracts.data.to_float_images``). Also shown: reading through
    the shards' memory maps (``np.load(mmap_mode="r")`` + indexing), the alternative the store does
-   not use for random reads; and a sequential pass (``dreamset.data.materialize``) over the store.
+   not use for random reads; and a sequential pass (``dreamset.contracts.data.materialize``) over the store.
 2. Peak RSS of a fresh process reading the same number of random batches from a small and a
    large store (default 10k vs 200k tiny images): flat memory means the two peaks match.
 
@@ -27,7 +27,7 @@ from memory import rss_kib  # benchmarks/memory.py (this script's folder is on s
 
 def build_store(root: Path, n: int, shape=(3, 8, 8), shard_size: int = 1024):
     """A store of ``n`` random uint8 images (via the public .npz import)."""
-    from dreamset.store import import_npz
+    from dreamset.store.npz import import_npz
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(n, shape[1], shape[2], shape[0]), dtype=np.uint8)
@@ -44,7 +44,7 @@ def measure_child(path: str, batch: int, batches: int, mode: str) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from dreamset.store import SyntheticStore
+    from dreamset.store.reader import SyntheticStore
 
     store = SyntheticStore.open(path, verify=False)
     rng = np.random.default_rng(1)
@@ -62,7 +62,7 @@ def _mmap_reader(store):
     """Random reads through the shards' memory maps (for comparison only)."""
     import torch
 
-    from dreamset.data import to_float_images
+    from dreamset.contracts.data import to_float_images
 
     arrays = [store.shard_array(p) for p in range(len(store._shards))]
     offsets = store._offsets
@@ -105,7 +105,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from dreamset.data import TensorImageSet, materialize
+    from dreamset.contracts.data import TensorImageSet, materialize
 
     with tempfile.TemporaryDirectory() as tmp:
         stores = {n: build_store(Path(tmp), n) for n in args.sizes}
@@ -121,7 +121,7 @@ def main() -> None:
         print(f"  shard memory maps            : {mmap_rate:12.0f} images/s   ratio mmap/baseline  = {mmap_rate / baseline:.3f}")
         seq_base = _seconds(lambda: materialize(in_ram))
         seq_store = _seconds(lambda: materialize(large))
-        print(f"sequential pass (dreamset.data.materialize) over {len(large)} images:")
+        print(f"sequential pass (dreamset.contracts.data.materialize) over {len(large)} images:")
         print(f"  baseline in-RAM: {len(large) / seq_base:12.0f} images/s; store: {len(large) / seq_store:12.0f} images/s; "
               f"ratio store/baseline = {seq_base / seq_store:.3f}")
         images = in_ram = None  # free them before the memory measurements

@@ -34,7 +34,7 @@ def rows(a: dict, b: dict) -> list[list[str]]:
             if other is not None:
                 x, y = result["robust_accuracy"], other["robust_accuracy"]
                 out.append([f"{arm} robust %, seed {seed}", f"{100 * x:.1f}", f"{100 * y:.1f}", f"{100 * (y - x):+.1f}"])
-    from dreamset.claims import difference_cell
+    from dreamset.report.claims import difference_cell
 
     for arm, entry in a["comparisons"].items():
         d, e = entry.get("robust_accuracy"), b["comparisons"].get(arm, {}).get("robust_accuracy")
@@ -53,7 +53,7 @@ def main() -> None:
     a, b = (json.loads((folder / "report.json").read_text()) for folder in (args.baseline, args.other))
     if a["seeds"] != b["seeds"] or a["recipe"]["train"] != b["recipe"]["train"]:
         raise SystemExit("thread_effect: the two runs differ in seeds or training settings; compare runs of one recipe")
-    from dreamset.claims import machine, markdown_table, splice
+    from dreamset.report.claims import machine, markdown_table, splice
 
     ta, tb = a.get("threads", "?"), b.get("threads", "?")
     lines = markdown_table(["quantity", f"{ta} thread(s) (baseline)", f"{tb} thread(s)", "difference (points)"], rows(a, b))

@@ -11,9 +11,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-from dreamset.declarations import hookimpl, hookspec, register  # noqa: E402
-from dreamset.errors import BadInputError, DreamsetError  # noqa: E402
-from dreamset.options import Options  # noqa: E402
+from dreamset.contracts.declarations import hookimpl, hookspec, register  # noqa: E402
+from dreamset.contracts.errors import BadInputError, DreamsetError  # noqa: E402
+from dreamset.contracts.options import Options  # noqa: E402
 
 __all__ = ["hookimpl", "hookspec", "register", "Options", "DreamsetError", "BadInputError", "__version__", "run", "load_run",
            "RunReport"]
@@ -23,6 +23,7 @@ def __getattr__(name: str):
     # `import dreamset; dreamset.registry.list()` works without importing every submodule eagerly.
     if name in {"run", "load_run", "RunReport"}:  # the Python API (dreamset.api); torch only once run
         return getattr(importlib.import_module("dreamset.api"), name)
-    if name in {"registry", "plugins", "store", "pipeline", "recipe", "interfaces", "cli", "data"}:
+    if name in {"registry", "plugins", "toolkit", "conformance", "cli", "api", "contracts", "orchestration", "training",
+                "files", "store", "report", "commands"}:
         return importlib.import_module(f"dreamset.{name}")
     raise AttributeError(f"module 'dreamset' has no attribute {name!r}")

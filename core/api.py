@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dreamset.errors import BadInputError
-from dreamset.report_tables import arm_steps
+from dreamset.contracts.errors import BadInputError
+from dreamset.report.tables import arm_steps
 
 
 class RunReport(Mapping):
@@ -96,13 +96,13 @@ class RunReport(Mapping):
         return f"<RunReport {self.recipe.get('name', '?')} at {self.folder}: clean/robust % {arms}>"
 
     def _repr_html_(self) -> str:
-        from dreamset.report_html import render_headline
+        from dreamset.report.html import render_headline
 
         return render_headline(self._data)
 
 
 def _recipe_data(recipe: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
-    from dreamset.recipe import find_recipe, read_recipe_file
+    from dreamset.orchestration.recipe import find_recipe, read_recipe_file
 
     if isinstance(recipe, Mapping):
         return copy.deepcopy(dict(recipe)), "recipe"
@@ -126,8 +126,8 @@ def run(recipe: str | Path | Mapping[str, Any] | None = None, out: str | Path | 
     Returns the :class:`RunReport`. Progress bars show when ``console`` (a rich Console) is a
     terminal; log lines go wherever the ``dreamset`` logger's handlers send them."""
     import dreamset.registry as registry_module
-    from dreamset.pipeline import run_recipe
-    from dreamset.recipe import apply_override, parse_override, validate_recipe
+    from dreamset.orchestration.pipeline import run_recipe
+    from dreamset.orchestration.recipe import apply_override, parse_override, validate_recipe
 
     data, source = _recipe_data(recipe)
     for text in _override_texts(overrides):

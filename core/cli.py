@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from dreamset import __version__
-from dreamset.compare import DEFAULT_METRICS
-from dreamset.errors import BadInputError, DreamsetError
-from dreamset.kinds import KIND_HOOKS
+from dreamset.commands.compare import DEFAULT_METRICS
+from dreamset.contracts.errors import BadInputError, DreamsetError
+from dreamset.contracts.kinds import KIND_HOOKS
 
 EXIT_BAD_INPUT = 2
 EXIT_ERROR = 1
@@ -40,7 +40,7 @@ def _registry(args):
 def cmd_plugins(args) -> int:
     reg = _registry(args)
     if args.pattern and not any(ch in args.pattern for ch in "*?["):  # one component: its card
-        from dreamset.component_info import component_info, print_component_info
+        from dreamset.commands.component_info import component_info, print_component_info
 
         info = component_info(reg.get(args.pattern, args.kind))
         if args.json:
@@ -79,7 +79,7 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_recipes(args) -> int:
-    from dreamset.recipe import read_recipe_file
+    from dreamset.orchestration.recipe import read_recipe_file
     from dreamset.registry.catalogue import DEFAULT_RECIPE, recipe_names, recipe_path
 
     entries = []
@@ -105,7 +105,7 @@ def cmd_recipes(args) -> int:
 
 
 def _load(args):
-    from dreamset.recipe import load_recipe
+    from dreamset.orchestration.recipe import load_recipe
 
     reg = _registry(args)
     return load_recipe(args.recipe, args.set or [], registry=reg)
@@ -116,9 +116,9 @@ def _out_dir(args, recipe) -> Path:
 
 
 def _session(recipe):
-    """Under torchrun, the process group for the command (:mod:`dreamset.distributed`); else nothing."""
-    from dreamset.context import resolve_device
-    from dreamset.distributed import session
+    """Under torchrun, the process group for the command (:mod:`dreamset.orchestration.distributed`); else nothing."""
+    from dreamset.orchestration.context import resolve_device
+    from dreamset.orchestration.distributed import session
 
     return session(resolve_device(recipe.device))
 
@@ -126,10 +126,10 @@ def _session(recipe):
 def cmd_run(args) -> int:
     recipe, resolved = _load(args)  # validation first: nothing is written for a bad recipe
     run_dir = _out_dir(args, recipe)
-    from dreamset.distributed import env_rank
-    from dreamset.pipeline import run_recipe
-    from dreamset.report import print_summary
-    from dreamset.runlog import setup_logging
+    from dreamset.orchestration.distributed import env_rank
+    from dreamset.orchestration.pipeline import run_recipe
+    from dreamset.orchestration.runlog import setup_logging
+    from dreamset.report.writer import print_summary
 
     # --json: stdout carries the report dict alone; the log and the bars go to stderr
     console = _console(stderr=args.json, quiet=env_rank() != 0)  # under torchrun rank 0 speaks for all
@@ -159,8 +159,8 @@ def cmd_generate(args) -> int:
     if recipe.generate is None:
         raise BadInputError("generate: this recipe has no generate stage")
     run_dir = _out_dir(args, recipe)
-    from dreamset.distributed import env_rank
-    from dreamset.pipeline import generate_only
+    from dreamset.orchestration.distributed import env_rank
+    from dreamset.orchestration.pipeline import generate_only
 
     console = _console(quiet=env_rank() != 0)
     with _session(recipe):
@@ -171,9 +171,11 @@ def cmd_generate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from dreamset.store import SyntheticStore, export_imagefolder, export_npz
+    from dreamset.store.imagefolder import export_imagefolder
+    from dreamset.store.npz import export_npz
+    from dreamset.store.reader import SyntheticStore
 
-    from dreamset.verify import require_complete
+    from dreamset.files.verify import require_complete
 
     store = SyntheticStore.open(Path(args.store))
     require_complete(store, "store", allow_partial=args.partial)
@@ -183,11 +185,11 @@ def cmd_export(args) -> int:
     elif args.format == "imagefolder":
         export_imagefolder(store, out)
     elif args.format == "webdataset":
-        from dreamset.exports import export_webdataset
+        from dreamset.store.exports import export_webdataset
 
         export_webdataset(store, out, shard_size=args.shard_size)
     else:
-        from dreamset.exports import export_datasets
+        from dreamset.store.exports import export_datasets
 
         export_datasets(store, out, parquet=args.format == "parquet")
     _console().print(f"exported {len(store)} images to {out}")
@@ -195,7 +197,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from dreamset.store import import_npz
+    from dreamset.store.npz import import_npz
 
     names = args.class_names.split(",") if args.class_names else None
     store = import_npz(Path(args.npz), Path(args.store), class_names=names)
@@ -204,7 +206,8 @@ def cmd_import(args) -> int:
 
 
 def cmd_grid(args) -> int:
-    from dreamset.store import SyntheticStore, save_sample_grid
+    from dreamset.store.imagefolder import save_sample_grid
+    from dreamset.store.reader import SyntheticStore
 
     store = SyntheticStore.open(Path(args.store))
     save_sample_grid(store, Path(args.out), per_class=args.per_class, seed=0)
@@ -213,7 +216,7 @@ def cmd_grid(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from dreamset.compare import evaluate_sources
+    from dreamset.commands.compare import evaluate_sources
 
     result = evaluate_sources(args.real, args.synthetic, metrics=args.metric, registry=_registry(args), extractor=args.extractor)
     if args.json:
@@ -221,7 +224,7 @@ def cmd_evaluate(args) -> int:
         return 0
     from rich.table import Table
 
-    from dreamset.compare import result_rows
+    from dreamset.commands.compare import result_rows
 
     table = Table(title=f"{args.synthetic} vs {args.real}")
     for column, justify in (("metric", "left"), ("quantity", "left"), ("value", "right")):
@@ -233,7 +236,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from dreamset.report import rerender
+    from dreamset.report.writer import rerender
 
     rerender(Path(args.run_dir))
     _console().print(f"report: {Path(args.run_dir) / 'report.html'}")

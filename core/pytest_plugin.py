@@ -9,12 +9,12 @@ Fixtures
     unless ``builtins=False``, the built-in components. It is installed as the process-wide registry
     for the test and removed afterwards. With ``strict=True`` (the default) a problem of one of the
     given plugins — a misspelt hook, a duplicate key, a hook that raised, a wrapper — fails the test
-    with :class:`dreamset.errors.PluginError` naming it; ``strict=False`` leaves it recorded on
+    with :class:`dreamset.contracts.errors.PluginError` naming it; ``strict=False`` leaves it recorded on
     ``registry.plugins`` for the test to inspect.
 ``dreamset_plugin_manager``
     A clean pluggy manager with dreamset's hookspecs and no plugins.
 ``tiny_images``
-    A 40-image, 4-class ``1×8×8`` :class:`~dreamset.data.TensorImageSet` (float32 in [0,1]).
+    A 40-image, 4-class ``1×8×8`` :class:`~dreamset.contracts.data.TensorImageSet` (float32 in [0,1]).
 ``dreamset_conformance``
     ``check(key)``: run the conformance suite on one registered component.
 
@@ -94,7 +94,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def dreamset_plugin_manager():
-    from dreamset.plugin_manager import new_plugin_manager
+    from dreamset.contracts.plugin_manager import new_plugin_manager
 
     return new_plugin_manager()
 
@@ -102,8 +102,8 @@ def dreamset_plugin_manager():
 @pytest.fixture
 def dreamset_registry():
     import dreamset.registry as registry
-    from dreamset.errors import PluginError
-    from dreamset.plugin_manager import PluginInfo, load_plugins, new_plugin_manager, register_plugin
+    from dreamset.contracts.errors import PluginError
+    from dreamset.contracts.plugin_manager import PluginInfo, load_plugins, new_plugin_manager, register_plugin
 
     def make(*plugins, builtins: bool = True, strict: bool = True):
         pm = new_plugin_manager()
@@ -133,7 +133,7 @@ def dreamset_registry():
 def tiny_images():
     import torch
 
-    from dreamset.data import TensorImageSet
+    from dreamset.contracts.data import TensorImageSet
 
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(40) % 4

@@ -34,7 +34,7 @@ def get_registry() -> Registry:
     global _current, _plugin_manager
     with _lock:
         if _current is None:
-            from dreamset.plugin_manager import load_plugins
+            from dreamset.contracts.plugin_manager import load_plugins
 
             _plugin_manager, infos = load_plugins(no_plugins=_no_plugins)
             _current = Registry.from_plugin_manager(_plugin_manager, infos)
@@ -87,5 +87,5 @@ def create(key: str, /, **options: Any):
 
 
 def plugins():
-    """:class:`dreamset.plugin_manager.PluginInfo` for every discovered plugin."""
+    """:class:`dreamset.contracts.plugin_manager.PluginInfo` for every discovered plugin."""
     return get_registry().plugins

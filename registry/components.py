@@ -1,8 +1,8 @@
 """The component registry: ``kind:name`` keys -> lazily imported factories.
 
-Filled by calling the registration hooks of the kinds table (:data:`dreamset.kinds.KINDS`) through
+Filled by calling the registration hooks of the kinds table (:data:`dreamset.contracts.kinds.KINDS`) through
 pluggy (a module's ``@dreamset.register`` declarations are one such hook implementation, see
-:mod:`dreamset.declarations`), one plugin at a time and in pluggy's call order (``tryfirst``
+:mod:`dreamset.contracts.declarations`), one plugin at a time and in pluggy's call order (``tryfirst``
 first, ``trylast`` last, otherwise built-ins before third-party plugins), so the first registration
 of a key wins and a hook that raises is contained and attributed to its plugin. Hook wrappers are refused. Creation validates options with the component's
 pydantic ``Options`` model (``extra="forbid"``) and drops ``None`` values first, so CLI defaults
@@ -20,10 +20,10 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from dreamset.errors import BadInputError, PluginError, UnknownComponentError
-from dreamset.kinds import KIND_HOOKS
-from dreamset.options import format_validation_error
-from dreamset.plugin_manager import PluginInfo, wrapper_error
+from dreamset.contracts.errors import BadInputError, PluginError, UnknownComponentError
+from dreamset.contracts.kinds import KIND_HOOKS
+from dreamset.contracts.options import format_validation_error
+from dreamset.contracts.plugin_manager import PluginInfo, wrapper_error
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
@@ -59,13 +59,13 @@ class ComponentSpec:
                     ) from exc
             else:
                 obj = self.factory
-            from dreamset.interfaces import KIND_INTERFACES
+            from dreamset.contracts.interfaces import KIND_INTERFACES
 
             interface = KIND_INTERFACES.get(self.kind)
             if interface is not None and not (isinstance(obj, type) and issubclass(obj, interface)):
                 raise PluginError(
                     f"{self.key}: {self.factory!r} from plugin {self.plugin!r} ({self.distribution} {self.version}) "
-                    f"is not a subclass of dreamset.interfaces.{interface.__name__}"
+                    f"is not a subclass of dreamset.contracts.interfaces.{interface.__name__}"
                 )
             self._loaded = obj
         return self._loaded
@@ -92,7 +92,7 @@ def _first_line(doc: str | None) -> str:
 def _name_from_class(component_class: Any, kind: str, info: PluginInfo) -> str | None:
     """The ``name`` part of ``component_class.key`` (which must be ``kind:name``, declared on the
     class itself, and the class a subclass of the kind's interface); ``None`` after recording why not."""
-    from dreamset.interfaces import KIND_INTERFACES
+    from dreamset.contracts.interfaces import KIND_INTERFACES
 
     hook = KIND_HOOKS[kind]
     if not isinstance(component_class, type):
@@ -101,7 +101,7 @@ def _name_from_class(component_class: Any, kind: str, info: PluginInfo) -> str |
     label = component_class.__qualname__
     interface = KIND_INTERFACES[kind]
     if not issubclass(component_class, interface):
-        info.fail(f"{hook}: {label} is not a subclass of dreamset.interfaces.{interface.__name__}")
+        info.fail(f"{hook}: {label} is not a subclass of dreamset.contracts.interfaces.{interface.__name__}")
         return None
     key = component_class.__dict__.get("key")
     if not isinstance(key, str) or not key:

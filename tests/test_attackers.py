@@ -15,9 +15,9 @@ from pydantic import ValidationError
 import dreamset.registry as registry
 from dreamset.conformance import create_default
 from dreamset.conformance.attackers import check_attacker, single_thread, tiny_attack_problem
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Attacker
-from dreamset.nn import training_modes
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Attacker
+from dreamset.contracts.nn import training_modes
 
 EPS = 8 / 255
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "attacks.md"

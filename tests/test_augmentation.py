@@ -1,4 +1,4 @@
-"""Training augmentation (``augmentation:*``, :mod:`dreamset.augmenting`): the torchvision v2
+"""Training augmentation (``augmentation:*``, :mod:`dreamset.training.augmenting`): the torchvision v2
 components pass the conformance suite; per-source augmentation is deterministic per (seed, epoch,
 read) and leaves torch's random stream alone; CutMix/MixUp give soft labels the loss takes as they
 are (the training attack gets the dominant label); training with augmentation resumes bit for bit;
@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 
 import dreamset.registry as registry
-import dreamset.training as training
-from dreamset.augmenting import AugmentationPlan, AugmentedSource, augmentation_plan
-from dreamset.checkpoints import load_checkpoint
+import dreamset.training.trainer as training
 from dreamset.conformance.metrics import toy_row_images as blobs
-from dreamset.data import TensorImageSet
-from dreamset.errors import BadInputError
-from dreamset.recipe import AugmentSpec, TrainStage, validate_recipe
+from dreamset.contracts.data import TensorImageSet
+from dreamset.contracts.errors import BadInputError
+from dreamset.files.checkpoints import load_checkpoint
+from dreamset.orchestration.recipe import AugmentSpec, TrainStage, validate_recipe
+from dreamset.training.augmenting import AugmentationPlan, AugmentedSource, augmentation_plan
 
 
 @pytest.fixture(scope="module", autouse=True)

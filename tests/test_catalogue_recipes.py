@@ -153,8 +153,8 @@ def _arm_steps(recipe_name: str, sets: list[str] = ()) -> dict[str, int]:
     """Optimizer steps per epoch of every arm of a shipped recipe (the mixers' own count), without
     training: the objects are the recipe's generate.count images, the real set its training split."""
     import dreamset.registry as registry
-    from dreamset.data import TensorImageSet
-    from dreamset.recipe import load_recipe
+    from dreamset.contracts.data import TensorImageSet
+    from dreamset.orchestration.recipe import load_recipe
 
     recipe, _ = load_recipe(recipe_name, list(sets))
     real = registry.create(recipe.data.dataset.key, **recipe.data.dataset.options).load("train")
@@ -177,7 +177,7 @@ def test_context_agnostic_mnist_arms_are_compute_matched():
 def test_context_agnostic_mnist_trains_on_one_rendering_per_class():
     """The recipe's glyphs vary only by augmentation of each class's one rendering: no render jitter,
     one font, and the generated images are class-balanced variants."""
-    from dreamset.recipe import load_recipe
+    from dreamset.orchestration.recipe import load_recipe
 
     recipe, _ = load_recipe("context-agnostic-mnist", [])
     options = recipe.generate.generator.options

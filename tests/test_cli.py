@@ -86,7 +86,7 @@ def _digits_npz(path, noise: float, seed: int):
 
 
 def test_evaluate_compares_a_dataset_with_an_imported_store(tmp_path, capsys):
-    from dreamset.compare import evaluate_sources
+    from dreamset.commands.compare import evaluate_sources
 
     names = ",".join(str(i) for i in range(10))
     for tag, noise in (("close", 0.0), ("noisy", 0.4)):

@@ -1,4 +1,4 @@
-"""Closed-loop generation (dreamset.closed_loop): rounds written as store segments with provenance,
+"""Closed-loop generation (dreamset.orchestration.closed_loop): rounds written as store segments with provenance,
 resume after a kill between rounds, per-class budgets that follow the classifier's scores, and
 one-line errors for bad options."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from dreamset.cli import main
-from dreamset.closed_loop import allocate, class_scores, segment_counts
-from dreamset.data import TensorImageSet
+from dreamset.contracts.data import TensorImageSet
+from dreamset.orchestration.closed_loop import allocate, class_scores, segment_counts
 
 RECIPE = {
     "name": "tiny-closed-loop",
@@ -45,7 +45,7 @@ def _store_files(folder):
 
 
 def test_rounds_are_store_segments_with_provenance_and_resume_after_a_kill(tmp_path, monkeypatch):
-    from dreamset.store import SyntheticStore
+    from dreamset.store.reader import SyntheticStore
 
     report = _run(tmp_path, RECIPE, tmp_path / "whole")
     rounds = tmp_path / "whole" / "synthetic" / "loop-rounds" / "seed0" / "real_plus_loop"
@@ -70,7 +70,7 @@ def test_rounds_are_store_segments_with_provenance_and_resume_after_a_kill(tmp_p
     assert len(steps) == 1 and sum(r["optimizer_steps"] for r in loop["rounds"]) == steps.pop()
 
     # a kill after round 1's segment was written (before round 2 trained), then a resume
-    import dreamset.training as training
+    import dreamset.training.trainer as training
 
     real_train = training.train_classifier
 
@@ -141,8 +141,8 @@ def test_bad_closed_loop_options_are_one_line_errors(tmp_path, capsys, change, m
 
 def test_the_catalogue_recipe_is_compute_matched():
     import dreamset.registry as registry
-    from dreamset.recipe import load_recipe
-    from dreamset.sources import generate_stages
+    from dreamset.orchestration.recipe import load_recipe
+    from dreamset.orchestration.sources import generate_stages
 
     recipe, _ = load_recipe("closed-loop-digits", registry=registry.get_registry())
     stages = {name: stage for name, (_, stage) in generate_stages(recipe).items()}

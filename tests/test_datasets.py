@@ -8,7 +8,7 @@ from PIL import Image
 
 import dreamset.registry as registry
 from dreamset.conformance.datasets import check_dataset
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 
 
 def test_digits_split_is_stratified_deterministic_and_disjoint():

@@ -163,7 +163,7 @@ def test_torchrun_run_resumed_after_a_kill_equals_one_process(single, killed_the
     one, two = (json.loads((d / "report.json").read_text()) for d in (single, out))
     assert_reports_match(one, two)
     # models that learned (chance is 0.1), so that equal reports mean something: adversarial training's
-    # sign steps turn any float difference into other predictions (train.batch_groups: dreamset.row_groups)
+    # sign steps turn any float difference into other predictions (train.batch_groups: dreamset.training.row_groups)
     assert one["arms"]["real"]["clean_accuracy"] > 0.4 and one["arms"]["real+synthetic"]["clean_accuracy"] > 0.3
 
 
@@ -194,7 +194,7 @@ def test_a_killed_rank_during_generate_is_named_and_rerun_resumes(tmp_path):
 
 BARRIER_SCRIPT = """
 import sys, time
-from dreamset import distributed
+from dreamset.orchestration import distributed
 with distributed.session("cpu"):
     with distributed.stage("a test"):
         if distributed.rank() == 1:

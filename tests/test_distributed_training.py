@@ -1,6 +1,6 @@
 """Training on CPU with 2 processes (gloo) against one process over the same global batches: with
 DistributedDataParallel the ranks end with identical weights, equal to float tolerance to a
-single-process run; with row groups (``train.batch_groups``, dreamset.row_groups) equal bit for bit,
+single-process run; with row groups (``train.batch_groups``, dreamset.training.row_groups) equal bit for bit,
 with PGD random starts and dropout drawn per group — adversarial training's sign steps turn the
 DDP path's float rounding into a different model (issue 17), so only bit equality makes a 2-process
 run report what a 1-process run reports."""

@@ -1,13 +1,13 @@
-"""dreamset.distributed without torchrun (rank 0 of 1), the store's bounded wait for other ranks,
+"""dreamset.orchestration.distributed without torchrun (rank 0 of 1), the store's bounded wait for other ranks,
 and the background bank's memory cap."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dreamset import distributed
-from dreamset.errors import BadInputError, StoreError
-from dreamset.store import generate_to_store
+from dreamset.contracts.errors import BadInputError, StoreError
+from dreamset.orchestration import distributed
+from dreamset.store.generation import generate_to_store
 from test_store import PLAN, ToyGenerator
 
 
@@ -55,7 +55,7 @@ def test_torchrun_sigterm_raises_once_and_never_into_an_error_already_in_flight(
 
 
 def test_row_groups_refuse_a_world_size_that_does_not_divide_them():
-    from dreamset.row_groups import check_groups
+    from dreamset.training.row_groups import check_groups
 
     check_groups(4, 2)
     with pytest.raises(BadInputError, match="train.batch_groups: 3 row groups cannot be split evenly across 2 processes"):
@@ -65,7 +65,7 @@ def test_row_groups_refuse_a_world_size_that_does_not_divide_them():
 def test_row_groups_gradient_is_the_whole_batch_mean_even_for_uneven_groups():
     import torch.nn.functional as F
 
-    from dreamset.row_groups import grouped_backward
+    from dreamset.training.row_groups import grouped_backward
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import dreamset.hookspecs as hookspecs
+import dreamset.contracts.hookspecs as hookspecs
 import dreamset.registry as registry
-from dreamset.component_info import component_info
-from dreamset.interfaces import KIND_INTERFACES
-from dreamset.kinds import KINDS, markdown_table
+from dreamset.commands.component_info import component_info
+from dreamset.contracts.interfaces import KIND_INTERFACES
+from dreamset.contracts.kinds import KINDS, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "dreamset-example-plugin" / "dreamset_example_plugin"
@@ -21,7 +21,7 @@ EXAMPLE = ROOT / "docs" / "examples" / "dreamset-example-plugin" / "dreamset_exa
 def test_kinds_table_in_the_docs_is_current():
     text = (ROOT / "docs" / "kinds" / "README.md").read_text()
     block = text.split("<!-- kinds-table:start -->\n", 1)[1].split("<!-- kinds-table:end -->", 1)[0]
-    assert block == markdown_table(), "docs/kinds/README.md is stale: paste `python -m dreamset.kinds`"
+    assert block == markdown_table(), "docs/kinds/README.md is stale: paste `python -m dreamset.contracts.kinds`"
 
 
 def test_hookspecs_interfaces_and_conformance_derive_from_the_table():
@@ -37,7 +37,7 @@ def test_hookspecs_interfaces_and_conformance_derive_from_the_table():
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
 def test_each_kind_has_a_page_whose_worked_example_is_the_tested_file(kind):
     page = (ROOT / kind.doc).read_text()
-    assert f"`{kind.hook}`" in page and f"dreamset.interfaces.{kind.interface}" in page
+    assert f"`{kind.hook}`" in page and f"dreamset.contracts.interfaces.{kind.interface}" in page
     for section in ("## Contract", "## What the conformance suite checks", "## RunContext services", "## Worked example"):
         assert section in page, f"{kind.doc} lacks {section!r}"
     name, code = re.search(r"dreamset_example_plugin/(\w+\.py)`.*?```python\n(.*?)```", page, flags=re.S).groups()

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 import dreamset.registry as registry
-from dreamset.claims import claims_markdown, splice
 from dreamset.cli import main
 from dreamset.conformance.metrics import tiny_run_context
-from dreamset.differences import compute_notes, pair_comparisons, paired_comparisons, t_interval, verdict
-from dreamset.errors import BadInputError
-from dreamset.evaluation import stratified_subset, worst_case_correct
-from dreamset.pipeline import arm_budgets
-from dreamset.recipe import load_recipe
+from dreamset.contracts.errors import BadInputError
+from dreamset.orchestration.evaluation import stratified_subset, worst_case_correct
+from dreamset.orchestration.pipeline import arm_budgets
+from dreamset.orchestration.recipe import load_recipe
+from dreamset.report.claims import claims_markdown, splice
+from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons, t_interval, verdict
 
 #: the default recipe at toy size: every stage runs, in seconds
 TINY = [
@@ -110,10 +110,10 @@ def test_arms_that_differ_in_steps_are_flagged_loudly(tmp_path, capsys):
 
 
 def test_a_fixed_budget_stops_inside_an_epoch_and_a_rerun_reuses_it(tmp_path):
-    from dreamset.checkpoints import load_checkpoint
     from dreamset.conformance.metrics import toy_row_images
-    from dreamset.recipe import TrainStage
-    from dreamset.training import train_classifier
+    from dreamset.files.checkpoints import load_checkpoint
+    from dreamset.orchestration.recipe import TrainStage
+    from dreamset.training.trainer import train_classifier
 
     data = toy_row_images(50, 3, 0.0, torch.Generator().manual_seed(0))
     settings = TrainStage(model="small-cnn", epochs=1, batch_size=16, mixed_precision=False)
@@ -246,8 +246,8 @@ def test_paired_comparisons_pair_by_seed():
 def test_pairs_compare_any_two_arms_like_the_baseline_rows():
     """evaluate.pairs (a full method against its ablations): the same paired intervals, then rendered
     after the baseline rows in the claims block, the terminal/HTML table and the generated reading."""
-    from dreamset.claims import claims_markdown, reading
-    from dreamset.report_tables import comparison_rows
+    from dreamset.report.claims import claims_markdown, reading
+    from dreamset.report.tables import comparison_rows
 
     per_seed = {s: {"naive": {"clean_accuracy": 0.60}, "full": {"clean_accuracy": 0.70 + s / 100},
                     "ablated": {"clean_accuracy": 0.65}} for s in range(3)}
@@ -325,7 +325,7 @@ def test_claims_table_is_generated_from_the_report(tiny_report):
 
 def test_claims_reading_sentence_follows_the_verdicts_and_the_steps():
     """The generated sentence says in words what each interval shows, and flags unequal steps."""
-    from dreamset.claims import reading
+    from dreamset.report.claims import reading
 
     def report(steps, verdicts):
         entry = {"baseline": "real", **{k: {"mean": 0.01, "low": -0.01, "high": 0.02, "verdict": v}

@@ -1,4 +1,4 @@
-"""Generated evaluation sets (``evaluate.sets``, :mod:`dreamset.generated_sets`): a held-out seed range
+"""Generated evaluation sets (``evaluate.sets``, :mod:`dreamset.orchestration.generated_sets`): a held-out seed range
 of the recipe's generator (or another generator) is evaluated per arm like a shifted set, with its
 provenance; a set overlapping the training images' seeds is refused at validation, in one line."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 
 import dreamset.registry as registry
 from dreamset.cli import main
-from dreamset.errors import BadInputError
-from dreamset.generated_sets import seed_range
-from dreamset.recipe import validate_recipe
+from dreamset.contracts.errors import BadInputError
+from dreamset.orchestration.generated_sets import seed_range
+from dreamset.orchestration.recipe import validate_recipe
 
 
 def _recipe(sets, generate=None):
@@ -85,7 +85,7 @@ def test_a_run_reports_accuracy_on_generated_sets_per_arm(tmp_path):
     assert thin["generator"]["options"]["font_size"] == 0.6 and not thin["same_generator_as_training"]
     store = json.loads((out / "eval-sets" / "held" / "store" / "store.json").read_text())
     assert store["count"] == 20 and store["seed"] == 1
-    from dreamset.store import SyntheticStore
+    from dreamset.store.reader import SyntheticStore
 
     held_store, train_store = SyntheticStore.open(out / "eval-sets" / "held" / "store"), SyntheticStore.open(out / "synthetic")
     held_seeds = {held_store.provenance(i)["seed"] for i in range(20)}
@@ -95,7 +95,7 @@ def test_a_run_reports_accuracy_on_generated_sets_per_arm(tmp_path):
 
 
 def test_claims_block_lists_accuracy_per_shifted_and_generated_set():
-    from dreamset.claims import claims_markdown, per_set_rows
+    from dreamset.report.claims import claims_markdown, per_set_rows
 
     arm = {"clean_accuracy": 0.9, "clean_accuracy_std": 0.01, "shifted": {"blur@2": 0.5}, "shifted_std": {"blur@2": 0.02},
            "generated": {"held": 0.75}, "generated_std": {"held": 0.05}, "training": {"optimizer_steps": 10}}

@@ -15,7 +15,7 @@ import torch
 
 from dreamset import BadInputError
 from dreamset.conformance.generators import check_generator
-from dreamset.data import TensorImageSet
+from dreamset.contracts.data import TensorImageSet
 from dreamset.plugins.generators.ddpm import CHECKPOINT, MANIFEST, DDPMGenerator, DDPMOptions
 
 TINY = dict(block_out_channels=(8, 16), train_steps=3, batch_size=8, warmup_steps=1, steps=3)

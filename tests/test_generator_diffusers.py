@@ -15,7 +15,7 @@ import tiny_pipelines  # noqa: E402
 
 from dreamset import BadInputError  # noqa: E402
 from dreamset.conformance.generators import check_generator  # noqa: E402
-from dreamset.data import TensorImageSet  # noqa: E402
+from dreamset.contracts.data import TensorImageSet  # noqa: E402
 from dreamset.plugins.generators.diffusers_pipeline import (  # noqa: E402
     DiffusersPipelineGenerator,
     DiffusersPipelineOptions,
@@ -205,8 +205,9 @@ def test_pseudo_without_resize_needs_matching_shape(pipelines, real, tmp_path):
 
 
 def test_conditional_samples_fill_a_store(pipelines, real, tmp_path):
-    from dreamset.data import to_uint8_images
-    from dreamset.store import generate_to_store, plan_labels, plan_seeds
+    from dreamset.contracts.data import to_uint8_images
+    from dreamset.store.format import plan_labels, plan_seeds
+    from dreamset.store.generation import generate_to_store
 
     gen = make(model=pipelines.cond, steps=2, labels="conditional")
     gen.fit(real, tmp_path / "fit", None)

@@ -8,7 +8,7 @@ import torch
 
 from dreamset import BadInputError
 from dreamset.conformance.generators import check_generator
-from dreamset.data import TensorImageSet
+from dreamset.contracts.data import TensorImageSet
 from dreamset.plugins.generators.glyphs import GlyphsGenerator, GlyphsOptions
 
 DIGITS = [str(i) for i in range(10)]

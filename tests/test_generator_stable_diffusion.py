@@ -14,7 +14,7 @@ import tiny_pipelines  # noqa: E402
 
 from dreamset import BadInputError  # noqa: E402
 from dreamset.conformance.generators import check_generator  # noqa: E402
-from dreamset.data import TensorImageSet  # noqa: E402
+from dreamset.contracts.data import TensorImageSet  # noqa: E402
 from dreamset.plugins.generators.stable_diffusion import (  # noqa: E402
     CLIP_IMAGENET_TEMPLATES,
     StableDiffusionGenerator,

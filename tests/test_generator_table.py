@@ -1,12 +1,12 @@
-"""The generator table (dreamset.generator_table): rows from per-source metrics and paired comparisons,
+"""The generator table (dreamset.report.generator_table): rows from per-source metrics and paired comparisons,
 sign-adjusted Spearman rho against scipy, the plot."""
 from __future__ import annotations
 
 import pytest
 from scipy import stats
 
-from dreamset.generator_table import add_generator_table, spearman
-from dreamset.recipe import validate_recipe
+from dreamset.orchestration.recipe import validate_recipe
+from dreamset.report.generator_table import add_generator_table, spearman
 
 SOURCES = ["a", "b", "c", "d", "e"]
 

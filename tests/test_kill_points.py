@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-import dreamset.training as training
-from dreamset.pipeline import run_recipe
-from dreamset.recipe import validate_recipe
+import dreamset.training.trainer as training
+from dreamset.orchestration.pipeline import run_recipe
+from dreamset.orchestration.recipe import validate_recipe
 
 
 class Killed(BaseException):

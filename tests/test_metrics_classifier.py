@@ -14,9 +14,9 @@ import torch
 import dreamset.registry as registry
 from dreamset.conformance import create_default
 from dreamset.conformance.metrics import check_metric, tiny_run_context
-from dreamset.data import TensorImageSet
-from dreamset.errors import BadInputError
-from dreamset.evaluation import accuracy
+from dreamset.contracts.data import TensorImageSet
+from dreamset.contracts.errors import BadInputError
+from dreamset.orchestration.evaluation import accuracy
 from dreamset.plugins.metrics.arc import arc_area
 from dreamset.plugins.metrics.effective_robustness import effective_robustness, fit_logit_line
 

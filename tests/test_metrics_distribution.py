@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import dreamset.registry as registry
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 from dreamset.plugins.metrics.prdc import prdc
 from dreamset.plugins.metrics.statistics import frechet_distance, kernel_inception_distance
 
@@ -142,8 +142,8 @@ def test_kid_matches_full_feature_computation_and_separates_shift(context):
 def test_kid_near_zero_for_the_same_distribution_and_large_for_a_shifted_one(context):
     from dreamset.conformance.metrics import toy_row_images
 
-    from dreamset.nn import Classifier
-    from dreamset.reference import ReferenceClassifier
+    from dreamset.contracts.nn import Classifier
+    from dreamset.orchestration.reference import ReferenceClassifier
 
     g = torch.Generator().manual_seed(5)  # fresh draws, unseen by the reference classifier
     real, same, shifted = toy_row_images(300, 3, 0.0, g), toy_row_images(300, 3, 0.0, g), toy_row_images(300, 3, 0.1, g)
@@ -176,7 +176,7 @@ def test_prdc_metric_matches_reference_package_on_the_same_features(context):
 
 
 def test_reports_render_the_tables(context, tmp_path):
-    from dreamset.report import render_html
+    from dreamset.report.writer import render_html
 
     result = registry.create("metric:kid", subset_size=10, num_subsets=2).compute(context)
     page = render_html(tmp_path, {"metrics": {"kid": result}})

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import dreamset.registry as registry
-from dreamset.data import TensorImageSet
-from dreamset.errors import BadInputError
+from dreamset.contracts.data import TensorImageSet
+from dreamset.contracts.errors import BadInputError
 from dreamset.plugins.metrics.vendi import vendi_score
 
 

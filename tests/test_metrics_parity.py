@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import dreamset.registry as registry
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 from dreamset.plugins.metrics.prdc import prdc
 from dreamset.plugins.metrics.statistics import frechet_distance, kernel_inception_distance, kid_subset_indices
 
@@ -157,8 +157,8 @@ def test_fid_of_two_image_folders_equals_torch_fidelity(tmp_path):
     import torch_fidelity
     from PIL import Image
 
+    from dreamset.contracts.data import TensorImageSet
     from dreamset.toolkit.features import FeatureSet
-    from dreamset.data import TensorImageSet
 
     rng = np.random.default_rng(0)
     folders = []

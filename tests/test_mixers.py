@@ -11,8 +11,8 @@ import dreamset.registry as registry
 from dreamset.conformance import create_default
 from dreamset.conformance.mixers import check_default, check_mixer
 from dreamset.conformance.samplers import toy_sources
-from dreamset.data import TensorImageSet
-from dreamset.errors import BadInputError
+from dreamset.contracts.data import TensorImageSet
+from dreamset.contracts.errors import BadInputError
 
 
 @pytest.mark.parametrize("key", ["mixer:ratio", "mixer:cut-paste", "mixer:biregular"])
@@ -133,7 +133,8 @@ def test_superimposition_probability_is_honoured():
 
 
 def test_cut_paste_puts_object_pixels_where_the_mask_says():
-    from dreamset.plugins.mixers.compositing import Placement, composite, object_masks
+    from dreamset.plugins.mixers.compositing import Placement, composite
+    from dreamset.toolkit.masks import object_masks
 
     obj = torch.zeros(4, 1, 8, 8)
     obj[:, :, 2:6, 2:6] = 0.9

@@ -10,13 +10,13 @@ import torch
 from safetensors.torch import save_file
 
 import dreamset.registry as registry
-from dreamset.checkpoints import save_checkpoint
 from dreamset.conformance.models import check_model
-from dreamset.data import TensorImageSet
-from dreamset.errors import BadInputError
-from dreamset.nn import Classifier
-from dreamset.recipe import TrainStage
-from dreamset.training import train_classifier
+from dreamset.contracts.data import TensorImageSet
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.nn import Classifier
+from dreamset.files.checkpoints import save_checkpoint
+from dreamset.orchestration.recipe import TrainStage
+from dreamset.training.trainer import train_classifier
 
 timm = pytest.importorskip("timm")
 

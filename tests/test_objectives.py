@@ -10,14 +10,14 @@ import torch.nn.functional as F
 
 import dreamset
 import dreamset.registry as registry
-import dreamset.training as training
+import dreamset.training.trainer as training
 from dreamset.conformance import check_component
 from dreamset.conformance.metrics import toy_row_images
-from dreamset.errors import BadInputError
-from dreamset.evaluation import accuracy
-from dreamset.interfaces import Objective
-from dreamset.objectives import objective_for
-from dreamset.recipe import TrainStage, load_recipe
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Objective
+from dreamset.orchestration.evaluation import accuracy
+from dreamset.orchestration.recipe import TrainStage, load_recipe
+from dreamset.training.objectives import objective_for
 
 EPS = 0.2
 SEED = 1
@@ -55,7 +55,7 @@ def train(tmp, data, attacker=None, objective=None, epochs=3, **overrides):
 
 def _loss_before_objectives(model, x, y, objective, settings, attacker=None, attack_model=None, mask=None,
                             calls=None, cost=None):
-    """The trainer's loss as it was before objectives (core/training.py at a515a55), verbatim but for
+    """The trainer's loss as it was before objectives (core/training/trainer.py at a515a55), verbatim but for
     the mask plumbing: standard CE, TRADES when the attacker is attacker:trades, else PGD-AT."""
     smoothing = settings.label_smoothing
     if attacker is None:

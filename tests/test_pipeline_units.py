@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from dreamset.errors import BadInputError
-from dreamset.pipeline import run_folder_lock, summarize_arms
+from dreamset.contracts.errors import BadInputError
+from dreamset.orchestration.pipeline import run_folder_lock, summarize_arms
 
 
 def test_second_run_into_the_same_folder_is_refused(tmp_path):
@@ -21,7 +21,8 @@ def test_second_run_into_the_same_folder_is_refused(tmp_path):
 
 def test_lock_is_held_across_processes(tmp_path):
     code = (
-        "import sys; from dreamset.pipeline import run_folder_lock; from dreamset.errors import BadInputError\n"
+        "import sys; from dreamset.orchestration.pipeline import run_folder_lock\n"
+        "from dreamset.contracts.errors import BadInputError\n"
         "try:\n"
         f"    with run_folder_lock(__import__('pathlib').Path({str(tmp_path / 'run')!r})): print('acquired')\n"
         "except BadInputError as e: print('refused')\n"
@@ -53,7 +54,7 @@ def test_summary_prints_metric_keys_with_brackets_verbatim():
 
     from rich.console import Console
 
-    from dreamset.report import print_summary
+    from dreamset.report.writer import print_summary
 
     report = {"arms": {}, "seeds": [0], "metrics": {"effective_robustness": {"effective_robustness[real]": 0.25,
                                                                                "note": "[bold]x[/bold]"}}}

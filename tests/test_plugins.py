@@ -12,14 +12,14 @@ import pytest
 
 import dreamset
 import dreamset.registry as registry
-from dreamset.errors import PluginError
-from dreamset.interfaces import Shift
-from dreamset.kinds import KINDS
-from dreamset.plugin_manager import load_plugins
+from dreamset.contracts.errors import PluginError
+from dreamset.contracts.interfaces import Shift
+from dreamset.contracts.kinds import KINDS
+from dreamset.contracts.plugin_manager import load_plugins
 
 GOOD = '''
 import dreamset
-from dreamset.interfaces import Shift
+from dreamset.contracts.interfaces import Shift
 
 class Identity(Shift):
     """identity shift"""
@@ -114,7 +114,7 @@ def register_attackers(register):
 def test_duplicate_key_is_reported_and_first_registration_kept(fake_distribution):
     source = '''
 import dreamset
-from dreamset.interfaces import Shift
+from dreamset.contracts.interfaces import Shift
 
 class Fake(Shift):
     def apply(self, images, seed):
@@ -246,7 +246,7 @@ def test_key_written_once_on_the_class(dreamset_registry):
     assert reg.create("shift:keyed").key == "shift:keyed"
     errors = " | ".join(e for p in reg.plugins for e in p.errors)
     assert "Unkeyed declares no key of its own" in errors
-    assert "register_attackers: Keyed is not a subclass of dreamset.interfaces.Attacker" in errors
+    assert "register_attackers: Keyed is not a subclass of dreamset.contracts.interfaces.Attacker" in errors
 
 
 def test_every_builtin_entry_point_is_named_after_its_key():
@@ -262,7 +262,7 @@ def test_every_builtin_entry_point_is_named_after_its_key():
 def test_every_builtin_is_declared_once_with_register_and_no_hand_written_hook():
     import importlib
 
-    from dreamset.declarations import declarations
+    from dreamset.contracts.declarations import declarations
 
     for info in (p for p in registry.plugins() if p.builtin):
         module = importlib.import_module(info.module)
@@ -275,7 +275,7 @@ def test_every_builtin_is_declared_once_with_register_and_no_hand_written_hook()
 
 DECLARED = '''
 import dreamset
-from dreamset.interfaces import Shift
+from dreamset.contracts.interfaces import Shift
 
 @dreamset.register(description="declared once", aliases=("decl-alias",))
 class Declared(Shift):
@@ -333,7 +333,7 @@ def test_a_declaration_without_a_key_fails_the_plugin_at_import(fake_distributio
                       {"nokey_plugin": source, "stringly_plugin": stringly})
     assert "shift:invert" in registry.list()
     (error,) = _plugin(registry.plugins(), "shift-declared").errors
-    assert error.startswith("import failed: dreamset.errors.PluginError: @dreamset.register: Declared declares no key of its own")
+    assert error.startswith("import failed: dreamset.contracts.errors.PluginError: @dreamset.register: Declared declares no key of its own")
     (error,) = _plugin(registry.plugins(), "shift-stringly").errors
     assert "the key is the class attribute key = 'shift:declared'" in error
 
@@ -343,7 +343,7 @@ def test_hand_written_hooks_of_third_party_plugins_keep_working(fake_distributio
     name) registers as before, and a module may hand-write a hook beside a declared component."""
     legacy = '''
 import dreamset
-from dreamset.interfaces import Shift
+from dreamset.contracts.interfaces import Shift
 
 class Legacy(Shift):
     """legacy shift"""
@@ -390,7 +390,7 @@ def test_a_declaring_module_is_a_plugin_object_for_the_fixture_and_survives_a_re
 
 def test_allowlist_typo_and_switched_off_component_get_a_clear_line(fake_distribution, monkeypatch, capsys):
     from dreamset.cli import main
-    from dreamset.errors import UnknownComponentError
+    from dreamset.contracts.errors import UnknownComponentError
 
     fake_distribution("good-dist", {"shift-identity-x": "good_plugin"}, {"good_plugin": GOOD})
     monkeypatch.setenv("DREAMSET_LOAD_PLUGINS", "god-dist")

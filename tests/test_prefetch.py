@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from dreamset.prefetch import Prefetcher, prefetched
+from dreamset.training.prefetch import Prefetcher, prefetched
 
 
 def _batches(n, log=None, fail_at=None):

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from pydantic import Field
 
 import dreamset
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Attacker, Dataset, Generator, Model
-from dreamset.recipe import apply_override, find_recipe, load_recipe, parse_override, validate_recipe
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Attacker, Dataset, Generator, Model
+from dreamset.orchestration.recipe import apply_override, find_recipe, load_recipe, parse_override, validate_recipe
 from dreamset.registry.catalogue import recipe_names
 
 
@@ -268,3 +268,47 @@ def test_a_line_break_inside_a_user_key_stays_on_one_line(reg):
             _apply_and_validate(reg, mutations)
         text = str(info.value)
         assert "\n" not in text and "\r" not in text and text.startswith("arms.")
+
+
+#: a recipe written before objectives, extractors and trackers became components (docs/migration.md,
+#: "Old recipe forms that keep validating"): every legacy form a released recipe may hold
+OLD_FORM_RECIPE = """\
+name: old-forms
+seeds: [0]
+data:
+  dataset: digits
+generate:
+  generator: ddpm
+  count: 20
+arms:
+  real: {real: true}
+  real+synthetic: {real: true, synthetic: true, mixer: ratio}
+train:
+  model: small-cnn
+  attacker: {key: trades, options: {eps: 0.1, steps: 2}}
+  trades_beta: 5.0
+evaluate:
+  attackers: [pgd]
+  metrics:
+    - {key: fid, options: {extractor: reference}}
+    - {key: kid, options: {extractor: inception-v3, weights: inception.pth}}
+    - {key: prdc, options: {extractor: "timm:resnet18", weights: resnet18.safetensors}}
+report:
+  trackers: [tensorboard]
+"""
+
+
+def test_an_old_form_recipe_file_still_validates(tmp_path):
+    from dreamset.registry import get_registry
+    from dreamset.toolkit.features import extractor_ref
+    from dreamset.training.objectives import legacy_objective
+
+    path = tmp_path / "old.yaml"
+    path.write_text(OLD_FORM_RECIPE)
+    recipe, _ = load_recipe(str(path), registry=get_registry())
+    assert recipe.train.objective is None and recipe.train.trades_beta == 5.0
+    assert legacy_objective(recipe.train.attacker.key, recipe.train.trades_beta) == {"key": "objective:trades",
+                                                                           "options": {"beta": 5.0}}
+    extractors = [extractor_ref(m.options["extractor"], m.options.get("weights")).key for m in recipe.evaluate.metrics]
+    assert extractors == ["extractor:reference", "extractor:torchvision-inception", "extractor:timm"]
+    assert [ref.key for ref in recipe.report.trackers] == ["tensorboard"]

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from dreamset.conformance.metrics import tiny_run_context, toy_row_images
-from dreamset.reference import ReferenceClassifier
+from dreamset.orchestration.reference import ReferenceClassifier
 
 
 def _toy_model():
-    from dreamset.nn import Classifier
+    from dreamset.contracts.nn import Classifier
 
     torch.manual_seed(0)
     return Classifier(torch.nn.Flatten(), torch.nn.Linear(64, 3), mean=[0.0], std=[1.0])

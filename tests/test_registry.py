@@ -5,8 +5,8 @@ import pytest
 from pydantic import Field
 
 import dreamset
-from dreamset.errors import BadInputError, UnknownComponentError
-from dreamset.interfaces import Attacker, Sampler, Selection
+from dreamset.contracts.errors import BadInputError, UnknownComponentError
+from dreamset.contracts.interfaces import Attacker, Sampler, Selection
 
 
 class NoiseOptions(dreamset.Options):
@@ -114,5 +114,6 @@ def test_lazy_string_factory_that_fails_to_import_names_the_plugin(dreamset_regi
 
     reg = dreamset_registry(Broken(), builtins=False)
     assert reg.list() == ["metric:ghost"]  # registration is lazy: nothing imported yet
-    with pytest.raises(dreamset.errors.PluginError, match="metric:ghost: cannot load 'no_such_module_anywhere:Ghost'"):
+    with pytest.raises(dreamset.contracts.errors.PluginError,
+                       match="metric:ghost: cannot load 'no_such_module_anywhere:Ghost'"):
         reg.create("metric:ghost")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from dreamset.cli import main
-from dreamset.errors import BadInputError, StoreError
+from dreamset.contracts.errors import BadInputError, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,8 +129,9 @@ def test_a_flipped_bit_in_a_checkpoint_is_an_error_naming_the_file(tmp_path, cap
 
 
 def test_store_verification_is_cached_by_size_and_mtime(tmp_path, monkeypatch):
-    import dreamset.verify as verify
-    from dreamset.store import SyntheticStore, import_npz
+    import dreamset.files.verify as verify
+    from dreamset.store.npz import import_npz
+    from dreamset.store.reader import SyntheticStore
 
     monkeypatch.setenv("DREAMSET_CACHE_DIR", str(tmp_path / "cache"))
     npz = tmp_path / "x.npz"
@@ -156,7 +157,8 @@ def test_store_verification_is_cached_by_size_and_mtime(tmp_path, monkeypatch):
 def test_an_interrupted_npz_import_is_finished_by_the_rerun(tmp_path, capsys):
     import shutil
 
-    from dreamset.store import SyntheticStore, import_npz
+    from dreamset.store.npz import import_npz
+    from dreamset.store.reader import SyntheticStore
 
     recipe, out = with_npz_source(tmp_path, n=2100), tmp_path / "run"
     import_npz(tmp_path / "synthetic.npz", out / "synthetic", class_names=[str(i) for i in range(10)])
@@ -171,7 +173,7 @@ def test_an_interrupted_npz_import_is_finished_by_the_rerun(tmp_path, capsys):
 def _incomplete_store(tmp_path) -> Path:
     import shutil
 
-    from dreamset.store import import_npz
+    from dreamset.store.npz import import_npz
 
     npz = tmp_path / "other.npz"
     np.savez(npz, image=np.zeros((60, 8, 8), dtype=np.uint8), label=np.arange(60) % 10)
@@ -308,7 +310,7 @@ def _bomb(path: Path, member: str = "label.npy", extra: int = 50_000_000) -> Pat
 
 
 def test_an_npz_zip_bomb_is_refused_before_inflating(tmp_path):
-    from dreamset.store import import_npz
+    from dreamset.store.npz import import_npz
 
     bomb = _bomb(tmp_path / "bomb.npz")
     assert bomb.stat().st_size < 1_000_000
@@ -322,7 +324,7 @@ def test_an_npz_zip_bomb_is_refused_before_inflating(tmp_path):
 
 
 def test_an_npz_member_larger_than_memory_is_refused(tmp_path, monkeypatch):
-    import dreamset.verify as verify
+    import dreamset.files.verify as verify
     from dreamset.plugins.datasets.npz import read_npz_images
 
     path = tmp_path / "big.npz"
@@ -333,7 +335,7 @@ def test_an_npz_member_larger_than_memory_is_refused(tmp_path, monkeypatch):
 
 
 def test_object_arrays_are_a_one_line_error_and_leave_no_store(tmp_path):
-    from dreamset.store import import_npz
+    from dreamset.store.npz import import_npz
 
     path = tmp_path / "objects.npz"
     np.savez(path, image=np.array([np.zeros((8, 8)), "x"], dtype=object), label=np.array([0, 1]))
@@ -409,8 +411,8 @@ def test_the_disk_check_measures_the_first_batch(tmp_path, monkeypatch):
 
     import torch
 
-    from dreamset.interfaces import GeneratedBatch, Generator
-    from dreamset.store import generate_to_store
+    from dreamset.contracts.interfaces import GeneratedBatch, Generator
+    from dreamset.store.generation import generate_to_store
 
     class Wordy(Generator):
         key = "generator:wordy"

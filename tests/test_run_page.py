@@ -170,7 +170,7 @@ def test_run_page_content(finished):
 
 
 def test_run_page_renders_unknown_report_sections(finished, tmp_path):
-    from dreamset.report import render_html
+    from dreamset.report.writer import render_html
 
     report, _ = finished
     extra = {**dict(report), "generators": {"ddpm": {"images": 10, "fid": 1.23456}}, "custom_note": [1, 2]}
@@ -256,7 +256,7 @@ def test_piped_run_is_a_readable_log(finished, tmp_path):
 
 
 def test_page_numbers_are_rounded_and_in_one_unit():
-    from dreamset.report_html import attack_name, metric_groups, metric_tables, radius, sig
+    from dreamset.report.html import attack_name, metric_groups, metric_tables, radius, sig
 
     assert radius(8 / 255) == "8/255" and radius(0.15) == "0.15" and radius("4/255") == "4/255"
     assert attack_name({"key": "pgd", "options": {"eps": 8 / 255, "steps": 20}}) == "pgd-20 L∞ ε=8/255"

@@ -8,8 +8,8 @@ import torch
 
 import dreamset.registry as registry
 from dreamset.conformance.samplers import FakeSelectionContext, check_sampler, toy_sources
-from dreamset.data import TensorImageSet
-from dreamset.errors import BadInputError
+from dreamset.contracts.data import TensorImageSet
+from dreamset.contracts.errors import BadInputError
 
 
 @pytest.mark.parametrize("key", ["sampler:uniform", "sampler:confidence", "sampler:adaptive-low-density"])

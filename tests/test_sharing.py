@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from dreamset.cli import main
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 
 
 @pytest.fixture
 def store(tmp_path):
     """A 12-image RGB store with three classes and provenance, imported from an .npz."""
-    from dreamset.store import import_npz
+    from dreamset.store.npz import import_npz
 
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "s.npz", image=rng.integers(0, 256, (12, 6, 6, 3), dtype=np.uint8), label=np.arange(12) % 3)
@@ -39,7 +39,7 @@ def _mode(path) -> int:
 
 
 def test_atomic_writes_follow_the_umask(tmp_path):
-    from dreamset.atomic import atomic_write_bytes, current_umask
+    from dreamset.files.atomic import atomic_write_bytes, current_umask
 
     old = os.umask(0o022)
     try:
@@ -123,7 +123,7 @@ def test_eps_accepts_fractions(key):
 
 
 def test_eps_fraction_from_set_and_recipes():
-    from dreamset.recipe import load_recipe
+    from dreamset.orchestration.recipe import load_recipe
     from dreamset.registry import get_registry
 
     recipe, resolved = load_recipe(None, ["train.attacker.options.eps=8/255", "evaluate.attackers.0.options.eps=4 / 255",
@@ -157,12 +157,12 @@ def test_evaluate_help_names_the_real_defaults(capsys, monkeypatch):
 def test_evaluate_uses_the_whole_synthetic_npz_and_prints_a_table(tmp_path, capsys, monkeypatch):
     import functools
 
-    import dreamset.compare
+    import dreamset.commands.compare
     from sklearn.datasets import load_digits
 
     # the reference classifier (KID's feature space) need not be good here: train it briefly
-    monkeypatch.setattr(dreamset.compare, "evaluate_sources",
-                        functools.partial(dreamset.compare.evaluate_sources, reference_epochs=2))
+    monkeypatch.setattr(dreamset.commands.compare, "evaluate_sources",
+                        functools.partial(dreamset.commands.compare.evaluate_sources, reference_epochs=2))
     digits = load_digits()
     np.savez(tmp_path / "s.npz", image=(digits.images[:300] * 16).clip(0, 255).astype(np.uint8), label=digits.target[:300])
     assert main(["evaluate", "dataset:digits", str(tmp_path / "s.npz"), "--metric", "kid"]) == 0

@@ -47,7 +47,7 @@ def test_invert_and_rotate_oracles():
 
 
 def test_severity_out_of_range_is_rejected():
-    from dreamset.errors import BadInputError
+    from dreamset.contracts.errors import BadInputError
 
     with pytest.raises(BadInputError, match=r"shift:blur.severity: Input should be less than or equal to 5"):
         registry.create("shift:blur", severity=6)

@@ -1,5 +1,5 @@
 """Single-step adversarial training: ``attacker:n-fgsm`` (de Jorge et al. 2022) and the
-catastrophic-overfitting check of the training curves (Wong et al. 2020; dreamset.curves)."""
+catastrophic-overfitting check of the training curves (Wong et al. 2020; dreamset.training.curves)."""
 from __future__ import annotations
 
 import pytest
@@ -7,8 +7,8 @@ import torch
 
 import dreamset.registry as registry
 from dreamset.conformance.attackers import tiny_attack_problem
-from dreamset.curves import catastrophic_overfitting
-from dreamset.report_tables import training_warnings
+from dreamset.training.curves import catastrophic_overfitting
+from dreamset.report.tables import training_warnings
 
 EPS = 0.1
 

@@ -1,4 +1,4 @@
-"""Named synthetic sources (dreamset.sources): per-source stores, checkpoints and metrics, arms that
+"""Named synthetic sources (dreamset.orchestration.sources): per-source stores, checkpoints and metrics, arms that
 choose and mix sources (mixer:ratio keeps the proportions per batch), resume of a multi-source run
 after a kill, and a recipe with one generate block behaving as before."""
 from __future__ import annotations
@@ -15,10 +15,10 @@ import torch
 import yaml
 
 from dreamset.cli import main
-from dreamset.data import TensorImageSet
-from dreamset.errors import BadInputError
-from dreamset.recipe import validate_recipe
-from dreamset.sources import MixedSource, arm_sources
+from dreamset.contracts.data import TensorImageSet
+from dreamset.contracts.errors import BadInputError
+from dreamset.orchestration.recipe import validate_recipe
+from dreamset.orchestration.sources import MixedSource, arm_sources
 
 TINY_GAN = {"key": "gan", "options": {"train_steps": 5, "batch_size": 16, "width": 8, "disc_width": 8, "latent_dim": 8}}
 TINY_VAE = {"key": "vae", "options": {"train_steps": 5, "batch_size": 16, "width": 8, "latent_dim": 8}}
@@ -114,7 +114,7 @@ def test_ratio_mixer_keeps_the_real_fraction_and_splits_the_synthetic_share(prop
 
 
 def test_mixed_source_reads_labels_and_provenance_of_each_part(tmp_path):
-    from dreamset.store import import_npz
+    from dreamset.store.npz import import_npz
     import numpy as np
 
     np.savez(tmp_path / "a.npz", image=np.full((5, 4, 4, 1), 10, np.uint8), label=np.arange(5) % 2)

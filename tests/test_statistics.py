@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 from dreamset.plugins.metrics.statistics import (
     StreamingMoments,
     frechet_distance,

@@ -17,20 +17,17 @@ import pytest
 import torch
 from pydantic import Field
 
-import dreamset.store as store_module
+import dreamset.store.reader as store_reader
+import dreamset.store.writer as store_writer
 from dreamset import Options
 from dreamset.conformance.generators import check_generator
-from dreamset.data import TensorImageSet, to_uint8_images
-from dreamset.errors import BadInputError, StoreError
-from dreamset.interfaces import GeneratedBatch, Generator
-from dreamset.store import (
-    SyntheticStore,
-    export_imagefolder,
-    export_npz,
-    generate_to_store,
-    import_npz,
-    save_sample_grid,
-)
+from dreamset.contracts.data import TensorImageSet, to_uint8_images
+from dreamset.contracts.errors import BadInputError, StoreError
+from dreamset.contracts.interfaces import GeneratedBatch, Generator
+from dreamset.store.generation import generate_to_store
+from dreamset.store.imagefolder import export_imagefolder, save_sample_grid
+from dreamset.store.npz import export_npz, import_npz
+from dreamset.store.reader import SyntheticStore
 
 TESTS = Path(__file__).resolve().parent
 CLASSES = ["zero", "one", "two"]
@@ -153,7 +150,7 @@ KILL_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_store import PLAN, ToyGenerator
-from dreamset.store import generate_to_store
+from dreamset.store.generation import generate_to_store
 print("ready", flush=True)
 generate_to_store(ToyGenerator(delay=0.03), sys.argv[1], **PLAN)
 print("done", flush=True)
@@ -238,21 +235,21 @@ def test_temp_leftovers_are_ignored_then_cleaned_on_resume(tmp_path, reference):
 
 def test_disk_full_during_a_shard_write(tmp_path, monkeypatch, reference):
     root = tmp_path / "s"
-    real_write = store_module._write_file
+    real_write = store_writer._write_file
 
     def full_disk(path, fill):
         if path.parent.name.startswith(".tmp-shard-000002") and path.name == "labels.npy":
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(path, fill)
 
-    monkeypatch.setattr(store_module, "_write_file", full_disk)
+    monkeypatch.setattr(store_writer, "_write_file", full_disk)
     with pytest.raises(BadInputError, match=r"shard-000002: no space left on device.*re-run"):
         generate_to_store(ToyGenerator(), root, **PLAN)
     store = SyntheticStore.open(root, verify=True)
     assert len(store) == 10 and not store.complete  # shards 0 and 1 intact and readable
     assert torch.equal(store.get(range(10))[0], reference.get(range(10))[0])
     assert not list((root / "shards").glob(".tmp-*"))
-    monkeypatch.setattr(store_module, "_write_file", real_write)
+    monkeypatch.setattr(store_writer, "_write_file", real_write)
     generate_to_store(ToyGenerator(), root, **PLAN)
     assert store_files(root) == store_files(reference.path)
 
@@ -283,7 +280,7 @@ TORCHRUN_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_store import PLAN, ToyGenerator
-from dreamset.store import generate_to_store
+from dreamset.store.generation import generate_to_store
 import os
 gen = ToyGenerator()
 store = generate_to_store(gen, sys.argv[1], **PLAN)
@@ -331,7 +328,7 @@ def test_random_reads_keep_memory_flat(tmp_path):
 
 
 def test_reads_spanning_more_shards_than_open_files(reference, monkeypatch):
-    monkeypatch.setattr(store_module, "OPEN_SHARDS", 2)
+    monkeypatch.setattr(store_reader, "OPEN_SHARDS", 2)
     store = SyntheticStore.open(reference.path)
     indices = np.random.default_rng(0).permutation(52)  # touches all 11 shards in one batch
     images, labels = store.get(indices)

@@ -16,9 +16,9 @@ import pytest
 import dreamset
 import dreamset.registry as registry
 from dreamset.cli import main
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Tracker
-from dreamset.recipe import validate_recipe
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Tracker
+from dreamset.orchestration.recipe import validate_recipe
 
 
 def tiny_recipe(trackers) -> dict:
@@ -172,7 +172,7 @@ def test_mlflow_tracker_logs_params_curves_final_numbers_and_files(tmp_path, fak
 
 
 def test_mlflow_nests_under_an_active_run_and_honours_the_options(tmp_path, fake_mlflow):
-    from dreamset.tracking import tracking
+    from dreamset.orchestration.tracking import tracking
 
     fake_mlflow.active = SimpleNamespace(info=SimpleNamespace(run_id="notebook"))  # a notebook's open run
     tracker = registry.create("tracker:mlflow", experiment="digits", tracking_uri="file:/elsewhere")
@@ -185,7 +185,7 @@ def test_mlflow_nests_under_an_active_run_and_honours_the_options(tmp_path, fake
 
 
 def test_a_failing_run_closes_its_trackers_as_failed_and_unregisters_them(tmp_path, fake_mlflow, monkeypatch):
-    import dreamset.pipeline as pipeline
+    import dreamset.orchestration.pipeline as pipeline
 
     def broken(*args, **kwargs):
         raise RuntimeError("the evaluation broke")
@@ -259,7 +259,7 @@ def test_the_wandb_example_passes_the_tracker_checks_against_a_fake_wandb(monkey
 
 
 def test_register_trackers_takes_tracker_subclasses_only(dreamset_registry):
-    from dreamset.interfaces import Metric
+    from dreamset.contracts.interfaces import Metric
 
     class Good(Tracker):
         """A tracker that logs nowhere."""
@@ -284,4 +284,5 @@ def test_register_trackers_takes_tracker_subclasses_only(dreamset_registry):
     reg = dreamset_registry(Plugin(), builtins=False, strict=False)
     assert reg.list() == ["tracker:good"] and isinstance(reg.create("tracker:good"), Tracker)
     errors = " | ".join(e for p in reg.plugins for e in p.errors)
-    assert "NotATracker is not a subclass of dreamset.interfaces.Tracker" in errors and "register_trackers: " in errors
+    assert "NotATracker is not a subclass of dreamset.contracts.interfaces.Tracker" in errors
+    assert "register_trackers: " in errors

@@ -1,4 +1,4 @@
-"""The trainer (dreamset.training.train_classifier) on a toy problem — 1×8×8 images where class ``c``
+"""The trainer (dreamset.training.trainer.train_classifier) on a toy problem — 1×8×8 images where class ``c``
 lights up one row (``dreamset.conformance.metrics``' blobs), 3 classes, ``model:small-cnn`` width 4:
 standard / PGD-AT / TRADES / FGSM-RS learning and robustness, optimizers × schedules, the learning-rate
 formulas, label smoothing, EMA, bit-identical resume after SIGKILL, and checkpoint loading refusing
@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 
 import dreamset.registry as registry
-import dreamset.training as training
-from dreamset.checkpoints import load_checkpoint, load_torch_weights
+import dreamset.training.trainer as training
 from dreamset.conformance.metrics import toy_row_images as blobs
-from dreamset.errors import BadInputError
-from dreamset.evaluation import accuracy
-from dreamset.objectives import objective_for
-from dreamset.recipe import TrainStage
+from dreamset.contracts.errors import BadInputError
+from dreamset.files.checkpoints import load_checkpoint, load_torch_weights
+from dreamset.orchestration.evaluation import accuracy
+from dreamset.orchestration.recipe import TrainStage
+from dreamset.training.objectives import objective_for
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_until_killed.py"
 EPS = 0.2  # L∞ radius: a row lit by +0.6 survives it only if the classifier uses the whole row

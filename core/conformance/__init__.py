@@ -14,9 +14,9 @@ import json
 
 from pydantic import ValidationError
 
-from dreamset.errors import BadInputError
-from dreamset.interfaces import KIND_INTERFACES
-from dreamset.options import Options
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import KIND_INTERFACES
+from dreamset.contracts.options import Options
 
 
 class NeedsOptions(Exception):
@@ -56,7 +56,8 @@ def check_component(key: str, registry=None) -> None:
     check_options_model(spec)
     cls = spec.load()
     interface = KIND_INTERFACES[spec.kind]
-    assert isinstance(cls, type) and issubclass(cls, interface), f"{key}: must subclass dreamset.interfaces.{interface.__name__}"
+    assert isinstance(cls, type) and issubclass(cls, interface), (
+        f"{key}: must subclass dreamset.contracts.interfaces.{interface.__name__}")
     try:
         component = create_default(registry, key)
     except NeedsOptions as exc:

@@ -2,7 +2,7 @@
 
 :func:`check_attacker` runs an attacker on a tiny trained classifier (:func:`tiny_attack_problem`:
 16 ``float32 1×8×8`` images in [0,1], 4 classes, a conv net with batch norm and dropout inside a
-:class:`~dreamset.nn.Classifier`) and checks the :class:`~dreamset.interfaces.Attacker` contract:
+:class:`~dreamset.contracts.nn.Classifier`) and checks the :class:`~dreamset.contracts.interfaces.Attacker` contract:
 ``x_adv`` has the shape, dtype and device of ``x``, finite values in [0,1], stays in the threat model
 (``options.norm`` ``linf`` — the default — or ``l2``, radius ``attacker.eps``; skipped when ``eps`` is
 ``None``), the input tensor is not modified in place, the model comes back exactly as it was (every
@@ -20,7 +20,7 @@ import contextlib
 import torch
 from torch import nn
 
-from dreamset.nn import Classifier, restore_training_modes, training_modes
+from dreamset.contracts.nn import Classifier, restore_training_modes, training_modes
 
 #: slack for float round-off in the threat-model and loss checks
 LINF_TOLERANCE = 1e-6

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from dreamset.augmenting import seeded
+from dreamset.training.augmenting import seeded
 
 
 def check_augmentation(augmentation, images: torch.Tensor | None = None, num_classes: int = 4) -> None:

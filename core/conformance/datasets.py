@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from dreamset.interfaces import ImageSource
+from dreamset.contracts.interfaces import ImageSource
 
 
 def check_image_source(source: ImageSource) -> None:

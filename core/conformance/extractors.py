@@ -10,7 +10,7 @@ def check_default(extractor) -> None:
     import pytest
     import torch
 
-    from dreamset.errors import BadInputError
+    from dreamset.contracts.errors import BadInputError
 
     try:
         extractor.prepare(None)

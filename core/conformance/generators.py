@@ -1,9 +1,9 @@
 """Conformance checks for generators (``generator:*``): the contract of
-:meth:`dreamset.interfaces.Generator.generate`.
+:meth:`dreamset.contracts.interfaces.Generator.generate`.
 
 ``generate(labels int64 B, seeds list[int] B, class_names) -> GeneratedBatch`` with images
 ``float32 B×C×H×W`` in [0,1], the requested labels echoed back, and one provenance dict per image
-holding at least :data:`dreamset.store.PROVENANCE_KEYS`. Image ``i`` is a function of
+holding at least :data:`dreamset.store.format.PROVENANCE_KEYS`. Image ``i`` is a function of
 ``(labels[i], seeds[i], options)`` only: the same call twice gives identical tensors, and an image
 generated alone equals the same image generated inside a batch (up to float rounding).
 """
@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-#: the provenance keys every record must carry (kept in one place: dreamset.store)
-from dreamset.store import PROVENANCE_KEYS
+#: the provenance keys every record must carry (kept in one place: dreamset.store.format)
+from dreamset.store.format import PROVENANCE_KEYS
 
 
 def _labels_and_seeds(num_classes: int, n: int, seed: int):
@@ -39,7 +39,7 @@ def check_generator(generator, class_names: Sequence[str], image_shape: Sequence
     generator without randomness (then different seeds may give the same image)."""
     import torch
 
-    from dreamset.interfaces import GeneratedBatch
+    from dreamset.contracts.interfaces import GeneratedBatch
 
     name = getattr(generator, "key", "") or type(generator).__name__
     class_names = list(class_names)
@@ -84,7 +84,7 @@ def check_generator(generator, class_names: Sequence[str], image_shape: Sequence
 def _tiny_real(num_classes: int = 4, size: int = 8):
     import torch
 
-    from dreamset.data import TensorImageSet
+    from dreamset.contracts.data import TensorImageSet
 
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(10 * num_classes) % num_classes

@@ -1,5 +1,5 @@
 """Conformance checks for ``metric:*`` components, and :func:`tiny_run_context`, a real
-:class:`~dreamset.context.RunContext` over tiny data that metric tests can share.
+:class:`~dreamset.orchestration.context.RunContext` over tiny data that metric tests can share.
 
 A metric's ``compute(context)`` must return a JSON-serialisable dict, be deterministic for a fixed
 context (same numbers twice), and leave the context's models in the train/eval state it found them.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from dreamset.data import TensorImageSet
-from dreamset.nn import training_modes
+from dreamset.contracts.data import TensorImageSet
+from dreamset.contracts.nn import training_modes
 
 
 def toy_row_images(n: int, classes: int, shift: float, generator: torch.Generator) -> TensorImageSet:
@@ -32,10 +32,10 @@ def tiny_run_context(run_dir: Path | None = None, *, classes: int = 3, n_train: 
     two trained ``model:small-cnn`` arms (``real``, ``real+synthetic``) and their ``arm_results`` —
     enough for any metric to run in a few seconds on CPU."""
     import dreamset.registry as registry_module
-    from dreamset.context import RunContext
-    from dreamset.evaluation import evaluate_classifier
-    from dreamset.recipe import Recipe
-    from dreamset.training import train_classifier
+    from dreamset.orchestration.context import RunContext
+    from dreamset.orchestration.evaluation import evaluate_classifier
+    from dreamset.orchestration.recipe import Recipe
+    from dreamset.training.trainer import train_classifier
 
     run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="dreamset-metric-"))
     recipe = Recipe(

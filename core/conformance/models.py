@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from dreamset.nn import Classifier
+from dreamset.contracts.nn import Classifier
 
 
 def check_model(factory, image_shape=(1, 8, 8), num_classes: int = 3) -> None:
-    """Builds a :class:`~dreamset.nn.Classifier`: logits ``N×K`` for [0,1] images, penultimate
+    """Builds a :class:`~dreamset.contracts.nn.Classifier`: logits ``N×K`` for [0,1] images, penultimate
     ``features`` ``N×D``, gradients reach the input (attacks need them)."""
     model = factory.build(image_shape, num_classes)
-    assert isinstance(model, Classifier), "model factories must return dreamset.nn.Classifier"
+    assert isinstance(model, Classifier), "model factories must return dreamset.contracts.nn.Classifier"
     x = torch.rand(2, *image_shape, requires_grad=True)
     logits = model(x)
     assert logits.shape == (2, num_classes)

@@ -3,7 +3,7 @@
 :func:`check_objective` calls ``loss`` on the tiny trained classifier of
 :func:`dreamset.conformance.attackers.tiny_attack_problem` in train mode, with ``attacker:pgd``
 (L∞, ``eps = 8/255``, 3 steps) when the objective declares ``uses_attacker``, and checks the
-:class:`~dreamset.interfaces.Objective` contract: a finite 0-dim floating-point tensor that
+:class:`~dreamset.contracts.interfaces.Objective` contract: a finite 0-dim floating-point tensor that
 back-propagates into the model's parameters (some gradient non-zero); the input batch not modified in
 place; the model's train/eval flags as they came in; the attacker called through ``attack`` with the
 model (or not at all for ``uses_attacker = False``); a context mask passed on to an attacker that
@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 
 from dreamset.conformance.attackers import single_thread, tiny_attack_problem
-from dreamset.interfaces import Attacker
-from dreamset.nn import training_modes
+from dreamset.contracts.interfaces import Attacker
+from dreamset.contracts.nn import training_modes
 
 
 class _RecordingAttacker(Attacker):

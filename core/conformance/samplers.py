@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dreamset.data import TensorImageSet
+from dreamset.contracts.data import TensorImageSet
 
 
 class FakeReferenceClassifier:
-    """A stand-in :class:`~dreamset.reference.ReferenceClassifier`: features are the flattened images,
+    """A stand-in :class:`~dreamset.orchestration.reference.ReferenceClassifier`: features are the flattened images,
     predictions a fixed softmax."""
 
     device = torch.device("cpu")

@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 
 
 def check_tracker(tracker, run_dir: Path) -> None:

@@ -19,11 +19,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Attacker
-from dreamset.lazy import lazy_module
-from dreamset.options import FractionFloat, Options
-from dreamset.seeding import forked_rng  # noqa: F401  (re-exported for code that imported it from dreamset.attacking)
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Attacker
+from dreamset.contracts.lazy import lazy_module
+from dreamset.contracts.options import FractionFloat, Options
+from dreamset.orchestration.seeding import forked_rng
 
 # torch stays lazy so plugin modules may subclass TorchattacksAttacker at import time
 torch = lazy_module("torch")
@@ -68,7 +68,7 @@ def preserved_gradients_and_rng(model, device):
 @contextlib.contextmanager
 def preserved_modes(model):
     """Restore every submodule's train/eval flag on exit."""
-    from dreamset.nn import restore_training_modes, training_modes
+    from dreamset.contracts.nn import restore_training_modes, training_modes
 
     modes = training_modes(model)
     try:

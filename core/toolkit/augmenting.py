@@ -7,15 +7,15 @@
   ``transform(num_classes)``; the labels come back soft (``float32 B×K`` rows summing to 1).
 
 Images in and out are ``float32 B×C×H×W`` in [0,1]; the trainer seeds every draw
-(:mod:`dreamset.augmenting`). torch stays lazy here, so plugin modules may subclass these at import.
+(:mod:`dreamset.training.augmenting`). torch stays lazy here, so plugin modules may subclass these at import.
 """
 from __future__ import annotations
 
 from typing import ClassVar
 
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Augmentation
-from dreamset.lazy import lazy_module
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Augmentation
+from dreamset.contracts.lazy import lazy_module
 
 torch = lazy_module("torch")
 
@@ -33,7 +33,7 @@ class TorchvisionImageAugmentation(Augmentation):
         raise NotImplementedError
 
     def apply(self, images, labels, num_classes):
-        from dreamset.data import to_float_images, to_uint8_images
+        from dreamset.contracts.data import to_float_images, to_uint8_images
 
         transform = self.transform(tuple(images.shape[1:]))
         x = to_uint8_images(images) if self.uint8 else images

@@ -6,7 +6,7 @@ The feature networks themselves are components of kind ``extractor`` (``extracto
 
 - :func:`extractor_ref` — the metric option ``extractor`` (a registry key, ``{key, options}``, or a
   pre-registry string ``reference`` / ``inception-v3`` / ``timm:NAME`` with ``weights``) as one
-  canonical :class:`~dreamset.recipe.ComponentRef` (migration: docs/metrics.md).
+  canonical :class:`~dreamset.orchestration.recipe.ComponentRef` (migration: docs/metrics.md).
 - :class:`FeatureSet` — one side of a comparison: an image source embedded by an extractor chunk by
   chunk, or a precomputed feature matrix from a ``.npy`` / ``.npz`` file (:func:`load_feature_file`).
 - :class:`StatisticsCache` — float64 moments of a real split, stored under
@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from dreamset.errors import BadInputError
-from dreamset.interfaces import ImageSource
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import ImageSource
 
 #: pre-registry ``extractor`` strings -> registry keys (old recipes keep working)
 LEGACY_EXTRACTORS = {"reference": "extractor:reference", "inception-v3": "extractor:torchvision-inception",
@@ -40,7 +40,7 @@ def extractor_ref(extractor: Any, weights: str | None = None, field: str = "extr
     ``"reference"`` -> ``extractor:reference``; ``"inception-v3"`` -> ``extractor:torchvision-inception``;
     ``"timm:NAME"`` -> ``extractor:timm`` with ``model: NAME``; ``weights`` becomes the extractor's
     ``weights`` option. Registry keys (``extractor:inception-fid``) and ``{key, options}`` pass through."""
-    from dreamset.recipe import ComponentRef
+    from dreamset.orchestration.recipe import ComponentRef
 
     if isinstance(extractor, str):
         if extractor.startswith("timm:"):
@@ -172,8 +172,8 @@ class FeatureSet:
     def chunks(self, indices, batch_size: int) -> Iterator[torch.Tensor]:
         """Features ``float32 B×D`` (CPU) at ``indices`` (ascending ints), ``batch_size`` rows at a time
         (embedding passes show a progress bar in the run's terminal)."""
-        from dreamset.data import as_index_tensor
-        from dreamset.progress import progress
+        from dreamset.contracts.interfaces import as_index_tensor
+        from dreamset.orchestration.progress import progress
 
         indices = as_index_tensor(indices)
         if self.matrix is not None:
@@ -190,20 +190,6 @@ class FeatureSet:
         """Features ``float32 len(indices)×D`` at ``indices``."""
         parts = list(self.chunks(indices, batch_size))
         return torch.cat(parts) if parts else torch.zeros(0, 0)
-
-
-def __getattr__(name: str):
-    # ``is_feature_file`` decides whether a ``dreamset evaluate`` argument is a feature file; it moved to
-    # its only user, :mod:`dreamset.compare` (the core imports nothing from the toolkit)
-    if name == "is_feature_file":
-        import warnings
-
-        warnings.warn("dreamset.toolkit.features.is_feature_file is deprecated: import dreamset.compare.is_feature_file "
-                      "(docs/migration.md)", DeprecationWarning, stacklevel=2)
-        from dreamset.compare import is_feature_file
-
-        return is_feature_file
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def embedder(extractor, device=None, batch_size: int = 256) -> Callable[[ImageSource], torch.Tensor]:
@@ -225,7 +211,7 @@ def feature_extractor(context, extractor: str = "reference", weights: str | None
     """``f(source, batch_size=256)`` -> features ``float32 N×D`` (CPU) of every image of ``source``
     (kept for callers of the pre-registry API, e.g. ``sampler:adaptive-low-density``; new code uses
     :func:`create_extractor`). ``"reference"`` calls ``context.reference.features`` (the run's
-    :class:`~dreamset.reference.ReferenceClassifier`), or ``context.features`` on a stand-in context
+    :class:`~dreamset.orchestration.reference.ReferenceClassifier`), or ``context.features`` on a stand-in context
     that has no ``reference`` service."""
     if extractor == "reference" and weights is None:
         features = context.reference.features if getattr(context, "reference", None) is not None else context.features
@@ -260,11 +246,11 @@ class StatisticsCache:
 
     Key: ``(dataset fingerprint, split, extractor identity, preprocessing, per-class?)``; a cache
     miss returns ``None``; writes are atomic (a killed run leaves no half file). Extractors whose
-    :meth:`~dreamset.interfaces.Extractor.cache_identity` is ``None`` (the run's reference
+    :meth:`~dreamset.contracts.interfaces.Extractor.cache_identity` is ``None`` (the run's reference
     classifier) are never cached."""
 
     def __init__(self, root: str | Path | None = None) -> None:
-        from dreamset.verify import cache_dir
+        from dreamset.files.verify import cache_dir
 
         base = root or cache_dir()
         self.root = Path(base) / "statistics"
@@ -287,7 +273,7 @@ class StatisticsCache:
     def save(self, key: str | None, arrays: dict[str, np.ndarray]) -> None:
         if key is None:
             return
-        from dreamset.atomic import atomic_write_bytes
+        from dreamset.files.atomic import atomic_write_bytes
 
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)

@@ -18,8 +18,8 @@ from pydantic import Field
 
 from dreamset import register
 from dreamset.toolkit.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
-from dreamset.errors import BadInputError
-from dreamset.lazy import lazy_module
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.lazy import lazy_module
 
 torch = lazy_module("torch")
 

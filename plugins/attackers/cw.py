@@ -20,7 +20,7 @@ from pydantic import Field
 
 from dreamset import Options, register
 from dreamset.toolkit.attacking import TorchattacksAttacker
-from dreamset.lazy import lazy_module
+from dreamset.contracts.lazy import lazy_module
 
 torch = lazy_module("torch")
 

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from dreamset import Options, register
 from dreamset.toolkit.attacking import TorchattacksAttacker
-from dreamset.options import FractionFloat
+from dreamset.contracts.options import FractionFloat
 
 
 class FGSMRandomStartOptions(Options):

@@ -21,10 +21,10 @@ from pydantic import Field
 
 from dreamset import Options, register
 from dreamset.toolkit.attacking import check_attack_inputs, preserved_modes
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Attacker
-from dreamset.lazy import lazy_module
-from dreamset.options import FractionFloat
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Attacker
+from dreamset.contracts.lazy import lazy_module
+from dreamset.contracts.options import FractionFloat
 
 torch = lazy_module("torch")
 

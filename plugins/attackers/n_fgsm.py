@@ -33,7 +33,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.options import FractionFloat
+from dreamset.contracts.options import FractionFloat
 from dreamset.toolkit.attacking import TorchattacksAttacker, check_attack_inputs
 
 

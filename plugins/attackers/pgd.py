@@ -14,8 +14,8 @@ from pydantic import Field
 
 from dreamset import register
 from dreamset.toolkit.attacking import NormBallOptions, TorchattacksAttacker, check_attack_inputs, preserved_modes
-from dreamset.lazy import lazy_module
-from dreamset.options import FractionFloat
+from dreamset.contracts.lazy import lazy_module
+from dreamset.contracts.options import FractionFloat
 
 torch = lazy_module("torch")
 

@@ -6,7 +6,7 @@ Maximises ``KL(f(x) ‖ f(x'))`` over the ``eps``-ball: start at ``x + 0.001·N(
 [0,1]), then ``steps`` signed-gradient steps of size ``alpha``, each projected onto the ball and onto
 [0,1]. The labels ``y`` are ignored (the attack moves away from the model's own prediction). Training
 with this attacker switches the trainer to the TRADES loss ``CE(f(x), y) + β·KL(f(x) ‖ f(x_adv))``
-(``dreamset.training``; β is ``train.trades_beta``). Defaults follow the paper's CIFAR-10 setting
+(``dreamset.training.trainer``; β is ``train.trades_beta``). Defaults follow the paper's CIFAR-10 setting
 (``eps = 8/255``, 10 steps, ``alpha = 2/255``). Input/output: ``float32 N×C×H×W`` in [0,1], ``eps``
 in pixel units of [0,1]; ``‖x_adv − x‖∞ ≤ eps``.
 """
@@ -16,7 +16,7 @@ from pydantic import Field
 
 from dreamset import Options, register
 from dreamset.toolkit.attacking import TorchattacksAttacker, preserved_modes
-from dreamset.options import FractionFloat
+from dreamset.contracts.options import FractionFloat
 
 
 class TradesOptions(Options):

@@ -10,7 +10,7 @@ def stratified_split(labels, train_size: int, test_size: int | None, seed: int, 
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    from dreamset.errors import BadInputError
+    from dreamset.contracts.errors import BadInputError
 
     n = len(labels)
     test_size = test_size or n - train_size

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Dataset
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Dataset
 
 
 class DigitsOptions(Options):
@@ -45,7 +45,7 @@ class DigitsDataset(Dataset):
     def load(self, split: str):
         import torch
 
-        from dreamset.data import TensorImageSet
+        from dreamset.contracts.data import TensorImageSet
 
         if split not in ("train", "test"):
             raise BadInputError(f"dataset:digits: split must be 'train' or 'test', got {split!r}")

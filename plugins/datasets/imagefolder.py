@@ -20,8 +20,8 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Dataset
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Dataset
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -99,7 +99,7 @@ class ImageFolderDataset(Dataset):
         import numpy as np
         import torch
 
-        from dreamset.data import TensorImageSet
+        from dreamset.contracts.data import TensorImageSet
 
         if split not in ("train", "test"):
             raise BadInputError(f"dataset:imagefolder: split must be 'train' or 'test', got {split!r}")

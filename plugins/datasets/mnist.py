@@ -25,8 +25,8 @@ from pathlib import Path
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Dataset
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Dataset
 
 N_IMAGES = 5000
 SIDE = 28
@@ -80,7 +80,7 @@ class MnistDataset(Dataset):
     def load(self, split: str):
         import torch
 
-        from dreamset.data import TensorImageSet
+        from dreamset.contracts.data import TensorImageSet
         from dreamset.plugins.datasets import stratified_split
 
         if split not in ("train", "test"):

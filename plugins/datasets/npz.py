@@ -14,8 +14,8 @@ from pathlib import Path
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Dataset
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Dataset
 
 
 class NpzOptions(Options):
@@ -35,7 +35,7 @@ def read_npz_images(path: Path):
         raise BadInputError(f"{path}: .npz file not found (give the path to a file with 'image' and 'label' arrays)")
     import zipfile
 
-    from dreamset.verify import check_npz_members
+    from dreamset.files.verify import check_npz_members
 
     try:
         with zipfile.ZipFile(path) as zf:  # sizes and dtypes checked before any member is inflated
@@ -81,7 +81,7 @@ class NpzDataset(Dataset):
         import numpy as np
         import torch
 
-        from dreamset.data import TensorImageSet
+        from dreamset.contracts.data import TensorImageSet
 
         if split not in ("train", "test"):
             raise BadInputError(f"dataset:npz: split must be 'train' or 'test', got {split!r}")

@@ -14,8 +14,8 @@ from pathlib import Path
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Dataset
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Dataset
 
 
 class TorchvisionOptions(Options):
@@ -51,7 +51,7 @@ class TorchvisionDataset(Dataset):
         import numpy as np
         import torch
 
-        from dreamset.data import TensorImageSet
+        from dreamset.contracts.data import TensorImageSet
 
         if split not in ("train", "test"):
             raise BadInputError(f"dataset:torchvision: split must be 'train' or 'test', got {split!r}")

@@ -31,8 +31,8 @@ from typing import Literal
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Extractor
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Extractor
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + WEIGHTS_FILE

@@ -2,7 +2,7 @@
 
 The reference classifier is the run's real-data-only, standard-trained ``train.model`` (or
 ``reference.model``), trained once per run folder and cached in ``run_dir/reference``
-(the run's :class:`~dreamset.reference.ReferenceClassifier`, ``context.reference``). Fully offline: no pretrained weights.
+(the run's :class:`~dreamset.orchestration.reference.ReferenceClassifier`, ``context.reference``). Fully offline: no pretrained weights.
 
 Preprocessing: none beyond the classifier's own (images ``float32 B×C×H×W`` in [0,1] at the
 dataset's native size; normalisation inside the model). Features ``float32 B×D`` with ``D`` the
@@ -16,8 +16,8 @@ Example (a metric option): ``{key: fid, options: {extractor: reference}}`` (the 
 from __future__ import annotations
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Extractor
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Extractor
 
 
 class ReferenceOptions(Options):

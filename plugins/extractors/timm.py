@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, register
-from dreamset.interfaces import Extractor
+from dreamset.contracts.interfaces import Extractor
 
 
 class TimmOptions(Options):
@@ -59,7 +59,7 @@ class TimmExtractor(Extractor):
         try:
             model = timm.create_model(o.model, pretrained=False, num_classes=0)
         except RuntimeError as exc:  # timm: "Unknown model (...)"
-            from dreamset.errors import BadInputError
+            from dreamset.contracts.errors import BadInputError
 
             raise BadInputError(f"model: {exc}") from None
         if o.weights:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.interfaces import Extractor
+from dreamset.contracts.interfaces import Extractor
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

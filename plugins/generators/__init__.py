@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from dreamset import BadInputError, Options
-from dreamset.interfaces import GeneratedBatch, Generator
-from dreamset.lazy import lazy_module
+from dreamset.contracts.interfaces import GeneratedBatch, Generator
+from dreamset.contracts.lazy import lazy_module
 
 torch = lazy_module("torch")
 
@@ -47,7 +47,7 @@ class LatentOptions(Options):
 
 def data_digest(images, labels) -> str:
     """sha256 of the real data as uint8 images and int64 labels (a change of data retrains)."""
-    from dreamset.data import to_uint8_images
+    from dreamset.contracts.data import to_uint8_images
 
     digest = hashlib.sha256()
     digest.update(to_uint8_images(images).contiguous().numpy().tobytes())
@@ -137,7 +137,7 @@ class LatentGenerator(Generator):
 
     # -- fit -----------------------------------------------------------------------------------
     def fit(self, real, workdir: Path, context=None) -> None:
-        from dreamset.data import materialize
+        from dreamset.contracts.data import materialize
 
         workdir = Path(workdir)
         self.device = context.device if context is not None else torch.device("cpu")
@@ -161,7 +161,7 @@ class LatentGenerator(Generator):
         return workdir / f"{self.name}.safetensors"
 
     def _load(self, workdir: Path, expected: str) -> bool:
-        from dreamset.checkpoints import load_checkpoint
+        from dreamset.files.checkpoints import load_checkpoint
 
         path = self._checkpoint(workdir)
         if not path.is_file():
@@ -180,7 +180,7 @@ class LatentGenerator(Generator):
         return True
 
     def _save(self, workdir: Path, expected: str, class_names: list[str]) -> None:
-        from dreamset.checkpoints import save_checkpoint
+        from dreamset.files.checkpoints import save_checkpoint
 
         meta = {"generator": self.key or f"generator:{self.name}", "hash": expected, "arch": self.arch,
                 "class_names": class_names, "options": self.options.model_dump(mode="json")}

@@ -42,8 +42,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from dreamset import BadInputError, Options, register
-from dreamset.interfaces import GeneratedBatch, Generator
-from dreamset.lazy import lazy_module
+from dreamset.contracts.interfaces import GeneratedBatch, Generator
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.generators import data_digest, ema_result, ema_update
 
 torch = lazy_module("torch")
@@ -218,7 +218,7 @@ class DDPMGenerator(Generator):
 
     # -- training ------------------------------------------------------------------------------
     def fit(self, real, workdir: Path, context=None) -> None:
-        from dreamset.data import materialize
+        from dreamset.contracts.data import materialize
 
         workdir = Path(workdir)
         self.device = context.device if context is not None else torch.device("cpu")
@@ -275,7 +275,7 @@ class DDPMGenerator(Generator):
     def _save(self, workdir: Path, expected_hash: str, class_names: list[str]) -> None:
         from safetensors.torch import save
 
-        from dreamset.atomic import atomic_write_bytes, atomic_write_text
+        from dreamset.files.atomic import atomic_write_bytes, atomic_write_text
 
         state = {k: v.detach().cpu().contiguous() for k, v in self.unet.state_dict().items()}
         data = save(state)

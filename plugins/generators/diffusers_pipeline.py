@@ -4,7 +4,7 @@ labelled by the run's reference classifier or by the pipeline's own class condit
 Sehwag et al., ICLR 2022, "Robust Learning Meets Generative Models: Can Proxy Distributions Improve
 Adversarial Robustness?": images sampled from an *unconditional* DDPM are labelled by a classifier
 trained on the real training data, and these pseudo-labelled images are added to adversarial training.
-``labels: pseudo`` does exactly that with :meth:`context.reference.model() <dreamset.reference.ReferenceClassifier.model>`
+``labels: pseudo`` does exactly that with :meth:`context.reference.model() <dreamset.orchestration.reference.ReferenceClassifier.model>`
 (taken in ``fit``): the requested labels are ignored, the predicted labels are returned, and the
 provenance records the prediction, its softmax confidence and the label that was asked for.
 ``labels: conditional`` instead asks a class-conditional model for the requested class: a pipeline
@@ -37,8 +37,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from dreamset import BadInputError, Options, register
-from dreamset.interfaces import GeneratedBatch, Generator
-from dreamset.lazy import lazy_module
+from dreamset.contracts.interfaces import GeneratedBatch, Generator
+from dreamset.contracts.lazy import lazy_module
 
 torch = lazy_module("torch")
 

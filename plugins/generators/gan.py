@@ -35,7 +35,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from dreamset import register
-from dreamset.lazy import lazy_module
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.generators import LatentGenerator, LatentOptions, build_decoder, ema_result, ema_update
 
 torch = lazy_module("torch")

@@ -53,8 +53,8 @@ from pathlib import Path
 from pydantic import Field
 
 from dreamset import BadInputError, Options, register
-from dreamset.interfaces import GeneratedBatch, Generator
-from dreamset.lazy import lazy_module
+from dreamset.contracts.interfaces import GeneratedBatch, Generator
+from dreamset.contracts.lazy import lazy_module
 
 torch = lazy_module("torch")
 

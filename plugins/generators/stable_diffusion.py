@@ -47,8 +47,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from dreamset import BadInputError, register
-from dreamset.interfaces import GeneratedBatch
-from dreamset.lazy import lazy_module
+from dreamset.contracts.interfaces import GeneratedBatch
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.generators.diffusers_pipeline import (
     PretrainedOptions,
     PretrainedPipelineGenerator,
@@ -304,7 +304,7 @@ class StableDiffusionGenerator(PretrainedPipelineGenerator):
         if opts.mode == "image-variation":
             from PIL import Image
 
-            from dreamset.data import to_uint8_images
+            from dreamset.contracts.data import to_uint8_images
 
             sources = to_uint8_images(self._source_images([r["source_index"] for r in records]))
             kwargs["image"] = [Image.fromarray(x.permute(1, 2, 0).numpy()) for x in sources]

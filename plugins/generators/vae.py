@@ -25,7 +25,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from dreamset import register
-from dreamset.lazy import lazy_module
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.generators import LatentGenerator, LatentOptions, build_decoder
 
 torch = lazy_module("torch")

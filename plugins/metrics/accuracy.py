@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Metric
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Metric
 
 
 class AccuracyOptions(Options):
@@ -36,8 +36,8 @@ class AccuracyOptions(Options):
 def evaluation_rows(context, max_samples: int | None, seed: int = 0, field: str = "max_samples"):
     """The test rows a classifier metric evaluates: the run's evaluation subset
     (``context.evaluation_subset``, all rows when the run has none) for ``max_samples: null``, else a
-    seeded class-stratified subset of ``max_samples`` rows (:func:`dreamset.evaluation.stratified_subset`)."""
-    from dreamset.evaluation import stratified_subset
+    seeded class-stratified subset of ``max_samples`` rows (:func:`dreamset.orchestration.evaluation.stratified_subset`)."""
+    from dreamset.orchestration.evaluation import stratified_subset
 
     if max_samples is None:
         return getattr(context, "evaluation_subset", None)
@@ -47,9 +47,9 @@ def evaluation_rows(context, max_samples: int | None, seed: int = 0, field: str 
 def per_class_accuracy(model, source, device, batch_size: int, attacker=None, rows=None) -> tuple[float, list[dict[str, Any]]]:
     """Top-1 accuracy of ``model`` on ``source`` (its ``rows`` when given), optionally under
     ``attacker`` — then a sample counts only if it is also correct clean, as in
-    :func:`dreamset.evaluation.worst_case_correct` — overall and per class:
+    :func:`dreamset.orchestration.evaluation.worst_case_correct` — overall and per class:
     ``(overall, [{"class", "count", "accuracy"}, ...])``."""
-    from dreamset.evaluation import correct
+    from dreamset.orchestration.evaluation import correct
 
     if rows is not None:
         source = source.subset(rows)

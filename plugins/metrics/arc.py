@@ -52,11 +52,11 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, register
-from dreamset.seeding import forked_rng
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Metric
-from dreamset.options import FractionFloat
-from dreamset.recipe import ComponentRef
+from dreamset.orchestration.seeding import forked_rng
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Metric
+from dreamset.contracts.options import FractionFloat
+from dreamset.orchestration.recipe import ComponentRef
 
 NORMALISATION = "trapezoid over eps/eps_span of clip((acc - 0.5) / 0.5, 0, 1)"
 
@@ -120,7 +120,7 @@ def arc_area(eps: list[float], accuracies: list[float]) -> float:
 
 def _predicted_fraction(model, source, device, batch_size: int) -> float:
     """Fraction of ``source`` the discriminator calls class 0 ("real"), clean inputs."""
-    from dreamset.evaluation import correct
+    from dreamset.orchestration.evaluation import correct
 
     zeros = source.labels == 0
     hits = correct(model, source, device, batch_size)  # correct on a real image = predicted real
@@ -145,7 +145,7 @@ class ARCMetric(Metric):
 
     key = "metric:arc"
 
-    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     per_source = True
 
     Options = ARCOptions
@@ -187,11 +187,11 @@ class ARCMetric(Metric):
     def compute(self, context) -> dict[str, Any]:
         import torch
 
-        from dreamset.progress import progress
-        from dreamset.data import TensorImageSet
-        from dreamset.evaluation import accuracy
-        from dreamset.recipe import TrainStage
-        from dreamset.training import train_classifier
+        from dreamset.contracts.data import TensorImageSet
+        from dreamset.orchestration.evaluation import accuracy
+        from dreamset.orchestration.progress import progress
+        from dreamset.orchestration.recipe import TrainStage
+        from dreamset.training.trainer import train_classifier
 
         o = self.options
         registry = context.registry
@@ -264,7 +264,7 @@ class ARCMetric(Metric):
         }
 
     def _plot(self, path, curve, arc: float) -> None:
-        from dreamset.figures import png_figure
+        from dreamset.report.figures import png_figure
 
         eps = [p["eps"] for p in curve]
         with png_figure(path, figsize=(5, 3.5)) as (_, ax):

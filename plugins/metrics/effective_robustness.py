@@ -24,7 +24,7 @@ accuracy lies above that baseline line at its own ID accuracy.
 * ER of an arm on a shift, in percentage points: ``100·(ood − T⁻¹(slope·T(id) + intercept))``
   (:func:`effective_robustness`), computed per seed; ``effective_robustness_mean`` averages over
   shifts and seeds, and ``interval`` is the 95% Student-t interval over seeds of the per-seed mean
-  over shifts (:func:`dreamset.differences.t_interval`) with its ``verdict`` (``not shown`` when it
+  over shifts (:func:`dreamset.report.differences.t_interval`) with its ``verdict`` (``not shown`` when it
   contains 0). A shift whose testbed has fewer than two distinct ID accuracies has no fit: its ER is
   ``null`` and a line in ``warnings`` says why.
 
@@ -47,10 +47,10 @@ from typing import Annotated, Any, Iterable, Literal
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.seeding import forked_rng
-from dreamset.seeding import build_model
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Metric
+from dreamset.orchestration.seeding import forked_rng
+from dreamset.orchestration.seeding import build_model
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Metric
 
 #: accuracies are clipped to [CLIP, 1 − CLIP] before the logit/probit transform
 CLIP = 1e-4
@@ -122,7 +122,7 @@ class EffectiveRobustnessMetric(Metric):
     conformance_options = {"testbed_sizes": [0.1, 0.5], "testbed_epochs": [1, 3]}
 
     def _evaluate(self, context, model) -> dict[str, Any]:
-        from dreamset.evaluation import accuracy
+        from dreamset.orchestration.evaluation import accuracy
 
         bs = self.options.batch_size
         return {"id_accuracy": accuracy(model, context.real_test, context.device, bs),
@@ -132,8 +132,8 @@ class EffectiveRobustnessMetric(Metric):
         """Train (or reload) and evaluate the real-only baseline models."""
         import numpy as np
 
-        from dreamset.progress import progress
-        from dreamset.training import train_classifier
+        from dreamset.orchestration.progress import progress
+        from dreamset.training.trainer import train_classifier
 
         o = self.options
         recipe = context.recipe
@@ -212,7 +212,7 @@ class EffectiveRobustnessMetric(Metric):
                 warnings.append(f"{label}: no fit ({exc}); widen testbed_sizes or testbed_epochs")
         result: dict[str, Any] = {"scale": o.scale}
         arms: dict[str, Any] = {}
-        from dreamset.differences import t_interval, verdict
+        from dreamset.report.differences import t_interval, verdict
 
         for arm, per_seed in arm_points.items():
             if arm in o.baseline_arms:
@@ -266,7 +266,7 @@ class EffectiveRobustnessMetric(Metric):
         return result
 
     def _plot(self, path, labels, testbed, baselines, arms, fits) -> None:
-        from dreamset.figures import png_figure
+        from dreamset.report.figures import png_figure
 
         scale = self.options.scale
         t = lambda a: transform(a, scale)  # noqa: E731

@@ -27,10 +27,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import ImageSource, Metric
-from dreamset.lazy import lazy_module
-from dreamset.recipe import ComponentRef
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import ImageSource, Metric
+from dreamset.contracts.lazy import lazy_module
+from dreamset.orchestration.recipe import ComponentRef
 
 torch = lazy_module("torch")
 
@@ -142,7 +142,7 @@ class FrechetInceptionDistance(Metric):
 
     key = "metric:fid"
 
-    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     per_source = True
 
     Options = FIDOptions
@@ -173,8 +173,8 @@ class FrechetInceptionDistance(Metric):
 
     def _real_moments(self, real, extractor, classes, per_class, warnings):
         """The real side's moments, from the statistics cache when the extractor allows it."""
-        from dreamset.toolkit.features import StatisticsCache, source_fingerprint
         from dreamset.plugins.metrics.statistics import StreamingMoments
+        from dreamset.toolkit.features import StatisticsCache, source_fingerprint
 
         key = None
         if self.options.cache and real.source is not None and extractor is not None:

@@ -22,9 +22,9 @@ import numpy as np
 from pydantic import Field
 
 from dreamset import register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Metric
-from dreamset.lazy import lazy_module
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Metric
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair
 
 torch = lazy_module("torch")
@@ -43,7 +43,7 @@ class KernelInceptionDistance(Metric):
 
     key = "metric:kid"
 
-    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     per_source = True
 
     Options = KIDOptions

@@ -10,7 +10,7 @@ means the generator's images do not carry their intended class.
 
 Inputs: ``context.synthetic`` (images ``float32 N×C×H×W`` in [0,1], intended labels ``int64 N`` in
 ``[0, K)``; the first ``max_samples`` are used) and ``context.reference.predict`` (softmax
-``float32 N×K`` of the run's reference classifier, :class:`~dreamset.reference.ReferenceClassifier`).
+``float32 N×K`` of the run's reference classifier, :class:`~dreamset.orchestration.reference.ReferenceClassifier`).
 
 Result (fractions/probabilities in [0,1]): ``agreement`` (fraction with ``argmax = label``),
 ``mean_confidence`` (mean max-softmax probability), ``mean_label_probability`` (mean softmax
@@ -25,8 +25,8 @@ from typing import Any
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Metric
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Metric
 
 
 class LabelAgreementOptions(Options):
@@ -40,7 +40,7 @@ class LabelAgreementMetric(Metric):
 
     key = "metric:label-agreement"
 
-    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     per_source = True
 
     Options = LabelAgreementOptions

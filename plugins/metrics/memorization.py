@@ -35,9 +35,9 @@ import numpy as np
 from pydantic import Field
 
 from dreamset import register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Metric
-from dreamset.lazy import lazy_module
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Metric
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair, source_for
 
 torch = lazy_module("torch")
@@ -90,8 +90,8 @@ class Memorization(Metric):
         return train, synthetic, heldout, extractor
 
     def compute(self, context) -> dict:
-        from dreamset.toolkit.knn import knn_distances
         from dreamset.plugins.metrics.statistics import as_feature_matrix
+        from dreamset.toolkit.knn import knn_distances
 
         o = self.options
         train, synthetic, heldout, extractor = self._sides(context)
@@ -143,8 +143,8 @@ class Memorization(Metric):
 
     @staticmethod
     def _grid(path, synthetic, train, closest) -> None:
-        from dreamset.data import TensorImageSet
-        from dreamset.store import save_sample_grid
+        from dreamset.contracts.data import TensorImageSet
+        from dreamset.store.imagefolder import save_sample_grid
 
         generated, _ = synthetic.get([p["synthetic_row"] for p in closest])
         nearest, _ = train.get([p["train_row"] for p in closest])

@@ -40,9 +40,9 @@ import numpy as np
 from pydantic import Field
 
 from dreamset import register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Metric
-from dreamset.lazy import lazy_module
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Metric
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair
 
 torch = lazy_module("torch")
@@ -54,8 +54,8 @@ def prdc(real_features, fake_features, k: int = 5, *, query_chunk: int = 1024, r
     floats. Every real-vs-fake distance is computed with the real row as the query, as the ``prdc``
     package's ``pairwise_distances(real, fake)`` does and as the real radii were: exact copies of
     real features give density exactly 1.0 (not 1.0013)."""
-    from dreamset.toolkit.knn import cross_radius_statistics, kth_neighbour_radii
     from dreamset.plugins.metrics.statistics import as_feature_matrix
+    from dreamset.toolkit.knn import cross_radius_statistics, kth_neighbour_radii
 
     if k < 1:
         raise BadInputError(f"k: must be >= 1, got {k}")
@@ -93,7 +93,7 @@ class PrecisionRecallDensityCoverage(Metric):
 
     key = "metric:prdc"
 
-    #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
+    #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     per_source = True
 
     Options = PRDCOptions

@@ -29,10 +29,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, register
-from dreamset.seeding import forked_rng
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Metric
-from dreamset.recipe import ComponentRef
+from dreamset.orchestration.seeding import forked_rng
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Metric
+from dreamset.orchestration.recipe import ComponentRef
 
 
 class RobustAccuracyOptions(Options):

@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import torch
 
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 
 
 def as_feature_matrix(x, name: str) -> torch.Tensor:

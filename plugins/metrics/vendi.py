@@ -31,9 +31,9 @@ import numpy as np
 from pydantic import Field
 
 from dreamset import register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Metric
-from dreamset.lazy import lazy_module
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Metric
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair
 
 torch = lazy_module("torch")

@@ -26,7 +26,7 @@ class CompositingOptions(Options):
     seed: int = Field(default=0, ge=0, description="seed of the background bank")
 
     def placement(self):
-        from dreamset.errors import BadInputError
+        from dreamset.contracts.errors import BadInputError
         from dreamset.plugins.mixers.compositing import Placement
 
         if self.scale_min > self.scale_max:
@@ -41,7 +41,7 @@ def object_source(real, synthetic):
     """The objects a compositing mixer pastes: the synthetic set, else the real one."""
     source = synthetic if synthetic is not None and len(synthetic) else real
     if source is None or len(source) == 0:
-        from dreamset.errors import BadInputError
+        from dreamset.contracts.errors import BadInputError
 
         raise BadInputError("compositing mixer: no objects (neither synthetic nor real images)")
     return source

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dreamset.errors import BadInputError
+from dreamset.contracts.errors import BadInputError
 
 
 def _procedural(n: int, shape, generator: torch.Generator) -> torch.Tensor:

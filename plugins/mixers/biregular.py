@@ -26,8 +26,8 @@ import math
 from pydantic import Field
 
 from dreamset import register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Mixer
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Mixer
 from dreamset.plugins.mixers import CompositingOptions, compositing_inputs, epoch_generator, object_composition, object_source
 
 

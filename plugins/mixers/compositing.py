@@ -14,8 +14,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dreamset.toolkit.masks import object_masks  # noqa: F401  (mixers and masked PGD share it)
-
 
 @dataclass(frozen=True)
 class Placement:

@@ -14,7 +14,7 @@ without replacement through a fresh permutation each time the synthetic set is e
 replacement (``with_replacement: true``). Everything is a deterministic function of ``(seed, epoch)``.
 
 Several synthetic sources (Bartoldson et al. 2024 mix three generators): when the synthetic set is a
-:class:`~dreamset.sources.MixedSource` with ``proportions`` (an arm's ``synthetic: {ddpm: 0.7, gan:
+:class:`~dreamset.orchestration.sources.MixedSource` with ``proportions`` (an arm's ``synthetic: {ddpm: 0.7, gan:
 0.3}`` or a list of sources), the real fraction is kept and the synthetic share of every batch is split
 across the sources by those proportions — the counts of a batch are the proportions times its
 synthetic share, rounded so that the running totals stay within one image of exact — each source
@@ -34,9 +34,9 @@ import math
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Mixer
-from dreamset.lazy import lazy_module
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Mixer
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.mixers import epoch_generator
 
 torch = lazy_module("torch")

@@ -3,7 +3,7 @@
 For 8×8 inputs (scikit-learn digits): conv(w)–conv(2w)–maxpool–fc(4w); for larger inputs (32×32
 CIFAR-style) one more conv block per halving down to 8×8 — the "small CNN" scale used for quick
 adversarial-training studies (e.g. the MNIST/CIFAR CNNs of Wong et al. 2020). Returns a
-:class:`dreamset.nn.Classifier`: input ``float32 N×C×H×W`` in [0,1], normalised inside with
+:class:`dreamset.contracts.nn.Classifier`: input ``float32 N×C×H×W`` in [0,1], normalised inside with
 ``mean``/``std``, logits ``N×K``; ``features()`` is the penultimate ``fc`` layer (``N×4w``).
 
 Options: ``width`` (32), ``dropout`` before the head (0), ``batch_norm`` (off: conv–ReLU; on:
@@ -22,8 +22,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Model
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Model
 
 
 class SmallCNNOptions(Options):
@@ -45,7 +45,7 @@ class SmallCNN(Model):
     def build(self, image_shape, num_classes: int):
         import torch.nn as nn
 
-        from dreamset.nn import Classifier
+        from dreamset.contracts.nn import Classifier
 
         c, h, w = image_shape
         if min(h, w) < 4:

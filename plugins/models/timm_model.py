@@ -31,8 +31,8 @@ from typing import Any, Union
 from pydantic import Field, field_validator, model_validator
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Model
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Model
 
 #: create_model arguments dreamset sets itself (not allowed in ``create_kwargs``)
 _RESERVED_KWARGS = {"model_name", "pretrained", "num_classes", "in_chans", "pretrained_cfg", "pretrained_cfg_overlay"}
@@ -177,8 +177,8 @@ class TimmModel(Model):
         import torch
         from torch import nn
 
-        from dreamset.checkpoints import load_torch_weights
-        from dreamset.nn import Classifier
+        from dreamset.contracts.nn import Classifier
+        from dreamset.files.checkpoints import load_torch_weights
 
         o = self.options
         c, h, w = image_shape

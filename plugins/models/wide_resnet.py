@@ -9,7 +9,7 @@ data papers — Gowal et al. (2021, "Improving Robustness using Generated Data")
 "Data Augmentation Can Improve Robustness", who use SiLU: ``activation: silu``) and Wang et al. (2023,
 "Better Diffusion Models Further Improve Adversarial Training"); they also train WRN-70-16.
 
-Returns a :class:`dreamset.nn.Classifier`: input ``float32 N×C×H×W`` in [0,1] (any ``C``; 8×8 digits
+Returns a :class:`dreamset.contracts.nn.Classifier`: input ``float32 N×C×H×W`` in [0,1] (any ``C``; 8×8 digits
 and 32×32 CIFAR images alike — the pooling is global), normalised inside with ``mean``/``std``, logits
 ``N×K``; ``features()`` is the pooled ``N×64·width`` output of the last group.
 """
@@ -21,9 +21,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Model
-from dreamset.lazy import lazy_module
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Model
+from dreamset.contracts.lazy import lazy_module
 
 nn = lazy_module("torch.nn")
 
@@ -115,7 +115,7 @@ class WideResNet(Model):
     conformance_options = {"depth": 10, "width": 1}
 
     def build(self, image_shape, num_classes: int):
-        from dreamset.nn import Classifier
+        from dreamset.contracts.nn import Classifier
 
         c, h, w = image_shape
         if min(h, w) < 4:

@@ -33,7 +33,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.interfaces import Objective
+from dreamset.contracts.interfaces import Objective
 
 
 class MartOptions(Options):
@@ -54,7 +54,7 @@ class MartObjective(Objective):
         import torch.nn.functional as F
 
         if y.is_floating_point():
-            from dreamset.errors import BadInputError
+            from dreamset.contracts.errors import BadInputError
 
             raise BadInputError("augment.batch: objective:mart needs hard int64 labels; CutMix/MixUp make soft ones "
                                 "(float32 B×K): drop the batch augmentation or choose objective pgd-at or trades")

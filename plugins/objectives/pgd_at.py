@@ -22,7 +22,7 @@ Example::
 from __future__ import annotations
 
 from dreamset import register
-from dreamset.interfaces import Objective
+from dreamset.contracts.interfaces import Objective
 
 
 @register(description="PGD adversarial training: CE on attacked images (Madry et al. 2018)")

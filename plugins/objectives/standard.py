@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 from dreamset import register
-from dreamset.interfaces import Objective
+from dreamset.contracts.interfaces import Objective
 
 
 @register(description="cross-entropy on clean images (standard training)")

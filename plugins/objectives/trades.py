@@ -26,7 +26,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.interfaces import Objective
+from dreamset.contracts.interfaces import Objective
 
 
 class TradesOptions(Options):

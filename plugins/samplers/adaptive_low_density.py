@@ -41,7 +41,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from dreamset import Options, register
-from dreamset.interfaces import Sampler, Selection
+from dreamset.contracts.interfaces import Sampler, Selection
 from dreamset.plugins.samplers.uniform import budget, per_class_budgets
 
 

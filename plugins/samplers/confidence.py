@@ -4,7 +4,7 @@ confidence in the generated label.
 The filter DM-Improves-AT applies to its generated CIFAR sets (Wang et al., 2023, "Better Diffusion
 Models Further Improve Adversarial Training", arXiv:2302.04638: top 20% per class by a pre-trained classifier's score).
 The score of image ``i`` is ``p(y_i | x_i)`` under the run's real-trained reference classifier
-(:meth:`dreamset.context.RunContext.predict`); ties break by store index. Per class, exactly
+(:meth:`dreamset.orchestration.context.RunContext.predict`); ties break by store index. Per class, exactly
 ``round(fraction · n_c)`` (at least one) images are kept. Scores of all images are recorded.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import Options, register
-from dreamset.interfaces import Sampler, Selection
+from dreamset.contracts.interfaces import Sampler, Selection
 
 
 class ConfidenceOptions(Options):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from dreamset import Options, register
-from dreamset.errors import BadInputError
-from dreamset.interfaces import Sampler, Selection
+from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.interfaces import Sampler, Selection
 
 
 class UniformOptions(Options):

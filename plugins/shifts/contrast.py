@@ -6,7 +6,7 @@ Severity 1..5 -> c = 0.75, 0.6, 0.45, 0.3, 0.2. ``float32 N×C×H×W`` in [0,1] 
 from __future__ import annotations
 
 from dreamset import register
-from dreamset.interfaces import Shift
+from dreamset.contracts.interfaces import Shift
 from dreamset.plugins.shifts import SeverityOptions, severity_value
 
 FACTORS = (0.75, 0.6, 0.45, 0.3, 0.2)

@@ -8,8 +8,8 @@ the original towards its edge map, ``(1 − a)·x + a·edges(x)`` with a = 0.2, 
 from __future__ import annotations
 
 from dreamset import register
-from dreamset.interfaces import Shift
-from dreamset.lazy import lazy_module
+from dreamset.contracts.interfaces import Shift
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.shifts import SeverityOptions, severity_value
 
 torch = lazy_module("torch")

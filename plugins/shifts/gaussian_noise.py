@@ -8,8 +8,8 @@ Severity 1..5 -> σ = 0.04, 0.08, 0.12, 0.18, 0.26 (in [0,1] pixel units). The n
 from __future__ import annotations
 
 from dreamset import register
-from dreamset.interfaces import Shift
-from dreamset.lazy import lazy_module
+from dreamset.contracts.interfaces import Shift
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.shifts import SeverityOptions, severity_value
 
 torch = lazy_module("torch")

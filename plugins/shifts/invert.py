@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from dreamset import register
-from dreamset.interfaces import Shift
+from dreamset.contracts.interfaces import Shift
 from dreamset.plugins.shifts import SeverityOptions
 
 

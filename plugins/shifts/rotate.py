@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 from dreamset import register
-from dreamset.interfaces import Shift
-from dreamset.lazy import lazy_module
+from dreamset.contracts.interfaces import Shift
+from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.shifts import SeverityOptions, severity_value
 
 torch = lazy_module("torch")

@@ -9,7 +9,7 @@ Card
   ``mlflow.log_params`` (the resolved recipe flattened to ``train.epochs`` ..., values as text),
   ``mlflow.log_metrics(..., step=...)``, ``mlflow.log_artifact`` (``recipe.json``, ``report.json``,
   ``report.html``) and ``mlflow.end_run`` (``FAILED`` when the dreamset run raised).
-* Input shapes: none (no tensors); it reads the numbers the :class:`~dreamset.interfaces.Tracker` hooks hand
+* Input shapes: none (no tensors); it reads the numbers the :class:`~dreamset.contracts.interfaces.Tracker` hooks hand
   it, plain Python floats — per epoch ``<arm>.seed<s>.<name>`` at step = optimizer steps so far, at
   the end ``final.<arm>.clean_accuracy`` ... ``final.metrics.<m>.<key>`` at step 0 (``/`` written
   ``.`` and ``+`` written ``_plus_``, which MLflow metric names do not all accept).
@@ -34,8 +34,8 @@ import os
 from pydantic import Field
 
 import dreamset
-from dreamset.errors import shorten
-from dreamset.interfaces import Tracker
+from dreamset.contracts.errors import shorten
+from dreamset.contracts.interfaces import Tracker
 
 #: the longest parameter value MLflow accepts on every backend (older servers: 500 characters)
 MAX_PARAM = 500

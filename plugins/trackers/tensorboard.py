@@ -6,7 +6,7 @@ Card
   paper; the TensorFlow visualisation toolkit, 2015) under ``<run>/<log_dir>``; view them with
   ``tensorboard --logdir <run>/tensorboard``. Works offline. Needs the ``tensorboard`` package
   (``pip install 'dreamset[trackers]'``); a missing one is refused before the run starts.
-* Input shapes: none (no tensors); it reads the numbers the :class:`~dreamset.interfaces.Tracker` hooks hand
+* Input shapes: none (no tensors); it reads the numbers the :class:`~dreamset.contracts.interfaces.Tracker` hooks hand
   it, plain Python floats — per epoch ``<arm>/seed<s>/<name>`` for ``loss``, ``train_accuracy``, ``lr``,
   ``val_clean_accuracy``, ``val_robust_accuracy`` at global step = optimizer steps so far; at the
   end ``final/<arm>/clean_accuracy`` ... and ``final/metrics/<m>/<key>`` at step 0.
@@ -21,7 +21,7 @@ from __future__ import annotations
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import Tracker
+from dreamset.contracts.interfaces import Tracker
 
 
 class TensorBoardOptions(dreamset.Options):

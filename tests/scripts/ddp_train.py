@@ -2,7 +2,7 @@
 
 * ``ddp``: standard training, one row group per process (DistributedDataParallel);
 * ``groups``: PGD adversarial training with random starts and dropout, ``batch_groups: 2``
-  (dreamset.row_groups) — the weights must not depend on the number of processes, bit for bit.
+  (dreamset.training.row_groups) — the weights must not depend on the number of processes, bit for bit.
 
 Usage: ddp_train.py OUT_DIR"""
 import os
@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 import dreamset.registry as registry
-from dreamset.recipe import TrainStage
-from dreamset.training import train_classifier
+from dreamset.orchestration.recipe import TrainStage
+from dreamset.training.trainer import train_classifier
 
 out = Path(sys.argv[1])
 torch.set_num_threads(1)

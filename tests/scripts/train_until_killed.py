@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 
 import dreamset.registry as registry
-from dreamset.checkpoints import save_checkpoint
 from dreamset.conformance.metrics import toy_row_images
-from dreamset.recipe import TrainStage
-from dreamset.training import train_classifier
+from dreamset.files.checkpoints import save_checkpoint
+from dreamset.orchestration.recipe import TrainStage
+from dreamset.training.trainer import train_classifier
 
 
 class SlowMixer:

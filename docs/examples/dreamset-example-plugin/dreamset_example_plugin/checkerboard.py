@@ -20,7 +20,7 @@ from __future__ import annotations
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import Dataset
+from dreamset.contracts.interfaces import Dataset
 
 
 class CheckerboardOptions(dreamset.Options):
@@ -41,8 +41,8 @@ class CheckerboardDataset(Dataset):
     def load(self, split):
         import torch
 
-        from dreamset.data import TensorImageSet
-        from dreamset.errors import BadInputError
+        from dreamset.contracts.data import TensorImageSet
+        from dreamset.contracts.errors import BadInputError
 
         if split not in ("train", "test"):
             raise BadInputError(f"dataset:checkerboard: split must be 'train' or 'test', got {split!r}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 import dreamset
-from dreamset.interfaces import Metric
+from dreamset.contracts.interfaces import Metric
 
 
 def _balance(source):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 import dreamset
-from dreamset.interfaces import Mixer
+from dreamset.contracts.interfaces import Mixer
 
 
 @dreamset.register

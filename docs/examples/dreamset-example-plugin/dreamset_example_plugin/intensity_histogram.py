@@ -17,7 +17,7 @@ from __future__ import annotations
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import Extractor
+from dreamset.contracts.interfaces import Extractor
 
 
 class IntensityHistogramOptions(dreamset.Options):

@@ -8,7 +8,7 @@ Card
   simplest tracker there is, readable with ``pandas.read_json(path, lines=True)``.
 * Input shapes: none (no tensors); ``log(metrics, step)`` receives ``{name: float}`` (finite Python floats,
   names ``<arm>/seed<s>/<name>`` and ``final/...``) and an ``int`` step (optimizer steps so far;
-  0 for the final numbers). The base class :class:`dreamset.interfaces.Tracker` drops NaN and
+  0 for the final numbers). The base class :class:`dreamset.contracts.interfaces.Tracker` drops NaN and
   bookkeeping and owns the hooks.
 * Needs no package (``requires`` is empty). Defaults: ``file = "metrics.jsonl"``.
 
@@ -23,7 +23,7 @@ import json
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import Tracker
+from dreamset.contracts.interfaces import Tracker
 
 
 class JsonlLogOptions(dreamset.Options):

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import Objective
+from dreamset.contracts.interfaces import Objective
 
 
 class MixedAdversarialOptions(dreamset.Options):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import Sampler, Selection
+from dreamset.contracts.interfaces import Sampler, Selection
 
 
 class PerClassCapOptions(dreamset.Options):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import Shift
+from dreamset.contracts.interfaces import Shift
 
 
 class PosterizeOptions(dreamset.Options):

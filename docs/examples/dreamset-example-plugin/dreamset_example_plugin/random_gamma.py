@@ -18,7 +18,7 @@ Example::
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import Augmentation
+from dreamset.contracts.interfaces import Augmentation
 
 
 class RandomGammaOptions(dreamset.Options):

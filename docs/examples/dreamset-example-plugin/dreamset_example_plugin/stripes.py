@@ -21,7 +21,7 @@ import math
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import GeneratedBatch, Generator
+from dreamset.contracts.interfaces import GeneratedBatch, Generator
 
 
 class StripesOptions(dreamset.Options):

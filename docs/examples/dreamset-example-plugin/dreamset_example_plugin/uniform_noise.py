@@ -19,7 +19,7 @@ from __future__ import annotations
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import Attacker
+from dreamset.contracts.interfaces import Attacker
 
 
 class UniformNoiseOptions(dreamset.Options):

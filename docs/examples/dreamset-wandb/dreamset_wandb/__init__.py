@@ -6,7 +6,7 @@ Card
   2017), offline unless ``WANDB_MODE`` says otherwise: files under ``<run>/wandb``;
   ``wandb sync <run>/wandb/offline-run-*`` uploads them later. The resolved recipe is the run's
   config; the final numbers go to the run summary.
-* Input shapes: none (no tensors); it reads the numbers :class:`dreamset.interfaces.Tracker`'s hooks hand it,
+* Input shapes: none (no tensors); it reads the numbers :class:`dreamset.contracts.interfaces.Tracker`'s hooks hand it,
   plain Python floats — per epoch ``<arm>/seed<s>/<name>`` at step = optimizer steps so far, at the
   end ``final/...``.
 * Install ``pip install ./docs/examples/dreamset-wandb`` (it needs ``wandb``) and name it::
@@ -23,7 +23,7 @@ import os
 from pydantic import Field
 
 import dreamset
-from dreamset.interfaces import Tracker
+from dreamset.contracts.interfaces import Tracker
 
 
 class WandbOptions(dreamset.Options):

@@ -1,0 +1,159 @@
+"""Checks on what a run reads: stores verified by sha256 (cached), incomplete stores refused,
+``.npz`` archives inspected before anything is inflated, disk space estimated from what is written.
+
+* :class:`Sha256Cache` — a file's sha256, remembered by ``(path, size, mtime_ns, inode)`` in
+  ``$DREAMSET_CACHE_DIR`` (default ``~/.cache/dreamset``) so re-opening an unchanged store costs a
+  ``stat`` per file, not a read; the store folder itself is never written (it may be read-only or
+  another run's).
+* :func:`require_complete` — the one refusal every consumer of a store uses: ``"N of M images"``.
+* :func:`check_npz_members` — declared (uncompressed) member sizes against the array header and a
+  memory bound, object arrays refused, before a byte is inflated.
+* :func:`check_disk_space` — images + labels + provenance per image against the free space.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from dreamset.contracts.errors import BadInputError
+
+#: bytes of provenance (one ``meta.jsonl`` line) assumed per image before a batch is measured
+PROVENANCE_GUESS = 320
+#: bytes per image of a ``labels.npy`` entry
+LABEL_BYTES = 8
+
+
+def cache_dir() -> Path:
+    """dreamset's one cache folder (sha256 of store files, FID reference statistics):
+    ``$DREAMSET_CACHE_DIR``, else ``$XDG_CACHE_HOME/dreamset``, else ``~/.cache/dreamset``."""
+    root = os.environ.get("DREAMSET_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dreamset")
+    return Path(root)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Sha256Cache:
+    """sha256 of files under ``root``, cached by size, mtime and inode (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        key = hashlib.sha256(str(self.root).encode()).hexdigest()[:24]
+        self.file = cache_dir() / "sha256" / f"{key}.json"
+        try:
+            self.entries: dict[str, list[Any]] = json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+        self.dirty = False
+
+    def sha256(self, path: Path) -> str:
+        path = Path(path)
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        name = str(path.resolve().relative_to(self.root))
+        entry = self.entries.get(name)
+        if isinstance(entry, list) and entry[:3] == stamp:
+            return entry[3]
+        self.entries[name] = [*stamp, file_sha256(path)]
+        self.dirty = True
+        return self.entries[name][3]
+
+    def save(self) -> None:
+        """Write the cache (best effort: an unwritable cache folder only costs speed)."""
+        if not self.dirty:
+            return
+        from dreamset.files.atomic import atomic_write_bytes
+
+        try:
+            atomic_write_bytes(self.file, json.dumps(self.entries).encode())
+        except OSError:
+            pass
+
+
+def require_complete(store, field: str, allow_partial: bool = False) -> None:
+    """Refuse an incomplete store (a generation still running or interrupted, an import cut short)
+    unless ``allow_partial``: one line naming ``field``, the folder and how many of how many images
+    it holds."""
+    if allow_partial or getattr(store, "complete", True):
+        return
+    planned = int(store.manifest["count"])
+    raise BadInputError(f"{field}: {store.path} holds {len(store):,} of {planned:,} images (incomplete: still being "
+                        f"written, or interrupted); finish it, or ask for a partial read explicitly")
+
+
+def memory_bound() -> int:
+    """Bytes an array read whole into memory may take: half of the physical memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
+
+
+def check_npz_members(zf: zipfile.ZipFile, path: Path, in_memory: tuple[str, ...] | None = None,
+                      bound: int | None = None) -> None:
+    """Inspect every ``.npy`` member of an open ``.npz`` without inflating it: its declared
+    uncompressed size must equal what its array header describes (a zip bomb declares gigabytes
+    behind a tiny header), it must not hold Python objects, and a member read whole into memory
+    (``in_memory`` names, default all) must fit ``bound`` (default :func:`memory_bound`)."""
+    import numpy as np
+
+    bound = memory_bound() if bound is None else bound
+    for info in zf.infolist():
+        if not info.filename.endswith(".npy"):
+            continue
+        key = info.filename.removesuffix(".npy")
+        try:
+            with zf.open(info) as handle:
+                version = np.lib.format.read_magic(handle)
+                shape, _, dtype = (np.lib.format.read_array_header_1_0(handle) if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0(handle))
+                offset = handle.tell()
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise BadInputError(f"{path}: key '{key}' is not a readable array ({exc})") from None
+        if dtype.hasobject:
+            raise BadInputError(f"{path}: key '{key}' holds Python objects (dtype object); save numeric arrays "
+                                f"(np.savez(path, image=uint8_array, label=int_array))")
+        described = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if info.file_size != described:
+            raise BadInputError(f"{path}: key '{key}' declares {info.file_size:,} bytes uncompressed but its header "
+                                f"describes {described:,} ({dtype} {tuple(shape)}); refusing to inflate it")
+        if (in_memory is None or key in in_memory) and info.file_size > bound:
+            raise BadInputError(f"{path}: key '{key}' is {info.file_size:,} bytes uncompressed, more than the "
+                                f"{bound:,} bytes allowed in memory")
+
+
+def check_disk_space(store_dir: Path, count: int, image_shape, provenance_bytes: float = PROVENANCE_GUESS,
+                     field: str = "generate.count") -> None:
+    """Refuse, with the estimate, a store that cannot fit on its disk: per image its uint8 pixels,
+    its label and its provenance line (``provenance_bytes``: measured on the first batch when the
+    store calls this, :data:`PROVENANCE_GUESS` before), less what the folder already holds."""
+    import shutil
+
+    import numpy as np
+
+    store_dir = Path(store_dir)
+    per_image = int(np.prod(image_shape)) + LABEL_BYTES + float(provenance_bytes)
+    need = count * per_image
+    existing = sum(f.stat().st_size for f in store_dir.rglob("*") if f.is_file()) if store_dir.exists() else 0
+    probe = store_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need - existing > free:
+        raise BadInputError(
+            f"{field}: {count:,} images of {tuple(image_shape)} need about {_size(need)} on disk "
+            f"({per_image:,.0f} bytes per image with labels and provenance), but only {_size(free)} are free under {probe}"
+        )
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"

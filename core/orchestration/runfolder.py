@@ -1,0 +1,61 @@
+"""The run folder a ``dreamset run`` / ``dreamset generate`` writes into.
+
+:func:`run_folder` makes it (a one-line error when it cannot be written: a file, a read-only mount,
+``/proc/...``), takes its lock (``.dreamset.lock``: a second run into the same folder is refused),
+removes the temporary files of atomic writers that a killed run left behind, and — when the run is
+refused with a :class:`~dreamset.contracts.errors.BadInputError` — leaves nothing behind in a folder it
+created: the folder goes again if it holds only the run's bookkeeping (``recipe.json``,
+``evaluation_subset.json``, the lock). A refused run into a folder holding earlier work keeps it.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from dreamset.contracts.errors import BadInputError
+from dreamset.files.atomic import clean_temp_files
+
+log = logging.getLogger("dreamset")
+
+LOCK = ".dreamset.lock"
+#: what a run writes before its first resumable piece of work
+BOOKKEEPING = {"recipe.json", "evaluation_subset.json", LOCK}
+
+
+def _writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BadInputError(f"--out {run_dir}: cannot write the run folder there ({reason})") from None
+
+
+@contextlib.contextmanager
+def run_folder(run_dir: Path):
+    """Make, check, lock and clean ``run_dir`` for one run (see the module docstring)."""
+    from filelock import FileLock, Timeout
+
+    run_dir = Path(run_dir)
+    created = not run_dir.exists()
+    _writable(run_dir)
+    lock = FileLock(str(run_dir / LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise BadInputError(f"{run_dir}: another dreamset run is using this folder (lock {run_dir / LOCK})") from None
+    try:
+        for path in clean_temp_files(run_dir):
+            log.info("removed a temporary file left by an interrupted run: %s", path)
+        yield run_dir
+    except BadInputError:
+        lock.release()
+        if created and {entry.name for entry in run_dir.iterdir()} <= BOOKKEEPING:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        lock.release()

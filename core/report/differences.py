@@ -1,0 +1,109 @@
+"""Differences between arms, with their uncertainty over seeds, and the compute each arm got.
+
+A claim such as "synthetic data raises robust accuracy" is a difference between two arms of one
+recipe. dreamset reports it **paired**: for every seed both arms share (same data split, same
+evaluation subset, same attack seeds), ``d_s = arm_s − baseline_s``; then the mean of ``d`` and its
+**95% Student-t interval** ``mean ± t_{0.975, n−1} · sd(d)/√n`` over the ``n`` seeds
+(``scipy.stats.t``). The interval is about seed-to-seed variation of training (initialisation, batch
+order, attack starts) on a fixed evaluation set; it is not a test-set sampling interval.
+
+Verdicts: ``gain`` when the whole interval is above 0, ``loss`` when below, and ``not shown`` when it
+contains 0 — or when there is only one seed, so no interval exists. Reports never call a
+``not shown`` difference a gain.
+
+Units: the inputs are accuracies as fractions in [0,1]; differences are fractions too (tables
+print percentage points).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Iterable
+
+#: the per-seed results every comparison covers: name -> how to read it from one arm's result
+COMPARED = {
+    "clean_accuracy": lambda r: r.get("clean_accuracy"),
+    "robust_accuracy": lambda r: r.get("robust_accuracy"),
+    "shifted_mean": lambda r: _mean_of(r.get("shifted")),
+    "shifted_robust_mean": lambda r: _mean_of(r.get("shifted_robust")),
+    "generated_mean": lambda r: _mean_of(r.get("generated")),
+}
+
+
+def _mean_of(values: dict[str, Any] | None) -> float | None:
+    numbers = [v for v in (values or {}).values() if isinstance(v, (int, float))]
+    return statistics.fmean(numbers) if numbers else None
+
+
+def t_interval(values: Iterable[float], confidence: float = 0.95) -> dict[str, Any]:
+    """``{mean, std, n, low, high, confidence}`` of ``values``: the Student-t interval for their
+    mean (``low``/``high`` are ``None`` for fewer than two values)."""
+    from scipy import stats
+
+    values = [float(v) for v in values]
+    n = len(values)
+    mean = statistics.fmean(values) if values else float("nan")
+    std = statistics.stdev(values) if n > 1 else 0.0
+    low = high = None
+    if n > 1:
+        half = stats.t.ppf(0.5 + confidence / 2, df=n - 1) * std / math.sqrt(n)
+        low, high = mean - half, mean + half
+    return {"mean": mean, "std": std, "n": n, "low": low, "high": high, "confidence": confidence}
+
+
+def verdict(interval: dict[str, Any]) -> str:
+    """``gain`` / ``loss`` when the interval excludes 0 on that side, else ``not shown``."""
+    low, high = interval.get("low"), interval.get("high")
+    if low is None or high is None:
+        return "not shown"
+    if low > 0:
+        return "gain"
+    if high < 0:
+        return "loss"
+    return "not shown"
+
+
+def compare_arms(per_seed: dict[int, dict[str, dict[str, Any]]], arm: str, baseline: str,
+                 confidence: float = 0.95) -> dict[str, Any]:
+    """``arm − baseline``: per compared quantity (:data:`COMPARED`), the per-seed paired differences,
+    their :func:`t_interval` and :func:`verdict`; ``{"baseline": baseline, quantity: {...}, ...}``.
+    Seeds where either arm lacks the quantity are left out of that quantity's interval."""
+    entry: dict[str, Any] = {"baseline": baseline}
+    for name, read in COMPARED.items():
+        diffs = {}
+        for seed, results in per_seed.items():
+            if arm in results and baseline in results:
+                a, b = read(results[arm]), read(results[baseline])
+                if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+                    diffs[str(seed)] = float(a) - float(b)
+        if diffs:
+            interval = t_interval(diffs.values(), confidence)
+            entry[name] = {**interval, "per_seed": diffs, "verdict": verdict(interval)}
+    return entry
+
+
+def paired_comparisons(per_seed: dict[int, dict[str, dict[str, Any]]], baseline: str,
+                       confidence: float = 0.95) -> dict[str, Any]:
+    """For every arm but ``baseline``: :func:`compare_arms` ``(arm, baseline)`` (report.json's
+    ``comparisons``, keyed by arm)."""
+    arms = list(dict.fromkeys(arm for results in per_seed.values() for arm in results))
+    return {arm: compare_arms(per_seed, arm, baseline, confidence) for arm in arms if arm != baseline}
+
+
+def pair_comparisons(per_seed: dict[int, dict[str, dict[str, Any]]], pairs, confidence: float = 0.95) -> list[dict[str, Any]]:
+    """The recipe's extra ``evaluate.pairs`` (e.g. a full method against each of its ablations):
+    report.json's ``pair_comparisons``, a list of ``{"arm": arm, **compare_arms(arm, baseline)}``."""
+    return [{"arm": arm, **compare_arms(per_seed, arm, baseline, confidence)} for arm, baseline in pairs]
+
+
+def compute_notes(arms: dict[str, dict[str, Any]]) -> list[str]:
+    """Loud notes for the report: arms that trained for different numbers of optimizer steps."""
+    from dreamset.report.tables import arm_steps
+
+    steps = {name: arm_steps(arm) for name, arm in arms.items()}
+    steps = {name: int(round(v)) for name, v in steps.items() if v is not None}
+    if len(set(steps.values())) > 1:
+        listed = ", ".join(f"{name} {value}" for name, value in steps.items())
+        return [f"NOT COMPUTE-MATCHED: the arms trained for different numbers of optimizer steps ({listed}); "
+                f"their differences mix the effect of the data with that of training longer"]
+    return []
