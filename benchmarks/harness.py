@@ -13,8 +13,8 @@ script's folder is on ``sys.path`` when Python runs a script).
   :func:`run_child` runs the script again with arguments and returns the JSON object that the child
   printed with :func:`child_result`.
 - **Machine line.** :func:`machine`: date, CPU model and cores, torch version and threads, GPU.
-- **Command line.** :func:`parser` adds ``--repeats``, ``--warmup``, ``--json PATH`` and
-  ``--markdown`` to a script's own options.
+- **Command line.** :func:`parser` adds ``--repeats``, ``--warmup`` (where the script times
+  something), ``--json PATH`` and ``--markdown`` to a script's own options.
 - **Results.** :class:`Results` holds sections of rows; each row is a measurement with its unit, its
   range over the repeats and the name of its **baseline** row, and prints beside it the ratio
   ``this value ÷ the baseline's value`` (in the row's unit, so a rate ratio > 1 and a time or memory
@@ -166,14 +166,16 @@ def machine() -> str:
 
 # --- command line ---------------------------------------------------------------------------------
 
-def parser(doc: str, *, repeats: int = 3, warmup: int = 1) -> argparse.ArgumentParser:
+def parser(doc: str, *, repeats: int | None = 3, warmup: int = 1) -> argparse.ArgumentParser:
     """The script's parser (described by its docstring's first line) with the shared options; the script
-    adds its own. ``repeats``/``warmup`` are this script's defaults."""
+    adds its own. ``repeats``/``warmup`` are this script's defaults (``repeats=None``: it times nothing,
+    so it has neither option)."""
     out = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
     shared = out.add_argument_group("measurement (benchmarks/harness.py)")
-    shared.add_argument("--repeats", type=int, default=repeats,
-                        help=f"timed runs of each contender; the median and the range are reported (default {repeats})")
-    shared.add_argument("--warmup", type=int, default=warmup, help=f"untimed runs before them (default {warmup})")
+    if repeats is not None:
+        shared.add_argument("--repeats", type=int, default=repeats,
+                            help=f"timed runs of each contender; the median and the range are reported (default {repeats})")
+        shared.add_argument("--warmup", type=int, default=warmup, help=f"untimed runs before them (default {warmup})")
     shared.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON here")
     shared.add_argument("--markdown", action="store_true", help="print the results table as markdown")
     return out
@@ -192,7 +194,6 @@ class Row:
     baseline: str | None = None
     low: float | None = None
     high: float | None = None
-    ratio: float | None = None
     samples: list[float] | None = None
 
 
@@ -206,14 +207,17 @@ class Section:
 
     def add(self, name: str, value: float, unit: str = "", baseline: str | None = None,
             low: float | None = None, high: float | None = None, samples: Sequence[float] | None = None) -> Row:
-        """Append a row; its ratio to ``baseline`` (a row added before, by name) is computed here."""
-        ratio = None
-        if baseline is not None:
-            reference = self.row(baseline)
-            ratio = value / reference.value if reference.value else float("nan")
-        row = Row(name, float(value), unit, baseline, low, high, ratio, list(samples) if samples is not None else None)
+        """Append a row (``baseline``: the name of a row of this section, added before or after)."""
+        row = Row(name, float(value), unit, baseline, low, high, list(samples) if samples is not None else None)
         self.rows.append(row)
         return row
+
+    def ratio(self, row: Row) -> float | None:
+        """``row.value`` ÷ its baseline's value (``None`` for a row without a baseline)."""
+        if row.baseline is None:
+            return None
+        reference = self.row(row.baseline).value
+        return row.value / reference if reference else float("nan")
 
     def time(self, name: str, timing: Timing, baseline: str | None = None, unit: str = "s", scale: float = 1.0) -> Row:
         """A time row: the median of ``timing`` × ``scale`` (e.g. ``1000 / images`` for ms per image)."""
@@ -249,16 +253,13 @@ def _range(row: Row) -> str:
     return f"{_number(row.low)}..{_number(row.high)}" if row.low is not None else ""
 
 
-def _ratio(row: Row) -> str:
-    return f"{row.ratio:.3f} x {row.baseline}" if row.baseline is not None else ""
-
-
 HEADER = ("measurement", "value", "unit", "range", "ratio to baseline")
 
 
-def _cells(row: Row, baselines: set[str]) -> list[str]:
+def _cells(section: Section, row: Row, baselines: set[str]) -> list[str]:
     name = f"{row.name} (baseline)" if row.name in baselines else row.name
-    return [name, _number(row.value), row.unit, _range(row), _ratio(row)]
+    ratio = f"{section.ratio(row):.3f} x {row.baseline}" if row.baseline is not None else ""
+    return [name, _number(row.value), row.unit, _range(row), ratio]
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -295,8 +296,10 @@ class Results:
         return self.sections[-1]
 
     def to_json(self) -> dict:
+        """The results as JSON-safe data; each row also holds its ``ratio``."""
         return {"title": self.title, "machine": self.machine, "settings": self.settings,
-                "sections": [asdict(s) for s in self.sections]}
+                "sections": [{"title": s.title, "notes": s.notes,
+                              "rows": [{**asdict(r), "ratio": s.ratio(r)} for r in s.rows]} for s in self.sections]}
 
     def render(self, markdown: bool = False) -> str:
         table = markdown_table if markdown else text_table
@@ -305,7 +308,7 @@ class Results:
             baselines = {r.baseline for r in s.rows if r.baseline is not None}
             out += ["", f"{s.title}:"]
             if s.rows:
-                out.append(table(HEADER, [_cells(r, baselines) for r in s.rows]))
+                out.append(table(HEADER, [_cells(s, r, baselines) for r in s.rows]))
             out += [("" if markdown else "  ") + n for n in s.notes]
         return "\n".join(out)
 
