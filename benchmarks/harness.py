@@ -95,6 +95,11 @@ class Stopwatch:
         self._done += time.perf_counter() - self._start
         self._start = None
 
+    @classmethod
+    def started(cls) -> Stopwatch:
+        """A stopwatch already running: for a span that is not one ``with`` block (it never stops)."""
+        return cls().__enter__()
+
     @property
     def seconds(self) -> float:
         return self._done + (time.perf_counter() - self._start if self._start is not None else 0.0)
