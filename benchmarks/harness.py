@@ -259,6 +259,7 @@ def _range(row: Row) -> str:
 
 
 HEADER = ("measurement", "value", "unit", "range", "ratio to baseline")
+NUMBER_COLUMNS = (1, 3)
 
 
 def _cells(section: Section, row: Row, baselines: set[str]) -> list[str]:
@@ -274,12 +275,12 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
 
 
-def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
-    """A plain-text table with aligned columns (numbers right-aligned)."""
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = (), indent: str = "  ") -> str:
+    """A plain-text table with aligned columns (those numbered in ``right`` right-aligned)."""
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
 
     def line(cells):
-        return indent + "  ".join(c.rjust(w) if i in (1, 3) else c.ljust(w)
+        return indent + "  ".join(c.rjust(w) if i in right else c.ljust(w)
                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     return "\n".join([line(header), *(line(r) for r in rows)])
 
@@ -307,14 +308,16 @@ class Results:
                               "rows": [{**asdict(r), "ratio": s.ratio(r)} for r in s.rows]} for s in self.sections]}
 
     def render(self, markdown: bool = False) -> str:
-        table = markdown_table if markdown else text_table
         out = [f"{'##' if markdown else '#'} {self.title}", f"{'' if markdown else '# '}{self.machine}"]
         for s in self.sections:
             baselines = {r.baseline for r in s.rows if r.baseline is not None}
-            out += ["", f"{s.title}:"]
-            if s.rows:
-                out.append(table(HEADER, [_cells(s, r, baselines) for r in s.rows]))
-            out += [("" if markdown else "  ") + n for n in s.notes]
+            cells = [_cells(s, r, baselines) for r in s.rows]
+            if markdown:  # blocks apart, notes as a list
+                out += ["", f"{s.title}:", *(["", markdown_table(HEADER, cells)] if cells else []),
+                        *([""] + [f"- {n}" for n in s.notes] if s.notes else [])]
+            else:
+                out += ["", f"{s.title}:", *([text_table(HEADER, cells, NUMBER_COLUMNS)] if cells else []),
+                        *(f"  {n}" for n in s.notes)]
         return "\n".join(out)
 
     def emit(self, args: argparse.Namespace) -> None:
