@@ -13,8 +13,9 @@ ratio (k-th nearest real sample of its class ÷ a quantile of the real class's o
   it is skipped above ``--dense-limit-gb`` and its memory shown as that estimate.
 
 Each size runs in a fresh process per method (peak RSS = ``VmHWM``, growth above the RSS after the
-features are made). Printed per size: time and peak memory growth of both, the ratios, and the max
-abs difference of the two methods' scores.
+features are made; ``--repeats`` scorings after ``--warmup`` untimed ones, the median time printed
+with its range). Printed per size: time and peak memory growth of both, the ratios, and the max abs
+difference of the two methods' scores.
 
 Run: ``python benchmarks/adaptive_sampler.py [--sizes 20000x10000 100000x50000] [--dim 128] [--k 5]
 [--dense-limit-gb 6]``.
@@ -22,16 +23,15 @@ Run: ``python benchmarks/adaptive_sampler.py [--sizes 20000x10000 100000x50000] 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from memory import rss_kib
+import harness
+
+DENSE = "dense torch.cdist"
+OURS = "dreamset chunked k-NN"
 
 
 def make_features(n_synthetic: int, n_real: int, dim: int):
@@ -63,28 +63,32 @@ def dense_scores(real, real_labels, synthetic, synthetic_labels, k: int, quantil
     return score.double().numpy(), ratio.double().numpy()
 
 
-def child(method: str, n_synthetic: int, n_real: int, dim: int, k: int, scores_dir: Path) -> dict:
+def score_in_child(method: str, n_synthetic: int, n_real: int, args, scores_dir: Path) -> dict:
+    """In a fresh process: score by ``method``; its seconds per repeat and peak memory growth (scores saved)."""
     import torch
 
     torch.set_num_threads(2)
     import dreamset.registry
 
-    sampler = dreamset.registry.create("sampler:adaptive-low-density", k=k)
-    features = make_features(n_synthetic, n_real, dim)
-    base = rss_kib()
-    start = time.perf_counter()
-    if method == "dreamset":
-        score, ratio = sampler.scores(*features, num_classes=10)
-    else:
-        o = sampler.options
-        score, ratio = dense_scores(*features, k=k, quantile=o.outlier_quantile, scale=o.outlier_scale)
-    seconds = time.perf_counter() - start
-    np.save(scores_dir / f"{method}-{n_synthetic}.npy", np.stack([score, ratio]))
-    return {"seconds": seconds, "peak_growth_kib": rss_kib("VmHWM") - base}
+    sampler = dreamset.registry.create("sampler:adaptive-low-density", k=args.k)
+    features = make_features(n_synthetic, n_real, args.dim)
+    o = sampler.options
+    scores = []
+
+    def score():
+        if method == "dreamset":
+            scores[:] = sampler.scores(*features, num_classes=10)
+        else:
+            scores[:] = dense_scores(*features, k=args.k, quantile=o.outlier_quantile, scale=o.outlier_scale)
+
+    with harness.PeakMemory() as memory:
+        timing = harness.measure({method: score}, args.repeats, args.warmup)[method]
+    np.save(scores_dir / f"{method}-{n_synthetic}.npy", np.stack(scores))
+    return {"seconds": list(timing.seconds), "peak_growth_kib": memory.growth_kib}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=1, warmup=0)
     parser.add_argument("--sizes", nargs="+", default=["20000x10000", "100000x50000"], help="N_synthetic x N_real")
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--k", type=int, default=5)
@@ -93,39 +97,39 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         method, n_s, n_r, scores_dir = args.child
-        print(json.dumps(child(method, int(n_s), int(n_r), args.dim, args.k, Path(scores_dir))))
+        harness.child_result(score_in_child(method, int(n_s), int(n_r), args, Path(scores_dir)))
         return
-    print(f"adaptive-low-density scores, D={args.dim}, k={args.k}, 10 classes, 2 threads:")
+    results = harness.Results(f"adaptive-low-density scores, D={args.dim}, k={args.k}, 10 classes, 2 threads", vars(args))
     with tempfile.TemporaryDirectory() as scores_dir:
         for size in args.sizes:
-            report_size(args, size, Path(scores_dir))
+            report_size(args, size, Path(scores_dir), results)
+    results.emit(args)
 
 
-def report_size(args, size: str, scores_dir: Path) -> None:
-    """Run both methods at one ``N_synthetic x N_real`` size (each in a fresh process) and print."""
+def report_size(args, size: str, scores_dir: Path, results: harness.Results) -> None:
+    """Run both methods at one ``N_synthetic x N_real`` size (each in a fresh process): a section of ``results``."""
     n_s, n_r = (int(v) for v in size.lower().split("x"))
     dense_gb = 4 * n_s * n_r / 1e9
     rows = {}
     for method in ("dreamset", "dense"):
         if method == "dense" and dense_gb > args.dense_limit_gb:
             continue
-        out = subprocess.run([sys.executable, __file__, "--dim", str(args.dim), "--k", str(args.k),
-                              "--child", method, str(n_s), str(n_r), str(scores_dir)], check=True, capture_output=True, text=True)
-        rows[method] = json.loads(out.stdout.strip().splitlines()[-1])
-    ours = rows["dreamset"]
-    print(f"  {n_s} synthetic x {n_r} real:")
-    print(f"    dreamset chunked k-NN : {ours['seconds']:8.2f} s, peak memory growth {ours['peak_growth_kib'] / 1024:9.1f} MiB")
-    if "dense" in rows:
-        dense = rows["dense"]
+        rows[method] = harness.run_child(__file__, "--dim", str(args.dim), "--k", str(args.k), "--repeats", str(args.repeats),
+                                         "--warmup", str(args.warmup), "--child", method, str(n_s), str(n_r), str(scores_dir))
+    section = results.section(f"{n_s} synthetic x {n_r} real")
+    dense = "dense" in rows
+    section.time(OURS, harness.Timing(tuple(rows["dreamset"]["seconds"])), baseline=DENSE if dense else None)
+    section.memory(f"{OURS}: peak memory growth", rows["dreamset"]["peak_growth_kib"],
+                   baseline=f"{DENSE}: peak memory growth" if dense else None)
+    if dense:
+        section.time(DENSE, harness.Timing(tuple(rows["dense"]["seconds"])))
+        section.memory(f"{DENSE}: peak memory growth", rows["dense"]["peak_growth_kib"])
         a, b = np.load(scores_dir / f"dreamset-{n_s}.npy"), np.load(scores_dir / f"dense-{n_s}.npy")
-        print(f"    dense torch.cdist     : {dense['seconds']:8.2f} s, peak memory growth {dense['peak_growth_kib'] / 1024:9.1f} MiB")
-        print(f"    ratio time dreamset/dense = {ours['seconds'] / dense['seconds']:.2f}; ratio peak memory "
-              f"dreamset/dense = {ours['peak_growth_kib'] / max(dense['peak_growth_kib'], 1):.3f}; "
-              f"max |score difference| = {np.abs(a - b).max():.2g}")
+        section.add("max |score difference|", np.abs(a - b).max())
     else:
-        print(f"    dense torch.cdist     : skipped, its distance matrix alone needs {dense_gb:.1f} GB "
-              f"(> --dense-limit-gb {args.dense_limit_gb:g}); ratio peak memory dreamset/dense <= "
-              f"{ours['peak_growth_kib'] * 1024 / (dense_gb * 1e9):.4f}")
+        section.note(f"{DENSE}: skipped, its distance matrix alone needs {dense_gb:.1f} GB "
+                     f"(> --dense-limit-gb {args.dense_limit_gb:g}); ratio peak memory dreamset/dense <= "
+                     f"{rows['dreamset']['peak_growth_kib'] * 1024 / (dense_gb * 1e9):.4f}")
 
 
 if __name__ == "__main__":

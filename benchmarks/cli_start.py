@@ -3,36 +3,33 @@
 machine makes any wall-clock threshold flaky); the suite checks what keeps start-up fast instead
 (``tests/test_cli.py::test_cli_starts_without_importing_heavy_modules``).
 
-Run: ``python benchmarks/cli_start.py [--repeat 5]``.
+Run: ``python benchmarks/cli_start.py [--repeats 5]`` (``--repeat`` is the old spelling).
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
 
+import harness
 
-def wall(args: list[str], repeat: int) -> float:
-    """Median wall time (s) of running ``args`` ``repeat`` times."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(args, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+BASELINE = "python -c pass"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser = harness.parser(__doc__, repeats=5, warmup=0)
+    parser.add_argument("--repeat", dest="repeats", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    baseline = wall([sys.executable, "-c", "pass"], args.repeat)
-    print(f"baseline python -c pass: {baseline:.3f} s")
-    for command in (["--help"], ["plugins"]):
-        seconds = wall([sys.executable, "-m", "dreamset", *command], args.repeat)
-        print(f"dreamset {' '.join(command)}: {seconds:.3f} s ({seconds / baseline:.1f}x baseline)")
+    commands = {BASELINE: [sys.executable, "-c", "pass"],
+                "dreamset --help": [sys.executable, "-m", "dreamset", "--help"],
+                "dreamset plugins": [sys.executable, "-m", "dreamset", "plugins"]}
+    timings = harness.measure({name: lambda c=command: subprocess.run(c, check=True, capture_output=True)
+                               for name, command in commands.items()}, args.repeats, args.warmup)
+    results = harness.Results("CLI start-up", vars(args))
+    section = results.section(f"wall time of one process start, median of {args.repeats}")
+    for name, timing in timings.items():
+        section.time(name, timing, baseline=None if name == BASELINE else BASELINE)
+    results.emit(args)
 
 
 if __name__ == "__main__":

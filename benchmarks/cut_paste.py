@@ -11,25 +11,23 @@ scale in [0.7, 1], rotation in ±15°, translation in ±15% of the size, brightn
   its mask, ``ImageEnhance.Brightness``, then ``background.paste(object, offset, mask)`` — and the
   conversion of the results to a ``float32 B×C×H×W`` tensor, which training needs either way.
 
-Each contender runs ``--repeats`` times (alternating), best rate reported. Printed: composites/s of
-both and the ratio dreamset/PIL.
+Each contender runs ``--repeats`` times (alternating, after ``--warmup`` untimed runs); the median
+rate is reported with its range. Printed: composites/s of both and the ratio dreamset/PIL.
 
 Run: ``python benchmarks/cut_paste.py [--size 32] [--objects 64] [--repeats-per-object 40]
 [--batch 256] [--threads 1]``.
 """
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
 import dreamset.registry
-from dreamset.contracts.data import TensorImageSet
+import harness
 from dreamset.plugins.mixers.backgrounds import background_bank
 from dreamset.toolkit.masks import object_masks
+from dreamset.contracts.data import TensorImageSet
 
 
 def make_objects(n: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -82,28 +80,26 @@ def pil_composites(objects: torch.Tensor, repeats: int, batch: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = harness.parser(__doc__, repeats=3, warmup=0)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--objects", type=int, default=64)
     parser.add_argument("--repeats-per-object", type=int, default=40)
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     objects = make_objects(args.objects, args.size)
-    best = {"dreamset": 0.0, "pil": 0.0}
-    for _ in range(args.repeats):
-        for name, fn in (("dreamset", dreamset_composites), ("pil", pil_composites)):
-            start = time.perf_counter()
-            made = fn(objects, args.repeats_per_object, args.batch)
-            best[name] = max(best[name], made / (time.perf_counter() - start))
+    ours, pil = "dreamset mixer:cut-paste (batched torch)", "per-image PIL paste loop"
+    timings = harness.measure({ours: lambda: dreamset_composites(objects, args.repeats_per_object, args.batch),
+                               pil: lambda: pil_composites(objects, args.repeats_per_object, args.batch)},
+                              args.repeats, args.warmup)
     n = args.objects * args.repeats_per_object
-    print(f"cut-and-paste of {n} composites, {args.size}x{args.size} RGB, batch {args.batch}, "
-          f"{args.threads} thread(s), best of {args.repeats}:")
-    print(f"  dreamset mixer:cut-paste (batched torch) : {best['dreamset']:10.0f} composites/s")
-    print(f"  per-image PIL paste loop                 : {best['pil']:10.0f} composites/s")
-    print(f"  ratio dreamset/PIL = {best['dreamset'] / best['pil']:.2f}")
+    results = harness.Results("cut-and-paste composites per second", vars(args))
+    section = results.section(f"cut-and-paste of {n} composites, {args.size}x{args.size} RGB, batch {args.batch}, "
+                              f"{args.threads} thread(s), median of {args.repeats}")
+    section.rate(ours, timings[ours], n, "composites/s", baseline=pil)
+    section.rate(pil, timings[pil], n, "composites/s")
+    results.emit(args)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ each other architecture is timed in the same process on the same inputs, through
   DPM-Solver++ steps costs 50,000 of these.
 
 Printed: both per architecture and their ratio to the baseline (< 1 = cheaper). Each timing is the
-best of ``--repeats``. With ``--store PATH`` it also prints the mean pixel of a synthetic store (e.g. a
+median of ``--repeats`` after ``--warmup`` untimed runs, printed with its range. With ``--store PATH`` it also prints the mean pixel of a synthetic store (e.g. a
 run's ``synthetic/`` folder) beside that of the 1,000 real MNIST training digits of ``mnist-robust``:
 samples on a grey or white page raise it (docs/recipes.md, ``mnist-robust``).
 
@@ -18,19 +18,19 @@ samples on a grey or white page raise it (docs/recipes.md, ``mnist-robust``).
 """
 from __future__ import annotations
 
-import argparse
-import time
 from pathlib import Path
 
 import torch
 
+import harness
 from dreamset.plugins.generators.ddpm import build_unet
 
 BASELINE = ((32, 64), False)
 CANDIDATES = [((32, 64, 64), False), ((16, 32, 64), False), ((16, 32, 64), True), ((32, 64, 64), True)]
 
 
-def timings(channels, attention: bool, batch: int, repeats: int) -> tuple[float, float]:
+def timings(channels, attention: bool, batch: int, args) -> tuple[harness.Timing, harness.Timing]:
+    """``(train step, one forward pass of 100 images)`` of the U-Net with these ``block_out_channels``."""
     torch.manual_seed(0)
     arch = {"block_out_channels": list(channels), "layers_per_block": 1, "attention": attention,
             "sample_size": 28, "channels": 1, "num_classes": 10}
@@ -45,37 +45,35 @@ def timings(channels, attention: bool, batch: int, repeats: int) -> tuple[float,
         loss.backward()
         optimizer.step()
 
-    step()  # warm-up
-    train = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        train.append(time.perf_counter() - start)
     xs, ts, ys = torch.randn(100, 1, 28, 28), torch.full((100,), 500), torch.randint(10, (100,))
-    sample = []
-    with torch.no_grad():
-        unet(xs, ts, class_labels=ys)
-        for _ in range(repeats):
-            start = time.perf_counter()
+
+    def sample():
+        with torch.no_grad():
             unet(xs, ts, class_labels=ys)
-            sample.append((time.perf_counter() - start) / 100)
-    return min(train), min(sample)
+
+    measured = harness.measure({"train": step, "sample": sample}, args.repeats, args.warmup)
+    return measured["train"], measured["sample"]
+
+
+def name(channels, attention: bool) -> str:
+    return f"{channels}{' +attn' if attention else ''}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=3, warmup=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--store", type=Path, default=None, help="a synthetic store folder: print its mean pixel")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    measured = {arch: timings(*arch, args.batch, args.repeats) for arch in [BASELINE, *CANDIDATES]}
-    base_train, base_sample = measured[BASELINE]
-    print(f"{'U-Net (28x28)':28s} {'train s/step':>12s} {'ratio':>6s} {'sample ms/img/step':>19s} {'ratio':>6s}")
-    for (channels, attention), (train, sample) in measured.items():
-        name = f"{channels}{' +attn' if attention else ''}{' (baseline)' if (channels, attention) == BASELINE else ''}"
-        print(f"{name:28s} {train:12.3f} {train / base_train:6.2f} {1000 * sample:19.2f} {sample / base_sample:6.2f}")
+    measured = {arch: timings(*arch, args.batch, args) for arch in [BASELINE, *CANDIDATES]}
+    results = harness.Results(f"generator:ddpm U-Net cost at 28x28, {args.threads} thread(s)", vars(args))
+    train = results.section(f"train: one AdamW step on a batch of {args.batch}")
+    sample = results.section("sample: one forward pass per image and step (batch of 100)")
+    for arch, (train_timing, sample_timing) in measured.items():
+        train.time(name(*arch), train_timing, baseline=None if arch == BASELINE else name(*BASELINE), unit="s/step")
+        sample.time(name(*arch), sample_timing, baseline=None if arch == BASELINE else name(*BASELINE),
+                    unit="ms/image/step", scale=1000 / 100)
     if args.store is not None:
         import dreamset.registry as registry
         from dreamset.store.reader import SyntheticStore
@@ -84,8 +82,9 @@ def main() -> None:
         synthetic, _ = store.get(range(len(store)))
         real = registry.create("dataset:mnist", train_size=1000).load("train")
         images, _ = real.get(range(len(real)))
-        print(f"mean pixel: store {synthetic.mean().item():.3f} ({len(store)} images), "
-              f"real MNIST training digits {images.mean().item():.3f} ({len(real)})")
+        sample.note(f"mean pixel: store {synthetic.mean().item():.3f} ({len(store)} images), "
+                    f"real MNIST training digits {images.mean().item():.3f} ({len(real)})")
+    results.emit(args)
 
 
 if __name__ == "__main__":

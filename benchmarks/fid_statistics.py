@@ -12,20 +12,20 @@ Each runs in a fresh process (peak RSS = ``VmHWM``; the growth above the RSS aft
 reported). Printed: statistics throughput (features/s, both sets, generation excluded), time of the
 final distance, peak memory, the ratios, and the two FIDs with their difference.
 
+``--repeats`` computes everything that many times in each process (the median is printed, with the
+range; the peak memory covers them all).
+
 Run: ``python benchmarks/fid_statistics.py [--n 100000] [--dim 512|2048] [--chunk 4096]``.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-import time
 
 import numpy as np
 
-from memory import rss_kib  # benchmarks/memory.py (this script's folder is on sys.path)
+import harness
 
+METHODS = {"streaming": "dreamset StreamingMoments + eigvals", "dense": "numpy mean/cov + scipy sqrtm"}
 
 
 def feature_chunks(n: int, dim: int, chunk: int, synthetic: bool):
@@ -38,80 +38,90 @@ def feature_chunks(n: int, dim: int, chunk: int, synthetic: bool):
         yield (x * 1.1 + 0.2) if synthetic else x
 
 
-def run_streaming(n: int, dim: int, chunk: int) -> dict:
-    import torch
-
+def streaming_fid(n: int, dim: int, chunk: int, statistics: harness.Stopwatch, distance: harness.Stopwatch) -> float:
     from dreamset.plugins.metrics.statistics import StreamingMoments, frechet_distance
 
-    torch.set_num_threads(2)
-    base = rss_kib()
-    stats_seconds = 0.0
     moments = []
     for synthetic in (False, True):
         m = StreamingMoments()
         for x in feature_chunks(n, dim, chunk, synthetic):
-            start = time.perf_counter()
-            m.update(x)
-            stats_seconds += time.perf_counter() - start
+            with statistics:
+                m.update(x)
         moments.append(m)
-    start = time.perf_counter()
-    fid = frechet_distance(moments[0].mean, moments[0].covariance(warn=False), moments[1].mean, moments[1].covariance(warn=False))
-    distance_seconds = time.perf_counter() - start
-    return {"fid": fid, "stats_seconds": stats_seconds, "distance_seconds": distance_seconds,
-            "peak_growth_kib": rss_kib("VmHWM") - base}
+    with distance:
+        return frechet_distance(moments[0].mean, moments[0].covariance(warn=False), moments[1].mean,
+                                moments[1].covariance(warn=False))
 
 
-def run_dense(n: int, dim: int, chunk: int) -> dict:
+def dense_fid(n: int, dim: int, chunk: int, statistics: harness.Stopwatch, distance: harness.Stopwatch) -> float:
     from scipy import linalg
 
-    base = rss_kib()
-    stats_seconds = 0.0
     stats = []
     for synthetic in (False, True):
         chunks = list(feature_chunks(n, dim, chunk, synthetic))
-        start = time.perf_counter()
-        features = np.concatenate(chunks)
-        del chunks
-        stats.append((np.mean(features, axis=0, dtype=np.float64), np.cov(features, rowvar=False)))
-        stats_seconds += time.perf_counter() - start
+        with statistics:
+            features = np.concatenate(chunks)
+            del chunks
+            stats.append((np.mean(features, axis=0, dtype=np.float64), np.cov(features, rowvar=False)))
         del features
-    start = time.perf_counter()
-    (mu1, sigma1), (mu2, sigma2) = stats
-    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
-    fid = float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean.real))
-    distance_seconds = time.perf_counter() - start
-    return {"fid": fid, "stats_seconds": stats_seconds, "distance_seconds": distance_seconds,
-            "peak_growth_kib": rss_kib("VmHWM") - base}
+    with distance:
+        (mu1, sigma1), (mu2, sigma2) = stats
+        covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+        return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean.real))
+
+
+def fid_in_child(method: str, n: int, dim: int, chunk: int, repeats: int) -> dict:
+    """In a fresh process: the FID by ``method`` ``repeats`` times; each time's statistics and distance seconds."""
+    import torch
+
+    torch.set_num_threads(2)
+    if method == "streaming":
+        import dreamset.plugins.metrics.statistics  # noqa: F401  (imported before the memory baseline)
+    else:
+        import scipy.linalg  # noqa: F401
+    fid = streaming_fid if method == "streaming" else dense_fid
+    out = {"stats_seconds": [], "distance_seconds": []}
+    with harness.PeakMemory() as memory:
+        for _ in range(repeats):
+            statistics, distance = harness.Stopwatch(), harness.Stopwatch()
+            out["fid"] = fid(n, dim, chunk, statistics, distance)
+            out["stats_seconds"].append(statistics.seconds)
+            out["distance_seconds"].append(distance.seconds)
+    return {**out, "peak_growth_kib": memory.growth_kib}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=1, warmup=0)
     parser.add_argument("--n", type=int, default=100_000, help="features per set")
     parser.add_argument("--dim", type=int, default=512, help="feature dimension (e.g. 512 or 2048)")
     parser.add_argument("--chunk", type=int, default=4096, help="rows per extractor chunk")
-    parser.add_argument("--child", choices=["streaming", "dense"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=list(METHODS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run = run_streaming if args.child == "streaming" else run_dense
-        print(json.dumps(run(args.n, args.dim, args.chunk)))
+        harness.child_result(fid_in_child(args.child, args.n, args.dim, args.chunk, args.repeats))
         return
 
-    rows = {}
-    for method in ("streaming", "dense"):
-        out = subprocess.run([sys.executable, __file__, "--child", method, "--n", str(args.n), "--dim", str(args.dim),
-                              "--chunk", str(args.chunk)], check=True, capture_output=True, text=True)
-        rows[method] = json.loads(out.stdout.strip().splitlines()[-1])
-    s, d = rows["streaming"], rows["dense"]
-    total = 2 * args.n
-    print(f"FID statistics of 2 x {args.n} float32 features, D={args.dim}, chunks of {args.chunk}:")
-    for name, label in (("streaming", "dreamset StreamingMoments + eigvals"), ("dense", "numpy mean/cov + scipy sqrtm")):
-        r = rows[name]
-        print(f"  {label:36s}: {total / r['stats_seconds']:12.0f} features/s, distance {r['distance_seconds']:7.2f} s, "
-              f"peak memory growth {r['peak_growth_kib'] / 1024:8.1f} MiB, FID {r['fid']:.10g}")
-    print(f"  ratio throughput streaming/dense = {d['stats_seconds'] / s['stats_seconds']:.3f}; "
-          f"ratio distance time streaming/dense = {s['distance_seconds'] / d['distance_seconds']:.3f}; "
-          f"ratio peak memory streaming/dense = {s['peak_growth_kib'] / max(d['peak_growth_kib'], 1):.3f}")
-    print(f"  |FID streaming - FID dense| = {abs(s['fid'] - d['fid']):.3g} (relative {abs(s['fid'] - d['fid']) / abs(d['fid']):.3g})")
+    rows = {method: harness.run_child(__file__, "--child", method, "--n", str(args.n), "--dim", str(args.dim),
+                                      "--chunk", str(args.chunk), "--repeats", str(args.repeats)) for method in METHODS}
+    results = harness.Results("FID statistics: streaming float64 moments vs dense numpy/scipy", vars(args))
+    base = METHODS["dense"]
+    for title, measure in (("statistics throughput (generation excluded)", "rate"), ("time of the final distance", "time"),
+                           ("peak memory growth", "memory"), ("FID", "value")):
+        section = results.section(f"{title}, 2 x {args.n} float32 features, D={args.dim}, chunks of {args.chunk}")
+        for method, label in METHODS.items():
+            row, baseline = rows[method], None if method == "dense" else base
+            if measure == "rate":
+                section.rate(label, harness.Timing(tuple(row["stats_seconds"])), 2 * args.n, "features/s", baseline)
+            elif measure == "time":
+                section.time(label, harness.Timing(tuple(row["distance_seconds"])), baseline)
+            elif measure == "memory":
+                section.memory(label, row["peak_growth_kib"], baseline)
+            else:
+                section.add(label, row["fid"])
+    s, d = rows["streaming"]["fid"], rows["dense"]["fid"]
+    section.add("|FID streaming - FID dense|", abs(s - d))
+    section.add("relative difference", abs(s - d) / abs(d))
+    results.emit(args)
 
 
 if __name__ == "__main__":

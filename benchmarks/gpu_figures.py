@@ -16,32 +16,37 @@
     docs/examples/tiny-distributed.yaml --set device=cuda`` against one process (exit codes, wall
     times, the largest relative difference of report numbers).
 
-Everything prints as lines to paste into docs/performance.md (with the date and device), and as
-JSON to ``$OUT/gpu_figures.json`` when ``$OUT`` is set. ``--device cpu --quick`` runs the same code
-at toy sizes (a smoke test on a machine without a GPU; its numbers mean nothing).
+Everything prints as one results table to paste into docs/performance.md (with the machine line:
+date and device; ``--markdown`` for markdown), and as JSON to ``--json PATH``, by default
+``$OUT/gpu_figures.json`` when ``$OUT`` is set. Timings are the median of ``--repeats`` after
+``--warmup`` untimed runs (cuDNN autotuning, allocator), the device synchronised around each.
+``--device cpu --quick`` runs the same code at toy sizes (a smoke test on a machine without a GPU;
+its numbers mean nothing).
 
 Run (one call, about 5 minutes on an H100-class GPU):
 ``python benchmarks/gpu_figures.py [--batch 256] [--steps 20] [--at-batch 128] [--at-batches 20]``.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import datetime
 import json
 import math
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+import harness
+from ddpm_sampling import diffusers_loop
+
 ROOT = Path(__file__).resolve().parents[1]
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
+DDPM_BASELINE = "bare diffusers loop, float32"
+AT_BASELINE = "hand-written PGD-10 loop"
 
 
 class _Context:
@@ -55,39 +60,12 @@ class _Context:
         yield lambda n=1: None
 
 
-def _sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _timings(contenders, device, args) -> dict[str, harness.Timing]:
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+    return harness.measure(contenders, args.repeats, args.warmup, sync=sync)
 
 
-def best_seconds(fn, device, repeats: int) -> float:
-    fn()  # warm-up (cuDNN autotuning, allocator)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def bare_loop(unet, scheduler_factory, labels, steps: int, shape, device, fast: bool):
-    """The diffusers docs' sampling loop; ``fast``: under bf16 autocast with channels_last input."""
-    scheduler = scheduler_factory()
-    scheduler.set_timesteps(steps)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=fast)
-    layout = torch.channels_last if fast else torch.contiguous_format
-    with torch.inference_mode():
-        x = torch.randn((len(labels), *shape), device=device) * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
-            with autocast:
-                eps = unet(x.contiguous(memory_format=layout), t, class_labels=labels).sample
-            x = scheduler.step(eps.float(), t, x).prev_sample
-    return ((x + 1) / 2).clamp(0, 1)
-
-
-def ddpm_figures(args, device) -> dict:
+def ddpm_figures(args, device, section: harness.Section) -> None:
     from dreamset.contracts.data import TensorImageSet
     from dreamset.plugins.generators.ddpm import DDPMGenerator, DDPMOptions
 
@@ -108,11 +86,12 @@ def ddpm_figures(args, device) -> dict:
     shape = (3, fast.arch["sample_size"], fast.arch["sample_size"])
     seeds = list(range(args.batch))
     cpu_labels = labels.cpu()
-    seconds = {
-        "bare diffusers loop, float32": best_seconds(lambda: bare_loop(plain.unet, plain.sampling_scheduler, labels, args.steps, shape, device, False), device, args.repeats),
-        "bare diffusers loop, bf16 + channels_last": best_seconds(lambda: bare_loop(fast.unet, fast.sampling_scheduler, labels, args.steps, shape, device, True), device, args.repeats),
-        "dreamset generate(), bf16 + channels_last": best_seconds(lambda: fast.generate(cpu_labels, seeds, real.class_names), device, args.repeats),
-    }
+    timings = _timings({
+        DDPM_BASELINE: lambda: diffusers_loop(plain.unet, plain.sampling_scheduler, labels, args.steps, shape, device),
+        "bare diffusers loop, bf16 + channels_last": lambda: diffusers_loop(
+            fast.unet, fast.sampling_scheduler, labels, args.steps, shape, device, fast=True),
+        "dreamset generate(), bf16 + channels_last": lambda: fast.generate(cpu_labels, seeds, real.class_names),
+    }, device, args)
     from torch.utils.flop_counter import FlopCounterMode
 
     x = torch.randn((args.batch, *shape), device=device)
@@ -121,14 +100,14 @@ def ddpm_figures(args, device) -> dict:
         plain.unet(x, torch.tensor(500, device=device), class_labels=labels)
     flops_per_image_step = counter.get_total_flops() / args.batch
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in _device_name(device)), None)
-    rows = {}
-    for name, s in seconds.items():
-        rate = args.batch / s
-        achieved = flops_per_image_step * args.steps * rate
-        rows[name] = {"seconds": s, "images_per_s": rate, "tflops": achieved / 1e12,
-                      "fraction_of_bf16_peak": achieved / (peak * 1e12) if peak else None}
-    return {"batch": args.batch, "steps": args.steps, "scheduler": "ddim", "unet_channels": list(channels),
-            "gflops_per_image_step": flops_per_image_step / 1e9, "peak_bf16_tflops": peak, "rows": rows}
+    section.note(f"U-Net {list(channels)}, DDIM {args.steps} steps, batch {args.batch}: "
+                 f"{flops_per_image_step / 1e9:.4g} GFLOP per image-step; dense bf16 peak {peak} TFLOP/s")
+    for name, timing in timings.items():
+        rate = section.rate(name, timing, args.batch, "images/s", baseline=None if name == DDPM_BASELINE else DDPM_BASELINE)
+        tflops = flops_per_image_step * args.steps * rate.value / 1e12
+        section.add(f"{name}: achieved", tflops, "TFLOP/s")
+        if peak:
+            section.add(f"{name}: fraction of the bf16 peak", tflops / peak, "")
 
 
 def hand_written_at(model, images, labels, batch: int, device, eps: float, steps: int) -> None:
@@ -155,7 +134,7 @@ def hand_written_at(model, images, labels, batch: int, device, eps: float, steps
         optimizer.step()
 
 
-def at_figures(args, device) -> dict:
+def at_figures(args, device, section: harness.Section) -> None:
     import dreamset.registry as registry
     from dreamset.contracts.data import TensorImageSet
     from dreamset.orchestration.recipe import TrainStage
@@ -181,74 +160,70 @@ def at_figures(args, device) -> dict:
                              real=data, synthetic=None, attacker=registry.create("attacker:pgd", eps=eps, steps=10),
                              settings=settings, seed=0, checkpoint_dir=Path(tmp))
 
-    def baseline_run():
-        hand_written_at(model(), data.images, data.labels, args.at_batch, device, eps, 10)
-
-    seconds = {"hand-written PGD-10 loop": best_seconds(baseline_run, device, args.repeats),
-               "dreamset train_classifier": best_seconds(dreamset_run, device, args.repeats)}
-    return {"model": f"WRN-{depth}-{width}", "image": [3, size, size], "batch": args.at_batch, "batches": args.at_batches,
-            "rows": {k: {"seconds": s, "images_per_s": n / s} for k, s in seconds.items()}}
+    timings = _timings({AT_BASELINE: lambda: hand_written_at(model(), data.images, data.labels, args.at_batch, device, eps, 10),
+                        "dreamset train_classifier": dreamset_run}, device, args)
+    section.note(f"WRN-{depth}-{width} on 3x{size}x{size}, batch {args.at_batch}, {args.at_batches} batches per run")
+    for name, timing in timings.items():
+        section.rate(name, timing, n, "images/s", baseline=None if name == AT_BASELINE else AT_BASELINE)
 
 
-def torchrun_figures(args, device) -> dict:
+def torchrun_figures(args, device, section: harness.Section) -> None:
     if device.type != "cuda" or torch.cuda.device_count() < 2:
-        return {"skipped": f"{torch.cuda.device_count() if device.type == 'cuda' else 0} GPU(s): needs 2"}
+        section.note(f"skipped: {torch.cuda.device_count() if device.type == 'cuda' else 0} GPU(s), needs 2")
+        return
+    from dreamset.report.writer import result_numbers
+
     recipe = ROOT / "docs" / "examples" / "tiny-distributed.yaml"
-    out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1, 2):
             command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n), "-m",
                        "dreamset", "run", str(recipe), "--out", f"{tmp}/p{n}", "--set", "device=cuda"]
-            start = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True)
-            out[f"{n} process(es)"] = {"exit": done.returncode, "seconds": time.perf_counter() - start,
-                                       "stderr_tail": done.stderr[-500:] if done.returncode else ""}
+            with harness.Stopwatch() as wall:
+                done = subprocess.run(command, capture_output=True, text=True)
+            section.add(f"{n} process(es)", wall.seconds, "s", baseline=None if n == 1 else "1 process(es)")
+            section.note(f"{n} process(es): exit {done.returncode}" + (f"; stderr: {done.stderr[-500:]}" if done.returncode else ""))
         reports = [json.loads(Path(f"{tmp}/p{n}/report.json").read_text()) for n in (1, 2)
                    if Path(f"{tmp}/p{n}/report.json").exists()]
         if len(reports) == 2:
-            sys.path.insert(0, str(ROOT / "tests"))
-            from test_distributed_cli import numbers
-
-            a, b = (numbers(r) for r in reports)
+            a, b = (result_numbers(r) for r in reports)
             diffs = [abs(a[k] - b[k]) / max(abs(a[k]), 1e-12) for k in a
                      if isinstance(a[k], float) and isinstance(b.get(k), float) and not math.isnan(a[k])]
-            out["max_relative_difference"] = max(diffs, default=0.0)
-    return out
+            section.add("largest relative difference of report numbers, 2 vs 1 process(es)", max(diffs, default=0.0))
 
 
 def _device_name(device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
+FIGURES = {"ddpm": ("(a) DDPM sampling", ddpm_figures), "at": ("(b) PGD-10 adversarial training", at_figures),
+           "torchrun": ("(c) torchrun, 2 processes vs 1", torchrun_figures)}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=3, warmup=1)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batch", type=int, default=256, help="DDPM sampling batch")
     parser.add_argument("--steps", type=int, default=20, help="DDIM sampling steps")
     parser.add_argument("--at-batch", type=int, default=128)
     parser.add_argument("--at-batches", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak of the chip, TFLOP/s")
     parser.add_argument("--quick", action="store_true", help="toy sizes (smoke test)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["ddpm", "at", "torchrun"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=list(FIGURES))
     args = parser.parse_args()
+    if args.json is None and os.environ.get("OUT"):
+        args.json = Path(os.environ["OUT"], "gpu_figures.json")
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    figures = {"date": datetime.date.today().isoformat(), "device": _device_name(device), "torch": torch.__version__,
-               "gpus": torch.cuda.device_count() if device.type == "cuda" else 0}
-    print(f"# GPU figures, {figures['date']}, {figures['device']}, torch {figures['torch']}", flush=True)
-    for name, fn in (("ddpm", ddpm_figures), ("at", at_figures), ("torchrun", torchrun_figures)):
-        if name in args.skip:
-            continue
-        start = time.perf_counter()
-        figures[name] = fn(args, device)
-        print(f"## {name} ({time.perf_counter() - start:.0f} s)", flush=True)
-        for key, row in figures[name].get("rows", {}).items():
-            print(f"  {key:<44} " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-        print("  " + json.dumps({k: v for k, v in figures[name].items() if k != "rows"}), flush=True)
-    if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "gpu_figures.json").write_text(json.dumps(figures, indent=2))
+    results = harness.Results(f"GPU figures on {_device_name(device)}", vars(args))
+    for name, (title, figures) in FIGURES.items():
+        if name not in args.skip:
+            section = results.section(title)
+            with harness.Stopwatch() as took:
+                figures(args, device, section)
+            section.note(f"took {took.seconds:.0f} s")
+            print(f"## {title}: done in {took.seconds:.0f} s", flush=True)
+    results.emit(args)
 
 
 if __name__ == "__main__":

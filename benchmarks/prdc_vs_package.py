@@ -7,6 +7,9 @@ The same seeded features (real: ``N×D`` standard normal; fake: ``M×D`` shifted
 growth above the RSS after imports and feature generation is reported). Printed: wall time and
 peak memory of both, the ratios, and the max abs difference of precision, recall, density, coverage.
 
+``--repeats`` computes it that many times in each process (after ``--warmup`` untimed times; the
+median time is printed with its range, the peak memory covers them all).
+
 Run: ``python benchmarks/prdc_vs_package.py [--n 10000] [--m 10000] [--dim 64] [--k 5] [--chunk 1024]``.
 """
 from __future__ import annotations
@@ -14,18 +17,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
-import subprocess
-import sys
-import time
 
 import numpy as np
 
-from memory import rss_kib  # benchmarks/memory.py (this script's folder is on sys.path)
-
+import harness
 
 KEYS = ("precision", "recall", "density", "coverage")
-
+BASELINE = "prdc 0.2 (dense sklearn)"
 
 
 def features(n: int, m: int, dim: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -35,31 +33,31 @@ def features(n: int, m: int, dim: int, dtype: str) -> tuple[np.ndarray, np.ndarr
     return real, fake
 
 
-def run(method: str, n: int, m: int, dim: int, k: int, chunk: int, dtype: str) -> dict:
+def prdc_in_child(method: str, args) -> dict:
+    """In a fresh process: PRDC by ``method``; its seconds per repeat, peak memory growth and four numbers."""
     import torch
 
     torch.set_num_threads(2)
-    real, fake = features(n, m, dim, dtype)
+    real, fake = features(args.n, args.m, args.dim, args.dtype)
     if method == "dreamset":
         from dreamset.plugins.metrics.prdc import prdc
 
         real_t, fake_t = torch.from_numpy(real), torch.from_numpy(fake)
-        compute = lambda: prdc(real_t, fake_t, k, query_chunk=chunk, reference_chunk=8 * chunk)  # noqa: E731
+        compute = lambda: prdc(real_t, fake_t, args.k, query_chunk=args.chunk, reference_chunk=8 * args.chunk)  # noqa: E731
     else:
         from prdc import compute_prdc
 
         def compute():
             with contextlib.redirect_stdout(io.StringIO()):  # it prints the sizes
-                return compute_prdc(real, fake, k)
-    base = rss_kib()
-    start = time.perf_counter()
-    values = compute()
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_growth_kib": rss_kib("VmHWM") - base, **{key: float(values[key]) for key in KEYS}}
+                return compute_prdc(real, fake, args.k)
+    values = {}
+    with harness.PeakMemory() as memory:
+        timing = harness.measure({method: lambda: values.update(compute())}, args.repeats, args.warmup)[method]
+    return {"seconds": list(timing.seconds), "peak_growth_kib": memory.growth_kib, **{key: float(values[key]) for key in KEYS}}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=1, warmup=0)
     parser.add_argument("--n", type=int, default=10_000, help="real features")
     parser.add_argument("--m", type=int, default=10_000, help="fake features")
     parser.add_argument("--dim", type=int, default=64)
@@ -68,25 +66,28 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--child", choices=["dreamset", "prdc"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    common = ["--n", str(args.n), "--m", str(args.m), "--dim", str(args.dim), "--k", str(args.k),
-              "--chunk", str(args.chunk), "--dtype", args.dtype]
     if args.child:
-        print(json.dumps(run(args.child, args.n, args.m, args.dim, args.k, args.chunk, args.dtype)))
+        harness.child_result(prdc_in_child(args.child, args))
         return
 
-    rows = {}
-    for method in ("dreamset", "prdc"):
-        out = subprocess.run([sys.executable, __file__, "--child", method, *common], check=True, capture_output=True, text=True)
-        rows[method] = json.loads(out.stdout.strip().splitlines()[-1])
-    ours, ref = rows["dreamset"], rows["prdc"]
-    print(f"PRDC, {args.n} real x {args.m} fake {args.dtype} features, D={args.dim}, k={args.k}:")
-    for name, label in (("dreamset", f"dreamset chunked (blocks {args.chunk}x{8 * args.chunk})"), ("prdc", "prdc 0.2 (dense sklearn)")):
-        r = rows[name]
-        print(f"  {label:40s}: {r['seconds']:8.2f} s, peak memory growth {r['peak_growth_kib'] / 1024:8.1f} MiB, "
-              + ", ".join(f"{key} {r[key]:.6f}" for key in KEYS))
-    print(f"  ratio time dreamset/prdc = {ours['seconds'] / ref['seconds']:.3f}; "
-          f"ratio peak memory dreamset/prdc = {ours['peak_growth_kib'] / max(ref['peak_growth_kib'], 1):.3f}")
-    print(f"  max abs difference of the four numbers = {max(abs(ours[key] - ref[key]) for key in KEYS):.3g}")
+    common = ["--n", str(args.n), "--m", str(args.m), "--dim", str(args.dim), "--k", str(args.k), "--chunk", str(args.chunk),
+              "--dtype", args.dtype, "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+    labels = {"dreamset": f"dreamset chunked (blocks {args.chunk}x{8 * args.chunk})", "prdc": BASELINE}
+    rows = {label: harness.run_child(__file__, "--child", method, *common) for method, label in labels.items()}
+    results = harness.Results(f"PRDC, {args.n} real x {args.m} fake {args.dtype} features, D={args.dim}, k={args.k}", vars(args))
+    section = results.section("wall time and peak memory growth")
+    for label, row in rows.items():
+        section.time(label, harness.Timing(tuple(row["seconds"])), baseline=None if label == BASELINE else BASELINE)
+    for label, row in rows.items():
+        section.memory(f"{label}: peak memory growth", row["peak_growth_kib"],
+                       baseline=None if label == BASELINE else f"{BASELINE}: peak memory growth")
+    section = results.section("the four numbers")
+    for label, row in rows.items():
+        for key in KEYS:
+            section.add(f"{label}: {key}", row[key])
+    ours, ref = rows.values()
+    section.add("max abs difference of the four numbers", max(abs(ours[key] - ref[key]) for key in KEYS))
+    results.emit(args)
 
 
 if __name__ == "__main__":

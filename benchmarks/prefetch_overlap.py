@@ -14,13 +14,13 @@ Printed: the four wall times and the overlap, ``(serial − prefetched) / min(re
 shorter of the two is completely hidden; ``prefetched / max(read, train)`` near 1 means the step is
 as fast as its slower half allows).
 
-Each timing is the best of ``--repeats`` (the four alternate). Run: ``nice -n 10 python benchmarks/prefetch_overlap.py
-[--steps 40] [--batch 128] [--read-ms 30] [--width 32] [--threads 1] [--repeats 3]``.
+Each timing is the median of ``--repeats`` (the four alternate; one untimed training step warms up
+first), printed with its range; serial and prefetched also as ratios to train alone. Run:
+``nice -n 10 python benchmarks/prefetch_overlap.py [--steps 40] [--batch 128] [--read-ms 30] [--width 32]
+[--threads 1] [--repeats 3]``.
 """
 from __future__ import annotations
 
-import argparse
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -29,17 +29,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import harness
 from store_read import build_store
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=3, warmup=0)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--read-ms", type=float, default=30.0)
     parser.add_argument("--width", type=int, default=32, help="small-cnn width (sets the step's cost)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3, help="each timing is the best of this many")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import dreamset.registry as registry
@@ -64,21 +64,19 @@ def main() -> None:
 
         batches = list(reader())
         step(*batches[0])  # warm-up
-        contenders = {"train": lambda: [step(x, y) for x, y in batches], "read": lambda: list(reader()),
-                      "serial": lambda: [step(x, y) for x, y in reader()],
-                      "prefetched": lambda: [step(x, y) for x, y in prefetched(reader())]}
-        best = dict.fromkeys(contenders, math.inf)
-        for _ in range(args.repeats):  # alternating, best of each: a shared machine only ever adds time
-            for name, fn in contenders.items():
-                start = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - start)
-        train, read, serial, overlapped = best["train"], best["read"], best["serial"], best["prefetched"]
-    print(f"{args.steps} steps, batches of {args.batch} 3×32×32 images, reader +{args.read_ms:.0f} ms/batch, "
-          f"small-cnn width {args.width}, {args.threads} thread(s):")
-    print(f"  train alone {train:7.2f} s | read alone {read:7.2f} s | serial {serial:7.2f} s | prefetched {overlapped:7.2f} s")
-    print(f"  overlap (serial - prefetched) / min(read, train) = {(serial - overlapped) / min(read, train):.2f}; "
-          f"prefetched / max(read, train) = {overlapped / max(read, train):.2f}")
+        timings = harness.measure({"train alone": lambda: [step(x, y) for x, y in batches], "read alone": lambda: list(reader()),
+                                   "serial": lambda: [step(x, y) for x, y in reader()],
+                                   "prefetched": lambda: [step(x, y) for x, y in prefetched(reader())]},
+                                  args.repeats, args.warmup)
+    results = harness.Results("batch preparation overlapped with training", vars(args))
+    section = results.section(f"{args.steps} steps, batches of {args.batch} 3×32×32 images, reader +{args.read_ms:.0f} ms/batch, "
+                              f"small-cnn width {args.width}, {args.threads} thread(s)")
+    for name, timing in timings.items():
+        section.time(name, timing, baseline="train alone" if name in ("serial", "prefetched") else None)
+    train, read, serial, overlapped = (timings[name].median for name in ("train alone", "read alone", "serial", "prefetched"))
+    section.add("overlap (serial - prefetched) / min(read, train)", (serial - overlapped) / min(read, train))
+    section.add("prefetched / max(read, train)", overlapped / max(read, train))
+    results.emit(args)
 
 
 if __name__ == "__main__":

@@ -8,21 +8,22 @@
 2. Peak RSS of a fresh process reading the same number of random batches from a small and a
    large store (default 10k vs 200k tiny images): flat memory means the two peaks match.
 
-Run: ``python benchmarks/store_read.py [--sizes 10000 200000] [--batch 256] [--batches 200]``.
+Throughputs are the median of ``--repeats`` passes of ``--batches`` batches (after ``--warmup``
+untimed passes), with their range and their ratio to the in-RAM baseline.
+
+Run: ``python benchmarks/store_read.py [--sizes 10000 200000] [--batch 256] [--batches 200] [--repeats 1]``.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from memory import rss_kib  # benchmarks/memory.py (this script's folder is on sys.path)
+import harness
+
+IN_RAM = "baseline in-RAM uint8 tensor"
 
 
 def build_store(root: Path, n: int, shape=(3, 8, 8), shard_size: int = 1024):
@@ -38,9 +39,8 @@ def build_store(root: Path, n: int, shape=(3, 8, 8), shard_size: int = 1024):
     return store
 
 
-
-def measure_child(path: str, batch: int, batches: int, mode: str) -> None:
-    """In a fresh process: open the store, read ``batches`` random batches, print RSS figures."""
+def read_in_child(path: str, batch: int, batches: int, mode: str) -> dict:
+    """In a fresh process: open the store, read ``batches`` random batches; its RSS figures."""
     import torch
 
     torch.set_num_threads(1)
@@ -50,12 +50,11 @@ def measure_child(path: str, batch: int, batches: int, mode: str) -> None:
     rng = np.random.default_rng(1)
     read = _mmap_reader(store) if mode == "mmap" else (lambda idx: store.get(idx))
     read(rng.integers(0, len(store), batch))
-    before = rss_kib()
-    for _ in range(batches):
-        read(rng.integers(0, len(store), batch))
-    after = rss_kib()
-    peak = rss_kib("VmHWM")
-    print(json.dumps({"n": len(store), "rss_before_kib": before, "rss_after_kib": after, "peak_kib": peak}))
+    with harness.PeakMemory() as memory:
+        for _ in range(batches):
+            read(rng.integers(0, len(store), batch))
+        after = harness.rss_kib()
+    return {"n": len(store), "rss_before_kib": memory.before_kib, "rss_after_kib": after, "peak_kib": memory.peak_kib}
 
 
 def _mmap_reader(store):
@@ -76,30 +75,24 @@ def _mmap_reader(store):
     return read
 
 
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def throughput(read, n: int, batch: int, batches: int) -> float:
-    rng = np.random.default_rng(2)
-    read(rng.integers(0, n, batch))
-    start = time.perf_counter()
-    for _ in range(batches):
-        read(rng.integers(0, n, batch))
-    return batch * batches / (time.perf_counter() - start)
+def random_batches(read, n: int, batch: int, batches: int):
+    """A pass of ``batches`` reads of ``batch`` random indices of ``n`` (the same indices every pass)."""
+    def run():
+        rng = np.random.default_rng(2)
+        for _ in range(batches):
+            read(rng.integers(0, n, batch))
+    return run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=1, warmup=1)
     parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 200_000])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--child", nargs=2, metavar=("STORE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        measure_child(args.child[0], args.batch, args.batches, args.child[1])
+        harness.child_result(read_in_child(args.child[0], args.batch, args.batches, args.child[1]))
         return
 
     import torch
@@ -107,36 +100,38 @@ def main() -> None:
     torch.set_num_threads(1)
     from dreamset.contracts.data import TensorImageSet, materialize
 
+    results = harness.Results("random-batch reads from the synthetic store", vars(args))
     with tempfile.TemporaryDirectory() as tmp:
         stores = {n: build_store(Path(tmp), n) for n in args.sizes}
         large = stores[args.sizes[1]]
         images, labels = large.get_uint8(range(len(large)))
         in_ram = TensorImageSet(torch.from_numpy(images), labels, large.class_names)
-        baseline = throughput(in_ram.get, len(large), args.batch, args.batches)
-        store_rate = throughput(large.get, len(large), args.batch, args.batches)
-        mmap_rate = throughput(_mmap_reader(large), len(large), args.batch, args.batches)
-        print(f"random batches of {args.batch} from {len(large)} images {large.image_shape}:")
-        print(f"  baseline in-RAM uint8 tensor : {baseline:12.0f} images/s")
-        print(f"  SyntheticStore.get (pread)   : {store_rate:12.0f} images/s   ratio store/baseline = {store_rate / baseline:.3f}")
-        print(f"  shard memory maps            : {mmap_rate:12.0f} images/s   ratio mmap/baseline  = {mmap_rate / baseline:.3f}")
-        seq_base = _seconds(lambda: materialize(in_ram))
-        seq_store = _seconds(lambda: materialize(large))
-        print(f"sequential pass (dreamset.contracts.data.materialize) over {len(large)} images:")
-        print(f"  baseline in-RAM: {len(large) / seq_base:12.0f} images/s; store: {len(large) / seq_store:12.0f} images/s; "
-              f"ratio store/baseline = {seq_base / seq_store:.3f}")
+        timings = harness.measure({
+            IN_RAM: random_batches(in_ram.get, len(large), args.batch, args.batches),
+            "SyntheticStore.get (pread)": random_batches(large.get, len(large), args.batch, args.batches),
+            "shard memory maps": random_batches(_mmap_reader(large), len(large), args.batch, args.batches),
+        }, args.repeats, args.warmup)
+        section = results.section(f"random batches of {args.batch} from {len(large)} images {large.image_shape}")
+        for name, timing in timings.items():
+            section.rate(name, timing, args.batch * args.batches, "images/s", baseline=None if name == IN_RAM else IN_RAM)
+        timings = harness.measure({"baseline in-RAM": lambda: materialize(in_ram), "store": lambda: materialize(large)},
+                                  args.repeats, 0)
+        section = results.section(f"sequential pass (dreamset.contracts.data.materialize) over {len(large)} images")
+        section.rate("baseline in-RAM", timings["baseline in-RAM"], len(large), "images/s")
+        section.rate("store", timings["store"], len(large), "images/s", baseline="baseline in-RAM")
         images = in_ram = None  # free them before the memory measurements
         for mode in ("pread", "mmap"):
-            rows = []
+            section = results.section(f"RSS reading {args.batches} random batches of {args.batch} "
+                                      f"({'SyntheticStore.get' if mode == 'pread' else 'memory maps'})")
+            small = None
             for n, store in stores.items():
-                out = subprocess.run([sys.executable, __file__, "--child", str(store.path), mode, "--batch", str(args.batch),
-                                      "--batches", str(args.batches)], check=True, capture_output=True, text=True)
-                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            small, big = rows
-            print(f"RSS reading {args.batches} random batches of {args.batch} ({'SyntheticStore.get' if mode == 'pread' else 'memory maps'}):")
-            for row in rows:
-                print(f"  {row['n']:>8} images: peak {row['peak_kib'] / 1024:8.1f} MiB, growth during reads "
-                      f"{(row['rss_after_kib'] - row['rss_before_kib']) / 1024:6.2f} MiB")
-            print(f"  ratio peak {big['n']}/{small['n']}: {big['peak_kib'] / small['peak_kib']:.3f}")
+                row = harness.run_child(__file__, "--child", str(store.path), mode, "--batch", str(args.batch),
+                                        "--batches", str(args.batches))
+                name = f"{n} images: peak"
+                section.memory(name, row["peak_kib"], baseline=small)
+                section.memory(f"{n} images: growth during reads", row["rss_after_kib"] - row["rss_before_kib"])
+                small = small or name
+    results.emit(args)
 
 
 if __name__ == "__main__":

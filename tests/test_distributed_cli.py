@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 
 from dreamset.cli import main
+from dreamset.report.writer import result_numbers as numbers
 
 RECIPE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "tiny-distributed.yaml"
-#: report entries that measure the machine, not the result
-MACHINE = ("timings", "wall_seconds", "device", "stages")  # stages: one-line log texts naming the folder
 #: relative tolerance on report numbers between 1 and 2 processes: float32 gradients summed in another
 #: order drift the weights by ~1e-7, which FID (a matrix square root) turns into ~2e-6 (measured)
 REL_TOL = 1e-4
@@ -51,27 +50,6 @@ def _run(command: list[str], timeout: float = 600, **env) -> subprocess.Complete
 def store_digest(store: Path) -> dict[str, str]:
     return {str(f.relative_to(store)): hashlib.sha256(f.read_bytes()).hexdigest()
             for f in sorted(store.rglob("*")) if f.is_file()}
-
-
-def numbers(report, path: str = "") -> dict[str, object]:
-    """Every leaf of the report by path, without the machine-dependent ones."""
-    out: dict[str, object] = {}
-    if isinstance(report, dict):
-        for key, value in report.items():
-            if key not in MACHINE:
-                out.update(numbers(value, f"{path}/{key}"))
-    elif isinstance(report, list):
-        for i, value in enumerate(report):
-            out.update(numbers(value, f"{path}[{i}]"))
-    elif not _rank0_only(path):
-        out[path] = report
-    return out
-
-
-def _rank0_only(path: str) -> bool:
-    """Training curves' loss and train accuracy are rank 0's rows of each batch under torchrun
-    (docs/scale.md); their validation accuracies are the whole model's and are compared."""
-    return "/curves[" in path and path.rsplit("/", 1)[-1] in {"loss", "train_accuracy"}
 
 
 def assert_reports_match(one: dict, two: dict) -> None:

@@ -23,6 +23,27 @@ from dreamset.files.atomic import atomic_write_text
 from dreamset.report.tables import comparison_rows, compact_rows, metric_warnings, report_source_names
 
 ACCURACY_KEYS = ("clean_accuracy", "robust_accuracy")
+#: report.json entries that measure the machine (or name the run folder), not the result
+MACHINE_ENTRIES = ("timings", "wall_seconds", "device", "stages")  # stages: one-line log texts naming the folder
+
+
+def result_numbers(report: Any, path: str = "") -> dict[str, Any]:
+    """Every leaf of ``report`` by path (``/arms/real/clean_accuracy``, ``/seeds[0]``) without the
+    :data:`MACHINE_ENTRIES` and without the training curves' ``loss`` and ``train_accuracy``: what two
+    runs of one recipe agree on whatever the machine and the number of processes (under torchrun those
+    curve entries are rank 0's own rows of each batch, docs/scale.md; its validation accuracies are
+    the whole model's and are kept)."""
+    out: dict[str, Any] = {}
+    if isinstance(report, dict):
+        for key, value in report.items():
+            if key not in MACHINE_ENTRIES:
+                out.update(result_numbers(value, f"{path}/{key}"))
+    elif isinstance(report, list):
+        for i, value in enumerate(report):
+            out.update(result_numbers(value, f"{path}[{i}]"))
+    elif not ("/curves[" in path and path.rsplit("/", 1)[-1] in {"loss", "train_accuracy"}):
+        out[path] = report
+    return out
 
 
 def _scalar_metrics(report: dict[str, Any]) -> list[tuple[str, str]]:
