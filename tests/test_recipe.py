@@ -312,3 +312,18 @@ def test_an_old_form_recipe_file_still_validates(tmp_path):
     extractors = [extractor_ref(m.options["extractor"], m.options.get("weights")).key for m in recipe.evaluate.metrics]
     assert extractors == ["extractor:reference", "extractor:torchvision-inception", "extractor:timm"]
     assert [ref.key for ref in recipe.report.trackers] == ["tensorboard"]
+
+
+def test_long_schedule_recipe_is_the_docs_blocks_setting():
+    """`digits-robust-long` is the setting of docs/recipes.md's claims:digits-robust-long block: PGD-7 at
+    eps 0.15, 840 optimizer steps per arm (60 epochs of the 0.3-real arm, budget matched), three arms,
+    no distribution metrics, the default recipe's data and generator."""
+    from dreamset.orchestration.pipeline import arm_budgets
+
+    recipe, resolved = load_recipe("digits-robust-long")
+    default, _ = load_recipe("digits-robust")
+    assert list(recipe.arms) == ["real", "real+synthetic", "real+synthetic-0.3"]
+    assert recipe.train.attacker.key in ("pgd", "attacker:pgd") and recipe.train.attacker.options == {"eps": 0.15, "steps": 7}
+    assert arm_budgets(recipe, {"real": 4, "real+synthetic": 8, "real+synthetic-0.3": 14}) == dict.fromkeys(recipe.arms, 14 * 60)
+    assert recipe.evaluate.metrics == [] and recipe.evaluate.robust_samples == 500
+    assert recipe.data == default.data and recipe.generate == default.generate
