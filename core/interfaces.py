@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
 
-    from dreamset.context import RunContext
+    from dreamset.inputs import ArmInputs, DistributionInputs, Services
 
 
 class Component:
@@ -158,9 +158,11 @@ class Generator(Component):
 
     assigns_labels: bool = False
 
-    def fit(self, real: ImageSource, workdir: Path, context: "RunContext | None" = None) -> None:
+    def fit(self, real: ImageSource, workdir: Path, services: "Services | None" = None) -> None:
         """Train on real data (e.g. a DDPM). Checkpoints go under ``workdir``; a finished checkpoint
-        there must be reused, not retrained. Default: nothing to fit."""
+        there must be reused, not retrained. ``services`` (:class:`dreamset.inputs.Services`): the
+        device, progress bars and the run's reference classifier (``None``: library use, CPU).
+        Default: nothing to fit."""
 
     @abc.abstractmethod
     def generate(self, labels: "torch.Tensor", seeds: Sequence[int], class_names: Sequence[str]) -> GeneratedBatch:
@@ -189,8 +191,10 @@ class Sampler(Component):
     """Chooses which synthetic samples an arm uses (``sampler:*``)."""
 
     @abc.abstractmethod
-    def select(self, synthetic: ImageSource, real: ImageSource, context: "RunContext", seed: int) -> Selection:
-        """Return the selected indices (reproducible given ``seed``)."""
+    def select(self, synthetic: ImageSource, real: ImageSource, seed: int, services: "Services") -> Selection:
+        """Return the selected indices of ``synthetic`` (reproducible given ``seed``); ``real`` is the
+        real training split, ``services`` (:class:`dreamset.inputs.Services`) the device and the
+        run's reference classifier."""
 
 
 class Mixer(Component):
@@ -309,15 +313,21 @@ class Objective(Component):
 
 
 class Metric(Component):
-    """A metric (``metric:*``) computed from the run context."""
+    """A metric (``metric:*``). It declares its :attr:`scope`, and the pipeline calls
+    :meth:`compute` with that scope's typed inputs (:mod:`dreamset.inputs`):
 
-    #: a distribution metric of ``context.synthetic`` (FID, KID, PRDC, ARC, label agreement): in a
-    #: recipe with named synthetic sources it runs once per source, ``context.synthetic`` set to
-    #: that source's store and ``context.source_name`` to its name (see :mod:`dreamset.sources`)
+    * ``"source"`` — :class:`~dreamset.inputs.DistributionInputs` of one synthetic source (FID, KID,
+      PRDC, ARC, label agreement): in a recipe with named sources it runs once per source
+      (``inputs.source_name`` names it) and reports ``metrics.<metric>.<source>``;
+    * ``"synthetic"`` — :class:`~dreamset.inputs.DistributionInputs` of every source as one set;
+    * ``"arms"`` — :class:`~dreamset.inputs.ArmInputs`: the trained arms and their results."""
+
+    scope: ClassVar[str | None] = None
+    #: the 0.1 form of ``scope = "source"`` (a metric whose ``compute`` takes ``context``)
     per_source: bool = False
 
     @abc.abstractmethod
-    def compute(self, context: "RunContext") -> dict[str, Any]:
+    def compute(self, inputs: "DistributionInputs | ArmInputs") -> dict[str, Any]:
         """Return a JSON-serialisable dict; it lands in ``report.json`` under ``metrics``."""
 
 
@@ -329,8 +339,9 @@ class Extractor(Component):
     ``float32 B×D`` on the CPU; it resizes and normalises inside, as :attr:`preprocessing` says.
     :meth:`prepare` builds the network once (weights from a local file, never downloaded)."""
 
-    def prepare(self, context: "RunContext | None") -> None:
-        """Build the network (called once before the first :meth:`embed`). Default: nothing."""
+    def prepare(self, services: "Services | None") -> None:
+        """Build the network (called once before the first :meth:`embed`) on ``services.device``
+        (:class:`dreamset.inputs.Services`; ``None``: CPU). Default: nothing."""
 
     @abc.abstractmethod
     def embed(self, images: "torch.Tensor") -> "torch.Tensor":
@@ -409,20 +420,27 @@ class Tracker(Component):
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
 
     # -- the hook skeleton (active while the pipeline has the tracker registered) ----------------
-    @hookimpl
-    def after_epoch(self, context, arm, seed, epoch, metrics):
+    @hookimpl(specname="after_epoch")
+    def after_epoch_hook(self, arm, seed, epoch, metrics):
         numbers = {k: v for k, v in metrics.items() if k not in ("epoch", "step")}
         values = self.scalars(numbers, f"{arm}/seed{seed}/")
         if values:
             self.log(values, int(metrics.get("step", epoch)))
 
-    @hookimpl
-    def log_metrics(self, context, metrics, step):
+    @hookimpl(specname="log_metrics")
+    def log_metrics_hook(self, run_dir, metrics, step):
         values = self.scalars(metrics, "final/")
         if values:
             self.log(values, int(step or 0))
         names = ("recipe.json", "report.json", "report.html")
-        self.log_files([context.run_dir / n for n in names if (context.run_dir / n).is_file()])
+        self.log_files([Path(run_dir) / n for n in names if (Path(run_dir) / n).is_file()])
+
+    # the 0.1 direct calls, with the run context (until 0.3)
+    def after_epoch(self, context, arm, seed, epoch, metrics):
+        self.after_epoch_hook(arm, seed, epoch, metrics)
+
+    def log_metrics(self, context, metrics, step):
+        self.log_metrics_hook(context.run_dir, metrics, step)
 
 
 #: kind -> interface class (derived from the kinds table, :data:`dreamset.kinds.KINDS`)

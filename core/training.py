@@ -522,19 +522,17 @@ def _finish(model, ema):
     return result.eval()
 
 
-def train_reference_classifier(context) -> torch.nn.Module:
-    """Standard training on the real training split only (the run's reference classifier), with the
-    recipe's ``train.model`` and ``reference`` settings; cached in ``run_dir/reference``."""
-    recipe = context.recipe
+def train_reference_classifier(recipe, real: ImageSource, services) -> torch.nn.Module:
+    """Standard training on the real training split ``real`` only (the run's reference classifier),
+    with ``recipe``'s ``train.model`` and ``reference`` settings; cached in ``services.run_dir/reference``."""
     settings = recipe.train.model_copy(update={
         "epochs": recipe.reference.epochs, "lr": recipe.reference.lr, "ema_decay": None, "label_smoothing": 0.0,
     })
-    factory = context.registry.create(recipe.train.model.key, kind="model", **recipe.train.model.options)
+    factory = services.registry.create(recipe.train.model.key, kind="model", **recipe.train.model.options)
     from dreamset.seeding import build_model
 
-    model = build_model(factory, context.real_train.image_shape, context.real_train.num_classes,
-                        seed=recipe.seeds[0], purpose="reference")
-    mixer = context.registry.create("mixer:ratio", real_fraction=1.0)
-    return train_classifier(context, model, mixer=mixer, real=context.real_train, synthetic=None, attacker=None,
-                            settings=settings, seed=recipe.seeds[0], checkpoint_dir=context.run_dir / "reference",
-                            description="reference classifier (real only)")
+    model = build_model(factory, real.image_shape, real.num_classes, seed=recipe.seeds[0], purpose="reference")
+    mixer = services.registry.create("mixer:ratio", real_fraction=1.0)
+    plan = TrainingPlan(mixer=mixer, real=real, synthetic=None, attacker=None, settings=settings, seed=recipe.seeds[0],
+                        checkpoint_dir=services.run_dir / "reference", description="reference classifier (real only)")
+    return Trainer(plan, services).train(model).model

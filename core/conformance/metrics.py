@@ -34,6 +34,7 @@ def tiny_run_context(run_dir: Path | None = None, *, classes: int = 3, n_train: 
     import dreamset.registry as registry_module
     from dreamset.context import RunContext
     from dreamset.evaluation import evaluate_classifier
+    from dreamset.inputs import RealData
     from dreamset.recipe import Recipe
     from dreamset.training import train_classifier
 
@@ -64,7 +65,9 @@ def tiny_run_context(run_dir: Path | None = None, *, classes: int = 3, n_train: 
             context, model, mixer=mixer, real=context.real_train, synthetic=synthetic, attacker=None,
             settings=recipe.train, seed=seed, checkpoint_dir=run_dir / "checkpoints" / arm.replace("+", "_plus_"),
             description=arm)
-    context.arm_results[seed] = {arm: evaluate_classifier(context, model, []) for arm, model in context.models.items()}
+    real = RealData(context.real_train, context.real_test, context.shifted)
+    context.arm_results[seed] = {arm: evaluate_classifier(model, [], real, recipe.evaluate, context.device)
+                                 for arm, model in context.models.items()}
     return context
 
 

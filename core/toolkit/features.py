@@ -58,8 +58,10 @@ def extractor_ref(extractor: Any, weights: str | None = None, field: str = "extr
 
 
 def create_extractor(context, ref, field: str = "extractor"):
-    """The extractor component for ``ref`` (a :func:`extractor_ref` result), prepared for ``context``."""
+    """The extractor component for ``ref`` (a :func:`extractor_ref` result), prepared with ``context``
+    (the :class:`dreamset.inputs.Services` — registry, device, reference classifier — or ``None``)."""
     import dreamset.registry as registry_module
+    from dreamset.legacy import call_prepare
 
     registry = getattr(context, "registry", None) or registry_module.get_registry()
     try:
@@ -67,7 +69,7 @@ def create_extractor(context, ref, field: str = "extractor"):
     except BadInputError as exc:
         raise BadInputError(f"{field}: {exc}") from None
     extractor = registry.create(key, field_path=f"{field}.options", **ref.options)
-    extractor.prepare(context)
+    call_prepare(extractor, context)
     return extractor
 
 
