@@ -186,6 +186,7 @@ def train_in_rounds(context, model, *, trainer, arm: str, arm_folder_name: str, 
     import numpy as np
 
     from dreamset.evaluation import stratified_subset
+    from dreamset.legacy import call_fit, services_of
     from dreamset.sources import MixedSource, generate_stages, store_folders
     from dreamset.store import SyntheticStore, generate_to_store
     from dreamset.verify import require_complete
@@ -221,7 +222,7 @@ def train_in_rounds(context, model, *, trainer, arm: str, arm_folder_name: str, 
             if generator is None:
                 generator = context.registry.create(stage.generator.key, kind="generator",
                                                     field_path=f"{path}.generator.options", **stage.generator.options)
-                generator.fit(context.real_train, generator_dir, context)
+                call_fit(generator, context.real_train, generator_dir, services_of(context))
             folder = rounds_dir / f"round-{r + 1}"
             generate_to_store(generator, folder, count=counts[r + 1], batch_size=stage.batch_size, shard_size=stage.shard_size,
                               seed=stage.seed, class_names=class_names, image_shape=generator.image_shape(context.real_train),

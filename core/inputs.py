@@ -50,21 +50,16 @@ class Services:
     console: Any = None
     #: ``dreamset run --fresh``: checkpoints made with other settings are moved aside, not refused
     fresh: bool = False
+    #: ``bars(description, total)``, a context manager yielding ``advance``, drawn instead of the
+    #: console's bars (a caller's own progress display)
+    bars: Any = None
 
     @contextlib.contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[Any]:
         """A rich progress bar; yields ``advance(n=1)`` (silent without a console)."""
-        with progress_bar(self.console, description, total) as advance:
+        with (self.bars(description, total) if self.bars is not None
+              else progress_bar(self.console, description, total)) as advance:
             yield advance
-
-    def create(self, key: str, kind: str, field_path: str = "", **options) -> Any:
-        """``registry.create(key, kind=kind, ...)`` on the run's registry (else the default one)."""
-        registry = self.registry
-        if registry is None:
-            import dreamset.registry as registry_module
-
-            registry = registry_module.get_registry()
-        return registry.create(key, kind=kind, field_path=field_path, **options)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 from dreamset import hookimpl
 from dreamset.errors import BadInputError
 from dreamset.kinds import KINDS
+from dreamset.legacy import takes_context, typed_compute
 from dreamset.options import Options
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +39,13 @@ class Component:
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description (key + options) recorded in reports and provenance."""
         return {"key": self.key, "options": self.options.model_dump(mode="json")}
+
+    @classmethod
+    def dependencies(cls, options: Options) -> dict[str, tuple[str, str | None]]:
+        """The components of other kinds this one creates by key, as its ``options`` name them:
+        option name -> ``(kind, key)`` (key ``None``: the recipe's own, e.g. ``train.model``).
+        report.json's ``components`` lists them under ``uses``. Default: none."""
+        return {}
 
 
 class ImageSource(abc.ABC):
@@ -191,7 +199,7 @@ class Sampler(Component):
     """Chooses which synthetic samples an arm uses (``sampler:*``)."""
 
     @abc.abstractmethod
-    def select(self, synthetic: ImageSource, real: ImageSource, seed: int, services: "Services") -> Selection:
+    def select(self, synthetic: ImageSource, real: ImageSource, services: "Services", seed: int) -> Selection:
         """Return the selected indices of ``synthetic`` (reproducible given ``seed``); ``real`` is the
         real training split, ``services`` (:class:`dreamset.inputs.Services`) the device and the
         run's reference classifier."""
@@ -325,6 +333,13 @@ class Metric(Component):
     scope: ClassVar[str | None] = None
     #: the 0.1 form of ``scope = "source"`` (a metric whose ``compute`` takes ``context``)
     per_source: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's ``compute(inputs)`` also accepts a 0.1 caller's run context (until 0.3)."""
+        super().__init_subclass__(**kwargs)
+        compute = cls.__dict__.get("compute")
+        if compute is not None and not takes_context(compute):
+            cls.compute = typed_compute(compute)
 
     @abc.abstractmethod
     def compute(self, inputs: "DistributionInputs | ArmInputs") -> dict[str, Any]:

@@ -9,7 +9,7 @@ contract                  0.1 form (still accepted)               now
 ========================  ======================================  ===============================================
 ``Metric.compute``        ``compute(context)``                    ``compute(inputs)``: ``DistributionInputs`` or
                                                                   ``ArmInputs`` as ``Metric.scope`` says
-``Sampler.select``        ``select(synthetic, real, context,      ``select(synthetic, real, seed, services)``
+``Sampler.select``        ``select(synthetic, real, context,      ``select(synthetic, real, services, seed)``
                           seed)``
 ``Generator.fit``         ``fit(real, workdir, context)``         ``fit(real, workdir, services)``
 ``Extractor.prepare``     ``prepare(context)``                    ``prepare(services)``
@@ -58,6 +58,51 @@ def warn_context_hookimpls(hook) -> None:
                 warn_old_form(impl.plugin, f"the {name} hook taking context", f"{name} with its named arguments")
 
 
+def services_of(context) -> Any:
+    """The :class:`~dreamset.inputs.Services` an old run context (or a stand-in, or ``None``) holds."""
+    from dreamset.inputs import Services
+
+    if context is None or isinstance(context, Services):
+        return context if context is not None else Services()
+    return Services(device=getattr(context, "device", None), registry=getattr(context, "registry", None),
+                    run_dir=getattr(context, "run_dir", None), reference=getattr(context, "reference", None),
+                    console=getattr(context, "console", None), fresh=bool(getattr(context, "fresh", False)),
+                    bars=getattr(context, "progress", None))
+
+
+def inputs_from_context(context, scope: str | None) -> Any:
+    """The typed inputs of ``scope`` that an old run context (or ``None``) describes: what a metric of
+    the new contract receives when a 0.1 caller hands it the context (``metric.compute(context)``)."""
+    from dreamset.inputs import ArmInputs, DistributionInputs, RealData
+
+    real = RealData(getattr(context, "real_train", None), getattr(context, "real_test", None),
+                    getattr(context, "shifted", None) or {}, getattr(context, "evaluation_subset", None))
+    services = services_of(context)
+    if scope == "arms":
+        recipe = getattr(context, "recipe", None)
+        return ArmInputs(real, getattr(context, "models", None) or {}, getattr(context, "arm_results", None) or {},
+                         getattr(context, "seed", 0), recipe.arms if recipe is not None else {},
+                         recipe.train if recipe is not None else None, services)
+    return DistributionInputs(real, getattr(context, "synthetic", None), getattr(context, "source_name", None), services)
+
+
+def typed_compute(compute: Callable[..., Any]) -> Callable[..., Any]:
+    """``Metric.compute(inputs)`` that also takes what a 0.1 caller passes (the run context, or
+    ``None``), turned into the metric's inputs (:func:`inputs_from_context`) with the warning."""
+    import functools
+
+    from dreamset.inputs import ArmInputs, DistributionInputs
+
+    @functools.wraps(compute)
+    def wrapper(self, inputs):
+        if not isinstance(inputs, (DistributionInputs, ArmInputs)):
+            if inputs is not None:
+                warn_old_form(self, "calling compute(context)", "compute(inputs) with DistributionInputs or ArmInputs")
+            inputs = inputs_from_context(inputs, self.scope)
+        return compute(self, inputs)
+    return wrapper
+
+
 def call_fit(generator, real, workdir, services) -> None:
     """``generator.fit(real, workdir, services)``."""
     if takes_context(generator.fit):
@@ -73,12 +118,12 @@ def call_prepare(extractor, services) -> None:
 
 
 def call_select(sampler, synthetic, real, seed: int, services, context: Callable[[], Any]):
-    """``sampler.select(synthetic, real, seed, services)``; ``context()`` makes the old run context
+    """``sampler.select(synthetic, real, services, seed)``; ``context()`` makes the old run context
     for a 0.1 sampler."""
     if takes_context(sampler.select):
-        warn_old_form(sampler, "select(synthetic, real, context, seed)", "select(synthetic, real, seed, services)")
+        warn_old_form(sampler, "select(synthetic, real, context, seed)", "select(synthetic, real, services, seed)")
         return sampler.select(synthetic, real, context(), seed)
-    return sampler.select(synthetic, real, seed, services)
+    return sampler.select(synthetic, real, services, seed)
 
 
 def metric_takes_context(metric) -> bool:

@@ -17,7 +17,7 @@ normalisation are not public; this implementation fixes them as follows.
 * Grid: ``eps`` (ascending, ≥ 0) or ``points`` radii evenly spaced on ``[0, eps_max]`` (default
   ``eps_max`` 8/255 for L∞, 0.5 for L2; pixel units of [0,1]).
 * Per radius ε: a ``discriminator`` (registry model, default ``model:small-cnn`` width 8) is trained
-  with ``train_classifier`` — standard training at ε = 0, PGD adversarial training (Madry et al.,
+  with the :class:`~dreamset.training.Trainer` — standard training at ε = 0, PGD adversarial training (Madry et al.,
   2018; ``attacker:pgd``, ``attack_steps`` steps) otherwise — and its robust accuracy ``a(ε)`` on the
   held-out images is measured under PGD with ``eval_steps`` steps at the same ε (clean accuracy at
   ε = 0). ``schedule: curriculum`` (default) starts the discriminator at each radius from the one
@@ -69,6 +69,11 @@ class ARCOptions(Options):
     points: int = Field(default=5, ge=2, le=100, description="radii evenly spaced on [0, eps_max]")
     discriminator: ComponentRef = Field(default={"key": "model:small-cnn", "options": {"width": 8}},
                                         description="registry model key (or {key, options}) of the real-vs-synthetic discriminator")
+    attacker: ComponentRef = Field(default={"key": "attacker:pgd"},
+                                   description="attacker key (or {key, options}) of the discriminator's training and held-out "
+                                               "attacks; created with norm, eps and attack_steps / eval_steps")
+    mixer: ComponentRef = Field(default={"key": "mixer:ratio"},
+                                description="mixer key (or {key, options}) of the discriminator's batches; created with real_fraction 0.5")
     real: Literal["train", "test"] = Field(default="train", description="which real split to compare with")
     epochs: int = Field(default=10, ge=1, le=100_000, description="discriminator training epochs per radius")
     batch_size: int = Field(default=128, ge=2, le=1_000_000, description="training batch (half real, half synthetic)")
@@ -145,18 +150,22 @@ class ARCMetric(Metric):
     key = "metric:arc"
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.sources)
-    per_source = True
+    scope = "source"
 
     Options = ARCOptions
+
+    @classmethod
+    def dependencies(cls, options):
+        return {"discriminator": ("model", options.discriminator.key), "attacker": ("attacker", options.attacker.key),
+                "mixer": ("mixer", options.mixer.key)}
     conformance_options = {"points": 3, "epochs": 2, "attack_steps": 2, "eval_steps": 2, "max_samples": 40,
                            "discriminator": {"key": "model:small-cnn", "options": {"width": 2}}}
 
-    def _samples(self, context):
+    def _samples(self, inputs):
         """``(real images, synthetic images)`` — ``n`` each, float32 ``n×C×H×W`` in [0,1]."""
         import numpy as np
 
-        real = context.real_train if self.options.real == "train" else context.real_test
-        synthetic = context.synthetic
+        real, synthetic = inputs.real.split(self.options.real), inputs.synthetic
         if real is None or len(real) == 0:
             raise BadInputError(f"real: metric:arc needs the real {self.options.real} split")
         if synthetic is None or len(synthetic) == 0:
@@ -177,29 +186,34 @@ class ARCMetric(Metric):
         return real_x.contiguous(), syn_x.contiguous()
 
     def _cache_key(self, real_x, syn_x) -> str:
-        digest = hashlib.sha256(json.dumps(self.options.model_dump(mode="json"), sort_keys=True).encode())
+        options = self.options.model_dump(mode="json")
+        for name, default in ARCOptions().model_dump(mode="json").items():
+            if name in ("attacker", "mixer") and options[name] == default:
+                del options[name]  # options added later: at their defaults, earlier caches stay valid
+        digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
         for x in (real_x, syn_x):
             digest.update(str(tuple(x.shape)).encode())
             digest.update(x.numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def compute(self, context) -> dict[str, Any]:
+    def compute(self, inputs) -> dict[str, Any]:
         import torch
 
-        from dreamset.progress import progress
         from dreamset.data import TensorImageSet
         from dreamset.evaluation import accuracy
         from dreamset.recipe import TrainStage
-        from dreamset.training import train_classifier
+        from dreamset.training import Trainer, TrainingPlan
 
         o = self.options
-        registry = context.registry
+        services = inputs.services
+        device = services.device
+        registry = services.registry
         try:
             model_key = registry.get(o.discriminator.key, "model").key
         except BadInputError as exc:
             raise BadInputError(f"discriminator.key: {exc}") from None
         factory = registry.create(model_key, field_path="discriminator.options", **o.discriminator.options)
-        real_x, syn_x = self._samples(context)
+        real_x, syn_x = self._samples(inputs)
         n = real_x.shape[0]
         n_hold = max(1, int(round(o.holdout_fraction * n)))
         n_fit = n - n_hold
@@ -213,36 +227,38 @@ class ARCMetric(Metric):
                                  names, name="arc held-out")
         settings = TrainStage(model=o.discriminator, epochs=o.epochs, batch_size=o.batch_size, optimizer="adamw", lr=o.lr,
                               weight_decay=0.0, schedule="cosine", mixed_precision=False)
-        mixer = registry.create("mixer:ratio", real_fraction=0.5)
-        cache = context.run_dir / "metrics" / "arc" / self._cache_key(real_x, syn_x)
+        mixer = registry.create(o.mixer.key, kind="mixer", field_path="mixer.options", **{**o.mixer.options, "real_fraction": 0.5})
+        cache = services.run_dir / "metrics" / "arc" / self._cache_key(real_x, syn_x)
         grid = o.grid()
         curve = []
         previous = None
-        with progress(context, "ARC radii", len(grid)) as advance:
+        with services.progress("ARC radii", len(grid)) as advance:
             for i, eps in enumerate(grid):
                 train_attack = eval_attack = None
                 if eps > 0:
-                    train_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.attack_steps)
-                    eval_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.eval_steps)
-                with forked_rng(context.device, o.seed):
+                    train_attack, eval_attack = (registry.create(o.attacker.key, kind="attacker", field_path="attacker.options",
+                                                                 **{**o.attacker.options, "norm": o.norm, "eps": eps, "steps": steps})
+                                                 for steps in (o.attack_steps, o.eval_steps))
+                with forked_rng(device, o.seed):
                     model = factory.build(tuple(real_x.shape[1:]), 2)
                     if o.schedule == "curriculum" and previous is not None:
                         model.load_state_dict(previous)  # warm start: fine-tune the previous radius's discriminator
-                    model = train_classifier(context, model, mixer=mixer, real=fit_real, synthetic=fit_syn, attacker=train_attack,
-                                             settings=settings, seed=o.seed, checkpoint_dir=cache / f"eps-{i}",
-                                             description=f"ARC discriminator eps={eps:.4g}")
+                    plan = TrainingPlan(mixer=mixer, real=fit_real, synthetic=fit_syn, attacker=train_attack, settings=settings,
+                                        seed=o.seed, checkpoint_dir=cache / f"eps-{i}",
+                                        description=f"ARC discriminator eps={eps:.4g}")
+                    model = Trainer(plan, services).train(model).model
                     previous = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    clean = accuracy(model, heldout, context.device, o.batch_size)
-                    predicted_real = _predicted_fraction(model, heldout, context.device, o.batch_size)
+                    clean = accuracy(model, heldout, device, o.batch_size)
+                    predicted_real = _predicted_fraction(model, heldout, device, o.batch_size)
                     torch.manual_seed(o.seed)
-                    robust = clean if eval_attack is None else accuracy(model, heldout, context.device, o.batch_size, eval_attack)
+                    robust = clean if eval_attack is None else accuracy(model, heldout, device, o.batch_size, eval_attack)
                 curve.append({"eps": float(eps), "robust_accuracy": float(robust), "clean_accuracy": float(clean),
                               "predicted_real_fraction": float(predicted_real)})
                 advance(1)
         arc = arc_area(grid, [point["robust_accuracy"] for point in curve])
         warnings = collapse_warnings(curve)
-        source = getattr(context, "source_name", None)  # one curve per named synthetic source
-        self._plot(context.run_dir / (f"arc_curve_{source}.png" if source else "arc_curve.png"), curve, arc)
+        source = inputs.source_name  # one curve per named synthetic source
+        self._plot(services.run_dir / (f"arc_curve_{source}.png" if source else "arc_curve.png"), curve, arc)
         return {
             "arc": arc,
             "curve": curve,
