@@ -472,10 +472,12 @@ class _Step:
 
 def train_classifier(context, model: torch.nn.Module, *, record: dict[str, Any] | None = None, arm: str | None = None,
                      **plan: Any) -> torch.nn.Module:
-    """:class:`Trainer` for callers holding a run context (or ``None``): ``plan`` holds the
-    :class:`TrainingPlan` fields; ``record``, when given, is filled with what the training cost;
-    ``arm`` (with a context and a record) turns on the training curves (:mod:`dreamset.curves`).
-    Returns the trained model (its EMA when ``ema_decay`` is set) in eval mode."""
+    """Train one classifier: the :class:`Trainer` of the :class:`TrainingPlan` whose fields are
+    ``plan``, with ``context`` its services (:class:`dreamset.inputs.Services`, a run context, or
+    ``None``). Every model dreamset trains goes through here (the kill-point tests count them).
+    ``record``, when given, is filled with what the training cost; ``arm`` (with a run context and a
+    record) turns on the training curves (:mod:`dreamset.curves`). Returns the trained model (its
+    EMA when ``ema_decay`` is set) in eval mode."""
     plan = TrainingPlan(**plan)
     curves = None
     if arm is not None and context is not None and record is not None:
@@ -533,6 +535,6 @@ def train_reference_classifier(recipe, real: ImageSource, services) -> torch.nn.
 
     model = build_model(factory, real.image_shape, real.num_classes, seed=recipe.seeds[0], purpose="reference")
     mixer = services.registry.create("mixer:ratio", real_fraction=1.0)
-    plan = TrainingPlan(mixer=mixer, real=real, synthetic=None, attacker=None, settings=settings, seed=recipe.seeds[0],
-                        checkpoint_dir=services.run_dir / "reference", description="reference classifier (real only)")
-    return Trainer(plan, services).train(model).model
+    return train_classifier(services, model, mixer=mixer, real=real, synthetic=None, attacker=None, settings=settings,
+                            seed=recipe.seeds[0], checkpoint_dir=services.run_dir / "reference",
+                            description="reference classifier (real only)")

@@ -17,7 +17,7 @@ normalisation are not public; this implementation fixes them as follows.
 * Grid: ``eps`` (ascending, ≥ 0) or ``points`` radii evenly spaced on ``[0, eps_max]`` (default
   ``eps_max`` 8/255 for L∞, 0.5 for L2; pixel units of [0,1]).
 * Per radius ε: a ``discriminator`` (registry model, default ``model:small-cnn`` width 8) is trained
-  with the :class:`~dreamset.training.Trainer` — standard training at ε = 0, PGD adversarial training (Madry et al.,
+  with ``train_classifier`` — standard training at ε = 0, PGD adversarial training (Madry et al.,
   2018; ``attacker:pgd``, ``attack_steps`` steps) otherwise — and its robust accuracy ``a(ε)`` on the
   held-out images is measured under PGD with ``eval_steps`` steps at the same ε (clean accuracy at
   ε = 0). ``schedule: curriculum`` (default) starts the discriminator at each radius from the one
@@ -202,7 +202,7 @@ class ARCMetric(Metric):
         from dreamset.data import TensorImageSet
         from dreamset.evaluation import accuracy
         from dreamset.recipe import TrainStage
-        from dreamset.training import Trainer, TrainingPlan
+        from dreamset.training import train_classifier
 
         o = self.options
         services = inputs.services
@@ -243,10 +243,9 @@ class ARCMetric(Metric):
                     model = factory.build(tuple(real_x.shape[1:]), 2)
                     if o.schedule == "curriculum" and previous is not None:
                         model.load_state_dict(previous)  # warm start: fine-tune the previous radius's discriminator
-                    plan = TrainingPlan(mixer=mixer, real=fit_real, synthetic=fit_syn, attacker=train_attack, settings=settings,
-                                        seed=o.seed, checkpoint_dir=cache / f"eps-{i}",
-                                        description=f"ARC discriminator eps={eps:.4g}")
-                    model = Trainer(plan, services).train(model).model
+                    model = train_classifier(services, model, mixer=mixer, real=fit_real, synthetic=fit_syn, attacker=train_attack,
+                                             settings=settings, seed=o.seed, checkpoint_dir=cache / f"eps-{i}",
+                                             description=f"ARC discriminator eps={eps:.4g}")
                     previous = {k: v.detach().clone() for k, v in model.state_dict().items()}
                     clean = accuracy(model, heldout, device, o.batch_size)
                     predicted_real = _predicted_fraction(model, heldout, device, o.batch_size)

@@ -142,7 +142,7 @@ class EffectiveRobustnessMetric(Metric):
         """Train (or reload) and evaluate the real-only baseline models."""
         import numpy as np
 
-        from dreamset.training import Trainer, TrainingPlan
+        from dreamset.training import train_classifier
 
         o = self.options
         train, services = inputs.train, inputs.services
@@ -174,10 +174,9 @@ class EffectiveRobustnessMetric(Metric):
                     settings = train.model_copy(update={"epochs": epochs, "ema_decay": None, "label_smoothing": 0.0})
                     model = build_model(factory, real.image_shape, real.num_classes, seed=o.seed,
                                         purpose="effective-robustness-testbed", index=index)
-                    plan = TrainingPlan(mixer=mixer, real=subset, synthetic=None, attacker=None, settings=settings, seed=seed,
-                                        checkpoint_dir=cache / f"n{size}-e{epochs}-s{seed}",
-                                        description=f"ER testbed n={size} epochs={epochs}")
-                    model = Trainer(plan, services).train(model).model
+                    model = train_classifier(services, model, mixer=mixer, real=subset, synthetic=None, attacker=None, settings=settings,
+                                             seed=seed, checkpoint_dir=cache / f"n{size}-e{epochs}-s{seed}",
+                                             description=f"ER testbed n={size} epochs={epochs}")
                     points.append({"train_size": size, "epochs": epochs, "seed": seed, **self._evaluate(inputs, model)})
                     index += 1
                     advance(1)
