@@ -37,7 +37,9 @@ def _with_uses(registry, ref, kind: str, path: str) -> dict[str, Any]:
     creates by key (its declared :meth:`~dreamset.interfaces.Component.dependencies`)."""
     record = _source(registry, ref.key, kind)
     spec = registry.get(ref.key, kind)
-    declared = spec.load().dependencies(registry.validate_options(spec.key, ref.options, field_path=f"{path}.options"))
+    dependencies = getattr(spec.load(), "dependencies", None)  # a plain factory declares none
+    declared = dependencies(registry.validate_options(spec.key, ref.options, field_path=f"{path}.options")) \
+        if dependencies is not None else {}
     if declared:
         record["uses"] = {option: _source(registry, key, used) if key is not None else {"same_as": f"train.{used}"}
                           for option, (used, key) in declared.items()}
