@@ -449,7 +449,7 @@ class TrainStage:
         from dreamset.closed_loop import looped_source, train_in_rounds
         from dreamset.objectives import objective_for
         from dreamset.seeding import build_model
-        from dreamset.training import train_classifier
+        from dreamset.training import TrainingPlan, train_classifier
 
         recipe, run = self.run.recipe, self.run
         model_factory = run.create(recipe.train.model, "model", "train.model")
@@ -460,15 +460,16 @@ class TrainStage:
         augment = arm_augmentation_plan(run, arm_name, arm)
         objective = objective_for(attacker, recipe.train, run.registry)
         safe = arm_folder(arm_name)
+        plan = TrainingPlan(mixer=data["mixer"], real=data["real"], synthetic=data["synthetic"], settings=recipe.train,
+                            seed=seed, checkpoint_dir=run.run_dir / "checkpoints" / f"{safe}-seed{seed}",
+                            attacker=attacker, objective=objective, augment=augment, total_steps=total_steps,
+                            description=f"train {arm_name} (seed {seed})")
         record: dict[str, Any] = {}
-        common = dict(mixer=data["mixer"], real=data["real"], attacker=attacker, settings=recipe.train, seed=seed,
-                      checkpoint_dir=run.run_dir / "checkpoints" / f"{safe}-seed{seed}",
-                      description=f"train {arm_name} (seed {seed})", total_steps=total_steps, record=record,
-                      augment=augment, objective=objective, arm=arm_name)
         if looped_source(recipe, arm) is not None:  # generated in rounds steered by this classifier
-            model = train_in_rounds(view, model, trainer=train_classifier, arm_folder_name=safe, **common)
+            model = train_in_rounds(view, model, plan, trainer=train_classifier, arm=arm_name, arm_folder_name=safe,
+                                    record=record)
         else:
-            model = train_classifier(view, model, synthetic=data["synthetic"], **common)
+            model = train_classifier(view, model, record=record, arm=arm_name, **vars(plan))
         return TrainedArm(model, record, augment.describe())
 
     @staticmethod

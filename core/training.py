@@ -473,8 +473,9 @@ class _Step:
 def train_classifier(context, model: torch.nn.Module, *, record: dict[str, Any] | None = None, arm: str | None = None,
                      **plan: Any) -> torch.nn.Module:
     """Train one classifier: the :class:`Trainer` of the :class:`TrainingPlan` whose fields are
-    ``plan``, with ``context`` its services (:class:`dreamset.inputs.Services`, a run context, or
-    ``None``). Every model dreamset trains goes through here (the kill-point tests count them).
+    ``plan`` (a caller holding a plan passes ``**vars(plan)``), with ``context`` its services
+    (:class:`dreamset.inputs.Services`, a run context, or ``None``). Every model dreamset trains goes
+    through here: the kill-point tests wrap it, count the models and read its keyword arguments.
     ``record``, when given, is filled with what the training cost; ``arm`` (with a run context and a
     record) turns on the training curves (:mod:`dreamset.curves`). Returns the trained model (its
     EMA when ``ema_decay`` is set) in eval mode."""
