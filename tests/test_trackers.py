@@ -185,7 +185,7 @@ def test_mlflow_nests_under_an_active_run_and_honours_the_options(tmp_path, fake
 
 
 def test_a_failing_run_closes_its_trackers_as_failed_and_unregisters_them(tmp_path, fake_mlflow, monkeypatch):
-    import dreamset.orchestration.pipeline as pipeline
+    import dreamset.orchestration.stages as pipeline
 
     def broken(*args, **kwargs):
         raise RuntimeError("the evaluation broke")

@@ -3,8 +3,8 @@
 Sources are named the way a user has them: a dataset key (``dataset:digits``, its training split is
 the real set and its test split the held-out set), a dreamset store folder, a ``.npz`` with
 ``image``/``label`` arrays (the DM-Improves-AT / Rebuffi et al. release format), or precomputed
-features: a ``.npy`` ``N×D`` matrix or a ``.npz`` with ``features`` (and optionally ``labels``). The metrics get a
-:class:`~dreamset.orchestration.context.RunContext` whose reference classifier (for the offline ``reference``
+features: a ``.npy`` ``N×D`` matrix or a ``.npz`` with ``features`` (and optionally ``labels``). The metrics get
+:class:`~dreamset.contracts.inputs.DistributionInputs` whose reference classifier (for the offline ``reference``
 feature extractor and label agreement) is trained on the real source and cached in ``work_dir``.
 Metrics that need trained arms (accuracy, effective robustness) belong in a recipe, not here.
 """
@@ -77,7 +77,9 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
 
     import dreamset.registry as registry_module
     from dreamset.orchestration.context import RunContext, resolve_device
-    from dreamset.orchestration.pipeline import metric_report_name
+    from dreamset.contracts.inputs import DistributionInputs, RealData
+    from dreamset.contracts.legacy import services_of
+    from dreamset.orchestration.stages import metric_report_name
     from dreamset.orchestration.recipe import Recipe
 
     registry = registry or registry_module.get_registry()
@@ -111,11 +113,12 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
     recipe = Recipe(name="evaluate", data={"dataset": "dataset:digits"}, arms={"real": {"real": True}},
                     train={"model": model}, reference={"epochs": reference_epochs})
     context = RunContext(recipe=recipe, run_dir=work, registry=registry, device=resolve_device("auto"))
-    context.real_train, context.real_test, context.synthetic = real_train, real_test, synthetic_source
+    context.real_train = real_train  # what the reference classifier trains on
+    inputs = DistributionInputs(RealData(real_train, real_test), synthetic_source, None, services_of(context))
     torch.manual_seed(0)
     for key in keys:
         metric = registry.create(key, kind="metric", **options)
-        results[metric_report_name(key)] = metric.compute(context)
+        results[metric_report_name(key)] = metric.compute(inputs)
     return results
 
 

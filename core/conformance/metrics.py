@@ -1,8 +1,8 @@
-"""Conformance checks for ``metric:*`` components, and :func:`tiny_run_context`, a real
-:class:`~dreamset.orchestration.context.RunContext` over tiny data that metric tests can share.
+"""Conformance checks for ``metric:*`` components, and :func:`tiny_run_context`, a run context over
+tiny data that metric tests can share (each metric gets the typed inputs of its scope from it).
 
-A metric's ``compute(context)`` must return a JSON-serialisable dict, be deterministic for a fixed
-context (same numbers twice), and leave the context's models in the train/eval state it found them.
+A metric's ``compute(inputs)`` must return a JSON-serialisable dict, be deterministic for fixed
+inputs (same numbers twice), and leave the models in the train/eval state it found them.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def tiny_run_context(run_dir: Path | None = None, *, classes: int = 3, n_train: 
     import dreamset.registry as registry_module
     from dreamset.orchestration.context import RunContext
     from dreamset.orchestration.evaluation import evaluate_classifier
+    from dreamset.contracts.inputs import RealData
     from dreamset.orchestration.recipe import Recipe
     from dreamset.training.trainer import train_classifier
 
@@ -64,18 +65,30 @@ def tiny_run_context(run_dir: Path | None = None, *, classes: int = 3, n_train: 
             context, model, mixer=mixer, real=context.real_train, synthetic=synthetic, attacker=None,
             settings=recipe.train, seed=seed, checkpoint_dir=run_dir / "checkpoints" / arm.replace("+", "_plus_"),
             description=arm)
-    context.arm_results[seed] = {arm: evaluate_classifier(context, model, []) for arm, model in context.models.items()}
+    real = RealData(context.real_train, context.real_test, context.shifted)
+    context.arm_results[seed] = {arm: evaluate_classifier(model, [], real, recipe.evaluate, context.device)
+                                 for arm, model in context.models.items()}
     return context
 
 
 def check_metric(metric, context=None) -> None:
-    """JSON-serialisable dict, identical on a second call, model train/eval flags untouched."""
+    """JSON-serialisable dict, identical on a second call, model train/eval flags untouched. The
+    metric gets the inputs of its scope (``context``'s, :func:`dreamset.contracts.legacy.inputs_from_context`;
+    a 0.1 metric, ``compute(context)``, the context itself); a scope it does not declare fails."""
+    from dreamset.contracts.legacy import inputs_from_context, takes_context
+
     context = context or tiny_run_context()
     before = {arm: training_modes(model) for arm, model in context.models.items()}
+    if takes_context(metric.compute):
+        inputs = context
+    else:
+        from dreamset.orchestration.stages import metric_scope
+
+        inputs = inputs_from_context(context, metric_scope(metric))
     torch.manual_seed(0)
-    first = metric.compute(context)
+    first = metric.compute(inputs)
     torch.manual_seed(0)
-    second = metric.compute(context)
+    second = metric.compute(inputs)
     assert isinstance(first, dict) and first, "compute() must return a non-empty dict"
     json.dumps(first, allow_nan=False)  # plain JSON: no tensors, numpy scalars, NaN or infinity
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True), "not deterministic"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 from dreamset.contracts.errors import BadInputError
 
@@ -21,15 +20,14 @@ def check_tracker(tracker, run_dir: Path) -> None:
         return log(metrics, step)
 
     tracker.log = spy
-    context = SimpleNamespace(run_dir=run_dir)
     (run_dir / "recipe.json").write_text('{"name": "conformance"}')
     try:
         tracker.start(run_dir, "conformance", {"train.epochs": 2, "seeds": "[0]", "report.html": True})
         for epoch in range(2):
-            tracker.after_epoch(context=context, arm="real+synthetic", seed=0, epoch=epoch,
-                                metrics={"epoch": epoch, "step": 4 * (epoch + 1), "loss": 1.0 / (epoch + 1),
-                                         "train_accuracy": 0.5, "lr": 0.1, "val_clean_accuracy": float("nan")})
-        tracker.log_metrics(context=context, metrics={"real/clean_accuracy": 0.75, "metrics/fid/fid": 12.5}, step=None)
+            tracker.after_epoch_hook(arm="real+synthetic", seed=0, epoch=epoch,
+                                     metrics={"epoch": epoch, "step": 4 * (epoch + 1), "loss": 1.0 / (epoch + 1),
+                                              "train_accuracy": 0.5, "lr": 0.1, "val_clean_accuracy": float("nan")})
+        tracker.log_metrics_hook(run_dir=run_dir, metrics={"real/clean_accuracy": 0.75, "metrics/fid/fid": 12.5}, step=None)
     finally:
         tracker.close(failed=False)
         del tracker.log

@@ -60,21 +60,26 @@ for _kind in KINDS:
 del _kind
 
 
-@hookspec
-def before_stage(stage, context):
-    """Called by the pipeline before each stage (``data``, ``generate``, ``select``, ``train``,
-    ``evaluate``, ``metrics``, ``report``) with the run context. Return value ignored; exceptions
-    abort the run."""
+#: ``context`` (every lifecycle hook below): the 0.1 run context, still passed for implementations
+#: written against it, one release long (a DeprecationWarning names them, docs/migration.md); take
+#: the named arguments instead.
 
 
 @hookspec
-def after_stage(stage, context, seconds):
+def before_stage(stage, run_dir, context):
+    """Called by the pipeline before each stage (``data``, ``generate``, ``generate-eval``, ``select``,
+    ``train``, ``evaluate``, ``metrics``, ``report``) with the run folder. Return value ignored;
+    exceptions abort the run."""
+
+
+@hookspec
+def after_stage(stage, run_dir, seconds, context):
     """Called by the pipeline after each stage finishes, with its wall-clock duration in seconds.
     Return value ignored."""
 
 
 @hookspec
-def after_epoch(context, arm, seed, epoch, metrics):
+def after_epoch(arm, seed, epoch, metrics, context):
     """Called by the trainer after each epoch of an arm's training (rank 0 only), with the arm's
     name, the seed, the 0-based epoch and ``metrics``: a flat ``{name: float}`` with ``loss``,
     ``train_accuracy`` (on the batches trained on, adversarial where the objective is), ``lr``,
@@ -86,8 +91,8 @@ def after_epoch(context, arm, seed, epoch, metrics):
 
 
 @hookspec
-def log_metrics(context, metrics, step):
-    """Called once at the end of a run (after ``report.json`` is written) with the headline numbers
+def log_metrics(run_dir, metrics, step, context):
+    """Called once at the end of a run (after ``report.json`` is written in ``run_dir``) with the headline numbers
     as a flat ``{name: float}`` (``<arm>/clean_accuracy``, ``<arm>/robust_accuracy``,
     ``metrics/<metric>/<key>``) and ``step=None``. Experiment trackers log them (and the run's
     files); the pipeline closes them afterwards. Return value ignored."""

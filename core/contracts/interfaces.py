@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 from dreamset import hookimpl
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.kinds import KINDS
+from dreamset.contracts.legacy import takes_context, typed_compute
 from dreamset.contracts.options import Options
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
 
-    from dreamset.orchestration.context import RunContext
+    from dreamset.contracts.inputs import ArmInputs, DistributionInputs, Services
 
 
 class Component:
@@ -38,6 +39,13 @@ class Component:
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description (key + options) recorded in reports and provenance."""
         return {"key": self.key, "options": self.options.model_dump(mode="json")}
+
+    @classmethod
+    def dependencies(cls, options: Options) -> dict[str, tuple[str, str | None]]:
+        """The components of other kinds this one creates by key, as its ``options`` name them:
+        option name -> ``(kind, key)`` (key ``None``: the recipe's own, e.g. ``train.model``).
+        report.json's ``components`` lists them under ``uses``. Default: none."""
+        return {}
 
 
 class ImageSource(abc.ABC):
@@ -158,9 +166,11 @@ class Generator(Component):
 
     assigns_labels: bool = False
 
-    def fit(self, real: ImageSource, workdir: Path, context: "RunContext | None" = None) -> None:
+    def fit(self, real: ImageSource, workdir: Path, services: "Services | None" = None) -> None:
         """Train on real data (e.g. a DDPM). Checkpoints go under ``workdir``; a finished checkpoint
-        there must be reused, not retrained. Default: nothing to fit."""
+        there must be reused, not retrained. ``services`` (:class:`dreamset.contracts.inputs.Services`): the
+        device, progress bars and the run's reference classifier (``None``: library use, CPU).
+        Default: nothing to fit."""
 
     @abc.abstractmethod
     def generate(self, labels: "torch.Tensor", seeds: Sequence[int], class_names: Sequence[str]) -> GeneratedBatch:
@@ -189,8 +199,10 @@ class Sampler(Component):
     """Chooses which synthetic samples an arm uses (``sampler:*``)."""
 
     @abc.abstractmethod
-    def select(self, synthetic: ImageSource, real: ImageSource, context: "RunContext", seed: int) -> Selection:
-        """Return the selected indices (reproducible given ``seed``)."""
+    def select(self, synthetic: ImageSource, real: ImageSource, services: "Services", seed: int) -> Selection:
+        """Return the selected indices of ``synthetic`` (reproducible given ``seed``); ``real`` is the
+        real training split, ``services`` (:class:`dreamset.contracts.inputs.Services`) the device and the
+        run's reference classifier."""
 
 
 class Mixer(Component):
@@ -312,15 +324,28 @@ class Objective(Component):
 
 
 class Metric(Component):
-    """A metric (``metric:*``) computed from the run context."""
+    """A metric (``metric:*``). It declares its :attr:`scope`, and the pipeline calls
+    :meth:`compute` with that scope's typed inputs (:mod:`dreamset.contracts.inputs`):
 
-    #: a distribution metric of ``context.synthetic`` (FID, KID, PRDC, ARC, label agreement): in a
-    #: recipe with named synthetic sources it runs once per source, ``context.synthetic`` set to
-    #: that source's store and ``context.source_name`` to its name (see :mod:`dreamset.orchestration.sources`)
+    * ``"source"`` — :class:`~dreamset.contracts.inputs.DistributionInputs` of one synthetic source (FID, KID,
+      PRDC, ARC, label agreement): in a recipe with named sources it runs once per source
+      (``inputs.source_name`` names it) and reports ``metrics.<metric>.<source>``;
+    * ``"synthetic"`` — :class:`~dreamset.contracts.inputs.DistributionInputs` of every source as one set;
+    * ``"arms"`` — :class:`~dreamset.contracts.inputs.ArmInputs`: the trained arms and their results."""
+
+    scope: ClassVar[str | None] = None
+    #: the 0.1 form of ``scope = "source"`` (a metric whose ``compute`` takes ``context``)
     per_source: bool = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's ``compute(inputs)`` also accepts a 0.1 caller's run context (until 0.3)."""
+        super().__init_subclass__(**kwargs)
+        compute = cls.__dict__.get("compute")
+        if compute is not None and not takes_context(compute):
+            cls.compute = typed_compute(compute)
+
     @abc.abstractmethod
-    def compute(self, context: "RunContext") -> dict[str, Any]:
+    def compute(self, inputs: "DistributionInputs | ArmInputs") -> dict[str, Any]:
         """Return a JSON-serialisable dict; it lands in ``report.json`` under ``metrics``."""
 
 
@@ -332,8 +357,9 @@ class Extractor(Component):
     ``float32 B×D`` on the CPU; it resizes and normalises inside, as :attr:`preprocessing` says.
     :meth:`prepare` builds the network once (weights from a local file, never downloaded)."""
 
-    def prepare(self, context: "RunContext | None") -> None:
-        """Build the network (called once before the first :meth:`embed`). Default: nothing."""
+    def prepare(self, services: "Services | None") -> None:
+        """Build the network (called once before the first :meth:`embed`) on ``services.device``
+        (:class:`dreamset.contracts.inputs.Services`; ``None``: CPU). Default: nothing."""
 
     @abc.abstractmethod
     def embed(self, images: "torch.Tensor") -> "torch.Tensor":
@@ -412,20 +438,27 @@ class Tracker(Component):
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
 
     # -- the hook skeleton (active while the pipeline has the tracker registered) ----------------
-    @hookimpl
-    def after_epoch(self, context, arm, seed, epoch, metrics):
+    @hookimpl(specname="after_epoch")
+    def after_epoch_hook(self, arm, seed, epoch, metrics):
         numbers = {k: v for k, v in metrics.items() if k not in ("epoch", "step")}
         values = self.scalars(numbers, f"{arm}/seed{seed}/")
         if values:
             self.log(values, int(metrics.get("step", epoch)))
 
-    @hookimpl
-    def log_metrics(self, context, metrics, step):
+    @hookimpl(specname="log_metrics")
+    def log_metrics_hook(self, run_dir, metrics, step):
         values = self.scalars(metrics, "final/")
         if values:
             self.log(values, int(step or 0))
         names = ("recipe.json", "report.json", "report.html")
-        self.log_files([context.run_dir / n for n in names if (context.run_dir / n).is_file()])
+        self.log_files([Path(run_dir) / n for n in names if (Path(run_dir) / n).is_file()])
+
+    # the 0.1 direct calls, with the run context (until 0.3)
+    def after_epoch(self, context, arm, seed, epoch, metrics):
+        self.after_epoch_hook(arm, seed, epoch, metrics)
+
+    def log_metrics(self, context, metrics, step):
+        self.log_metrics_hook(context.run_dir, metrics, step)
 
 
 #: kind -> interface class (derived from the kinds table, :data:`dreamset.contracts.kinds.KINDS`)

@@ -68,7 +68,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("objective", "Objective", ("train.objective",),
          "training objectives: loss(model, x, y, attacker=, mask=) -> scalar loss (standard, PGD-AT, TRADES, MART)"),
     Kind("metric", "Metric", ("evaluate.metrics[]",),
-         "metrics: compute(context) -> JSON-serialisable result stored in report.json"),
+         "metrics: compute(inputs of the metric's scope) -> JSON-serialisable result stored in report.json"),
     Kind("extractor", "Extractor", ("evaluate.metrics[].options.extractor",),
          "feature extractors: embed(images) -> float32 N×D features for the distribution metrics"),
     Kind("tracker", "Tracker", ("report.trackers[]",),

@@ -175,23 +175,26 @@ def _merge_records(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def train_in_rounds(context, model, *, trainer, arm: str, arm_folder_name: str, seed: int, total_steps: int, checkpoint_dir: Path,
-                    description: str, record: dict[str, Any] | None, real, attacker, **train) -> Any:
-    """Train ``model`` for ``total_steps`` optimizer steps over the rounds of the arm's closed-loop
-    source, generating segment ``r+1`` after round ``r`` (see the module docstring); returns the
-    final classifier. ``trainer``: :func:`dreamset.training.trainer.train_classifier` and
-    ``arm_folder_name``: the arm's folder name (:func:`dreamset.orchestration.recipe.arm_folder`), both passed in by
-    the pipeline so this module does not import the training and recipe modules that import it. ``train``: the other ``train_classifier``
-    arguments (mixer, settings, ...)."""
+def train_in_rounds(context, model, plan, *, trainer, arm: str, arm_folder_name: str, record: dict[str, Any] | None) -> Any:
+    """Train ``model`` for ``plan.total_steps`` optimizer steps over the rounds of the arm's
+    closed-loop source, generating segment ``r+1`` after round ``r`` (see the module docstring);
+    returns the final classifier. ``plan``: the arm's :class:`~dreamset.training.trainer.TrainingPlan`, whose
+    synthetic set, checkpoint folder and step range each round replaces. ``trainer``:
+    :func:`dreamset.training.trainer.train_classifier` and ``arm_folder_name``: the arm's folder name
+    (:func:`dreamset.orchestration.recipe.arm_folder`), both passed in by the pipeline so this module does not
+    import the training and recipe modules that import it."""
+    import dataclasses
+
     import numpy as np
 
-    from dreamset.files.verify import require_complete
     from dreamset.orchestration.evaluation import stratified_subset
+    from dreamset.contracts.legacy import call_fit, services_of
     from dreamset.orchestration.sources import MixedSource, generate_stages, store_folders
     from dreamset.store.generation import generate_to_store
     from dreamset.store.reader import SyntheticStore
+    from dreamset.files.verify import require_complete
 
-    recipe = context.recipe
+    recipe, seed, total_steps, attacker = context.recipe, plan.seed, plan.total_steps, plan.attacker
     name = looped_source(recipe, recipe.arms[arm])
     path, stage = generate_stages(recipe)[name]
     loop: ClosedLoop = stage.closed_loop
@@ -209,20 +212,21 @@ def train_in_rounds(context, model, *, trainer, arm: str, arm_folder_name: str, 
         first, last = total_steps * r // loop.rounds, total_steps * (r + 1) // loop.rounds
         pool = MixedSource(dict(segments))
         part: dict[str, Any] = {}
-        model = trainer(context, model, real=real, synthetic=pool, attacker=attacker, seed=seed,
-                                 checkpoint_dir=Path(checkpoint_dir) / f"round-{r}", description=f"{description} round {r}",
-                                 total_steps=last - first, schedule_steps=(first, total_steps), record=part, arm=arm, **train)
+        round_plan = dataclasses.replace(plan, synthetic=pool, checkpoint_dir=Path(plan.checkpoint_dir) / f"round-{r}",
+                                         description=f"{plan.description} round {r}", total_steps=last - first,
+                                         schedule_steps=(first, total_steps))
+        model = trainer(context, model, record=part, arm=arm, **vars(round_plan))
         records.append(part)
         entry = {"round": r, "optimizer_steps": last - first, "pool": len(pool)}
         if r + 1 < loop.rounds:
-            scores = class_scores(model, probe, loop.rule, k, context.device, train["settings"].batch_size, attacker)
+            scores = class_scores(model, probe, loop.rule, k, context.device, plan.settings.batch_size, attacker)
             per_class, shares = allocate(scores, counts[r + 1], loop.uniform_mix)
             labels = np.repeat(np.arange(k), per_class)
             requests = [{"round": r + 1, "rule": loop.rule, "score": float(scores[c]), "share": float(shares[c])} for c in labels]
             if generator is None:
                 generator = context.registry.create(stage.generator.key, kind="generator",
                                                     field_path=f"{path}.generator.options", **stage.generator.options)
-                generator.fit(context.real_train, generator_dir, context)
+                call_fit(generator, context.real_train, generator_dir, services_of(context))
             folder = rounds_dir / f"round-{r + 1}"
             generate_to_store(generator, folder, count=counts[r + 1], batch_size=stage.batch_size, shard_size=stage.shard_size,
                               seed=stage.seed, class_names=class_names, image_shape=generator.image_shape(context.real_train),

@@ -1,4 +1,7 @@
-"""The run context: the state of a run that a stage, sampler or metric may read, in one object.
+"""The 0.1 run context: the state of a run in one object, as plugins written against the 0.1
+contracts (``compute(context)``, ``select(synthetic, real, context, seed)``, hooks taking ``context``)
+read it. The pipeline no longer passes it between stages (:mod:`dreamset.orchestration.stages`) or to components
+(:mod:`dreamset.contracts.inputs`); it builds one for those old plugins only (:mod:`dreamset.contracts.legacy`), until 0.3.
 
 Services are objects the context carries, not its methods: ``context.reference`` is the run's
 :class:`~dreamset.orchestration.reference.ReferenceClassifier` (real data only, standard training, trained on first
@@ -17,9 +20,9 @@ from typing import Any, Iterator
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dreamset.contracts.interfaces import ImageSource, Selection
+from dreamset.contracts.progress import progress, progress_bar  # noqa: F401  (progress re-exported: it lived here)
 from dreamset.orchestration.recipe import Recipe
 from dreamset.orchestration.reference import ReferenceClassifier
 
@@ -86,11 +89,8 @@ class RunContext:
     @contextlib.contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[Any]:
         """A rich progress bar; yields ``advance(n=1)``."""
-        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn()]
-        with Progress(*columns, console=self.console, transient=True, disable=not self.console.is_terminal) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda n=1: bar.advance(task, n)
+        with progress_bar(self.console, description, total) as advance:
+            yield advance
 
     # -- shorthands for the reference-classifier service ------------------------------------------
     def reference_classifier(self) -> torch.nn.Module:

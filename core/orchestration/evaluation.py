@@ -126,31 +126,33 @@ def worst_case_correct(model: torch.nn.Module, source: ImageSource, attackers: S
     return clean, by_attacker, worst
 
 
-def evaluate_classifier(context, model: torch.nn.Module, attackers: list[Attacker]) -> dict[str, Any]:
-    """One arm's evaluation: ``clean_accuracy`` (the whole test set), ``clean_accuracy_subset``,
+def evaluate_classifier(model: torch.nn.Module, attackers: list[Attacker], real, settings, device,
+                        generated=None) -> dict[str, Any]:
+    """One arm's evaluation on ``real`` (:class:`dreamset.contracts.inputs.RealData`) with the ``evaluate``
+    ``settings``: ``clean_accuracy`` (the whole test set), ``clean_accuracy_subset``,
     ``robust_accuracy`` (worst case over ``attackers``) and ``robust_accuracy_by_attacker`` on the
-    run's evaluation subset (``context.evaluation_subset``; all of the test set when unset),
+    run's evaluation subset (``real.evaluation_subset``; all of the test set when unset),
     ``n_evaluated`` (its size), ``shifted`` (clean accuracy per shifted set), ``shifted_robust``
-    (worst case per shifted set, same subset rows), and for generated evaluation sets ``generated``
-    (clean accuracy per set) and ``generated_robust`` (worst case, sets with ``robust: true``)."""
-    settings = context.recipe.evaluate
-    device, bs = context.device, settings.batch_size
-    rows = getattr(context, "evaluation_subset", None)
+    (worst case per shifted set, same subset rows), and for ``generated`` evaluation sets (name ->
+    images) ``generated`` (clean accuracy per set) and ``generated_robust`` (worst case, sets with
+    ``robust: true``)."""
+    bs = settings.batch_size
+    rows = real.evaluation_subset
 
     def subset(source):
         return source if rows is None else source.subset(rows)
 
-    result: dict[str, Any] = {"clean_accuracy": accuracy(model, context.real_test, device, bs)}
+    result: dict[str, Any] = {"clean_accuracy": accuracy(model, real.test, device, bs)}
     if attackers:
-        clean, by_attacker, worst = worst_case_correct(model, subset(context.real_test), attackers, device, bs)
+        clean, by_attacker, worst = worst_case_correct(model, subset(real.test), attackers, device, bs)
         result.update({"clean_accuracy_subset": _mean(clean), "robust_accuracy": _mean(worst),
                        "robust_accuracy_by_attacker": {k: _mean(v) for k, v in by_attacker.items()},
                        "n_evaluated": int(len(worst))})
-    result["shifted"] = {label: accuracy(model, source, device, bs) for label, source in context.shifted.items()}
+    result["shifted"] = {label: accuracy(model, source, device, bs) for label, source in real.shifted.items()}
     if attackers:
         result["shifted_robust"] = {label: _mean(worst_case_correct(model, subset(source), attackers, device, bs)[2])
-                                    for label, source in context.shifted.items()}
-    generated = getattr(context, "generated_sets", None) or {}
+                                    for label, source in real.shifted.items()}
+    generated = generated or {}
     if generated:  # generated evaluation sets (dreamset.orchestration.generated_sets): every image, like a shifted set
         result["generated"] = {name: accuracy(model, source, device, bs) for name, source in generated.items()}
         robust = [s.name for s in settings.sets if s.robust and s.name in generated]

@@ -71,38 +71,39 @@ def check_generated_sets(recipe) -> None:
                     f"training images' seeds {train_first}..{train_last} ({path}.seed {generate.seed}); use a held-out seed")
 
 
-def build_generated_sets(context) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Fit (or reuse) each set's generator and fill its store; return ``(name -> ImageSource,
-    name -> provenance)``."""
+def build_generated_sets(run, real) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Fit (or reuse) each set's generator on the real training split ``real`` and fill its store;
+    return ``(name -> ImageSource, name -> provenance)``. ``run``: the :class:`dreamset.orchestration.stages.Run`."""
     import numpy as np
     import torch
 
+    from dreamset.contracts.legacy import call_fit
     from dreamset.store.generation import generate_to_store
 
-    recipe, real = context.recipe, context.real_train
+    recipe = run.recipe
     sources, provenance = {}, {}
     for i, spec in enumerate(recipe.evaluate.sets):
-        folder = context.run_dir / "eval-sets" / spec.name
+        folder = run.run_dir / "eval-sets" / spec.name
         own = spec.generator is None
         ref = recipe.generate.generator if own else spec.generator
         path = "generate.generator" if own else f"evaluate.sets.{i}.generator"
-        generator = context.registry.create(ref.key, kind="generator", field_path=f"{path}.options", **ref.options)
+        generator = run.registry.create(ref.key, kind="generator", field_path=f"{path}.options", **ref.options)
         torch.manual_seed(recipe.generate.seed if own else spec.seed)
-        generator.fit(real, context.run_dir / "generator" if own else folder / "generator", context)
+        call_fit(generator, real, run.run_dir / "generator" if own else folder / "generator", run.services)
         shape = tuple(generator.image_shape(real))
         if shape != tuple(real.image_shape):
             raise BadInputError(f"evaluate.sets.{i}: {generator.key} makes {shape} images but the test set's are "
                                 f"{tuple(real.image_shape)}; a generated test set needs the test set's shape")
         store = generate_to_store(generator, folder / "store", count=spec.count, batch_size=spec.batch_size,
                                   shard_size=min(spec.count, 4096), labels=spec.labels, seed=spec.seed,
-                                  class_names=real.class_names, image_shape=shape, context=context)
+                                  class_names=real.class_names, image_shape=shape, context=run.services)
         sources[spec.name] = store
         counts = np.bincount(store.labels.numpy(), minlength=real.num_classes)
         first, last = seed_range(spec.seed, spec.count)
         provenance[spec.name] = {
             "generator": generator.describe(), "same_generator_as_training": own, "count": spec.count,
             "seed": spec.seed, "image_seeds": [first, last], "labels": spec.labels, "robust": spec.robust,
-            "store": str((folder / "store").relative_to(context.run_dir)),
+            "store": str((folder / "store").relative_to(run.run_dir)),
             "per_class": {name: int(c) for name, c in zip(real.class_names, counts)},
         }
         if own and recipe.generate.source is None:

@@ -19,7 +19,7 @@ def component_sources(recipe, registry, default_mixer: str) -> dict[str, dict[st
     for arms trained without the attacker."""
     from dreamset.training.objectives import STANDARD_OBJECTIVE, legacy_objective
 
-    sources = {path: _source(registry, ref.key, kind) for path, kind, ref in recipe.component_refs()}
+    sources = {path: _with_uses(registry, ref, kind, path) for path, kind, ref in recipe.component_refs()}
     for name, arm in recipe.arms.items():
         if arm.mixer is None:
             sources[f"arms.{name}.mixer"] = {**_source(registry, default_mixer, "mixer"), "default": True}
@@ -30,6 +30,20 @@ def component_sources(recipe, registry, default_mixer: str) -> dict[str, dict[st
         implied = legacy_objective(attacker, recipe.train.trades_beta)["key"]
         sources["train.objective"] = {**_source(registry, implied, "objective"), "implied_by": "train.attacker"}
     return sources
+
+
+def _with_uses(registry, ref, kind: str, path: str) -> dict[str, Any]:
+    """:func:`_source`, plus ``uses``: option -> the source of each component of another kind it
+    creates by key (its declared :meth:`~dreamset.contracts.interfaces.Component.dependencies`)."""
+    record = _source(registry, ref.key, kind)
+    spec = registry.get(ref.key, kind)
+    dependencies = getattr(spec.load(), "dependencies", None)  # a plain factory declares none
+    declared = dependencies(registry.validate_options(spec.key, ref.options, field_path=f"{path}.options")) \
+        if dependencies is not None else {}
+    if declared:
+        record["uses"] = {option: _source(registry, key, used) if key is not None else {"same_as": f"train.{used}"}
+                          for option, (used, key) in declared.items()}
+    return record
 
 
 def selection_record(selection, store_size: int) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class ReferenceClassifier:
         :func:`dreamset.training.trainer.train_reference_classifier` on ``context.real_train``."""
         from dreamset.training.trainer import train_reference_classifier
 
-        return cls(lambda: train_reference_classifier(context), context.device)
+        return cls(lambda: train_reference_classifier(context.recipe, context.real_train, context), context.device)
 
     @classmethod
     def fixed(cls, model: torch.nn.Module, device: torch.device | str = "cpu") -> "ReferenceClassifier":

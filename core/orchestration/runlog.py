@@ -53,40 +53,6 @@ class _ConsoleLines(logging.Handler):
             self.handleError(record)
 
 
-def _pct(value: Any) -> str:
-    return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "–"
-
-
-def stage_result(stage: str, context) -> str:
-    """One line saying what ``stage`` produced, from the run context."""
-    if stage == "data":
-        train, test = context.real_train, context.real_test
-        text = (f"{len(train):,} train / {len(test):,} test images, {train.num_classes} classes, "
-                f"shape {tuple(train.image_shape)}")
-        if context.shifted:
-            text += f"; shifts: {', '.join(context.shifted)}"
-        if context.evaluation_subset is not None:
-            text += f"; evaluation subset {len(context.evaluation_subset):,}"
-        return text
-    if stage == "generate":
-        return f"{len(context.synthetic):,} synthetic images" if context.synthetic is not None else "nothing generated"
-    if stage == "select":
-        return ", ".join(f"{arm}: {len(sel.indices):,} synthetic" for arm, sel in context.selections.items()) or "no synthetic arms"
-    if stage == "train":
-        return f"seed {context.seed}: trained {', '.join(context.models)}"
-    if stage == "evaluate":
-        results = context.arm_results.get(context.seed, {})
-        return f"seed {context.seed}: " + "; ".join(
-            f"{arm} clean {_pct(r.get('clean_accuracy'))}"
-            + (f" robust {_pct(r['robust_accuracy'])}" if "robust_accuracy" in r else "")
-            for arm, r in results.items())
-    if stage == "metrics":
-        return f"{len(context.recipe.evaluate.metrics)} metrics"
-    if stage == "report":
-        return f"written to {context.run_dir}"
-    return "done"
-
-
 def metric_summary(result: Any, limit: int = 4) -> str:
     """The first few scalar entries of a metric's result, rounded: ``fid 12.3, n_real 500``."""
     if isinstance(result, (int, float)) and not isinstance(result, bool):
@@ -114,7 +80,7 @@ def final_scalars(report: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def plugin_versions(context) -> dict[str, Any]:
+def plugin_versions() -> dict[str, Any]:
     """The versions behind a run: dreamset, python, torch and the other libraries it stands on
     (``report.json``'s ``versions``; each component's distribution and version are in
     ``components``, :mod:`dreamset.orchestration.provenance`)."""

@@ -15,14 +15,13 @@ fitted, filled and resumed independently. An arm chooses its sources (:func:`arm
 0.3}`` = those proportions of each batch's synthetic share (``mixer:ratio`` keeps them per batch).
 
 Samplers and mixers see one :class:`MixedSource`: the arm's sources concatenated, labels as generated,
-``provenance(i)`` the store's record plus ``"source"``. Distribution metrics (those whose class sets
-``per_source = True``: FID, KID, PRDC, ARC, label agreement) run once per source
-(:func:`compute_metric`) and report ``metrics.<metric>.<source>``; a recipe with one generate block
-keeps the old shape ``metrics.<metric>``.
+``provenance(i)`` the store's record plus ``"source"``. Distribution metrics of ``scope = "source"``
+(FID, KID, PRDC, ARC, label agreement) run once per source (:func:`dreamset.orchestration.stages.compute_metric`)
+and report ``metrics.<metric>.<source>``; a recipe with one generate block keeps the old shape
+``metrics.<metric>``.
 """
 from __future__ import annotations
 
-import contextlib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -181,15 +180,15 @@ class MixedSource(ImageSource):
         return {**record, "source": name}
 
 
-def arm_synthetic(context, arm_name: str, arm) -> ImageSource | None:
-    """The synthetic set an arm's sampler chooses from: its sources, with their proportions (one
+def arm_synthetic(recipe: "Recipe", sources: "dict[str, ImageSource]", arm) -> ImageSource | None:
+    """The synthetic set an arm's sampler chooses from: its ``sources``, with their proportions (one
     source: that source's store itself, as before sources had names)."""
     if arm.synthetic is False:
         return None
-    chosen, proportions = arm_sources(context.recipe, arm)
+    chosen, proportions = arm_sources(recipe, arm)
     if len(chosen) == 1:
-        return context.sources[chosen[0]]
-    return MixedSource({name: context.sources[name] for name in chosen}, proportions)
+        return sources[chosen[0]]
+    return MixedSource({name: sources[name] for name in chosen}, proportions)
 
 
 def check_selection(arm_name: str, synthetic: ImageSource) -> None:
@@ -199,37 +198,3 @@ def check_selection(arm_name: str, synthetic: ImageSource) -> None:
         if len(synthetic.rows_of(name)) == 0:
             raise BadInputError(f"arms.{arm_name}.sampler: kept no image of source {name!r}, which the arm mixes "
                                 f"at a proportion of {proportions[name]:.3g}")
-
-
-@contextlib.contextmanager
-def synthetic_as(context, source: ImageSource):
-    """Temporarily make ``source`` the context's synthetic set (what metrics read)."""
-    saved = context.synthetic
-    context.synthetic = source
-    try:
-        yield
-    finally:
-        context.synthetic = saved
-
-
-def compute_metric(context, metric) -> dict[str, Any]:
-    """``metric.compute(context)``; a distribution metric (``per_source``) of a recipe with named
-    sources runs once per source: ``{source: result}``, each result's tables titled ``source: title``
-    under a shared ``tables`` key so the report lists them."""
-    if not (getattr(metric, "per_source", False) and named(context.recipe)):
-        return metric.compute(context)
-    out: dict[str, Any] = {}
-    tables: dict[str, Any] = {}
-    for name, source in context.sources.items():
-        with synthetic_as(context, source):
-            context.source_name = name
-            try:
-                result = metric.compute(context)
-            finally:
-                context.source_name = None
-        for title, table in (result.pop("tables", None) or {}).items():
-            tables[f"{name}: {title}"] = table
-        out[name] = result
-    if tables:
-        out["tables"] = tables
-    return out

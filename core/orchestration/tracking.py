@@ -30,6 +30,13 @@ def create_trackers(context) -> list[Tracker]:
     return trackers
 
 
+def log_final_metrics(run_dir, context, metrics: dict[str, float]) -> None:
+    """The ``log_metrics`` hook with the run's headline numbers (``context``: the 0.1 run context)."""
+    import dreamset.registry as registry_module
+
+    registry_module.plugin_manager().hook.log_metrics(run_dir=run_dir, metrics=metrics, step=None, context=context)
+
+
 @contextlib.contextmanager
 def tracking(context, trackers: list[Tracker]) -> Iterator[list[Tracker]]:
     """Start ``trackers`` for ``context``'s run and keep them registered as hook plugins inside

@@ -121,7 +121,7 @@ def generate_to_store(
         log.info("%s: resuming, %d of %d shards already complete", root, len(done), planned)
     key = description.get("key") or type(generator).__name__
     label = f"generate {key}" + (f" (rank {rank}/{world})" if world > 1 else "")
-    from dreamset.orchestration.progress import progress
+    from dreamset.contracts.progress import progress
 
     with progress(context, label, total) as advance, _ShardWriter(root) as writer:
         for shard in todo:

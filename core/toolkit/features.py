@@ -58,8 +58,10 @@ def extractor_ref(extractor: Any, weights: str | None = None, field: str = "extr
 
 
 def create_extractor(context, ref, field: str = "extractor"):
-    """The extractor component for ``ref`` (a :func:`extractor_ref` result), prepared for ``context``."""
+    """The extractor component for ``ref`` (a :func:`extractor_ref` result), prepared with ``context``
+    (the :class:`dreamset.contracts.inputs.Services` — registry, device, reference classifier — or ``None``)."""
     import dreamset.registry as registry_module
+    from dreamset.contracts.legacy import call_prepare
 
     registry = getattr(context, "registry", None) or registry_module.get_registry()
     try:
@@ -67,7 +69,7 @@ def create_extractor(context, ref, field: str = "extractor"):
     except BadInputError as exc:
         raise BadInputError(f"{field}: {exc}") from None
     extractor = registry.create(key, field_path=f"{field}.options", **ref.options)
-    extractor.prepare(context)
+    call_prepare(extractor, context)
     return extractor
 
 
@@ -173,7 +175,7 @@ class FeatureSet:
         """Features ``float32 B×D`` (CPU) at ``indices`` (ascending ints), ``batch_size`` rows at a time
         (embedding passes show a progress bar in the run's terminal)."""
         from dreamset.contracts.interfaces import as_index_tensor
-        from dreamset.orchestration.progress import progress
+        from dreamset.contracts.progress import progress
 
         indices = as_index_tensor(indices)
         if self.matrix is not None:

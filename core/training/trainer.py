@@ -32,19 +32,22 @@ checkpoints that make a killed run resumable.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from dreamset.contracts.interfaces import Attacker, ImageSource, Mixer, Objective
 from dreamset.files.atomic import atomic_write_text
 from dreamset.files.checkpoints import load_checkpoint, save_checkpoint
+from dreamset.contracts.interfaces import Attacker, ImageSource, Mixer, Objective
+from dreamset.contracts.progress import progress
 from dreamset.orchestration.recipe import TrainStage
 
 log = logging.getLogger("dreamset")
@@ -148,240 +151,370 @@ def _loss(model, x, y, objective: Objective, settings: TrainStage, attacker: Att
     return objective.loss(model, x, y, attacker=training_attacker, mask=mask, label_smoothing=settings.label_smoothing)
 
 
-def _rows_backward(train_model, model, x, y, mask, objective, settings, attacker, use_amp, calls, cost, optimizer,
-                   rank: int, world: int, device):
-    """This rank's rows ``r::W`` of the global batch: forward, backward (DDP averages the ranks'
-    gradients); returns the loss and the rows' labels."""
-    share = 1.0
-    if world > 1:  # this rank's rows; the loss is rescaled so DDP's mean of the
-        share = len(y[rank::world]) * world / len(y)  # ranks' gradients is the global batch's
-        x, y = x[rank::world], y[rank::world]
-        mask = mask[rank::world] if mask is not None else None
-    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-    mask = mask.to(device, non_blocking=True) if mask is not None else None
-    if settings.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-        loss = _loss(train_model, x, y, objective, settings, attacker, attack_model=model, mask=mask,
-                     calls=calls, cost=cost) * share
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    return loss, y
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Everything one classifier's training depends on. ``total_steps`` fixes the number of optimizer
+    steps (default: ``settings.epochs`` mixer epochs; the last epoch stops where the budget ends);
+    ``objective`` gives the loss (``None``: :func:`dreamset.training.objectives.objective_for` derives it from
+    ``attacker`` and ``settings``); ``augment`` is an :class:`~dreamset.training.augmenting.AugmentationPlan`
+    (``None`` = none); ``schedule_steps`` ``(offset, span)``: these steps are steps ``offset ..`` of a
+    learning-rate schedule spanning ``span`` (the rounds of :mod:`dreamset.orchestration.closed_loop`)."""
+
+    mixer: Mixer
+    real: ImageSource | None
+    synthetic: ImageSource | None
+    settings: TrainStage
+    seed: int
+    checkpoint_dir: Path
+    attacker: Attacker | None = None
+    objective: Objective | None = None
+    augment: Any = None
+    total_steps: int | None = None
+    schedule_steps: tuple[int, int] | None = None
+    description: str = "train"
 
 
-def _group_loss(model, x, y, mask, objective, settings, attacker, use_amp, calls, cost):
-    """One row group's loss (:mod:`dreamset.training.row_groups`), autocast and ``channels_last`` as the step's."""
-    if settings.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
-        return _loss(model, x, y, objective, settings, attacker, mask=mask, calls=calls, cost=cost)
+@dataclass(frozen=True)
+class Trained:
+    """A trained classifier (its EMA when ``ema_decay`` is set), in eval mode, and :attr:`record`,
+    what training it cost (:func:`training_record`, made on first read)."""
+
+    model: torch.nn.Module
+    make_record: Callable[[], dict[str, Any]]
+
+    @functools.cached_property
+    def record(self) -> dict[str, Any]:
+        return self.make_record()
 
 
-def _on_forked_rng(train):
-    """Run ``train`` on a fork of the global random state (what it draws is seeded inside)."""
-    import functools
+class Trainer:
+    """Trains one classifier as its :class:`TrainingPlan` says, resuming from the plan's checkpoint
+    folder. Its collaborators: :class:`_Distribution` (DDP or row groups under ``torchrun``),
+    :class:`_EMA`, :class:`_Cost` (counters and wall time), :class:`_Checkpoints` and the optional
+    ``curves`` (a :class:`dreamset.training.curves.CurveRecorder`). ``services``
+    (:class:`dreamset.contracts.inputs.Services`): device, progress bars and ``fresh``."""
 
-    @functools.wraps(train)
-    def wrapper(context, *args, **kwargs):
+    def __init__(self, plan: TrainingPlan, services=None, curves=None) -> None:
+        self.plan, self.services, self.curves = plan, services, curves
+        device = getattr(services, "device", None)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+
+    def train(self, model: torch.nn.Module) -> Trained:
+        """Train ``model`` on a fork of the global random state (what it draws is seeded inside)."""
         from dreamset.orchestration.seeding import forked_rng
 
-        with forked_rng(context.device if context is not None else None):
-            return train(context, *args, **kwargs)
-    return wrapper
+        with forked_rng(self.device if self.services is not None else None):
+            return self._train(model)
+
+    def _train(self, model: torch.nn.Module) -> Trained:
+        plan, settings = self.plan, self.plan.settings
+        objective = _checked_objective(plan)
+        torch.manual_seed(_epoch_seed(plan.seed, -1))
+        model = model.to(self.device)
+        if settings.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = _optimizer(settings, model)
+        ema = _EMA(model, settings.ema_decay) if settings.ema_decay else None
+        steps = plan.mixer.steps_per_epoch(plan.real, plan.synthetic, settings.batch_size)
+        total = int(plan.total_steps) if plan.total_steps is not None else steps * settings.epochs
+        offset, span = plan.schedule_steps if plan.schedule_steps is not None else (0, total)
+        checkpoints = _Checkpoints(plan, model, objective, total, self.services)
+        cost = _Cost(checkpoints.folder)
+        if checkpoints.finished(model, optimizer, ema, cost):
+            return self._trained(model, ema, cost, steps, total)
+        start_epoch = checkpoints.resume(model, optimizer, ema, cost)
+        run = _Step(model, objective, settings, plan.attacker, self.device, cost, plan.seed, self.curves)
+        epochs = math.ceil(total / steps)
+        if self._stops(run):  # killed after the epoch that stopped it: nothing left to train
+            epochs = start_epoch
+        try:
+            with progress(self.services, plan.description, total) as advance:
+                advance(start_epoch * steps)
+                for epoch in range(start_epoch, epochs):
+                    started = time.perf_counter()
+                    torch.manual_seed(_epoch_seed(plan.seed, epoch) + run.distribution.rank)
+                    model.train()
+                    for step, (x, y, mask) in enumerate(self._batches(epoch, total - epoch * steps)):
+                        for group in optimizer.param_groups:
+                            group["lr"] = learning_rate(settings, offset + epoch * steps + step, span)
+                        run(optimizer, x, y, mask, epoch, step)
+                        if ema is not None:
+                            ema.update(model)
+                        advance(1)
+                    cost.wall += time.perf_counter() - started
+                    if run.watching:
+                        self.curves.end_epoch(epoch, ema.model if ema is not None else model,
+                                              cost.counts["optimizer_steps"], optimizer.param_groups[0]["lr"])
+                    checkpoints.save_epoch(epoch, model, optimizer, ema, cost, run.distribution)
+                    if self._stops(run):
+                        log.warning("%s: stopped after epoch %d (catastrophic overfitting)", plan.description, epoch)
+                        epochs = epoch + 1
+                        break
+        finally:
+            run.close()
+        checkpoints.save_final(epochs - 1, model, optimizer, ema, cost, run.distribution)
+        return self._trained(model, ema, cost, steps, total)
+
+    def _stops(self, run: "_Step") -> bool:
+        """Whether ``train.catastrophic_overfitting.stop`` ends the arm now: the curve recorder found
+        catastrophic overfitting (:mod:`dreamset.training.curves`). Rank 0 alone validates; under
+        torchrun its verdict is broadcast, so every rank stops at the same epoch."""
+        check = getattr(self.curves, "check", None) if self.curves is not None else None
+        if check is None or not check.stop:
+            return False
+        stop = self.curves.overfitting is not None if run.distribution.rank == 0 else False
+        if run.distribution.active:
+            flag = torch.tensor([int(stop)], device=self.device)
+            torch.distributed.broadcast(flag, 0)
+            stop = bool(flag.item())
+        return stop
+
+    def _batches(self, epoch: int, limit: int):
+        """``(x, y, mask)`` of one epoch, at most ``limit`` (the budget may end inside the epoch): the
+        mixer's batches of the (per-image augmented) sets, then the batch-level mix. The next batch is prepared on a thread while this one trains; per-source
+        augmentation draws from torch's global generator, so those reads stay on this thread."""
+        from dreamset.training.prefetch import prefetched
+
+        plan = self.plan
+        augment, real, synthetic = plan.augment, plan.real, plan.synthetic
+        epoch_real, epoch_synthetic = augment.sources(real, synthetic, plan.seed, epoch) if augment else (real, synthetic)
+        batches = plan.mixer.batches(epoch_real, epoch_synthetic, plan.settings.batch_size, epoch, plan.seed)
+        per_source = augment is not None and bool(augment.real or augment.synthetic)
+        for step, batch in enumerate(batches if per_source else prefetched(batches, pin=self.device.type == "cuda")):
+            if step >= limit:
+                break  # the budget ends inside this epoch
+            x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
+            if augment:
+                x, y = augment.mix(x, y, (real if real is not None else synthetic).num_classes, plan.seed, epoch, step)
+            yield x, y, mask
+
+    def _trained(self, model, ema, cost: "_Cost", steps: int, total: int) -> Trained:
+        plan, counts = self.plan, {**cost.counts, "wall_seconds": cost.wall}
+
+        def record() -> dict[str, Any]:
+            out = training_record(counts, plan.mixer, plan.real, plan.synthetic, plan.settings.batch_size, steps, total)
+            if self.curves is None:
+                return out
+            out["curves"] = self.curves.epochs
+            if self.curves.overfitting is not None:
+                out["catastrophic_overfitting"] = {**self.curves.overfitting, "stopped": bool(self.curves.check.stop)}
+            return out
+        return Trained(_finish(model, ema), record)
 
 
-@_on_forked_rng
-def train_classifier(
-    context,
-    model: torch.nn.Module,
-    *,
-    mixer: Mixer,
-    real: ImageSource | None,
-    synthetic: ImageSource | None,
-    attacker: Attacker | None,
-    settings: TrainStage,
-    seed: int,
-    checkpoint_dir: Path,
-    description: str = "train",
-    total_steps: int | None = None,
-    record: dict[str, Any] | None = None,
-    augment=None,
-    objective: Objective | None = None,
-    arm: str | None = None,
-    schedule_steps: tuple[int, int] | None = None,
-) -> torch.nn.Module:
-    """Train ``model`` on ``mixer``'s batches of ``real``/``synthetic``; return it (or its EMA) in
-    eval mode. Resumes from ``checkpoint_dir``.
-
-    ``total_steps`` fixes the number of optimizer steps (default: ``settings.epochs`` mixer epochs);
-    the learning-rate schedule spans exactly those steps, and the last epoch stops early where the
-    budget ends. ``record``, when given, is filled with what the training cost
-    (:func:`training_record`): kept in the checkpoint, so a reused or resumed arm reports it too.
-    ``augment``: an :class:`~dreamset.training.augmenting.AugmentationPlan` (``None`` = no augmentation).
-    ``objective`` (an ``objective:*`` component) gives the loss; ``None`` derives it from
-    ``attacker`` and ``settings`` (:func:`dreamset.training.objectives.objective_for`). ``arm`` (with a
-    context and a record) turns on the training curves (:mod:`dreamset.training.curves`). ``schedule_steps``
-    ``(offset, span)``: these steps are steps ``offset ..`` of a learning-rate schedule spanning ``span``
-    (the rounds of :mod:`dreamset.orchestration.closed_loop` continue one schedule)."""
+def _checked_objective(plan: TrainingPlan) -> Objective:
+    objective = plan.objective
     if objective is None:
         from dreamset.training.objectives import objective_for
 
-        objective = objective_for(attacker, settings)
-    if objective.uses_attacker != (attacker is not None):
+        objective = objective_for(plan.attacker, plan.settings)
+    if objective.uses_attacker != (plan.attacker is not None):
         from dreamset.contracts.errors import BadInputError
 
         raise BadInputError(f"train.attacker: {objective.key} " + (
             "needs an attacker (train.attacker)" if objective.uses_attacker else "trains without an attacker"))
-    device = context.device if context is not None else torch.device("cpu")
-    checkpoint_dir = Path(checkpoint_dir)
-    torch.manual_seed(_epoch_seed(seed, -1))
-    model = model.to(device)
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = _optimizer(settings, model)
-    ema = _EMA(model, settings.ema_decay) if settings.ema_decay else None
-    steps = mixer.steps_per_epoch(real, synthetic, settings.batch_size)
-    total = int(total_steps) if total_steps is not None else steps * settings.epochs
-    epochs = math.ceil(total / steps)
-    final = checkpoint_dir / "final.safetensors"
-    last = checkpoint_dir / "last.safetensors"
-    from dreamset.files.digests import reuse_or_refuse, training_settings
+    return objective
 
-    made_by = training_settings(settings, model, mixer, attacker, real, synthetic, seed, total, objective)
-    if augment:  # an arm's own augmentations (train.augment is in settings already)
-        made_by["augment"] = augment.describe()
-    offset, span = schedule_steps if schedule_steps is not None else (0, total)
-    if schedule_steps is not None:
-        made_by["schedule_steps"] = [int(offset), int(span)]
-    reuse_or_refuse(checkpoint_dir, made_by, context)
-    start_epoch = 0
-    # counters live in the checkpoints' metadata (deterministic, so a resumed checkpoint stays
-    # byte-identical); the wall time beside them in wall.json
-    cost = {"optimizer_steps": 0, "images_seen": 0, "attack_forward_backward_passes": 0}
-    wall_file = checkpoint_dir / "wall.json"
-    wall = [_read_wall(wall_file)]
+
+class _Cost:
+    """What training costs: counters (kept in the checkpoints' metadata: deterministic, so a resumed
+    checkpoint stays byte-identical) and the wall time beside them in ``wall.json``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.counts = {"optimizer_steps": 0, "images_seen": 0, "attack_forward_backward_passes": 0}
+        self.wall_file = folder / "wall.json"
+        self.wall = _read_wall(self.wall_file)
+        #: forward passes through the model so far (counted while an attacker trains)
+        self.calls = [0]
+
+    def count_forwards(self, model: torch.nn.Module, attacker):
+        """Count ``model``'s forward passes (the training attacker's cost); returns the hook handle."""
+        if attacker is None:
+            return None
+        return model.register_forward_pre_hook(lambda *_: self.calls.__setitem__(0, self.calls[0] + 1))
+
+    def save_wall(self) -> None:
+        atomic_write_text(self.wall_file, json.dumps({"wall_seconds": self.wall}))
+
+
+class _Checkpoints:
+    """The plan's checkpoint folder: ``last.safetensors`` after every epoch, ``final.safetensors`` at
+    the end, each with the settings that made it (a folder made with others is refused or, with
+    ``fresh``, moved aside); rank 0 writes."""
+
+    def __init__(self, plan: TrainingPlan, model, objective, total: int, services) -> None:
+        from dreamset.files.digests import reuse_or_refuse, training_settings
+
+        self.plan, self.folder = plan, Path(plan.checkpoint_dir)
+        self.final, self.last = self.folder / "final.safetensors", self.folder / "last.safetensors"
+        self.made_by = training_settings(plan.settings, model, plan.mixer, plan.attacker, plan.real, plan.synthetic,
+                                         plan.seed, total, objective)
+        if plan.augment:  # an arm's own augmentations (train.augment is in settings already)
+            self.made_by["augment"] = plan.augment.describe()
+        if plan.schedule_steps is not None:
+            self.made_by["schedule_steps"] = [int(s) for s in plan.schedule_steps]
+        reuse_or_refuse(self.folder, self.made_by, services)
+
+    def finished(self, model, optimizer, ema, cost: _Cost) -> bool:
+        """Load a finished checkpoint (and its cost) when there is one."""
+        if not self.final.exists():
+            return False
+        tensors, meta = load_checkpoint(self.final)
+        _restore(tensors, model, optimizer, ema)
+        log.info("%s: reusing finished checkpoint %s", self.plan.description, self.final)
+        cost.counts.update(meta.get("cost") or {})
+        return True
+
+    def resume(self, model, optimizer, ema, cost: _Cost) -> int:
+        """Load the last epoch's checkpoint when there is one; the epoch to start at."""
+        if not self.last.exists():
+            cost.wall = 0.0
+            return 0
+        tensors, meta = load_checkpoint(self.last)
+        _restore(tensors, model, optimizer, ema)
+        cost.counts.update(meta.get("cost") or {})
+        log.info("%s: resuming after epoch %d from %s", self.plan.description, int(meta["epoch"]), self.last)
+        return int(meta["epoch"]) + 1
+
+    def _meta(self, epoch: int, cost: _Cost) -> dict[str, Any]:
+        return {"epoch": epoch, "seed": self.plan.seed, "cost": cost.counts, "settings": self.made_by}
+
+    def save_epoch(self, epoch: int, model, optimizer, ema, cost: _Cost, distribution: "_Distribution") -> None:
+        if distribution.rank == 0:
+            save_checkpoint(self.last, _state_tensors(model, optimizer, ema), self._meta(epoch, cost))
+            cost.save_wall()
+        distribution.barrier(f"the checkpoint of epoch {epoch}")
+
+    def save_final(self, epoch: int, model, optimizer, ema, cost: _Cost, distribution: "_Distribution") -> None:
+        if distribution.rank == 0:
+            save_checkpoint(self.final, _state_tensors(model, optimizer, ema), self._meta(epoch, cost))
+            self.last.unlink(missing_ok=True)
+        distribution.barrier("the final checkpoint")
+
+
+class _Distribution:
+    """How this process takes part in a step: alone; under ``torchrun`` with
+    ``DistributedDataParallel`` on rows ``r::W`` of every global batch; or with world-size-independent
+    row groups (``train.batch_groups``, :mod:`dreamset.training.row_groups`)."""
+
+    def __init__(self, model: torch.nn.Module, settings: TrainStage, device: torch.device) -> None:
+        self.active = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.rank, self.world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if self.active else (0, 1)
+        self.groups = getattr(settings, "batch_groups", None)
+        self.train_model = model
+        if self.active and self.groups is not None:
+            from dreamset.training.row_groups import broadcast_from_rank0, check_groups
+
+            check_groups(self.groups, self.world)
+            broadcast_from_rank0(model)
+        elif self.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # buffers (BatchNorm statistics) are rank 0's after each step under row groups; none: nothing to send
+        self.sync_buffers = self.groups is not None and self.active and next(model.buffers(), None) is not None
+
+    def after_step(self, model: torch.nn.Module) -> None:
+        if self.sync_buffers:
+            from dreamset.training.row_groups import sync_buffers
+
+            sync_buffers(model)
+
+    def barrier(self, what: str) -> None:
+        if self.active:
+            from dreamset.orchestration.distributed import barrier
+
+            barrier(what)
+
+
+class _Step:
+    """One optimizer step: this rank's share of the loss (the objective's, through
+    :class:`_TrainingAttacker`), backward, ``optimizer.step()``, counting and curves."""
+
+    def __init__(self, model, objective, settings, attacker, device, cost: _Cost, seed: int, curves) -> None:
+        self.model, self.objective, self.settings, self.attacker = model, objective, settings, attacker
+        self.device, self.cost, self.seed = device, cost, seed
+        self.use_amp = settings.mixed_precision and device.type == "cuda"
+        self.distribution = _Distribution(model, settings, device)
+        self.counter = cost.count_forwards(model, attacker)
+        self.curves = curves if self.distribution.rank == 0 else None
+        self.watcher = self.curves.watch(model) if self.curves is not None else None
+        self.watching = self.watcher is not None
+
+    def __call__(self, optimizer, x, y, mask, epoch: int, step: int) -> None:
+        self.cost.counts["images_seen"] += len(y)
+        if self.distribution.groups is not None:  # world-size-independent gradient (dreamset.training.row_groups)
+            from dreamset.training.row_groups import grouped_backward
+
+            d = self.distribution
+            grouped_backward(self.model, x, y, mask, groups=d.groups, rank=d.rank, world=d.world, seed=self.seed,
+                             epoch=epoch, step=step, device=self.device,
+                             on_group=self.curves.step if self.watching else None,
+                             loss_of=lambda xg, yg, mg, first: self._group_loss(xg, yg, mg, first))
+            loss = None
+        else:
+            loss, y = self._rows_backward(optimizer, x, y, mask)
+        optimizer.step()
+        self.distribution.after_step(self.model)
+        self.cost.counts["optimizer_steps"] += 1
+        if self.watching and loss is not None:
+            self.curves.step(loss, y)
+
+    def _loss(self, model, x, y, mask, cost) -> torch.Tensor:
+        """:func:`_loss` under autocast and ``channels_last``; ``model`` may be a DistributedDataParallel
+        wrapper, the attacker differentiates through the plain module (its passes counted into ``cost``)."""
+        if self.settings.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            return _loss(model, x, y, self.objective, self.settings, self.attacker, attack_model=self.model,
+                         mask=mask, calls=self.cost.calls, cost=cost)
+
+    def _rows_backward(self, optimizer, x, y, mask):
+        """This rank's rows ``r::W`` of the global batch: forward, backward (DDP averages the ranks'
+        gradients); returns the loss and the rows' labels."""
+        rank, world = self.distribution.rank, self.distribution.world
+        share = 1.0
+        if world > 1:  # this rank's rows; the loss is rescaled so DDP's mean of the
+            share = len(y[rank::world]) * world / len(y)  # ranks' gradients is the global batch's
+            x, y = x[rank::world], y[rank::world]
+            mask = mask[rank::world] if mask is not None else None
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        mask = mask.to(self.device, non_blocking=True) if mask is not None else None
+        loss = self._loss(self.distribution.train_model, x, y, mask, self.cost.counts) * share
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss, y
+
+    def _group_loss(self, x, y, mask, first: bool) -> torch.Tensor:
+        """One row group's loss (:mod:`dreamset.training.row_groups`); the attacker's passes counted once."""
+        return self._loss(self.model, x, y, mask, self.cost.counts if first else None)
+
+    def close(self) -> None:
+        if self.counter is not None:
+            self.counter.remove()
+        if self.watcher is not None:
+            self.watcher.remove()
+
+
+def train_classifier(context, model: torch.nn.Module, *, record: dict[str, Any] | None = None, arm: str | None = None,
+                     **plan: Any) -> torch.nn.Module:
+    """Train one classifier: the :class:`Trainer` of the :class:`TrainingPlan` whose fields are
+    ``plan`` (a caller holding a plan passes ``**vars(plan)``), with ``context`` its services
+    (:class:`dreamset.contracts.inputs.Services`, a run context, or ``None``). Every model dreamset trains goes
+    through here: the kill-point tests wrap it, count the models and read its keyword arguments.
+    ``record``, when given, is filled with what the training cost; ``arm`` (with a run context and a
+    record) turns on the training curves (:mod:`dreamset.training.curves`). Returns the trained model (its
+    EMA when ``ema_decay`` is set) in eval mode."""
+    plan = TrainingPlan(**plan)
     curves = None
     if arm is not None and context is not None and record is not None:
         from dreamset.training.curves import CurveRecorder
 
-        curves = CurveRecorder(context, arm, seed, attacker, checkpoint_dir / "curves.json")
-    if final.exists():
-        tensors, meta = load_checkpoint(final)
-        _restore(tensors, model, optimizer, ema)
-        log.info("%s: reusing finished checkpoint %s", description, final)
-        _fill_record(record, {**cost, **(meta.get("cost") or {}), "wall_seconds": wall[0]}, mixer, real, synthetic,
-                     settings.batch_size, steps, total, curves)
-        return _finish(model, ema)
-    if last.exists():
-        tensors, meta = load_checkpoint(last)
-        _restore(tensors, model, optimizer, ema)
-        start_epoch = int(meta["epoch"]) + 1
-        cost.update(meta.get("cost") or {})
-        log.info("%s: resuming after epoch %d from %s", description, start_epoch - 1, last)
-    else:
-        wall[0] = 0.0
-    use_amp = settings.mixed_precision and device.type == "cuda"
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
-    train_model = model
-    groups = getattr(settings, "batch_groups", None)  # world-size-independent weights (dreamset.training.row_groups)
-    if distributed:
-        from dreamset.orchestration.distributed import barrier
-
-        if groups is not None:
-            from dreamset.training.row_groups import broadcast_from_rank0, check_groups
-
-            check_groups(groups, world)
-            broadcast_from_rank0(model)
-        else:
-            from torch.nn.parallel import DistributedDataParallel
-
-            train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if groups is not None:
-        from dreamset.training.row_groups import grouped_backward, sync_buffers
-    # buffers (BatchNorm statistics) are rank 0's after each step under row groups; none: nothing to send
-    sync_buffers_after_step = groups is not None and distributed and next(model.buffers(), None) is not None
-    from dreamset.orchestration.progress import progress
-    from dreamset.training.prefetch import prefetched
-
-    attack_calls = [0]
-    counter = model.register_forward_pre_hook(lambda *_: attack_calls.__setitem__(0, attack_calls[0] + 1)) if attacker is not None else None
-    watcher = curves.watch(model) if curves is not None and rank == 0 else None
-    if curves is not None and curves.check is not None and curves.check.stop and curves.overfitting is not None:
-        epochs = start_epoch  # killed after the epoch that stopped it: nothing left to train
-    try:
-        with progress(context, description, total) as advance:
-            advance(start_epoch * steps)
-            for epoch in range(start_epoch, epochs):
-                started = time.perf_counter()
-                torch.manual_seed(_epoch_seed(seed, epoch) + rank)
-                model.train()
-                epoch_real, epoch_synthetic = augment.sources(real, synthetic, seed, epoch) if augment else (real, synthetic)
-                batches = mixer.batches(epoch_real, epoch_synthetic, settings.batch_size, epoch, seed)
-                # the next batch is prepared on a thread while this one trains; leaving the loop stops it.
-                # Per-source augmentation draws from torch's global generator, so those reads stay here.
-                per_source = augment is not None and bool(augment.real or augment.synthetic)
-                for step, batch in enumerate(batches if per_source else prefetched(batches, pin=device.type == "cuda")):
-                    if epoch * steps + step >= total:
-                        break  # the budget ends inside this epoch
-                    x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
-                    if augment:
-                        x, y = augment.mix(x, y, (real if real is not None else synthetic).num_classes, seed, epoch, step)
-                    cost["images_seen"] += len(y)
-                    for group in optimizer.param_groups:
-                        group["lr"] = learning_rate(settings, offset + epoch * steps + step, span)
-                    if groups is not None:  # world-size-independent gradient (dreamset.training.row_groups)
-                        grouped_backward(model, x, y, mask, groups=groups, rank=rank, world=world, seed=seed, epoch=epoch,
-                                         step=step, device=device, on_group=curves.step if watcher is not None else None,
-                                         loss_of=lambda xg, yg, mg, first: _group_loss(model, xg, yg, mg, objective, settings,
-                                                                                     attacker, use_amp, attack_calls,
-                                                                                     cost if first else None))
-                        loss = None
-                    else:
-                        loss, y = _rows_backward(train_model, model, x, y, mask, objective, settings, attacker, use_amp,
-                                                 attack_calls, cost, optimizer, rank, world, device)
-                    optimizer.step()
-                    if sync_buffers_after_step:
-                        sync_buffers(model)
-                    cost["optimizer_steps"] += 1
-                    if ema is not None:
-                        ema.update(model)
-                    if watcher is not None and loss is not None:
-                        curves.step(loss, y)
-                    advance(1)
-                wall[0] += time.perf_counter() - started
-                stop = False
-                if watcher is not None:
-                    curves.end_epoch(epoch, ema.model if ema is not None else model, cost["optimizer_steps"],
-                                     optimizer.param_groups[0]["lr"])
-                    stop = curves.check is not None and curves.check.stop and curves.overfitting is not None
-                if distributed and curves is not None and curves.check is not None and curves.check.stop:
-                    flag = torch.tensor([int(stop)], device=device)  # rank 0 alone validates: its verdict
-                    torch.distributed.broadcast(flag, 0)
-                    stop = bool(flag.item())
-                if rank == 0:
-                    save_checkpoint(last, _state_tensors(model, optimizer, ema), {"epoch": epoch, "seed": seed, "cost": cost,
-                                                                                   "settings": made_by})
-                    atomic_write_text(wall_file, json.dumps({"wall_seconds": wall[0]}))
-                if distributed:
-                    barrier(f"the checkpoint of epoch {epoch}")
-                if stop:
-                    log.warning("%s: stopped after epoch %d (catastrophic overfitting)", description, epoch)
-                    epochs = epoch + 1
-                    break
-    finally:
-        if counter is not None:
-            counter.remove()
-        if watcher is not None:
-            watcher.remove()
-    if rank == 0:
-        save_checkpoint(final, _state_tensors(model, optimizer, ema), {"epoch": epochs - 1, "seed": seed, "cost": cost,
-                                                                                 "settings": made_by})
-        last.unlink(missing_ok=True)
-    if distributed:
-        barrier("the final checkpoint")
-    _fill_record(record, {**cost, "wall_seconds": wall[0]}, mixer, real, synthetic, settings.batch_size, steps, total, curves)
-    return _finish(model, ema)
+        curves = CurveRecorder(context, arm, plan.seed, plan.attacker, Path(plan.checkpoint_dir) / "curves.json")
+    trained = Trainer(plan, context, curves).train(model)
+    if record is not None:
+        record.update(trained.record)
+    return trained.model
 
 
 def _read_wall(path: Path) -> float:
@@ -389,16 +522,6 @@ def _read_wall(path: Path) -> float:
         return float(json.loads(path.read_text())["wall_seconds"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0
-
-
-def _fill_record(record, cost, mixer, real, synthetic, batch_size: int, steps_per_epoch: int, total: int,
-                 curves=None) -> None:
-    if record is not None:
-        record.update(training_record(cost, mixer, real, synthetic, batch_size, steps_per_epoch, total))
-        if curves is not None:
-            record["curves"] = curves.epochs
-            if curves.overfitting is not None:
-                record["catastrophic_overfitting"] = {**curves.overfitting, "stopped": bool(curves.check.stop)}
 
 
 def training_record(cost: dict[str, Any], mixer: Mixer, real, synthetic, batch_size: int, steps_per_epoch: int,
@@ -428,19 +551,17 @@ def _finish(model, ema):
     return result.eval()
 
 
-def train_reference_classifier(context) -> torch.nn.Module:
-    """Standard training on the real training split only (the run's reference classifier), with the
-    recipe's ``train.model`` and ``reference`` settings; cached in ``run_dir/reference``."""
-    recipe = context.recipe
+def train_reference_classifier(recipe, real: ImageSource, services) -> torch.nn.Module:
+    """Standard training on the real training split ``real`` only (the run's reference classifier),
+    with ``recipe``'s ``train.model`` and ``reference`` settings; cached in ``services.run_dir/reference``."""
     settings = recipe.train.model_copy(update={
         "epochs": recipe.reference.epochs, "lr": recipe.reference.lr, "ema_decay": None, "label_smoothing": 0.0,
     })
-    factory = context.registry.create(recipe.train.model.key, kind="model", **recipe.train.model.options)
+    factory = services.registry.create(recipe.train.model.key, kind="model", **recipe.train.model.options)
     from dreamset.orchestration.seeding import build_model
 
-    model = build_model(factory, context.real_train.image_shape, context.real_train.num_classes,
-                        seed=recipe.seeds[0], purpose="reference")
-    mixer = context.registry.create("mixer:ratio", real_fraction=1.0)
-    return train_classifier(context, model, mixer=mixer, real=context.real_train, synthetic=None, attacker=None,
-                            settings=settings, seed=recipe.seeds[0], checkpoint_dir=context.run_dir / "reference",
+    model = build_model(factory, real.image_shape, real.num_classes, seed=recipe.seeds[0], purpose="reference")
+    mixer = services.registry.create("mixer:ratio", real_fraction=1.0)
+    return train_classifier(services, model, mixer=mixer, real=real, synthetic=None, attacker=None, settings=settings,
+                            seed=recipe.seeds[0], checkpoint_dir=services.run_dir / "reference",
                             description="reference classifier (real only)")

@@ -72,7 +72,7 @@ class InceptionFIDExtractor(Extractor):
 
     Options = InceptionFIDOptions
 
-    def prepare(self, context) -> None:
+    def prepare(self, services) -> None:
         from unittest import mock
 
         import torch
@@ -88,7 +88,7 @@ class InceptionFIDExtractor(Extractor):
                                                 normalize_input=False, use_fid_inception=True)
         except RuntimeError as exc:
             raise BadInputError(f"extractor:inception-fid: {path} is not the FID Inception state dict: {str(exc)[:200]}") from None
-        self._device = getattr(context, "device", None) or torch.device("cpu")
+        self._device = getattr(services, "device", None) or torch.device("cpu")
         self._network = network.eval().to(self._device)
         self._path = path
 

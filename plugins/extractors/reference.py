@@ -2,7 +2,7 @@
 
 The reference classifier is the run's real-data-only, standard-trained ``train.model`` (or
 ``reference.model``), trained once per run folder and cached in ``run_dir/reference``
-(the run's :class:`~dreamset.orchestration.reference.ReferenceClassifier`, ``context.reference``). Fully offline: no pretrained weights.
+(the run's :class:`~dreamset.orchestration.reference.ReferenceClassifier`, ``services.reference``). Fully offline: no pretrained weights.
 
 Preprocessing: none beyond the classifier's own (images ``float32 B×C×H×W`` in [0,1] at the
 dataset's native size; normalisation inside the model). Features ``float32 B×D`` with ``D`` the
@@ -32,12 +32,12 @@ class ReferenceExtractor(Extractor):
 
     Options = ReferenceOptions
 
-    def prepare(self, context) -> None:
-        if getattr(context, "reference", None) is None:
+    def prepare(self, services) -> None:
+        if getattr(services, "reference", None) is None:
             raise BadInputError("extractor:reference: needs a run (its reference classifier); "
                                 "use extractor:inception-fid or extractor:timm outside a run")
-        self._context = context
-        self._model = context.reference.model()
+        self._services = services
+        self._model = services.reference.model()
 
     def embed(self, images):
         import torch
@@ -47,7 +47,7 @@ class ReferenceExtractor(Extractor):
         model.eval()
         try:
             with torch.no_grad():
-                return model.features(images.to(self._context.device)).float().cpu()
+                return model.features(images.to(self._services.device)).float().cpu()
         finally:
             model.train(was_training)
 

@@ -49,7 +49,7 @@ class TimmExtractor(Extractor):
     Options = TimmOptions
     conformance_options = {"model": "resnet10t", "random_weights": True, "image_size": 32}
 
-    def prepare(self, context) -> None:
+    def prepare(self, services) -> None:
         import timm
         import torch
 
@@ -68,7 +68,7 @@ class TimmExtractor(Extractor):
         self._size = o.image_size or int(cfg.get("input_size", (3, 224, 224))[-1])
         self._mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
         self._std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
-        self._device = getattr(context, "device", None) or torch.device("cpu")
+        self._device = getattr(services, "device", None) or torch.device("cpu")
         self._model = model.eval().to(self._device)
 
     def embed(self, images):

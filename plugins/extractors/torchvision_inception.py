@@ -32,7 +32,7 @@ class TorchvisionInceptionExtractor(Extractor):
 
     Options = TorchvisionInceptionOptions
 
-    def prepare(self, context) -> None:
+    def prepare(self, services) -> None:
         import torch
         from torchvision.models import inception_v3
 
@@ -41,7 +41,7 @@ class TorchvisionInceptionExtractor(Extractor):
         model = inception_v3(weights=None, aux_logits=True, init_weights=False)
         load_state_dict(model, self.options.weights, "extractor:torchvision-inception")
         model.fc = torch.nn.Identity()
-        self._device = getattr(context, "device", None) or torch.device("cpu")
+        self._device = getattr(services, "device", None) or torch.device("cpu")
         self._model = model.eval().to(self._device)
 
     def embed(self, images):

@@ -113,7 +113,7 @@ def build_decoder(arch: dict[str, Any]):
 class LatentGenerator(Generator):
     """A class-conditional decoder fitted on the real data, sampled with one latent per image.
 
-    Subclasses set ``name`` and implement ``_train(images, labels, context) -> decoder`` and may
+    Subclasses set ``name`` and implement ``_train(images, labels, services) -> decoder`` and may
     override :meth:`latent` (e.g. truncation). ``fit`` stores the decoder as
     ``workdir/<name>.safetensors`` with the training hash in its metadata and reuses it when the
     hash (options that change the weights + the real data) matches. Image ``i`` is
@@ -136,11 +136,11 @@ class LatentGenerator(Generator):
         return tuple(self.arch["image_shape"])
 
     # -- fit -----------------------------------------------------------------------------------
-    def fit(self, real, workdir: Path, context=None) -> None:
+    def fit(self, real, workdir: Path, services=None) -> None:
         from dreamset.contracts.data import materialize
 
         workdir = Path(workdir)
-        self.device = context.device if context is not None else torch.device("cpu")
+        self.device = services.device if services is not None else torch.device("cpu")
         images, labels = materialize(real)
         if len(labels) == 0:
             raise BadInputError(f"{self.key or 'generator:' + self.name}: the real training split is empty; nothing to fit")
@@ -153,7 +153,7 @@ class LatentGenerator(Generator):
             return
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.options.seed)
-            decoder = self._train(images, labels, context)
+            decoder = self._train(images, labels, services)
         self.decoder = decoder.to(self.device).eval().requires_grad_(False)
         self._save(workdir, expected, list(real.class_names))
 

@@ -217,11 +217,11 @@ class DDPMGenerator(Generator):
                                                                  sample_max_value=1.0)
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, real, workdir: Path, context=None) -> None:
+    def fit(self, real, workdir: Path, services=None) -> None:
         from dreamset.contracts.data import materialize
 
         workdir = Path(workdir)
-        self.device = context.device if context is not None else torch.device("cpu")
+        self.device = services.device if services is not None else torch.device("cpu")
         if self.options.precision == "float16" and self.device.type != "cuda":
             raise BadInputError(f"precision: float16 sampling needs a CUDA device (this run uses {self.device}); "
                                 "use bfloat16 or float32")
@@ -242,7 +242,7 @@ class DDPMGenerator(Generator):
         if self._load(workdir, expected_hash):
             log.info("generator:ddpm: reusing the trained checkpoint in %s", workdir)
             return
-        self.unet = self._for_sampling(self._train(images, labels, context))
+        self.unet = self._for_sampling(self._train(images, labels, services))
         self._save(workdir, expected_hash, list(real.class_names))
 
     def _load(self, workdir: Path, expected_hash: str) -> bool:
@@ -291,7 +291,7 @@ class DDPMGenerator(Generator):
         # the manifest is written last: its presence marks a finished checkpoint
         atomic_write_text(workdir / MANIFEST, json.dumps(manifest, indent=2))
 
-    def _train(self, images, labels, context):
+    def _train(self, images, labels, services):
         import contextlib
         import copy
         import math
@@ -318,7 +318,7 @@ class DDPMGenerator(Generator):
             return 0.5 * (1 + math.cos(math.pi * (step - opts.warmup_steps) / span))
 
         lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-        progress = context.progress("training DDPM", opts.train_steps) if context is not None else contextlib.nullcontext(None)
+        progress = services.progress("training DDPM", opts.train_steps) if services is not None else contextlib.nullcontext(None)
         n = data.shape[0]
         order, cursor = torch.randperm(n, generator=cpu_gen), 0
         with progress as advance:

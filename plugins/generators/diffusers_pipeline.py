@@ -4,7 +4,7 @@ labelled by the run's reference classifier or by the pipeline's own class condit
 Sehwag et al., ICLR 2022, "Robust Learning Meets Generative Models: Can Proxy Distributions Improve
 Adversarial Robustness?": images sampled from an *unconditional* DDPM are labelled by a classifier
 trained on the real training data, and these pseudo-labelled images are added to adversarial training.
-``labels: pseudo`` does exactly that with :meth:`context.reference.model() <dreamset.orchestration.reference.ReferenceClassifier.model>`
+``labels: pseudo`` does exactly that with :meth:`services.reference.model() <dreamset.orchestration.reference.ReferenceClassifier.model>`
 (taken in ``fit``): the requested labels are ignored, the predicted labels are returned, and the
 provenance records the prediction, its softmax confidence and the label that was asked for.
 ``labels: conditional`` instead asks a class-conditional model for the requested class: a pipeline
@@ -261,10 +261,10 @@ class PretrainedPipelineGenerator(Generator):
     def name(self) -> str:
         return self.key or self.default_key
 
-    def load(self, loader, context) -> None:
-        """Load ``options.model`` with ``loader`` onto ``context.device`` (CPU without a context)."""
+    def load(self, loader, services) -> None:
+        """Load ``options.model`` with ``loader`` onto ``services.device`` (CPU without services)."""
         opts = self.options
-        self.device = torch.device(context.device) if context is not None else torch.device("cpu")
+        self.device = torch.device(services.device) if services is not None else torch.device("cpu")
         dtype = resolve_dtype(opts.torch_dtype, self.device)
         pipe = load_pretrained(loader, opts.model, local_files_only=opts.local_files_only, torch_dtype=dtype)
         self.pipe = prepare_pipeline(pipe, opts, self.device)
@@ -288,17 +288,17 @@ class DiffusersPipelineGenerator(PretrainedPipelineGenerator):
         """True with ``labels: pseudo``: ``generate`` returns the classifier's labels, not the requested ones."""
         return self.options.labels == "pseudo"
 
-    def fit(self, real, workdir: Path, context=None) -> None:
+    def fit(self, real, workdir: Path, services=None) -> None:
         from diffusers import DiffusionPipeline
 
         opts = self.options
         self.real_shape = tuple(int(v) for v in real.image_shape) if real is not None else None
         pseudo = opts.labels == "pseudo"
-        if pseudo and getattr(context, "reference", None) is None:
-            raise BadInputError("labels: pseudo needs the run context's reference classifier; call fit(real, workdir, context)")
+        if pseudo and getattr(services, "reference", None) is None:
+            raise BadInputError("labels: pseudo needs the run's reference classifier (services.reference); call fit(real, workdir, services)")
         if pseudo and self.real_shape is None:
             raise BadInputError("labels: pseudo needs the real data (the reference classifier sees its image shape)")
-        self.load(DiffusionPipeline, context)
+        self.load(DiffusionPipeline, services)
         if opts.labels == "conditional" and self._conditioning() is None:
             raise BadInputError(
                 f"labels: {opts.model!r} ({type(self.pipe).__name__}) is not class-conditional (no class_labels argument, "
@@ -307,7 +307,7 @@ class DiffusersPipelineGenerator(PretrainedPipelineGenerator):
             raise BadInputError(f"resize: labels: pseudo classifies images of the real shape {self.real_shape}; "
                                 f"the pipeline makes {self._native_shape()}, so set resize: true")
         if pseudo:
-            self.classifier = context.reference.model()
+            self.classifier = services.reference.model()
 
     # -- geometry --------------------------------------------------------------------------------
     def _native_shape(self) -> tuple[int, int, int] | None:
@@ -348,7 +348,7 @@ class DiffusersPipelineGenerator(PretrainedPipelineGenerator):
 
     def generate(self, labels, seeds, class_names) -> GeneratedBatch:
         if self.pipe is None:
-            raise BadInputError(f"{self.name}: call fit(real, workdir, context) before generate()")
+            raise BadInputError(f"{self.name}: call fit(real, workdir, services) before generate()")
         labels, seeds = check_request(self.name, labels, seeds, class_names)
         shape = self.image_shape()
         pseudo = self.options.labels == "pseudo"

@@ -88,7 +88,7 @@ class GANGenerator(LatentGenerator):
     name = "gan"
     conformance_options = {"train_steps": 3, "batch_size": 8, "width": 8, "disc_width": 8, "latent_dim": 8}
 
-    def _train(self, images, labels, context):
+    def _train(self, images, labels, services):
         import contextlib
 
         o, device = self.options, self.device
@@ -101,7 +101,7 @@ class GANGenerator(LatentGenerator):
         data, targets = images.to(device), labels.to(device)
         k = self.arch["num_classes"]
         softplus, relu = torch.nn.functional.softplus, torch.nn.functional.relu
-        progress = context.progress("training GAN", o.train_steps) if context is not None else contextlib.nullcontext(None)
+        progress = services.progress("training GAN", o.train_steps) if services is not None else contextlib.nullcontext(None)
         batches = self._batches(len(data), cpu_gen)
         with progress as advance:
             for step in range(o.train_steps):

@@ -131,7 +131,7 @@ class GlyphsGenerator(Generator):
         self.font_files: list[str | None] = [None] if font is None else [
             resolve_font(f) for f in ([font] if isinstance(font, str) else font)]
 
-    def fit(self, real, workdir: Path, context=None) -> None:
+    def fit(self, real, workdir: Path, services=None) -> None:
         """Nothing to train: only remember the real data's shape."""
         self._real_shape = tuple(int(v) for v in real.image_shape)
 

@@ -205,7 +205,7 @@ class StableDiffusionGenerator(PretrainedPipelineGenerator):
         self.by_class: list = []
         self.size: tuple[int, int] | None = None  # (height, width) of the pipeline's output
 
-    def fit(self, real, workdir: Path, context=None) -> None:
+    def fit(self, real, workdir: Path, services=None) -> None:
         import diffusers
 
         opts = self.options
@@ -213,7 +213,7 @@ class StableDiffusionGenerator(PretrainedPipelineGenerator):
                   "image-variation": diffusers.StableDiffusionImageVariationPipeline}[opts.mode]
         if opts.mode != "text" and real is None:
             raise BadInputError(f"mode: {opts.mode} needs the real training images; call fit(real, workdir)")
-        self.load(loader, context)
+        self.load(loader, services)
         native = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
         self.size = (opts.height or native, opts.width or native)
         self.real = real
@@ -272,7 +272,7 @@ class StableDiffusionGenerator(PretrainedPipelineGenerator):
     # -- generation -------------------------------------------------------------------------------
     def generate(self, labels, seeds, class_names) -> GeneratedBatch:
         if self.pipe is None:
-            raise BadInputError(f"{self.name}: call fit(real, workdir, context) before generate()")
+            raise BadInputError(f"{self.name}: call fit(real, workdir, services) before generate()")
         opts = self.options
         labels, seeds = check_request(self.name, labels, seeds, class_names)
         shape = self.image_shape()

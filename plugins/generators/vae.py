@@ -74,7 +74,7 @@ class VAEGenerator(LatentGenerator):
     name = "vae"
     conformance_options = {"train_steps": 3, "batch_size": 8, "width": 8, "latent_dim": 8}
 
-    def _train(self, images, labels, context):
+    def _train(self, images, labels, services):
         import contextlib
 
         o, device = self.options, self.device
@@ -83,7 +83,7 @@ class VAEGenerator(LatentGenerator):
         encoder = build_encoder(self.arch, o.width).to(device).train()
         optimizer = torch.optim.Adam(list(decoder.parameters()) + list(encoder.parameters()), lr=o.lr)
         data, targets = images.to(device), labels.to(device)
-        progress = context.progress("training VAE", o.train_steps) if context is not None else contextlib.nullcontext(None)
+        progress = services.progress("training VAE", o.train_steps) if services is not None else contextlib.nullcontext(None)
         batches = self._batches(len(data), cpu_gen)
         with progress as advance:
             for step in range(o.train_steps):

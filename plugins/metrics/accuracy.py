@@ -5,9 +5,9 @@ Top-1 accuracy is the standard measure of the papers dreamset reproduces (e.g. S
 2022, "Robust Learning Meets Generative Models: Can Proxy Distributions Improve Adversarial
 Robustness?", ICLR; Gowal et al., 2021, "Improving Robustness using Generated Data", NeurIPS).
 
-Inputs: ``context.models`` (arm -> classifier of the last seed; it takes ``float32 N×C×H×W`` images
-in [0,1] and returns logits ``N×K``), ``context.real_test`` (labels ``int64 N`` in ``[0, K)``) and
-``context.arm_results`` (seed -> arm -> ``clean_accuracy``). All accuracies are fractions in [0,1]
+Inputs (``scope = "arms"``, :class:`~dreamset.contracts.inputs.ArmInputs`): ``models`` (arm -> classifier of
+the last seed; it takes ``float32 N×C×H×W`` images in [0,1] and returns logits ``N×K``),
+``real.test`` (labels ``int64 N`` in ``[0, K)``) and ``results`` (seed -> arm -> ``clean_accuracy``). All accuracies are fractions in [0,1]
 (tables show percentages). A class absent from the evaluated images has accuracy ``null``.
 
 Result: ``clean_accuracy[<arm>]`` scalars (last seed), ``arms`` (arm -> ``clean_accuracy``,
@@ -33,15 +33,16 @@ class AccuracyOptions(Options):
     seed: int = Field(default=0, ge=0, description="seed of that subset")
 
 
-def evaluation_rows(context, max_samples: int | None, seed: int = 0, field: str = "max_samples"):
-    """The test rows a classifier metric evaluates: the run's evaluation subset
-    (``context.evaluation_subset``, all rows when the run has none) for ``max_samples: null``, else a
-    seeded class-stratified subset of ``max_samples`` rows (:func:`dreamset.orchestration.evaluation.stratified_subset`)."""
+def evaluation_rows(real, max_samples: int | None, seed: int = 0, field: str = "max_samples"):
+    """The test rows a classifier metric evaluates of ``real`` (:class:`~dreamset.contracts.inputs.RealData`):
+    the run's evaluation subset (``real.evaluation_subset``, all rows when the run has none) for
+    ``max_samples: null``, else a seeded class-stratified subset of ``max_samples`` rows
+    (:func:`dreamset.orchestration.evaluation.stratified_subset`)."""
     from dreamset.orchestration.evaluation import stratified_subset
 
     if max_samples is None:
-        return getattr(context, "evaluation_subset", None)
-    return stratified_subset(context.real_test.labels, max_samples, seed, field=field)
+        return real.evaluation_subset
+    return stratified_subset(real.test.labels, max_samples, seed, field=field)
 
 
 def per_class_accuracy(model, source, device, batch_size: int, attacker=None, rows=None) -> tuple[float, list[dict[str, Any]]]:
@@ -87,28 +88,30 @@ class AccuracyMetric(Metric):
     """Clean accuracy per arm and per class; mean ± std over seeds."""
 
     key = "metric:accuracy"
+    scope = "arms"
 
     Options = AccuracyOptions
 
-    def compute(self, context) -> dict[str, Any]:
-        if context.real_test is None:
+    def compute(self, inputs) -> dict[str, Any]:
+        test, device = inputs.real.test, inputs.services.device
+        if test is None:
             raise BadInputError("real_test: metric:accuracy needs the real test split")
-        if not context.models and not context.arm_results:
-            raise BadInputError("arms: metric:accuracy needs trained arms (context.models is empty)")
+        if not inputs.models and not inputs.results:
+            raise BadInputError("arms: metric:accuracy needs trained arms (no models)")
         o = self.options
         result: dict[str, Any] = {}
         arms: dict[str, dict[str, Any]] = {}
         per_arm: dict[str, list[dict[str, Any]]] = {}
-        for arm, model in context.models.items():
-            rows_used = None if o.max_samples is None else evaluation_rows(context, o.max_samples, o.seed)
-            overall, rows = per_class_accuracy(model, context.real_test, context.device, o.batch_size, rows=rows_used)
+        for arm, model in inputs.models.items():
+            rows_used = None if o.max_samples is None else evaluation_rows(inputs.real, o.max_samples, o.seed)
+            overall, rows = per_class_accuracy(model, test, device, o.batch_size, rows=rows_used)
             result[f"clean_accuracy[{arm}]"] = overall
             arms[arm] = {"clean_accuracy": overall, "per_class": rows}
             per_arm[arm] = rows
         seed_rows = []
-        names = list(dict.fromkeys(arm for runs in context.arm_results.values() for arm in runs))
+        names = list(dict.fromkeys(arm for runs in inputs.results.values() for arm in runs))
         for arm in names:
-            values = [float(runs[arm]["clean_accuracy"]) for runs in context.arm_results.values()
+            values = [float(runs[arm]["clean_accuracy"]) for runs in inputs.results.values()
                       if arm in runs and isinstance(runs[arm].get("clean_accuracy"), (int, float))]
             if not values:
                 continue
@@ -119,7 +122,7 @@ class AccuracyMetric(Metric):
         result["arms"] = arms
         tables: dict[str, Any] = {}
         if per_arm:
-            tables["per-class clean accuracy (%)"] = per_class_table(per_arm, context.real_test.class_names)
+            tables["per-class clean accuracy (%)"] = per_class_table(per_arm, test.class_names)
         if seed_rows:
             tables["clean accuracy over seeds (%)"] = {"header": ["arm", "seeds", "mean %", "std %"], "rows": seed_rows}
         result["tables"] = tables

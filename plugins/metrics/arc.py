@@ -69,6 +69,11 @@ class ARCOptions(Options):
     points: int = Field(default=5, ge=2, le=100, description="radii evenly spaced on [0, eps_max]")
     discriminator: ComponentRef = Field(default={"key": "model:small-cnn", "options": {"width": 8}},
                                         description="registry model key (or {key, options}) of the real-vs-synthetic discriminator")
+    attacker: ComponentRef = Field(default={"key": "attacker:pgd"},
+                                   description="attacker key (or {key, options}) of the discriminator's training and held-out "
+                                               "attacks; created with norm, eps and attack_steps / eval_steps")
+    mixer: ComponentRef = Field(default={"key": "mixer:ratio"},
+                                description="mixer key (or {key, options}) of the discriminator's batches; created with real_fraction 0.5")
     real: Literal["train", "test"] = Field(default="train", description="which real split to compare with")
     epochs: int = Field(default=10, ge=1, le=100_000, description="discriminator training epochs per radius")
     batch_size: int = Field(default=128, ge=2, le=1_000_000, description="training batch (half real, half synthetic)")
@@ -146,18 +151,22 @@ class ARCMetric(Metric):
     key = "metric:arc"
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
-    per_source = True
+    scope = "source"
 
     Options = ARCOptions
+
+    @classmethod
+    def dependencies(cls, options):
+        return {"discriminator": ("model", options.discriminator.key), "attacker": ("attacker", options.attacker.key),
+                "mixer": ("mixer", options.mixer.key)}
     conformance_options = {"points": 3, "epochs": 2, "attack_steps": 2, "eval_steps": 2, "max_samples": 40,
                            "discriminator": {"key": "model:small-cnn", "options": {"width": 2}}}
 
-    def _samples(self, context):
+    def _samples(self, inputs):
         """``(real images, synthetic images)`` — ``n`` each, float32 ``n×C×H×W`` in [0,1]."""
         import numpy as np
 
-        real = context.real_train if self.options.real == "train" else context.real_test
-        synthetic = context.synthetic
+        real, synthetic = inputs.real.split(self.options.real), inputs.synthetic
         if real is None or len(real) == 0:
             raise BadInputError(f"real: metric:arc needs the real {self.options.real} split")
         if synthetic is None or len(synthetic) == 0:
@@ -178,29 +187,34 @@ class ARCMetric(Metric):
         return real_x.contiguous(), syn_x.contiguous()
 
     def _cache_key(self, real_x, syn_x) -> str:
-        digest = hashlib.sha256(json.dumps(self.options.model_dump(mode="json"), sort_keys=True).encode())
+        options = self.options.model_dump(mode="json")
+        for name, default in ARCOptions().model_dump(mode="json").items():
+            if name in ("attacker", "mixer") and options[name] == default:
+                del options[name]  # options added later: at their defaults, earlier caches stay valid
+        digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
         for x in (real_x, syn_x):
             digest.update(str(tuple(x.shape)).encode())
             digest.update(x.numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def compute(self, context) -> dict[str, Any]:
+    def compute(self, inputs) -> dict[str, Any]:
         import torch
 
         from dreamset.contracts.data import TensorImageSet
         from dreamset.orchestration.evaluation import accuracy
-        from dreamset.orchestration.progress import progress
         from dreamset.orchestration.recipe import TrainStage
         from dreamset.training.trainer import train_classifier
 
         o = self.options
-        registry = context.registry
+        services = inputs.services
+        device = services.device
+        registry = services.registry
         try:
             model_key = registry.get(o.discriminator.key, "model").key
         except BadInputError as exc:
             raise BadInputError(f"discriminator.key: {exc}") from None
         factory = registry.create(model_key, field_path="discriminator.options", **o.discriminator.options)
-        real_x, syn_x = self._samples(context)
+        real_x, syn_x = self._samples(inputs)
         n = real_x.shape[0]
         n_hold = max(1, int(round(o.holdout_fraction * n)))
         n_fit = n - n_hold
@@ -214,36 +228,37 @@ class ARCMetric(Metric):
                                  names, name="arc held-out")
         settings = TrainStage(model=o.discriminator, epochs=o.epochs, batch_size=o.batch_size, optimizer="adamw", lr=o.lr,
                               weight_decay=0.0, schedule="cosine", mixed_precision=False)
-        mixer = registry.create("mixer:ratio", real_fraction=0.5)
-        cache = context.run_dir / "metrics" / "arc" / self._cache_key(real_x, syn_x)
+        mixer = registry.create(o.mixer.key, kind="mixer", field_path="mixer.options", **{**o.mixer.options, "real_fraction": 0.5})
+        cache = services.run_dir / "metrics" / "arc" / self._cache_key(real_x, syn_x)
         grid = o.grid()
         curve = []
         previous = None
-        with progress(context, "ARC radii", len(grid)) as advance:
+        with services.progress("ARC radii", len(grid)) as advance:
             for i, eps in enumerate(grid):
                 train_attack = eval_attack = None
                 if eps > 0:
-                    train_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.attack_steps)
-                    eval_attack = registry.create("attacker:pgd", norm=o.norm, eps=eps, steps=o.eval_steps)
-                with forked_rng(context.device, o.seed):
+                    train_attack, eval_attack = (registry.create(o.attacker.key, kind="attacker", field_path="attacker.options",
+                                                                 **{**o.attacker.options, "norm": o.norm, "eps": eps, "steps": steps})
+                                                 for steps in (o.attack_steps, o.eval_steps))
+                with forked_rng(device, o.seed):
                     model = factory.build(tuple(real_x.shape[1:]), 2)
                     if o.schedule == "curriculum" and previous is not None:
                         model.load_state_dict(previous)  # warm start: fine-tune the previous radius's discriminator
-                    model = train_classifier(context, model, mixer=mixer, real=fit_real, synthetic=fit_syn, attacker=train_attack,
+                    model = train_classifier(services, model, mixer=mixer, real=fit_real, synthetic=fit_syn, attacker=train_attack,
                                              settings=settings, seed=o.seed, checkpoint_dir=cache / f"eps-{i}",
                                              description=f"ARC discriminator eps={eps:.4g}")
                     previous = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    clean = accuracy(model, heldout, context.device, o.batch_size)
-                    predicted_real = _predicted_fraction(model, heldout, context.device, o.batch_size)
+                    clean = accuracy(model, heldout, device, o.batch_size)
+                    predicted_real = _predicted_fraction(model, heldout, device, o.batch_size)
                     torch.manual_seed(o.seed)
-                    robust = clean if eval_attack is None else accuracy(model, heldout, context.device, o.batch_size, eval_attack)
+                    robust = clean if eval_attack is None else accuracy(model, heldout, device, o.batch_size, eval_attack)
                 curve.append({"eps": float(eps), "robust_accuracy": float(robust), "clean_accuracy": float(clean),
                               "predicted_real_fraction": float(predicted_real)})
                 advance(1)
         arc = arc_area(grid, [point["robust_accuracy"] for point in curve])
         warnings = collapse_warnings(curve)
-        source = getattr(context, "source_name", None)  # one curve per named synthetic source
-        self._plot(context.run_dir / (f"arc_curve_{source}.png" if source else "arc_curve.png"), curve, arc)
+        source = inputs.source_name  # one curve per named synthetic source
+        self._plot(services.run_dir / (f"arc_curve_{source}.png" if source else "arc_curve.png"), curve, arc)
         return {
             "arc": arc,
             "curve": curve,

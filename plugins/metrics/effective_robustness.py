@@ -9,7 +9,7 @@ through a logit (or probit) transform. Effective robustness (ER) of a model is h
 accuracy lies above that baseline line at its own ID accuracy.
 
 * Baseline testbed, as Taori et al. build it — **standard-trained models on real data only**
-  (trained by this metric, cheaply): ``model = context.recipe.train.model`` trained with standard
+  (trained by this metric, cheaply): ``model = train.model`` trained with standard
   training (no attacker, no EMA, no label smoothing; the recipe's optimiser, lr and batch size) on
   nested random subsets of ``real_train`` — a ``testbed_sizes`` fraction each — for each of
   ``testbed_epochs`` (default: the recipe's epochs); model ``i`` uses seed ``seed + i``.
@@ -28,8 +28,9 @@ accuracy lies above that baseline line at its own ID accuracy.
   contains 0). A shift whose testbed has fewer than two distinct ID accuracies has no fit: its ER is
   ``null`` and a line in ``warnings`` says why.
 
-Inputs: ``context.real_train``/``real_test``/``shifted`` (images ``float32 N×C×H×W`` in [0,1],
-labels ``int64 N``), ``context.arm_results`` (seed -> arm -> ``clean_accuracy``, ``shifted``).
+Inputs (``scope = "arms"``, :class:`~dreamset.contracts.inputs.ArmInputs`): ``real.train``/``test``/``shifted``
+(images ``float32 N×C×H×W`` in [0,1], labels ``int64 N``), ``results`` (seed -> arm ->
+``clean_accuracy``, ``shifted``) and the recipe's ``train`` settings.
 Accuracies are fractions in [0,1]; ER is in percentage points. Result: ``scale``,
 ``effective_robustness[<arm>]`` scalars (mean over shifts), ``arms`` (arm -> ``id_accuracy``,
 ``shifted``, ``effective_robustness`` per shift, ``effective_robustness_mean``, ``per_seed``),
@@ -51,6 +52,7 @@ from dreamset.orchestration.seeding import forked_rng
 from dreamset.orchestration.seeding import build_model
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.interfaces import Metric
+from dreamset.orchestration.recipe import ComponentRef
 
 #: accuracies are clipped to [CLIP, 1 − CLIP] before the logit/probit transform
 CLIP = 1e-4
@@ -110,6 +112,9 @@ class EffectiveRobustnessOptions(Options):
     scale: Literal["logit", "probit", "linear"] = Field(default="logit", description="axis transform of the linear fit")
     batch_size: int = Field(default=256, ge=1, le=1_000_000, description="evaluation batch size")
     seed: int = Field(default=0, ge=0, description="seed of the testbed subsets and models (model i: seed + i)")
+    model: ComponentRef | None = Field(default=None, description="model key (or {key, options}) of the testbed; null = the recipe's train.model")
+    mixer: ComponentRef = Field(default={"key": "mixer:ratio"},
+                                description="mixer key (or {key, options}) of the testbed's real-only batches; created with real_fraction 1")
 
 
 @register(description="effective robustness vs a real-data baseline fit in logit space (Taori et al. 2020)")
@@ -117,88 +122,99 @@ class EffectiveRobustnessMetric(Metric):
     """Effective robustness of every arm against a real-data baseline fit, per shift."""
 
     key = "metric:effective-robustness"
+    scope = "arms"
 
     Options = EffectiveRobustnessOptions
+
+    @classmethod
+    def dependencies(cls, options):
+        return {"model": ("model", options.model.key if options.model is not None else None),
+                "mixer": ("mixer", options.mixer.key)}
     conformance_options = {"testbed_sizes": [0.1, 0.5], "testbed_epochs": [1, 3]}
 
-    def _evaluate(self, context, model) -> dict[str, Any]:
+    def _evaluate(self, inputs, model) -> dict[str, Any]:
         from dreamset.orchestration.evaluation import accuracy
 
-        bs = self.options.batch_size
-        return {"id_accuracy": accuracy(model, context.real_test, context.device, bs),
-                "shifted": {label: accuracy(model, source, context.device, bs) for label, source in context.shifted.items()}}
+        bs, device = self.options.batch_size, inputs.services.device
+        return {"id_accuracy": accuracy(model, inputs.real.test, device, bs),
+                "shifted": {label: accuracy(model, source, device, bs) for label, source in inputs.real.shifted.items()}}
 
-    def _testbed(self, context) -> list[dict[str, Any]]:
+    def _testbed(self, inputs) -> list[dict[str, Any]]:
         """Train (or reload) and evaluate the real-only baseline models."""
         import numpy as np
 
-        from dreamset.orchestration.progress import progress
         from dreamset.training.trainer import train_classifier
 
         o = self.options
-        recipe = context.recipe
-        real = context.real_train
-        epochs_list = o.testbed_epochs or [recipe.train.epochs]
+        train, services = inputs.train, inputs.services
+        real = inputs.real.train
+        epochs_list = o.testbed_epochs or [train.epochs]
         order = np.random.default_rng(o.seed).permutation(len(real))
-        digest = hashlib.sha256(json.dumps({"options": o.model_dump(mode="json"), "train": recipe.train.model_dump(mode="json"),
+        dumped = o.model_dump(mode="json")
+        for name, default in EffectiveRobustnessOptions().model_dump(mode="json").items():
+            if name in ("model", "mixer") and dumped[name] == default:
+                del dumped[name]  # options added later: at their defaults, earlier caches stay valid
+        digest = hashlib.sha256(json.dumps({"options": dumped, "train": train.model_dump(mode="json"),
                                             "n": len(real), "shape": list(real.image_shape)}, sort_keys=True).encode())
         digest.update(real.labels.numpy().tobytes())
         probe, _ = real.get(order[: min(64, len(real))])
         digest.update(probe.numpy().tobytes())
-        cache = context.run_dir / "metrics" / "effective-robustness" / digest.hexdigest()[:16]
-        factory = context.registry.create(recipe.train.model.key, kind="model", field_path="train.model.options", **recipe.train.model.options)
-        mixer = context.registry.create("mixer:ratio", real_fraction=1.0)
+        cache = services.run_dir / "metrics" / "effective-robustness" / digest.hexdigest()[:16]
+        model_ref, model_field = (o.model, "model.options") if o.model is not None else (train.model, "train.model.options")
+        factory = services.registry.create(model_ref.key, kind="model", field_path=model_field, **model_ref.options)
+        mixer = services.registry.create(o.mixer.key, kind="mixer", field_path="mixer.options",
+                                         **{**o.mixer.options, "real_fraction": 1.0})
         points = []
         index = 0
-        with progress(context, "effective-robustness testbed", len(o.testbed_sizes) * len(epochs_list)) as advance:
+        with services.progress("effective-robustness testbed", len(o.testbed_sizes) * len(epochs_list)) as advance:
             for fraction in o.testbed_sizes:
                 size = max(1, int(round(fraction * len(real))))
                 subset = real.subset(np.sort(order[:size]))
                 for epochs in epochs_list:
                     seed = o.seed + index
-                    settings = recipe.train.model_copy(update={"epochs": epochs, "ema_decay": None, "label_smoothing": 0.0})
+                    settings = train.model_copy(update={"epochs": epochs, "ema_decay": None, "label_smoothing": 0.0})
                     model = build_model(factory, real.image_shape, real.num_classes, seed=o.seed,
                                         purpose="effective-robustness-testbed", index=index)
-                    model = train_classifier(context, model, mixer=mixer, real=subset, synthetic=None, attacker=None, settings=settings,
+                    model = train_classifier(services, model, mixer=mixer, real=subset, synthetic=None, attacker=None, settings=settings,
                                              seed=seed, checkpoint_dir=cache / f"n{size}-e{epochs}-s{seed}",
                                              description=f"ER testbed n={size} epochs={epochs}")
-                    points.append({"train_size": size, "epochs": epochs, "seed": seed, **self._evaluate(context, model)})
+                    points.append({"train_size": size, "epochs": epochs, "seed": seed, **self._evaluate(inputs, model)})
                     index += 1
                     advance(1)
         return points
 
-    def _arm_points(self, context) -> dict[str, dict[str, dict[str, Any]]]:
-        """arm -> seed -> ``{id_accuracy, shifted}`` from ``arm_results`` (or the current models)."""
+    def _arm_points(self, inputs) -> dict[str, dict[str, dict[str, Any]]]:
+        """arm -> seed -> ``{id_accuracy, shifted}`` from the arms' results (or the current models)."""
         out: dict[str, dict[str, dict[str, Any]]] = {}
-        for seed, runs in context.arm_results.items():
+        for seed, runs in inputs.results.items():
             for arm, res in runs.items():
                 if isinstance(res.get("clean_accuracy"), (int, float)) and isinstance(res.get("shifted"), dict):
                     out.setdefault(arm, {})[str(seed)] = {"id_accuracy": float(res["clean_accuracy"]),
                                                           "shifted": {k: float(v) for k, v in res["shifted"].items()}}
         if not out:
-            for arm, model in context.models.items():
-                out[arm] = {str(context.seed): self._evaluate(context, model)}
+            for arm, model in inputs.models.items():
+                out[arm] = {str(inputs.seed): self._evaluate(inputs, model)}
         return out
 
-    def compute(self, context) -> dict[str, Any]:
+    def compute(self, inputs) -> dict[str, Any]:
         o = self.options
-        if not context.shifted:
+        if not inputs.real.shifted:
             raise BadInputError("data.shifts: metric:effective-robustness needs at least one shifted test set")
-        if context.real_train is None or context.real_test is None:
+        if inputs.real.train is None or inputs.real.test is None:
             raise BadInputError("real_train: metric:effective-robustness needs the real train and test splits")
-        with forked_rng(context.device):
-            testbed = self._testbed(context)
-        arm_points = self._arm_points(context)
+        with forked_rng(inputs.services.device):
+            testbed = self._testbed(inputs)
+        arm_points = self._arm_points(inputs)
         missing = [a for a in o.baseline_arms if a not in arm_points]
         warnings = [f"baseline_arms: no results for arm {a!r}; it is not part of the fit" for a in missing]
         for name in o.baseline_arms:
-            spec = context.recipe.arms.get(name)
-            if spec is not None and (spec.synthetic or (context.recipe.train.attacker is not None and not spec.standard)):
+            spec = inputs.arms.get(name)
+            if spec is not None and (spec.synthetic or (inputs.train.attacker is not None and not spec.standard)):
                 warnings.append(f"baseline_arms: {name!r} is {'trained on synthetic data' if spec.synthetic else 'adversarially trained'}; "
                                 f"Taori et al.'s testbed holds standard-trained real-data models only")
         baselines = [{"arm": arm, "seed": seed, **point} for arm in o.baseline_arms if arm in arm_points
                      for seed, point in arm_points[arm].items()]
-        labels = list(context.shifted)
+        labels = list(inputs.real.shifted)
         fits: dict[str, Any] = {}
         for label in labels:
             pts = [(p["id_accuracy"], p["shifted"][label]) for p in testbed + baselines if label in p["shifted"]]
@@ -262,7 +278,7 @@ class EffectiveRobustnessMetric(Metric):
                          for label, fit in fits.items()],
             },
         }
-        self._plot(context.run_dir / "effective_robustness.png", labels, testbed, baselines, arms, fits)
+        self._plot(inputs.services.run_dir / "effective_robustness.png", labels, testbed, baselines, arms, fits)
         return result
 
     def _plot(self, path, labels, testbed, baselines, arms, fits) -> None:

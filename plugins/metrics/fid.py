@@ -76,9 +76,10 @@ class FeatureOptions(Options):
 EXTRACTOR_PATTERN = r"^(reference|inception-v3|timm:[A-Za-z0-9_.\-]+|(extractor:)?[a-z0-9][a-z0-9._+-]*)$"
 
 
-def feature_pair(context, options: FeatureOptions, *, need_synthetic: bool = True):
-    """``(real, synthetic, extractor)``: the two sides as :class:`~dreamset.toolkit.features.FeatureSet`
-    (the run's real split / synthetic store embedded by ``options.extractor``, or the precomputed
+def feature_pair(inputs, options: FeatureOptions, *, need_synthetic: bool = True):
+    """``(real, synthetic, extractor)`` of :class:`~dreamset.contracts.inputs.DistributionInputs`: the two sides
+    as :class:`~dreamset.toolkit.features.FeatureSet` (the real split / synthetic set embedded by
+    ``options.extractor`` on ``inputs.services``, or the precomputed
     ``real_features`` / ``synthetic_features`` files) and the extractor (``None`` when both sides are
     files). A missing side raises a one-line error."""
     from dreamset.toolkit.features import FeatureSet, create_extractor, embedder, extractor_ref
@@ -89,38 +90,39 @@ def feature_pair(context, options: FeatureOptions, *, need_synthetic: bool = Tru
         if path is not None:
             sides.append(("file", path))
             continue
-        source = source_for(context, field, options.real) if wanted else None
+        source = source_for(inputs, field, options.real) if wanted else None
         sides.append(("source", source))
         if source is not None and names is None:
             names = list(source.class_names)
     extractor = None
     if any(kind == "source" and value is not None for kind, value in sides):
-        extractor = create_extractor(context, extractor_ref(options.extractor, options.weights))
-    embed = embedder(extractor, getattr(context, "device", None), min(256, options.batch_size)) if extractor else None
+        extractor = create_extractor(inputs.services, extractor_ref(options.extractor, options.weights))
+    embed = embedder(extractor, inputs.services.device, min(256, options.batch_size)) if extractor else None
     out = []
     for (kind, value), field in zip(sides, ("real", "synthetic")):
         if kind == "file":
             out.append(FeatureSet.from_file(value, f"{field}_features", class_names=names))
         else:
-            out.append(FeatureSet(source=value, embed=embed, name=field, context=context) if value is not None else None)
+            out.append(FeatureSet(source=value, embed=embed, name=field, context=inputs.services) if value is not None else None)
     return out[0], out[1], extractor
 
 
-def source_for(context, side: str, real: str):
-    """The run's real ``real`` split (``side == "real"``) or its synthetic store; one-line error if missing."""
+def source_for(inputs, side: str, real: str):
+    """The real ``real`` split (``side == "real"``) or the synthetic set of ``inputs``
+    (:class:`~dreamset.contracts.inputs.DistributionInputs`); one-line error if missing."""
     if side == "real":
-        source = context.real_train if real == "train" else context.real_test
+        source = inputs.real.split(real)
         if source is None or len(source) == 0:
             raise BadInputError(f"real: the run has no real {real} split to compare with (or give real_features)")
         return source
-    if context.synthetic is None or len(context.synthetic) == 0:
+    if inputs.synthetic is None or len(inputs.synthetic) == 0:
         raise BadInputError("synthetic: the run has no synthetic images to compare with (or give synthetic_features)")
-    return context.synthetic
+    return inputs.synthetic
 
 
-def source_pair(context, real: str) -> tuple[ImageSource, ImageSource]:
-    """``(real split, synthetic store)`` of ``context``; a missing one raises a one-line error."""
-    return source_for(context, "real", real), source_for(context, "synthetic", real)
+def source_pair(inputs, real: str) -> tuple[ImageSource, ImageSource]:
+    """``(real split, synthetic set)`` of ``inputs``; a missing one raises a one-line error."""
+    return source_for(inputs, "real", real), source_for(inputs, "synthetic", real)
 
 
 def extractor_report(options: FeatureOptions, extractor) -> dict:
@@ -143,7 +145,7 @@ class FrechetInceptionDistance(Metric):
     key = "metric:fid"
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
-    per_source = True
+    scope = "source"
 
     Options = FIDOptions
 
@@ -199,11 +201,11 @@ class FrechetInceptionDistance(Metric):
             cache.save(key, arrays)
         return overall, by_class, False
 
-    def compute(self, context) -> dict:
+    def compute(self, inputs) -> dict:
         from dreamset.plugins.metrics.statistics import frechet_distance, singular_covariance_message
 
         o = self.options
-        real_side, synthetic_side, extractor = feature_pair(context, o)
+        real_side, synthetic_side, extractor = feature_pair(inputs, o)
         per_class = o.per_class and real_side.labelled and synthetic_side.labelled
         classes = list(range(len(real_side.class_names)))
         warnings: list[str] = []

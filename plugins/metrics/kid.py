@@ -44,15 +44,15 @@ class KernelInceptionDistance(Metric):
     key = "metric:kid"
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
-    per_source = True
+    scope = "source"
 
     Options = KIDOptions
 
-    def compute(self, context) -> dict:
+    def compute(self, inputs) -> dict:
         from dreamset.plugins.metrics.statistics import kid_subset_indices, mean_and_std, polynomial_mmd
 
         o = self.options
-        real_source, synthetic_source, extractor = feature_pair(context, o)
+        real_source, synthetic_source, extractor = feature_pair(inputs, o)
         per_class = o.per_class and real_source.labelled and synthetic_source.labelled
         real_labels, synthetic_labels = real_source.labels.numpy(), synthetic_source.labels.numpy()
         n_real, n_synthetic = len(real_labels), len(synthetic_labels)

@@ -8,8 +8,9 @@ images), as used to filter generated data (e.g. Sehwag et al., 2022, "Robust Lea
 Generative Models: Can Proxy Distributions Improve Adversarial Robustness?", ICLR). Low agreement
 means the generator's images do not carry their intended class.
 
-Inputs: ``context.synthetic`` (images ``float32 N×C×H×W`` in [0,1], intended labels ``int64 N`` in
-``[0, K)``; the first ``max_samples`` are used) and ``context.reference.predict`` (softmax
+Inputs (``scope = "source"``, :class:`~dreamset.contracts.inputs.DistributionInputs`): ``synthetic`` (images
+``float32 N×C×H×W`` in [0,1], intended labels ``int64 N`` in ``[0, K)``; the first ``max_samples``
+are used) and ``services.reference.predict`` (softmax
 ``float32 N×K`` of the run's reference classifier, :class:`~dreamset.orchestration.reference.ReferenceClassifier`).
 
 Result (fractions/probabilities in [0,1]): ``agreement`` (fraction with ``argmax = label``),
@@ -41,20 +42,20 @@ class LabelAgreementMetric(Metric):
     key = "metric:label-agreement"
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
-    per_source = True
+    scope = "source"
 
     Options = LabelAgreementOptions
 
-    def compute(self, context) -> dict[str, Any]:
-        synthetic = context.synthetic
+    def compute(self, inputs) -> dict[str, Any]:
+        synthetic, real = inputs.synthetic, inputs.real.train
         if synthetic is None or len(synthetic) == 0:
             raise BadInputError("synthetic: metric:label-agreement needs synthetic images (the recipe has no generate stage or an empty store)")
-        if context.real_train is not None and synthetic.num_classes != context.real_train.num_classes:
-            raise BadInputError(f"synthetic: {synthetic.num_classes} classes, but the real data has {context.real_train.num_classes}")
+        if real is not None and synthetic.num_classes != real.num_classes:
+            raise BadInputError(f"synthetic: {synthetic.num_classes} classes, but the real data has {real.num_classes}")
         o = self.options
         n = len(synthetic) if o.max_samples is None else min(len(synthetic), o.max_samples)
         source = synthetic if n == len(synthetic) else synthetic.subset(range(n))
-        probabilities = context.reference.predict(source, batch_size=o.batch_size).double()
+        probabilities = inputs.services.reference.predict(source, batch_size=o.batch_size).double()
         labels = source.labels
         agree = probabilities.argmax(dim=1) == labels
         label_probability = probabilities.gather(1, labels.view(-1, 1)).squeeze(1)

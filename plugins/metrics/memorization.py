@@ -63,10 +63,11 @@ class Memorization(Metric):
     """Fraction of generated images closer to a training image than a held-out-calibrated threshold."""
 
     key = "metric:memorization"
+    scope = "synthetic"  # every synthetic source as one set
 
     Options = MemorizationOptions
 
-    def _sides(self, context):
+    def _sides(self, inputs):
         """``(train, synthetic, heldout, extractor)`` FeatureSets (pixels or features)."""
         from dreamset.toolkit.features import FeatureSet, embedder
 
@@ -75,26 +76,26 @@ class Memorization(Metric):
             def flatten(source):
                 return source.get(range(len(source)))[0].flatten(1)
 
-            sides = [FeatureSet(source=source_for(context, side, "train"), embed=flatten, name=side) for side in ("real", "synthetic")]
-            heldout = FeatureSet(source=source_for(context, "real", "test"), embed=flatten, name="heldout")
+            sides = [FeatureSet(source=source_for(inputs, side, "train"), embed=flatten, name=side) for side in ("real", "synthetic")]
+            heldout = FeatureSet(source=source_for(inputs, "real", "test"), embed=flatten, name="heldout")
             return sides[0], sides[1], heldout, None
-        train, synthetic, extractor = feature_pair(context, o)
+        train, synthetic, extractor = feature_pair(inputs, o)
         if o.heldout_features is not None:
             heldout = FeatureSet.from_file(o.heldout_features, "heldout_features")
         else:
             if extractor is None:
                 raise BadInputError("heldout_features: with real_features and synthetic_features files, give held-out features too")
-            heldout = FeatureSet(source=source_for(context, "real", "test"),
-                                 embed=embedder(extractor, getattr(context, "device", None), min(256, o.batch_size)), name="heldout",
-                                 context=context)
+            heldout = FeatureSet(source=source_for(inputs, "real", "test"),
+                                 embed=embedder(extractor, inputs.services.device, min(256, o.batch_size)), name="heldout",
+                                 context=inputs.services)
         return train, synthetic, heldout, extractor
 
-    def compute(self, context) -> dict:
+    def compute(self, inputs) -> dict:
         from dreamset.plugins.metrics.statistics import as_feature_matrix
         from dreamset.toolkit.knn import knn_distances
 
         o = self.options
-        train, synthetic, heldout, extractor = self._sides(context)
+        train, synthetic, heldout, extractor = self._sides(inputs)
         if len(train) < 1 or len(heldout) < 1:
             raise BadInputError("metric:memorization: needs real training and held-out (test) images")
         rng = np.random.default_rng(o.seed)
@@ -136,8 +137,8 @@ class Memorization(Metric):
             "warnings": warnings,
             "tables": {"per-class memorization": {"header": ["class", "n_checked", "n_flagged", "fraction"], "rows": table_rows}},
         }
-        if closest and train.source is not None and synthetic.source is not None and getattr(context, "run_dir", None):
-            self._grid(context.run_dir / "memorization_pairs.png", synthetic.source, train.source, closest)
+        if closest and train.source is not None and synthetic.source is not None and inputs.services.run_dir:
+            self._grid(inputs.services.run_dir / "memorization_pairs.png", synthetic.source, train.source, closest)
             result["figure"] = "memorization_pairs.png"
         return result
 

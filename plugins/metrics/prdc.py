@@ -94,13 +94,13 @@ class PrecisionRecallDensityCoverage(Metric):
     key = "metric:prdc"
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
-    per_source = True
+    scope = "source"
 
     Options = PRDCOptions
 
-    def compute(self, context) -> dict:
+    def compute(self, inputs) -> dict:
         o = self.options
-        real_source, synthetic_source, extractor = feature_pair(context, o)
+        real_source, synthetic_source, extractor = feature_pair(inputs, o)
         per_class = o.per_class and real_source.labelled and synthetic_source.labelled
         real_labels, synthetic_labels = real_source.labels.numpy(), synthetic_source.labels.numpy()
         rng = np.random.default_rng(o.seed)

@@ -10,10 +10,10 @@ The ``attacker`` option is a registry key (``pgd``, ``attacker:apgd``) or ``{key
 default PGD-20 in the L∞ ball of radius ``eps`` (``steps`` iterations, step 2.5·eps/steps, random
 start). ``eps``/``steps``/``norm`` only shape that default — with an explicit ``attacker`` they must
 be left unset. The attack's random start draws from a private RNG seeded with ``seed`` (the global
-torch RNG is left as it was), so the result is deterministic for a fixed context and ``seed``.
+torch RNG is left as it was), so the result is deterministic for fixed inputs and ``seed``.
 
-Inputs: ``context.models`` (classifiers taking ``float32 N×C×H×W`` in [0,1], logits ``N×K``),
-``context.real_test`` (labels ``int64`` in ``[0, K)``): by default the run's class-stratified evaluation
+Inputs (``scope = "arms"``, :class:`~dreamset.contracts.inputs.ArmInputs`): ``models`` (classifiers taking
+``float32 N×C×H×W`` in [0,1], logits ``N×K``), ``real.test`` (labels ``int64`` in ``[0, K)``): by default the run's class-stratified evaluation
 subset (``evaluate.robust_samples``, the same rows every arm and attacker of the run sees), or with
 ``max_samples`` a seeded class-stratified subset of that size — never the first N images. A sample is
 robust only if it is classified correctly both clean and under attack. Accuracies are
@@ -61,6 +61,7 @@ class RobustAccuracyMetric(Metric):
     """Accuracy under attack per arm and per class."""
 
     key = "metric:robust-accuracy"
+    scope = "arms"
 
     Options = RobustAccuracyOptions
     conformance_options = {"max_samples": 24, "steps": 3}
@@ -79,28 +80,29 @@ class RobustAccuracyMetric(Metric):
             raise BadInputError(f"attacker.key: {exc}") from None
         return registry.create(key, field_path="attacker.options", **o.attacker.options)
 
-    def compute(self, context) -> dict[str, Any]:
+    def compute(self, inputs) -> dict[str, Any]:
         from dreamset.plugins.metrics.accuracy import evaluation_rows, per_class_accuracy, per_class_table
 
-        if context.real_test is None:
+        test, device = inputs.real.test, inputs.services.device
+        if test is None:
             raise BadInputError("real_test: metric:robust-accuracy needs the real test split")
-        if not context.models:
-            raise BadInputError("arms: metric:robust-accuracy needs trained arms (context.models is empty)")
+        if not inputs.models:
+            raise BadInputError("arms: metric:robust-accuracy needs trained arms (no models)")
         o = self.options
-        attacker = self.make_attacker(context.registry)
-        rows = evaluation_rows(context, o.max_samples, o.seed)
-        n = len(context.real_test) if rows is None else len(rows)
+        attacker = self.make_attacker(inputs.services.registry)
+        rows = evaluation_rows(inputs.real, o.max_samples, o.seed)
+        n = len(test) if rows is None else len(rows)
         result: dict[str, Any] = {"attacker": attacker.describe(), "n_samples": n}
         arms: dict[str, Any] = {}
         per_arm: dict[str, list[dict[str, Any]]] = {}
-        for arm, model in context.models.items():
-            clean, _ = per_class_accuracy(model, context.real_test, context.device, o.batch_size, rows=rows)
-            with forked_rng(context.device, o.seed):
-                robust, per_class = per_class_accuracy(model, context.real_test, context.device, o.batch_size, attacker, rows=rows)
+        for arm, model in inputs.models.items():
+            clean, _ = per_class_accuracy(model, test, device, o.batch_size, rows=rows)
+            with forked_rng(device, o.seed):
+                robust, per_class = per_class_accuracy(model, test, device, o.batch_size, attacker, rows=rows)
             result[f"robust_accuracy[{arm}]"] = robust
             result[f"clean_accuracy[{arm}]"] = clean
             arms[arm] = {"robust_accuracy": robust, "clean_accuracy": clean, "per_class": per_class}
             per_arm[arm] = per_class
         result["arms"] = arms
-        result["tables"] = {"per-class robust accuracy (%)": per_class_table(per_arm, context.real_test.class_names)}
+        result["tables"] = {"per-class robust accuracy (%)": per_class_table(per_arm, test.class_names)}
         return result

@@ -83,12 +83,13 @@ class VendiScore(Metric):
     """Effective number of distinct samples (cosine kernel), synthetic and real, overall and per class."""
 
     key = "metric:vendi"
+    scope = "synthetic"  # every synthetic source as one set
 
     Options = VendiOptions
 
-    def compute(self, context) -> dict:
+    def compute(self, inputs) -> dict:
         o = self.options
-        real, synthetic, extractor = feature_pair(context, o)
+        real, synthetic, extractor = feature_pair(inputs, o)
         rng = np.random.default_rng(o.seed)
         n = min(len(real), len(synthetic), o.max_samples)
         if n < 1:

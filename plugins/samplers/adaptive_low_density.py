@@ -30,7 +30,7 @@ k-NN, memory ``O(chunk² + (N_s + N_r)·D)`` — no ``N_s × N_r`` matrix (100k 
 
 Output: a ``Selection`` with sorted ``int64`` indices into the store, ``scores`` ``float64 N_s`` (one per
 synthetic sample) and ``info`` (outliers rejected and used), which report.json keeps under
-``selections``. Reads ``context.reference.features(...)`` (features ``float32 N×D``). Example::
+``selections``. Reads ``services.reference.features(...)`` (features ``float32 N×D``). Example::
 
     arms: {real+synthetic: {real: true, synthetic: true, sampler: {key: adaptive-low-density, options: {fraction: 0.5}}}}
 """
@@ -105,14 +105,14 @@ class AdaptiveLowDensitySampler(Sampler):
             ratio[members] = d_c / max(cutoff, 1e-12)
         return score.numpy().astype(np.float64), ratio.numpy()
 
-    def select(self, synthetic, real, context, seed: int) -> Selection:
+    def select(self, synthetic, real, services, seed: int) -> Selection:
         import numpy as np
 
         from dreamset.toolkit.features import extract_features
 
         o = self.options
-        real_features = extract_features(context, real, o.extractor).double()
-        synthetic_features = extract_features(context, synthetic, o.extractor).double()
+        real_features = extract_features(services, real, o.extractor).double()
+        synthetic_features = extract_features(services, synthetic, o.extractor).double()
         real_labels, synthetic_labels = real.labels, synthetic.labels
         num_classes = len(synthetic.class_names)
         score, ratio = self.scores(real_features, real_labels, synthetic_features, synthetic_labels, num_classes)

@@ -4,7 +4,7 @@ confidence in the generated label.
 The filter DM-Improves-AT applies to its generated CIFAR sets (Wang et al., 2023, "Better Diffusion
 Models Further Improve Adversarial Training", arXiv:2302.04638: top 20% per class by a pre-trained classifier's score).
 The score of image ``i`` is ``p(y_i | x_i)`` under the run's real-trained reference classifier
-(:meth:`dreamset.orchestration.context.RunContext.predict`); ties break by store index. Per class, exactly
+(``services.reference.predict``: softmax ``float32 N×K``); ties break by store index. Per class, exactly
 ``round(fraction · n_c)`` (at least one) images are kept. Scores of all images are recorded.
 """
 from __future__ import annotations
@@ -27,10 +27,10 @@ class ConfidenceSampler(Sampler):
 
     Options = ConfidenceOptions
 
-    def select(self, synthetic, real, context, seed: int) -> Selection:
+    def select(self, synthetic, real, services, seed: int) -> Selection:
         import numpy as np
 
-        probabilities = context.reference.predict(synthetic).numpy()
+        probabilities = services.reference.predict(synthetic).numpy()
         labels = synthetic.labels.numpy()
         scores = probabilities[np.arange(len(labels)), labels]
         chosen = []

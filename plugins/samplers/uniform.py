@@ -58,7 +58,7 @@ class UniformSampler(Sampler):
 
     Options = UniformOptions
 
-    def select(self, synthetic, real, context, seed: int) -> Selection:
+    def select(self, synthetic, real, services, seed: int) -> Selection:
         import numpy as np
 
         n = len(synthetic)

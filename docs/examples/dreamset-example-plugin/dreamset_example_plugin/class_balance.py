@@ -5,8 +5,9 @@ Card
 * Measures: how evenly the synthetic set covers the classes — the fraction of each class and the
   normalised entropy of the label distribution (1 = perfectly balanced, 0 = one class only) — and,
   for comparison, the same for the real training split.
-* Reads from the run context: ``context.synthetic`` and ``context.real_train`` (their ``labels``
-  and ``class_names``); touches no model.
+* Scope ``"source"``: receives ``DistributionInputs`` and reads ``inputs.synthetic`` and
+  ``inputs.real.train`` (their ``labels`` and ``class_names``); touches no model. With named
+  synthetic sources the pipeline runs it once per source.
 * Result: ``{"synthetic": {"fractions": {class: f}, "entropy": e} | null, "real": {...}}``, plain
   JSON, deterministic.
 * Defaults: no options.
@@ -38,6 +39,7 @@ class ClassBalanceMetric(Metric):
     """Per-class fractions and normalised label entropy of the synthetic and the real set."""
 
     key = "metric:class-balance"
+    scope = "source"
 
-    def compute(self, context):
-        return {"synthetic": _balance(context.synthetic), "real": _balance(context.real_train)}
+    def compute(self, inputs):
+        return {"synthetic": _balance(inputs.synthetic), "real": _balance(inputs.real.train)}

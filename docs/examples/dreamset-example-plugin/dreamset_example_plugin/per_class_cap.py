@@ -4,9 +4,9 @@ Card
 ----
 * Method: keep at most ``per_class`` synthetic samples of each class, chosen uniformly at random
   (seeded): a class-balancing filter for generators whose classes come out unevenly.
-* Shapes: ``select(synthetic, real, context, seed)`` -> ``Selection`` with sorted unique ``int64``
+* Shapes: ``select(synthetic, real, services, seed)`` -> ``Selection`` with sorted unique ``int64``
   indices into ``synthetic``; no scores; ``info`` counts the kept samples per class.
-* Determinism: a function of ``(synthetic.labels, seed, options)``; ``context`` is not used.
+* Determinism: a function of ``(synthetic.labels, seed, options)``; ``services`` is not used.
 * Defaults: ``per_class=100``.
 
 Example::
@@ -33,7 +33,7 @@ class PerClassCapSampler(Sampler):
     key = "sampler:per-class-cap"
     Options = PerClassCapOptions
 
-    def select(self, synthetic, real, context, seed):
+    def select(self, synthetic, real, services, seed):
         import numpy as np
 
         labels = synthetic.labels.numpy()
