@@ -40,13 +40,16 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "nfgsm-240": ("N-FGSM training, 240 steps", ["train.attacker={key: n-fgsm, options: {eps: 0.15}}", "train.budget=240"]),
     "nfgsm-480": ("N-FGSM training, 480 steps", ["train.attacker={key: n-fgsm, options: {eps: 0.15}}", "train.budget=480"]),
     "nfgsm-840": ("N-FGSM training, 840 steps", ["train.attacker={key: n-fgsm, options: {eps: 0.15}}", "train.budget=840"]),
+    "fgsmrs-840": ("FGSM-RS training (Wong et al. 2020, step 1.25ε), 840 steps",
+                   ["train.attacker={key: fgsm-rs, options: {eps: 0.15}}", "train.budget=840"]),
+    "pgd2-840": ("PGD-2 training, 840 steps", ["train.attacker={key: pgd, options: {eps: 0.15, steps: 2}}", "train.budget=840"]),
     "nfgsm-840-n250": ("N-FGSM training, 840 steps, 250 real training digits (DDPM fitted on them)",
                        ["train.attacker={key: n-fgsm, options: {eps: 0.15}}", "train.budget=840",
                         "data.dataset.options.train_size=250"]),
 }
 #: overrides that change what the generate stage makes (configurations agreeing on these share a store)
 GENERATE_KEYS = ("data.", "generate.")
-QUANTITIES = [("robust", "robust_accuracy"), ("shifted robust", "shifted_robust_accuracy"), ("clean", "clean_accuracy")]
+QUANTITIES = [("robust", "robust_accuracy"), ("shifted robust", "shifted_robust_mean"), ("clean", "clean_accuracy")]
 
 
 def generate_signature(overrides: list[str]) -> tuple[str, ...]:

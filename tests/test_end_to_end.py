@@ -11,8 +11,7 @@ TINY = [
     "data.dataset.options.train_size=200",
     "generate.count=200", "generate.batch_size=100", "generate.shard_size=100",
     "generate.generator.options={block_out_channels: [8, 16], train_steps: 20, steps: 4, batch_size: 32}",
-    "train.epochs=2", "train.model.options.width=8",
-    "train.attacker.options.steps=2",
+    "train.epochs=2", "train.budget=matched", "train.model.options.width=8",
     "evaluate.attackers.0.options.steps=3", "evaluate.robust_samples=64",
     "reference.epochs=1",
     "evaluate.metrics.4.options={eps_max: 0.15, points: 2, epochs: 1, max_samples: 64}",
@@ -33,7 +32,7 @@ def test_default_recipe_reduced_end_to_end_and_resume(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert {"recipe", "arms", "metrics", "timings"} <= set(report)
     assert report["recipe"]["name"] == "digits-robust" and report["recipe"]["train"]["epochs"] == 2
-    assert set(report["arms"]) == {"real", "real+synthetic", "real-epochs"}
+    assert set(report["arms"]) == {"real", "real+synthetic"}
     for arm in report["arms"].values():
         assert 0 <= arm["clean_accuracy"] <= 1 and 0 <= arm["robust_accuracy"] <= arm["clean_accuracy"] + 0.05
         assert set(arm["per_seed"]) == {"0", "1"} and "clean_accuracy_std" in arm
@@ -43,7 +42,7 @@ def test_default_recipe_reduced_end_to_end_and_resume(tmp_path, capsys):
     assert set(metrics) == {"fid", "kid", "prdc", "label_agreement", "arc", "effective_robustness"}
     assert metrics["fid"]["fid"] >= 0 and 0 <= metrics["prdc"]["coverage"] <= 1 and 0 <= metrics["arc"]["arc"] <= 1
     assert 0 <= metrics["label_agreement"]["agreement"] <= 1
-    assert set(metrics["effective_robustness"]["arms"]) == {"real", "real+synthetic", "real-epochs"}
+    assert set(metrics["effective_robustness"]["arms"]) == {"real", "real+synthetic"}
     assert (out / "arc_curve.png").exists() and (out / "effective_robustness.png").exists()
     html = (out / "report.html").read_text()
     assert "<table>" in html and "data:image/png;base64," in html

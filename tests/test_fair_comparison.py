@@ -20,8 +20,18 @@ from dreamset.orchestration.recipe import load_recipe
 from dreamset.report.claims import claims_markdown, splice
 from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons, t_interval, verdict
 
-#: the default recipe at toy size: every stage runs, in seconds
-TINY = [
+#: the arms and budget the budget machinery is tested with: the compute-matched control, the mixed arm and an
+#: arm at its own epochs (budget: epochs), trained with PGD (the default recipe itself has the first two, at a
+#: fixed number of steps, with N-FGSM)
+THREE_ARMS = [
+    "train.budget=matched",
+    "arms={real: {real: true}, real+synthetic: {real: true, synthetic: true, mixer: {key: ratio, options: {real_fraction: 0.5}}},"
+    " real-epochs: {real: true, budget: epochs}}",
+    "train.attacker={key: pgd, options: {eps: 0.15, steps: 7}}",
+]
+
+#: the default recipe at toy size, with THREE_ARMS: every stage runs, in seconds
+TINY = [*THREE_ARMS,
     "seeds=[0,1]", "data.dataset.options.train_size=200",
     "generate.count=200", "generate.batch_size=100", "generate.shard_size=100",
     "generate.generator.options={block_out_channels: [8, 16], train_steps: 20, steps: 4, batch_size: 32}",
@@ -51,8 +61,8 @@ def context(tmp_path_factory):
 
 # -- budgets ----------------------------------------------------------------------------------------
 
-def test_default_budget_gives_every_arm_the_longest_arms_steps():
-    recipe, _ = load_recipe("digits-robust")
+def test_matched_budget_gives_every_arm_the_longest_arms_steps():
+    recipe, _ = load_recipe("digits-robust", THREE_ARMS)
     # mixer:ratio 0.5 takes twice as many batches per pass over the real set as real-only batches
     budgets = arm_budgets(recipe, {"real": 4, "real+synthetic": 8, "real-epochs": 4})
     # real-epochs keeps its own epochs (budget: epochs): the old, unmatched comparison
@@ -61,9 +71,9 @@ def test_default_budget_gives_every_arm_the_longest_arms_steps():
 
 def test_epoch_budgets_and_fixed_budgets():
     spe = {"real": 4, "real+synthetic": 8, "real-epochs": 4}
-    recipe, _ = load_recipe("digits-robust", ["train.budget=epochs"])
+    recipe, _ = load_recipe("digits-robust", [*THREE_ARMS, "train.budget=epochs"])
     assert arm_budgets(recipe, spe) == {"real": 4 * 30, "real+synthetic": 8 * 30, "real-epochs": 4 * 30}
-    recipe, _ = load_recipe("digits-robust", ["train.budget=100", "arms.real.budget=epochs"])
+    recipe, _ = load_recipe("digits-robust", [*THREE_ARMS, "train.budget=100", "arms.real.budget=epochs"])
     assert arm_budgets(recipe, spe) == {"real": 4 * 30, "real+synthetic": 100, "real-epochs": 4 * 30}
 
 
@@ -273,7 +283,7 @@ def test_pairs_compare_any_two_arms_like_the_baseline_rows():
 def test_pairs_must_name_two_different_arms(pairs, message):
     with pytest.raises(BadInputError, match=message):
         load_recipe("digits-robust", [f"evaluate.pairs={pairs}"])
-    recipe, _ = load_recipe("digits-robust", ["evaluate.pairs=[[real+synthetic, real-epochs]]"])
+    recipe, _ = load_recipe("digits-robust", [*THREE_ARMS, "evaluate.pairs=[[real+synthetic, real-epochs]]"])
     assert recipe.evaluate.pairs == [("real+synthetic", "real-epochs")]
 
 
@@ -351,12 +361,21 @@ def test_splice_replaces_only_between_markers():
         splice(text, "y", "new")
 
 
-def test_readme_and_recipes_doc_hold_generated_blocks():
-    """The numbers in README.md and docs/recipes.md sit inside generated blocks with their source line."""
+@pytest.mark.parametrize("doc,with_metrics", [("README.md", False), ("docs/recipes.md", True)])
+def test_readme_block_is_the_named_runs_numbers(doc, with_metrics):
+    """README's (and docs/recipes.md's) default-recipe block is what README's own command printed: the
+    block names the run it came from (`dreamset run`, its report.json kept in docs/runs/), and
+    re-rendering that report.json gives the block back, every number included."""
+    import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    for doc in ("README.md", "docs/recipes.md"):
-        text = (root / doc).read_text()
-        match = text.split("<!-- claims:digits-robust -->")[1].split("<!-- /claims:digits-robust -->")[0]
-        assert "benchmarks/claims.py" in match and "| real+synthetic |" in match
+    text = (root / doc).read_text()
+    block = text.split("<!-- claims:digits-robust -->\n")[1].split("<!-- /claims:digits-robust -->")[0].rstrip("\n")
+    source = block.splitlines()[-1]
+    assert "benchmarks/claims.py" in source and "made by `dreamset run`" in source, source
+    kept = re.search(r"report.json kept as `([^`]+)`", source).group(1)
+    report = json.loads((root / kept).read_text())
+    assert report["recipe"]["name"] == "digits-robust" and report["threads"]
+    assert block == claims_markdown(report, source=source, metrics=with_metrics)
+    assert "pip install -e . && dreamset run\n" in (root / "README.md").read_text()  # the command README gives

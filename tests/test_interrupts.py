@@ -15,7 +15,7 @@ from dreamset.cli import main
 
 SETS = ["data.dataset.options.train_size=200", "generate.count=1500", "generate.batch_size=100", "generate.shard_size=500",
         "generate.generator.options={block_out_channels: [8, 16], train_steps: 100, steps: 8, batch_size: 32}",
-        "seeds=[0]", "train.epochs=1", "train.model.options.width=8", "train.attacker.options.steps=1",
+        "seeds=[0]", "train.epochs=1", "train.model.options.width=8", "train.budget=matched",
         "evaluate.attackers.0.options.steps=2", "evaluate.robust_samples=32", "evaluate.metrics=[]"]
 
 
@@ -86,7 +86,7 @@ def test_absurd_generation_size_is_refused_with_the_estimate(tmp_path, capsys, m
 KILL_SETS = ["seeds=[0,1]", "data.dataset.options.train_size=200", "generate.count=400", "generate.batch_size=100",
              "generate.shard_size=100",
              "generate.generator.options={block_out_channels: [8, 16], train_steps: 60, steps: 4, batch_size: 32}",
-             "train.epochs=3", "train.model.options.width=8", "train.attacker.options.steps=2",
+             "train.epochs=3", "train.model.options.width=8", "train.budget=matched",
              "evaluate.attackers.0.options.steps=3", "evaluate.robust_samples=64", "reference.epochs=2",
              "evaluate.metrics=[{key: fid}, {key: label-agreement}]"]
 
@@ -134,7 +134,7 @@ def _kill_at_random_moments(tmp_path, kills: int, seed: int):
     assert killed >= 1
     arms, metrics, files = _outcome(out)
     expected_arms, expected_metrics, expected_files = _outcome(reference)
-    assert files == expected_files and len([f for f in files if f.startswith("checkpoints")]) == 6  # 3 arms x 2 seeds
+    assert files == expected_files and len([f for f in files if f.startswith("checkpoints")]) == 4  # 2 arms x 2 seeds
     assert arms == expected_arms
     assert json.dumps(metrics, sort_keys=True) == json.dumps(expected_metrics, sort_keys=True)
     assert not list(out.rglob(".tmp-*"))
