@@ -5,7 +5,7 @@
 * no import cycle among dreamset's modules — every ``import`` counts, those inside functions too
   (a deferred import hides a cycle, it does not remove it); and none once the imports under
   ``if TYPE_CHECKING:`` count too (a type-level cycle still ties the modules together for a reader
-  and a type checker), but for the known edges issue 29 removes (:data:`KNOWN_TYPE_CHECKING_EDGES`);
+  and a type checker);
 * the contracts (``dreamset.contracts``) import no other part of the core;
 * the core (``dreamset.*`` outside plugins/toolkit/registry) never imports ``dreamset.plugins`` or
   ``dreamset.toolkit``, the toolkit never imports a plugin, and no plugin family imports another;
@@ -27,7 +27,6 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-import pytest
 
 #: import packages whose folders setuptools maps separately (``pkgutil`` does not find them under ``dreamset``)
 ROOTS = ("dreamset", "dreamset.plugins", "dreamset.registry", "dreamset.toolkit")
@@ -162,26 +161,9 @@ def test_no_import_cycles():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-#: imports under ``if TYPE_CHECKING:`` that close a cycle today; issue 29 (typed stage inputs instead of
-#: the run context) removes them: ``Generator.fit``/``Metric.compute``... annotate ``RunContext``
-#: (interfaces -> context -> interfaces), and sources.py annotates the recipe's models (sources ->
-#: recipe -> sources). Do not add to this set: break the cycle instead.
-KNOWN_TYPE_CHECKING_EDGES = frozenset({
-    ("dreamset.contracts.interfaces", "dreamset.orchestration.context"),
-    ("dreamset.orchestration.sources", "dreamset.orchestration.recipe"),
-})
-
-
-def test_no_import_cycles_counting_type_checking_imports_but_the_known_ones():
-    graph = {module: frozenset(t for t in targets if (module, t) not in KNOWN_TYPE_CHECKING_EDGES)
-             for module, targets in import_graph(type_checking=True).items()}
-    cycle = find_cycle(graph)
-    assert cycle is None, "import cycle through TYPE_CHECKING imports: " + " -> ".join(cycle)
-
-
-@pytest.mark.xfail(strict=True, reason="issue 29: the TYPE_CHECKING imports in KNOWN_TYPE_CHECKING_EDGES close "
-                                       "cycles; when this passes, empty that set and drop this mark")
 def test_no_import_cycles_counting_type_checking_imports():
+    """Imports under ``if TYPE_CHECKING:`` count as edges too (issue 29: the contracts no longer
+    annotate the run context, the sources module no longer annotates the recipe's models)."""
     cycle = find_cycle(import_graph(type_checking=True))
     assert cycle is None, "import cycle through TYPE_CHECKING imports: " + " -> ".join(cycle)
 

@@ -23,13 +23,16 @@ and report ``metrics.<metric>.<source>``; a recipe with one generate block keeps
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.interfaces import ImageSource
 
-if TYPE_CHECKING:  # pragma: no cover
-    from dreamset.orchestration.recipe import GenerateStage, Recipe
+#: a recipe (:class:`dreamset.orchestration.recipe.Recipe`) and one generate block of it
+#: (:class:`~dreamset.orchestration.recipe.GenerateStage`): named, not imported, because the recipe
+#: module reaches this one through closed_loop (no import cycle, not even one for type checkers)
+Recipe = Any
+GenerateStage = Any
 
 #: the name of the only source of a recipe with one generate block
 SINGLE = "synthetic"
@@ -38,12 +41,12 @@ RESERVED = frozenset({"tables", "warnings"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 
-def named(recipe: "Recipe") -> bool:
+def named(recipe: Recipe) -> bool:
     """``generate`` is a mapping of named sources (not one generate block)."""
     return isinstance(recipe.generate, dict)
 
 
-def generate_stages(recipe: "Recipe") -> "dict[str, tuple[str, GenerateStage]]":
+def generate_stages(recipe: Recipe) -> dict[str, tuple[str, GenerateStage]]:
     """Source name -> (field path, generate block), in recipe order."""
     if recipe.generate is None:
         return {}
@@ -52,7 +55,7 @@ def generate_stages(recipe: "Recipe") -> "dict[str, tuple[str, GenerateStage]]":
     return {name: (f"generate.{name}", stage) for name, stage in recipe.generate.items()}
 
 
-def arm_sources(recipe: "Recipe", arm) -> tuple[list[str], dict[str, float] | None]:
+def arm_sources(recipe: Recipe, arm) -> tuple[list[str], dict[str, float] | None]:
     """The arm's source names and their proportions (summing to 1; ``None`` for ``synthetic: true``,
     which draws from the union of every source)."""
     names = list(generate_stages(recipe))
@@ -67,7 +70,7 @@ def arm_sources(recipe: "Recipe", arm) -> tuple[list[str], dict[str, float] | No
     return list(arm.synthetic), {name: value / total for name, value in arm.synthetic.items()}
 
 
-def check_sources(recipe: "Recipe") -> None:
+def check_sources(recipe: Recipe) -> None:
     """Source names are usable as folder and report keys; every arm's sources exist."""
     stages = generate_stages(recipe)
     if named(recipe):
@@ -88,7 +91,7 @@ def check_sources(recipe: "Recipe") -> None:
             raise ValueError(f"arms.{arm_name}.synthetic: unknown source {unknown[0]!r} (sources: {', '.join(stages)})")
 
 
-def store_folders(run_dir, recipe: "Recipe", name: str):
+def store_folders(run_dir, recipe: Recipe, name: str):
     """``(store folder, generator checkpoint folder)`` of source ``name``."""
     if not named(recipe):
         return run_dir / "synthetic", run_dir / "generator"
@@ -180,7 +183,7 @@ class MixedSource(ImageSource):
         return {**record, "source": name}
 
 
-def arm_synthetic(recipe: "Recipe", sources: "dict[str, ImageSource]", arm) -> ImageSource | None:
+def arm_synthetic(recipe: Recipe, sources: "dict[str, ImageSource]", arm) -> ImageSource | None:
     """The synthetic set an arm's sampler chooses from: its ``sources``, with their proportions (one
     source: that source's store itself, as before sources had names)."""
     if arm.synthetic is False:
