@@ -143,12 +143,15 @@ class ArmSpec(_Model):
 
 class CatastrophicOverfittingCheck(_Model):
     """The check of single-step adversarial training (Wong et al. 2020, arXiv:2001.03994) made at every
-    validated epoch of the training curves (:mod:`dreamset.training.curves`): needs ``report.curve_samples > 0``
-    and an evaluation attacker."""
+    validated epoch of the training curves (:mod:`dreamset.training.curves`): needs
+    ``report.curve_samples > 0`` and an evaluation attacker. Catastrophic overfitting = the validation
+    robust accuracy collapsed to at most ``collapse`` × its best earlier value, by at least ``min_drop``,
+    while the training attack's own accuracy did not fall."""
 
-    #: how far (accuracy in [0,1]) the validation robust accuracy must fall below its best earlier value
-    #: while the training attack's own accuracy does not fall
-    drop: float = Field(default=0.2, gt=0, le=1)
+    #: the collapse: robust accuracy at most this fraction of its best earlier value
+    collapse: float = Field(default=0.5, gt=0, lt=1)
+    #: and at least this far below it (accuracy in [0,1]; above the validation subset's noise)
+    min_drop: float = Field(default=0.1, ge=0, le=1)
     #: stop the arm at the epoch where it is found (its fewer optimizer steps are flagged by the
     #: compute note); false: warn only
     stop: bool = False

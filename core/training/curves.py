@@ -15,9 +15,10 @@ The trainer owns one :class:`CurveRecorder` per arm and seed and calls it at two
   is single-step (``Attacker.single_step``: FGSM, FGSM-RS, N-FGSM), each validation also measures its
   own accuracy on the validation subset (``val_train_attack_accuracy``). The arm has *overfitted
   catastrophically* at the first validated epoch whose robust accuracy under the (multi-step)
-  validation attack fell at least ``train.catastrophic_overfitting.drop`` below its best earlier value
-  while the single-step accuracy did not fall below its value at that best epoch: the model has learnt
-  to defeat its own training attack and nothing stronger. :attr:`CurveRecorder.overfitting` then
+  validation attack collapsed to at most ``train.catastrophic_overfitting.collapse`` × its best
+  earlier value (and by at least ``min_drop``) while the single-step accuracy did not fall below its
+  value at that best epoch: the model has learnt to defeat its own training attack and nothing
+  stronger. :attr:`CurveRecorder.overfitting` then
   names the epoch; the trainer writes a warning into the arm's training record (report.json
   ``warnings`` and the run page) and, with ``stop: true``, stops the arm there (its fewer optimizer
   steps are then flagged by the compute note);
@@ -129,19 +130,24 @@ class CurveRecorder:
         """The first validated epoch with catastrophic overfitting (see the module docstring), or ``None``:
         ``{epoch, step, val_robust_accuracy, best_val_robust_accuracy, best_epoch,
         val_train_attack_accuracy}``. Derived from the recorded curve, so a resumed arm finds the same."""
-        return catastrophic_overfitting(self.epochs, self.check.drop) if self.single_step is not None else None
+        if self.single_step is None:
+            return None
+        return catastrophic_overfitting(self.epochs, self.check.collapse, self.check.min_drop)
 
 
-def catastrophic_overfitting(epochs: list[dict[str, Any]], drop: float) -> dict[str, Any] | None:
+def catastrophic_overfitting(epochs: list[dict[str, Any]], collapse: float = 0.5,
+                             min_drop: float = 0.1) -> dict[str, Any] | None:
     """The first entry of a training curve (``curves.json``'s list) whose ``val_robust_accuracy`` is at
-    least ``drop`` below the best earlier one while its ``val_train_attack_accuracy`` is not below the
-    value at that best epoch; ``None`` when there is none."""
+    most ``collapse`` × the best earlier one and at least ``min_drop`` below it, while its
+    ``val_train_attack_accuracy`` is not below the value at that best epoch; ``None`` when there is none."""
     best = None
     for entry in epochs:
         robust, single = entry.get("val_robust_accuracy"), entry.get("val_train_attack_accuracy")
         if robust is None or single is None:
             continue
-        if best is not None and robust <= best["val_robust_accuracy"] - drop and single >= best["val_train_attack_accuracy"]:
+        peak = best["val_robust_accuracy"] if best is not None else None
+        if (best is not None and robust <= collapse * peak and peak - robust >= min_drop
+                and single >= best["val_train_attack_accuracy"]):
             return {"epoch": entry["epoch"], "step": entry["step"], "val_robust_accuracy": robust,
                     "best_val_robust_accuracy": best["val_robust_accuracy"], "best_epoch": best["epoch"],
                     "val_train_attack_accuracy": single}
