@@ -259,7 +259,7 @@ class Trainer:
         """Whether ``train.catastrophic_overfitting.stop`` ends the arm now: the curve recorder found
         catastrophic overfitting (:mod:`dreamset.training.curves`). Rank 0 alone validates; under
         torchrun its verdict is broadcast, so every rank stops at the same epoch."""
-        check = getattr(self.curves, "check", None) if self.curves is not None else None
+        check = getattr(self.curves, "check", None)
         if check is None or not check.stop:
             return False
         stop = self.curves.overfitting is not None if run.distribution.rank == 0 else False
