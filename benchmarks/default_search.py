@@ -92,9 +92,11 @@ def row(name: str, out: Path) -> list[str] | None:
         source = json.loads((out / meta["generate_from"] / "report.json").read_text())
         timings["generate"] = source["timings"].get("generate", 0.0)
     arms = report["arms"]
-    steps = arms["real"]["per_seed"][next(iter(arms["real"]["per_seed"]))]["training"]["optimizer_steps"]
     comparison = report["comparisons"]["real+synthetic"]
     from dreamset.report.claims import difference_cell
+    from dreamset.report.tables import arm_steps
+
+    steps = int(round(arm_steps(arms["real"])))
 
     cells = [f"`{name}`", CONFIGS[name][0], str(steps),
              f"{100 * arms['real']['robust_accuracy']:.1f}", f"{100 * arms['real+synthetic']['robust_accuracy']:.1f}"]
