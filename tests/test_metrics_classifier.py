@@ -318,3 +318,52 @@ def test_arc_reports_the_schedule_and_predicted_fractions(context):
     result = arc_of(context, x[:100], y[:100], torch.ones_like(x[:100]))
     assert result["schedule"] == "curriculum" and isinstance(result["warnings"], list)
     assert all(0 <= p["predicted_real_fraction"] <= 1 for p in result["curve"])
+
+
+def _line_points(noise):
+    """Eight testbed models on the line logit(ood) = logit(id) - 0.5, with logit noise."""
+    out = []
+    for i, (a, e) in enumerate(zip(np.linspace(0.3, 0.95, 8), noise)):
+        out.append({"id_accuracy": float(a), "shifted": {"s": float(1 / (1 + np.exp(-(_logit(a) - 0.5 + e))))}})
+    return out
+
+
+def test_the_interval_carries_the_fits_uncertainty():
+    """Three seeds with the same accuracies: the seeds' t-interval has zero width (the pre-2026-12 interval,
+    a 'gain' from a line fitted through eight noisy points); the bootstrap over testbed models re-fits the
+    line and widens the interval to what the testbed supports."""
+    from dreamset.plugins.metrics.effective_robustness import fit_logit_line, score_arms
+
+    testbed = _line_points([0.6, -0.7, 0.5, -0.6, 0.7, -0.5, 0.6, -0.6])
+    slope, intercept = fit_logit_line([(p["id_accuracy"], p["shifted"]["s"]) for p in testbed])
+    fits = {"s": {"slope": slope, "intercept": intercept}}
+    on = 1 / (1 + np.exp(-(slope * _logit(0.9) + intercept)))
+    arm = {str(k): {"id_accuracy": 0.9, "shifted": {"s": float(on + 0.01)}} for k in range(3)}   # +1 pp every seed
+    (result,) = score_arms({"a": arm}, testbed, fits, ["s"], bootstrap=2000, seed=0).values()
+    assert result["effective_robustness_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert result["interval_seeds"]["low"] == pytest.approx(result["interval_seeds"]["high"])   # zero width
+    assert result["interval"]["low"] < 0 < result["interval"]["high"]                         # the fit's spread
+    assert result["verdict"] == "not shown" and result["interval"]["resamples"] == 2000
+    tight = _line_points([0.01, -0.01] * 4)
+    slope, intercept = fit_logit_line([(p["id_accuracy"], p["shifted"]["s"]) for p in tight])
+    on = 1 / (1 + np.exp(-(slope * _logit(0.9) + intercept)))
+    arm = {str(k): {"id_accuracy": 0.9, "shifted": {"s": float(on + 0.05 + 0.002 * k)}} for k in range(3)}
+    (result,) = score_arms({"a": arm}, tight, {"s": {"slope": slope, "intercept": intercept}}, ["s"]).values()
+    assert result["interval"]["low"] > 0 and result["verdict"] == "gain"
+
+
+def test_the_control_check_flags_a_standard_real_only_arm_off_its_line():
+    from types import SimpleNamespace
+
+    from dreamset.plugins.metrics.effective_robustness import control_check
+
+    arms = {"real": {"effective_robustness_mean": -2.26, "interval": {"low": -3.1, "high": -1.4}},
+            "real+sd": {"effective_robustness_mean": 3.0, "interval": {"low": 1.0, "high": 5.0}},
+            "at": {"effective_robustness_mean": 0.5, "interval": {"low": -1.0, "high": 2.0}}}
+    specs = {"real": SimpleNamespace(synthetic=False, standard=False), "real+sd": SimpleNamespace(synthetic=["sd"], standard=False),
+             "at": SimpleNamespace(synthetic=False, standard=False)}
+    checked = control_check(arms, specs, SimpleNamespace(attacker=None))
+    assert set(checked) == {"real", "at"} and checked["real"]["on_line"] is False and "off its own baseline line" in checked["real"]["warning"]
+    assert checked["at"]["on_line"] is True and "warning" not in checked["at"]
+    adversarial = control_check(arms, specs, SimpleNamespace(attacker={"key": "pgd"}))
+    assert adversarial == {}  # adversarially trained arms are not the testbed's kind of model

@@ -160,7 +160,7 @@ def test_run_page_content(finished):
     assert "one seed" not in html and "95%" in html  # two seeds: intervals, not the one-seed wording
     for group in ("fidelity", "label quality"):
         assert f"<h3>{group}</h3>" in html
-    assert "reference-CNN features (not Inception" in html
+    assert "reference-classifier features, not comparable with published Inception values" in html
     assert "<details><summary>bookkeeping" in html and "fid.n_real" in html.split("<summary>bookkeeping")[1]
     assert "Training curves" in html and "resolved recipe" in html and "tiny-page" in html
     # sample grids: one labelled row per class, upscaled
@@ -271,9 +271,9 @@ def test_page_numbers_are_rounded_and_in_one_unit():
     }}
     groups, bookkeeping = metric_groups(report)
     rows = {r["name"]: r["value"] for g in groups for r in g["rows"]}
-    assert rows["prdc: precision"] == "21.1%" and rows["prdc: density"] == "0.0421"
+    assert rows["precision"] == "21.1%" and rows["density"] == "0.042"  # as metric:prdc declares them
     assert rows["mystery.score"] == "0.5" and [g["title"] for g in groups][-1] == "other metrics"
-    assert any(name.startswith("fid —") or name.startswith("fid — reference-CNN") for name in rows)
+    assert any(name.startswith("FID — reference-classifier features") for name in rows)
     folded = {r["name"] for r in bookkeeping}
     assert {"prdc.k", "prdc.n_real", "fid.n_real", "fid.feature_dim", "mystery.n_samples", "fid.extractor"} <= folded
     table = metric_tables(report)[0]

@@ -123,13 +123,16 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
 
 
 def result_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """``(metric, quantity, value)`` rows of :func:`evaluate_sources`' scalar results for a table
-    (numbers to 4 significant digits; nested tables and bookkeeping lists left to ``--json``)."""
+    """``(metric, quantity, value)`` rows of :func:`evaluate_sources`' results: each metric's declared
+    headline values (:mod:`dreamset.report.headlines`: label, unit, and which way is better), or an
+    undeclared metric's numbers; tables and bookkeeping are left to ``--json``."""
+    from dreamset.report.headlines import headline_values
+
     rows = []
-    for name, result in results.items():
-        items = result.items() if isinstance(result, dict) else [("value", result)]
-        for key, value in items:
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                continue
-            rows.append((name, str(key), f"{value:.4g}" if isinstance(value, float) else str(value)))
+    for v in headline_values({"metrics": results}):
+        if v.headline is None:
+            rows.append((v.metric, v.key, v.text))
+            continue
+        better = f" ({v.headline.better} is better)" if v.headline.better else ""
+        rows.append((v.metric, v.label + better, v.text))
     return rows

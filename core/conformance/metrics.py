@@ -94,6 +94,19 @@ def check_metric(metric, context=None) -> None:
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True), "not deterministic"
     for arm, model in context.models.items():
         assert training_modes(model) == before[arm], f"compute() changed the train/eval state of {arm!r}"
+    check_headline(type(metric), first)
+
+
+def check_headline(cls, result: dict) -> None:
+    """Every value ``cls.headline`` declares (:mod:`dreamset.contracts.headline`) is in ``result`` —
+    in each ``result["arms"][arm]`` for a ``per_arm`` value — with its ``spread`` and ``interval``
+    keys, so that no reader shows a metric without the number it promised."""
+    for h in getattr(cls, "headline", ()):
+        places = list((result.get("arms") or {}).values()) if h.per_arm else [result]
+        assert places, f"headline {h.key!r} is per arm, but the result has no 'arms'"
+        for place in places:
+            for key in (h.key, h.spread, h.interval):
+                assert key is None or key in place, f"headline {h.key!r}: the result has no {key!r}"
 
 
 _SHARED: dict[str, object] = {}

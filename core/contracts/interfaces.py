@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 from dreamset import hookimpl
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.kinds import KINDS
 from dreamset.contracts.legacy import takes_context, typed_compute
 from dreamset.contracts.options import Options
@@ -336,6 +337,16 @@ class Metric(Component):
     scope: ClassVar[str | None] = None
     #: the 0.1 form of ``scope = "source"`` (a metric whose ``compute`` takes ``context``)
     per_source: bool = False
+    #: the values every reader shows (run page, terminal, claims blocks, generator table, ``dreamset
+    #: evaluate``): :class:`dreamset.contracts.headline.Headline` entries. Empty: the numeric results
+    #: are shown generically under "other metrics".
+    headline: ClassVar[tuple[Headline, ...]] = ()
+
+    @classmethod
+    def headline_notes(cls, result: dict[str, Any]) -> dict[str, str]:
+        """Headline key -> the text shown *instead of* its number in this ``result`` (for example
+        ARC's "collapsed (lower bound)"). Default: none."""
+        return {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass's ``compute(inputs)`` also accepts a 0.1 caller's run context (until 0.3)."""

@@ -8,7 +8,8 @@ numbers came from (command, date, machine, wall time).
 A block holds: the arms table (optimizer steps, clean accuracy, worst-case robust accuracy, mean
 shifted accuracies, mean ± std over seeds, percent), the paired differences to the baseline arm with
 their 95% intervals and verdicts (:mod:`dreamset.report.differences`: ``not shown`` when the interval
-contains 0), any loud notes of the report, and optionally the scalar distribution metrics.
+contains 0), any loud notes of the report, and optionally the metrics' declared headline values
+(:mod:`dreamset.report.headlines`).
 """
 from __future__ import annotations
 
@@ -34,19 +35,6 @@ def difference_cell(d: dict[str, Any]) -> str:
         return f"{100 * d['mean']:+.1f} (one seed: not shown)"
     text = f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
     return f"**{text}** {d['verdict']}" if d["verdict"] != "not shown" else f"{text} not shown"
-
-
-#: the scalar metrics a claims block lists: (label, metric, key, format)
-METRIC_ROWS = [
-    ("FID (reference-classifier features)", "fid", "fid", "{:.2f}"),
-    ("KID", "kid", "kid", "{:.3f}"),
-    ("precision", "prdc", "precision", "{:.3f}"),
-    ("recall", "prdc", "recall", "{:.3f}"),
-    ("density", "prdc", "density", "{:.3f}"),
-    ("coverage", "prdc", "coverage", "{:.3f}"),
-    ("label agreement", "label_agreement", "agreement", "{:.3f}"),
-    ("ARC", "arc", "arc", "{:.3f}"),
-]
 
 
 def per_set_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -122,17 +110,15 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
     for note in report.get("notes") or []:
         lines += [f"> **Note:** {note}", ""]
     if metrics:
-        found = report.get("metrics") or {}
-        metric_rows = [[label, fmt.format(found[m][k])] for label, m, k, fmt in METRIC_ROWS
-                       if isinstance((found.get(m) or {}).get(k), (int, float))]
-        er = (found.get("effective_robustness") or {}).get("arms") or {}
-        for arm, entry in er.items():
-            interval = entry.get("interval") or {}
-            if entry.get("effective_robustness_mean") is None:
+        from dreamset.report.headlines import headline_values
+
+        metric_rows, noted = [], set()
+        for v in headline_values(report):
+            if v.headline is None or (v.headline.per_arm and v.group == "accuracy"):  # accuracies: the arms table
                 continue
-            span = (f" [{interval['low']:+.2f}, {interval['high']:+.2f}] {entry.get('verdict')}"
-                    if interval.get("low") is not None else "")
-            metric_rows.append([f"effective robustness, {arm} (pp)", f"{entry['effective_robustness_mean']:+.2f}{span}"])
+            note = v.feature_note if v.feature_note and v.feature_note not in noted else None
+            noted.add(note)
+            metric_rows.append([v.label + (f" ({note})" if note else ""), v.text + (f" {v.interval_text}" if v.interval_text else "")])
         if metric_rows:
             lines += markdown_table(["metric", "value"], metric_rows) + [""]
     lines.append(source)

@@ -22,54 +22,16 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from dreamset.report.tables import sig
+
 #: report.json keys with a place of their own on the page; any other key gets a generic section
 KNOWN_KEYS = {"recipe", "arms", "comparisons", "pair_comparisons", "notes", "evaluation", "metrics", "timings", "seeds", "device",
               "stages", "versions", "warnings", "components", "generator_table"}
 
-#: metric result keys that say what the metric found, per group; everything else numeric is
-#: bookkeeping (sample counts, feature sizes, settings) and folds away
-GROUPS = {
-    "fidelity": {"fid": ["fid"], "kid": ["kid_mean"], "prdc": ["precision", "density"]},
-    "diversity": {"prdc": ["recall", "coverage"]},
-    "discriminability": {"arc": ["arc"]},
-    "label quality": {"label_agreement": ["agreement", "mean_confidence", "mean_label_probability"]},
-    "shift": {"effective_robustness": None},  # None: every numeric key is a result
-}
-#: shares, shown as percentages (the unit of every accuracy on the page)
-PERCENT_KEYS = {"precision", "recall", "coverage", "agreement", "mean_confidence", "mean_label_probability", "arc"}
-#: what each headline quantity means, shown beside its value
-EXPLAIN = {
-    "fid": "Fréchet distance of features; lower = closer to real",
-    "kid_mean": "kernel inception distance (unbiased); lower = closer",
-    "precision": "synthetic samples inside the real manifold",
-    "density": "how densely synthetic samples sit among real neighbours (1 ≈ real)",
-    "recall": "real samples covered by the synthetic manifold",
-    "coverage": "real neighbourhoods that hold a synthetic sample",
-    "arc": "area under a robust real-vs-synthetic discriminator's accuracy curve; lower = harder to tell apart",
-    "agreement": "synthetic labels the reference classifier agrees with",
-    "mean_confidence": "mean top-class probability of the reference classifier",
-    "mean_label_probability": "mean probability the reference classifier gives the intended label",
-}
-FEATURE_NOTE = {"reference": "reference-CNN features (not Inception: not comparable with published FID)"}
-
+#: how metrics are grouped, labelled and formatted is declared on each metric class (the headline
+#: contract, :mod:`dreamset.contracts.headline`, read through :mod:`dreamset.report.headlines`)
 
 # -- number formatting --------------------------------------------------------------------------------
-
-def sig(value: Any, digits: int = 3) -> str:
-    """``value`` to ``digits`` significant digits (integers as they are); ``–`` for missing/NaN."""
-    if isinstance(value, bool) or value is None:
-        return "–" if value is None else str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return "–"
-        if value == 0:
-            return "0"
-        text = f"{value:.{digits}g}"
-        return text if "e" not in text else f"{value:.2e}"
-    return str(value)
-
 
 def pct(value: Any, std: Any = None) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
@@ -226,77 +188,45 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def metric_groups(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(groups, bookkeeping)``: results grouped by what they say, and every other scalar."""
-    metrics = _per_source_flat(report)
-    claimed: set[tuple[str, str]] = set()
+def metric_groups(report: dict[str, Any], classes: dict[str, type] | None = None
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(groups, bookkeeping)``: each metric's declared headline values grouped by what they say
+    (:func:`dreamset.report.headlines.headline_values`; an undeclared metric's numbers under "other
+    metrics"), and every other scalar folded away."""
+    from dreamset.contracts.headline import GROUPS
+    from dreamset.report.headlines import _parts, headline_values
+
+    values = headline_values(report, classes)
+    claimed = {(v.shown_as, v.key) for v in values}
+    claimed |= {(v.shown_as, v.headline.spread) for v in values if v.headline and v.headline.spread}
     groups = []
-    for group, members in GROUPS.items():
+    for group in GROUPS:
         rows = []
-        for metric, keys in members.items():
-            for shown_as, result in metrics.get(metric, []):
-                rows += _group_rows(shown_as, metric, keys, result, claimed)
+        for v in (v for v in values if v.group == group):
+            name = v.label if v.headline else f"{v.shown_as}.{v.key}"
+            if v.feature_note:
+                name += f" — {v.feature_note}"
+            shown = v.text + (f" {v.interval_text}" if v.interval_text else "")
+            rows.append({"name": name, "value": shown, "explain": v.headline.explain if v.headline else ""})
         if rows:
-            groups.append({"title": group, "rows": rows})
-    other, bookkeeping = [], []
-    for metric, results in metrics.items():
-        known = any(metric in members for members in GROUPS.values())
-        for shown_as, result in results:
-            items = result.items() if isinstance(result, dict) else [("value", result)]
-            for key, value in items:
+            groups.append({"title": "other metrics" if group == "other" else group, "rows": rows})
+    bookkeeping = []
+    for metric, result in (report.get("metrics") or {}).items():
+        for shown_as, part in _parts(report, metric, result):
+            for key, value in part.items():
                 if (shown_as, key) in claimed or key in ("tables", "warnings"):
                     continue
                 if _is_number(value) or (isinstance(value, str) and len(value) < 80):
-                    row = {"name": f"{shown_as}.{key}", "value": sig(value)}
-                    # a metric the page does not know: its numbers are shown, its settings folded
-                    (other if not known and _is_number(value) and not _bookkeeping_name(key) else bookkeeping).append(row)
-    if other:
-        groups.append({"title": "other metrics", "rows": [{**r, "explain": ""} for r in other]})
+                    bookkeeping.append({"name": f"{shown_as}.{key}", "value": sig(value)})
     return groups, bookkeeping
 
 
-def _per_source_flat(report: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
-    """metric -> ``[(name shown, result)]``: one result, or one per named synthetic source
-    (``metrics.<metric>.<source>``, shown as ``metric[source]``)."""
-    from dreamset.report.tables import report_source_names
+def percent_columns() -> set[str]:
+    """Result keys every declaring metric shows as a percentage (its headline's ``unit == "%"``): the
+    share columns of the per-metric tables."""
+    from dreamset.report.headlines import metric_classes
 
-    sources = report_source_names(report)
-    out: dict[str, list[tuple[str, Any]]] = {}
-    for metric, result in (report.get("metrics") or {}).items():
-        parts = [(f"{metric}[{k}]", v) for k, v in result.items() if k in sources and isinstance(v, dict)] \
-            if isinstance(result, dict) else []
-        out[metric] = parts or [(metric, result)]
-    return out
-
-
-def _group_rows(shown_as: str, metric: str, keys, result, claimed: set) -> list[dict[str, Any]]:
-    """The rows of one metric result in a group (``keys``: the result keys that are findings)."""
-    rows: list[dict[str, Any]] = []
-    if not isinstance(result, dict):
-        return rows
-    for key in keys if keys is not None else [k for k, v in result.items() if _is_number(v)]:
-        value = result.get(key)
-        if not _is_number(value):
-            continue
-        claimed.add((shown_as, key))
-        label = f"{shown_as}: {key}" if key != metric else shown_as
-        if metric in ("fid", "kid") and result.get("extractor") in FEATURE_NOTE:
-            label += f" — {FEATURE_NOTE[result['extractor']]}"
-        if key == "kid_mean" and _is_number(result.get("kid_std")):
-            shown = f"{sig(value)} ± {sig(result['kid_std'])}"
-            claimed.add((shown_as, "kid_std"))
-        elif key in PERCENT_KEYS:
-            shown = pct(value)
-        elif metric == "effective_robustness":
-            shown = f"{100 * value:+.2f} pp"
-        else:
-            shown = sig(value)
-        rows.append({"name": label, "value": shown, "explain": EXPLAIN.get(key, "")})
-    return rows
-
-
-def _bookkeeping_name(key: str) -> bool:
-    return key.startswith(("n_", "num_")) or key.endswith(("_dim", "_size", "_seed")) or key in ("k", "seed")
+    return {h.key for cls in metric_classes().values() for h in getattr(cls, "headline", ()) if h.unit == "%"}
 
 
 def _cell(value: Any) -> str:
@@ -306,11 +236,11 @@ def _cell(value: Any) -> str:
 def metric_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Every metric's ``tables``, numbers rounded; share columns (precision, recall, ...) in % like
     the rest of the page."""
-    out = []
+    out, percent_keys = [], percent_columns()
     for name, result in (report.get("metrics") or {}).items():
         for title, table in ((result.get("tables") if isinstance(result, dict) else None) or {}).items():
             header = list(table.get("header", []))
-            shares = {i for i, h in enumerate(header) if str(h) in PERCENT_KEYS}
+            shares = {i for i, h in enumerate(header) if str(h) in percent_keys}
             rows = [[f"{100 * c:.1f}" if i in shares and isinstance(c, float) else _cell(c) for i, c in enumerate(row)]
                     for row in table.get("rows", [])]
             out.append({"title": f"{name}: {title}", "rows": rows,

@@ -7,6 +7,22 @@ import math
 from typing import Any
 
 
+def sig(value: Any, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits (integers as they are); ``–`` for missing/NaN."""
+    if isinstance(value, bool) or value is None:
+        return "–" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return "–"
+        if value == 0:
+            return "0"
+        text = f"{value:.{digits}g}"
+        return text if "e" not in text else f"{value:.2e}"
+    return str(value)
+
+
 def _pct(value: Any, std: Any = None) -> str:
     if not isinstance(value, (int, float)) or (isinstance(value, float) and math.isnan(value)):
         return "–"

@@ -46,31 +46,6 @@ def result_numbers(report: Any, path: str = "") -> dict[str, Any]:
     return out
 
 
-def _scalar_metrics(report: dict[str, Any]) -> list[tuple[str, str]]:
-    sources = report_source_names(report)  # per-source results: metrics.<metric>.<source>.<key>
-    out = []
-    for name, result in (report.get("metrics") or {}).items():
-        if isinstance(result, dict):
-            for key, value in result.items():
-                if key in sources and isinstance(value, dict):
-                    out += [(f"{name}.{key}.{k}", v) for k, v in _scalars(value)]
-                else:
-                    out += [(f"{name}.{key}", v) for _, v in _scalars({key: value})]
-        elif isinstance(result, (int, float)):
-            out.append((name, f"{result:.4g}"))
-    return out
-
-
-def _scalars(result: dict[str, Any]) -> list[tuple[str, str]]:
-    out = []
-    for key, value in result.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out.append((key, f"{value:.4g}"))
-        elif isinstance(value, str) and len(value) < 60:
-            out.append((key, value))
-    return out
-
-
 def print_summary(report: dict[str, Any], console, quiet: bool = False) -> None:
     """The stage summary, the arms table and scalar metrics as rich tables (``quiet``: the arms and
     differences only)."""
@@ -103,13 +78,18 @@ def print_summary(report: dict[str, Any], console, quiet: bool = False) -> None:
         console.print(ctable)
     for note in report.get("notes") or []:
         console.print(f"[bold yellow]note:[/bold yellow] {escape(note)}")
-    metrics = _scalar_metrics(report)
+    from dreamset.report.headlines import headline_values
+
+    metrics = headline_values(report)  # what each metric declares (plugin metrics too), else its numbers
     if metrics and not quiet:
         mtable = Table(title="metrics")
-        mtable.add_column("metric", overflow="fold")  # long keys wrap, never get cut off
-        mtable.add_column("value", justify="right", overflow="fold")
-        for key, value in metrics:
-            mtable.add_row(escape(key), escape(value))  # "effective_robustness[real]" is not rich markup
+        for column in ("group", "metric", "value", "better"):
+            mtable.add_column(column, justify="right" if column == "value" else "left", overflow="fold")  # wrap, never cut
+        for v in metrics:
+            name = v.label if v.headline else f"{v.shown_as}.{v.key}"
+            value = v.text + (f" {v.interval_text}" if v.interval_text else "")
+            mtable.add_row(v.group, escape(name), escape(value),  # "effective robustness [real]" is not rich markup
+                           (v.headline.better or "–") if v.headline else "–")
         console.print(mtable)
     timings = report.get("timings") or {}
     if timings and not stages and not quiet:

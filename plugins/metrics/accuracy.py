@@ -24,6 +24,7 @@ from pydantic import Field
 
 from dreamset import Options, register
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import Metric
 
 
@@ -89,6 +90,10 @@ class AccuracyMetric(Metric):
 
     key = "metric:accuracy"
     scope = "arms"
+
+    headline = (Headline("clean_accuracy_mean", "clean accuracy", better="higher", group="accuracy", scale=100, unit="%",
+                         format="{:.1f}", spread="clean_accuracy_std", per_arm=True,
+                         explain="accuracy on the real test set, mean ± std over seeds"),)
 
     Options = AccuracyOptions
 

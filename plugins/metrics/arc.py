@@ -54,6 +54,7 @@ from pydantic import Field, model_validator
 from dreamset import Options, register
 from dreamset.orchestration.seeding import forked_rng
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import Metric
 from dreamset.contracts.options import FractionFloat
 from dreamset.orchestration.recipe import ComponentRef
@@ -152,6 +153,23 @@ class ARCMetric(Metric):
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     scope = "source"
+
+    headline = (Headline("arc", "ARC", better="lower", group="discriminability", format="{:.3f}",
+                         explain="area under a robust real-vs-synthetic discriminator's accuracy curve; "
+                                 "lower = harder to tell apart"),)
+
+    @classmethod
+    def headline_notes(cls, result: dict[str, Any]) -> dict[str, str]:
+        """A discriminator that collapsed to a constant prediction at a radius makes ARC a lower bound:
+        at every ε > 0 the headline says "collapsed (lower bound)" instead of a number; at some, the
+        number is shown as a bound."""
+        beyond = [p for p in result.get("curve") or [] if p.get("eps", 0) > 0]
+        collapsed = [p for p in beyond if p.get("predicted_real_fraction") in (0, 0.0, 1, 1.0)]
+        if beyond and len(collapsed) == len(beyond):
+            return {"arc": "collapsed (lower bound)"}
+        if collapsed and isinstance(result.get("arc"), (int, float)):
+            return {"arc": f"≥ {result['arc']:.3f} (collapsed at {len(collapsed)} of {len(beyond)} radii: a lower bound)"}
+        return {}
 
     Options = ARCOptions
 

@@ -21,19 +21,26 @@ accuracy lies above that baseline line at its own ID accuracy.
   Taori et al.), probit, or ``linear`` (the identity, as Bansal & Grover's slides fit), accuracies
   clipped to ``[1e-4, 1 − 1e-4]`` first for logit/probit (:func:`fit_logit_line`). Each fit records
   its points' count and ``residual_std``, the spread of the testbed around the line in ``T`` units.
-* ER of an arm on a shift, in percentage points: ``100·(ood − T⁻¹(slope·T(id) + intercept))``
-  (:func:`effective_robustness`), computed per seed; ``effective_robustness_mean`` averages over
-  shifts and seeds, and ``interval`` is the 95% Student-t interval over seeds of the per-seed mean
-  over shifts (:func:`dreamset.report.differences.t_interval`) with its ``verdict`` (``not shown`` when it
-  contains 0). A shift whose testbed has fewer than two distinct ID accuracies has no fit: its ER is
-  ``null`` and a line in ``warnings`` says why.
+* ER of an arm on a shift, in percentage points of accuracy (the logit residual transformed back):
+  ``100·(ood − T⁻¹(slope·T(id) + intercept))`` (:func:`effective_robustness`), computed per seed;
+  ``effective_robustness_mean`` averages over shifts and seeds (``unit: "pp"`` in the result).
+  ``interval`` carries the fit's own uncertainty: a 95% percentile bootstrap (``bootstrap``
+  resamples, seeded) that resamples the testbed models — re-fitting the line each time — and the
+  arm's seeds (:func:`score_arms`); ``interval_seeds`` is the Student-t interval over seeds with the
+  line fixed. The ``verdict`` is a gain/loss only when both exclude 0 (a percentile bootstrap over
+  three seeds alone is too narrow); otherwise ``not shown``. A shift whose testbed has fewer than two
+  distinct ID accuracies has no fit: its ER is ``null`` and a line in ``warnings`` says why.
+* Control check (``control_check``, :func:`control_check`): every scored arm trained like the testbed
+  (standard training, real data only) should lie on its own line — its interval should contain 0.
+  One that does not gets a line in ``warnings``: the line does not describe this training.
 
 Inputs (``scope = "arms"``, :class:`~dreamset.contracts.inputs.ArmInputs`): ``real.train``/``test``/``shifted``
 (images ``float32 N×C×H×W`` in [0,1], labels ``int64 N``), ``results`` (seed -> arm ->
 ``clean_accuracy``, ``shifted``) and the recipe's ``train`` settings.
 Accuracies are fractions in [0,1]; ER is in percentage points. Result: ``scale``,
 ``effective_robustness[<arm>]`` scalars (mean over shifts), ``arms`` (arm -> ``id_accuracy``,
-``shifted``, ``effective_robustness`` per shift, ``effective_robustness_mean``, ``per_seed``),
+``shifted``, ``effective_robustness`` per shift, ``effective_robustness_mean``, ``interval``, ``interval_seeds``,
+``verdict``, ``per_seed``), ``control_check``,
 ``fits`` (shift -> ``{slope, intercept, n_points}`` or ``null``), ``testbed`` and ``baselines``
 (every point), ``warnings``, ``tables``, and the figure ``run_dir/effective_robustness.png``.
 """
@@ -51,6 +58,7 @@ from dreamset import Options, register
 from dreamset.orchestration.seeding import forked_rng
 from dreamset.orchestration.seeding import build_model
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import Metric
 from dreamset.orchestration.recipe import ComponentRef
 
@@ -103,6 +111,119 @@ def effective_robustness(id_acc: float, ood_acc: float, slope: float, intercept:
     return 100.0 * (float(ood_acc) - predicted)
 
 
+def _arm_er(per_seed: dict[str, dict[str, Any]], fits: dict[str, Any], labels: list[str], scale: str):
+    """Per seed and shift ER (pp), or None where the shift has no fit or the seed no value."""
+    return {seed: {label: (effective_robustness(point["id_accuracy"], point["shifted"][label], fits[label]["slope"],
+                                                fits[label]["intercept"], scale)
+                           if fits.get(label) is not None and label in point["shifted"] else None) for label in labels}
+            for seed, point in per_seed.items()}
+
+
+def _seed_means(er_seed: dict[str, dict[str, float | None]], seeds) -> list[float]:
+    means = []
+    for seed in seeds:
+        known = [v for v in er_seed[seed].values() if v is not None]
+        if known:
+            means.append(statistics.fmean(known))
+    return means
+
+
+def score_arms(arm_points: dict[str, dict[str, dict[str, Any]]], fit_points: list[dict[str, Any]], fits: dict[str, Any],
+               labels: list[str], scale: str = "logit", bootstrap: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Each arm's ER (pp) per shift and overall, with an interval that carries the fit's uncertainty.
+
+    ``interval``: the 95% percentile bootstrap of the arm's mean ER when both the testbed models
+    (``fit_points``, the line is re-fitted per resample) and the arm's seeds are resampled with
+    replacement (``bootstrap`` resamples, seeded; resamples whose testbed has < 2 distinct ID
+    accuracies are skipped). ``interval_seeds``: the Student-t interval over seeds with the line held
+    fixed (what the interval was before 2026-12). With few seeds a percentile bootstrap is too
+    narrow, so the ``verdict`` is a gain/loss only when *both* intervals exclude 0 on the same side."""
+    import numpy as np
+
+    from dreamset.report.differences import t_interval, verdict
+
+    out: dict[str, Any] = {}
+    draws: dict[str, list[float]] = {arm: [] for arm in arm_points}
+    rng = np.random.default_rng(seed)
+    n_fit = len(fit_points)
+    for _ in range(bootstrap if n_fit >= 2 else 0):
+        rows = rng.integers(0, n_fit, n_fit)
+        chosen = [fit_points[i] for i in rows]
+        refit: dict[str, Any] = {}
+        for label in labels:
+            pts = [(p["id_accuracy"], p["shifted"][label]) for p in chosen if label in p["shifted"]]
+            try:
+                slope, intercept = fit_logit_line(pts, scale)
+                refit[label] = {"slope": slope, "intercept": intercept}
+            except BadInputError:
+                refit[label] = None
+        if all(refit.get(label) is None for label in labels):
+            continue
+        for arm, per_seed in arm_points.items():
+            seeds = list(per_seed)
+            picked = [seeds[i] for i in rng.integers(0, len(seeds), len(seeds))]
+            er_seed = _arm_er(per_seed, refit, labels, scale)
+            means = _seed_means(er_seed, picked)
+            if means:
+                draws[arm].append(statistics.fmean(means))
+    for arm, per_seed in arm_points.items():
+        er_seed = _arm_er(per_seed, fits, labels, scale)
+        er = {}
+        for label in labels:
+            values = [v[label] for v in er_seed.values() if v[label] is not None]
+            er[label] = statistics.fmean(values) if values else None
+        known = [v for v in er.values() if v is not None]
+        mean = statistics.fmean(known) if known else None
+        seed_means = _seed_means(er_seed, list(per_seed))
+        seeds_t = t_interval(seed_means) if seed_means else None
+        interval = None
+        if mean is not None:
+            interval = {"mean": mean, "low": None, "high": None, "n": len(seed_means), "n_testbed": n_fit,
+                        "confidence": 0.95, "method": "percentile bootstrap over testbed models and seeds",
+                        "resamples": len(draws[arm])}
+            if len(draws[arm]) >= 100:
+                interval["low"], interval["high"] = (float(v) for v in np.percentile(draws[arm], [2.5, 97.5]))
+        both = (interval is not None and seeds_t is not None and interval["low"] is not None
+                and seeds_t.get("low") is not None and verdict(interval) == verdict(seeds_t))
+        out[arm] = {
+            "id_accuracy": statistics.fmean(p["id_accuracy"] for p in per_seed.values()),
+            "shifted": {label: statistics.fmean(p["shifted"][label] for p in per_seed.values() if label in p["shifted"])
+                        for label in labels if any(label in p["shifted"] for p in per_seed.values())},
+            "effective_robustness": er,
+            "effective_robustness_mean": mean,
+            "interval": interval,
+            "interval_seeds": seeds_t,
+            "verdict": verdict(interval) if both else "not shown",
+            "per_seed": er_seed,
+        }
+    return out
+
+
+def control_check(arms: dict[str, Any], specs: dict[str, Any], train) -> dict[str, Any]:
+    """For every scored arm trained like the testbed (standard training on real data only): whether its
+    ER interval contains 0, i.e. whether the control lies on its own line. An off-line control
+    gets a ``warning``: the line does not describe this training, and the other arms' ER is measured
+    against a line their own control misses."""
+    out: dict[str, Any] = {}
+    for arm, entry in arms.items():
+        spec = specs.get(arm) if specs else None
+        if spec is None or spec.synthetic or not (train is None or train.attacker is None or spec.standard):
+            continue
+        i = entry.get("interval") or {}
+        if i.get("low") is None:
+            out[arm] = {"on_line": None, "note": "no interval (one seed or too few resamples)"}
+            continue
+        on_line = i["low"] <= 0 <= i["high"]
+        out[arm] = {"on_line": on_line, "effective_robustness_mean": entry["effective_robustness_mean"],
+                    "low": i["low"], "high": i["high"]}
+        if not on_line:
+            out[arm]["warning"] = (f"control arm {arm!r} (standard training, real data only) lies off its own baseline line: "
+                                   f"ER {entry['effective_robustness_mean']:+.2f} pp [{i['low']:+.2f}, {i['high']:+.2f}]; "
+                                   "the testbed does not describe this training, so the other arms' ER is relative to a "
+                                   "line their control misses")
+    return out
+
+
 class EffectiveRobustnessOptions(Options):
     testbed_sizes: list[Annotated[float, Field(gt=0, le=1)]] = Field(default=[0.05, 0.1, 0.25, 0.5], max_length=100,
                                        description="fractions of real_train the baseline testbed models train on")
@@ -111,6 +232,8 @@ class EffectiveRobustnessOptions(Options):
     baseline_arms: list[str] = Field(default=[], description="arms (every seed) added to the baseline fit; they are not scored")
     scale: Literal["logit", "probit", "linear"] = Field(default="logit", description="axis transform of the linear fit")
     batch_size: int = Field(default=256, ge=1, le=1_000_000, description="evaluation batch size")
+    bootstrap: int = Field(default=2000, ge=0, le=1_000_000,
+                           description="bootstrap resamples of testbed models and seeds for the interval (0: seeds' t-interval only)")
     seed: int = Field(default=0, ge=0, description="seed of the testbed subsets and models (model i: seed + i)")
     model: ComponentRef | None = Field(default=None, description="model key (or {key, options}) of the testbed; null = the recipe's train.model")
     mixer: ComponentRef = Field(default={"key": "mixer:ratio"},
@@ -123,6 +246,11 @@ class EffectiveRobustnessMetric(Metric):
 
     key = "metric:effective-robustness"
     scope = "arms"
+
+    headline = (Headline("effective_robustness_mean", "effective robustness", better="higher", group="shift", unit="pp",
+                         format="{:+.2f}", interval="interval", per_arm=True,
+                         explain="shifted accuracy above the real-data baseline line at the arm's own ID accuracy, "
+                                 "percentage points, mean over shifts (interval: bootstrap over testbed models and seeds)"),)
 
     Options = EffectiveRobustnessOptions
 
@@ -226,50 +354,32 @@ class EffectiveRobustnessMetric(Metric):
             except BadInputError as exc:
                 fits[label] = None
                 warnings.append(f"{label}: no fit ({exc}); widen testbed_sizes or testbed_epochs")
-        result: dict[str, Any] = {"scale": o.scale}
-        arms: dict[str, Any] = {}
-        from dreamset.report.differences import t_interval, verdict
-
-        for arm, per_seed in arm_points.items():
-            if arm in o.baseline_arms:
-                continue  # part of the fit: never scored against it
-            er_seed: dict[str, dict[str, float | None]] = {}
-            for seed, point in per_seed.items():
-                er_seed[seed] = {label: (effective_robustness(point["id_accuracy"], point["shifted"][label], fits[label]["slope"],
-                                                              fits[label]["intercept"], o.scale)
-                                         if fits[label] is not None and label in point["shifted"] else None)
-                                 for label in labels}
-            er = {}
-            for label in labels:
-                values = [v[label] for v in er_seed.values() if v[label] is not None]
-                er[label] = statistics.fmean(values) if values else None
-            known = [v for v in er.values() if v is not None]
-            mean = statistics.fmean(known) if known else None
-            seed_means = [statistics.fmean(k) for k in ([x for x in v.values() if x is not None] for v in er_seed.values()) if k]
-            interval = t_interval(seed_means) if seed_means else None
-            arms[arm] = {
-                "id_accuracy": statistics.fmean(p["id_accuracy"] for p in per_seed.values()),
-                "shifted": {label: statistics.fmean(p["shifted"][label] for p in per_seed.values() if label in p["shifted"])
-                            for label in labels if any(label in p["shifted"] for p in per_seed.values())},
-                "effective_robustness": er,
-                "effective_robustness_mean": mean,
-                "interval": interval,
-                "verdict": verdict(interval) if interval is not None else "not shown",
-                "per_seed": er_seed,
-            }
-            if mean is not None:
-                result[f"effective_robustness[{arm}]"] = mean
+        result: dict[str, Any] = {"scale": o.scale, "unit": "pp"}
+        arms = score_arms({a: p for a, p in arm_points.items() if a not in o.baseline_arms},  # a fit arm is never scored
+                          testbed + baselines, fits, labels, o.scale, o.bootstrap, o.seed)
+        for arm, entry in arms.items():
+            if entry["effective_robustness_mean"] is not None:
+                result[f"effective_robustness[{arm}]"] = entry["effective_robustness_mean"]
+        controls = control_check(arms, inputs.arms, inputs.train)
+        warnings += [c["warning"] for c in controls.values() if c.get("warning")]
+        result["control_check"] = controls
         result.update({"arms": arms, "fits": fits, "testbed": testbed, "baselines": baselines, "warnings": warnings})
         fmt = lambda v: "–" if v is None else f"{v:+.2f}"  # noqa: E731
 
         def ci(a):
             i = a["interval"]
-            return "–" if i is None or i["low"] is None else f"[{i['low']:+.2f}, {i['high']:+.2f}] {a['verdict']}"
+            return "–" if i is None or i.get("low") is None else f"[{i['low']:+.2f}, {i['high']:+.2f}] {a['verdict']}"
         result["tables"] = {
             "effective robustness (percentage points)": {
-                "header": ["arm", "ID acc %"] + [f"{label} ER pp" for label in labels] + ["mean ER pp", "95% interval over seeds"],
+                "header": ["arm", "ID acc %"] + [f"{label} ER pp" for label in labels] + ["mean ER pp", "95% interval (testbed and seeds)"],
                 "rows": [[arm, f"{100 * a['id_accuracy']:.1f}"] + [fmt(a["effective_robustness"][label]) for label in labels]
                          + [fmt(a["effective_robustness_mean"]), ci(a)] for arm, a in arms.items()],
+            },
+            "control check (standard-trained real-only arms on their own line)": {
+                "header": ["arm", "mean ER pp", "95% interval", "on its line"],
+                "rows": [[arm, fmt(c.get("effective_robustness_mean")),
+                          "–" if c.get("low") is None else f"[{c['low']:+.2f}, {c['high']:+.2f}]",
+                          {True: "yes", False: "NO", None: "–"}[c.get("on_line")]] for arm, c in controls.items()],
             },
             f"baseline fits ({o.scale})": {
                 "header": ["shift", "slope", "intercept", "points", "residual std"],

@@ -28,6 +28,7 @@ from pydantic import Field, model_validator
 
 from dreamset import Options, register
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import ImageSource, Metric
 from dreamset.contracts.lazy import lazy_module
 from dreamset.orchestration.recipe import ComponentRef
@@ -146,6 +147,9 @@ class FrechetInceptionDistance(Metric):
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     scope = "source"
+
+    headline = (Headline("fid", "FID", better="lower", group="fidelity", format="{:.2f}",
+                         explain="Fréchet distance of features; lower = closer to real"),)
 
     Options = FIDOptions
 

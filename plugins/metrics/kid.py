@@ -23,6 +23,7 @@ from pydantic import Field
 
 from dreamset import register
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import Metric
 from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair
@@ -45,6 +46,9 @@ class KernelInceptionDistance(Metric):
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     scope = "source"
+
+    headline = (Headline("kid_mean", "KID", better="lower", group="fidelity", format="{:.4f}", spread="kid_std",
+                         explain="kernel inception distance (unbiased, ± std over subsets); lower = closer"),)
 
     Options = KIDOptions
 

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from dreamset import Options, register
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import Metric
 
 
@@ -43,6 +44,15 @@ class LabelAgreementMetric(Metric):
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     scope = "source"
+
+    headline = (
+        Headline("agreement", "label agreement", better="higher", group="label quality", scale=100, unit="%",
+                 format="{:.1f}", explain="synthetic labels the reference classifier agrees with"),
+        Headline("mean_confidence", "mean confidence", group="label quality", scale=100, unit="%", format="{:.1f}",
+                 explain="mean top-class probability of the reference classifier"),
+        Headline("mean_label_probability", "mean label probability", better="higher", group="label quality", scale=100,
+                 unit="%", format="{:.1f}", explain="mean probability the reference classifier gives the intended label"),
+    )
 
     Options = LabelAgreementOptions
 

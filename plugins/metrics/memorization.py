@@ -36,6 +36,7 @@ from pydantic import Field
 
 from dreamset import register
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import Metric
 from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair, source_for
@@ -64,6 +65,10 @@ class Memorization(Metric):
 
     key = "metric:memorization"
     scope = "synthetic"  # every synthetic source as one set
+
+    headline = (Headline("memorized_fraction", "memorized fraction", better="lower", group="fidelity", scale=100,
+                         unit="%", format="{:.2f}", explain="synthetic images closer to a training image than held-out "
+                                                            "real images are (copies)"),)
 
     Options = MemorizationOptions
 

@@ -41,6 +41,7 @@ from pydantic import Field
 
 from dreamset import register
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import Metric
 from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair
@@ -95,6 +96,17 @@ class PrecisionRecallDensityCoverage(Metric):
 
     #: a distribution metric of the synthetic set: run once per named source (dreamset.orchestration.sources)
     scope = "source"
+
+    headline = (
+        Headline("precision", "precision", better="higher", group="fidelity", scale=100, unit="%", format="{:.1f}",
+                 explain="synthetic samples inside the real manifold"),
+        Headline("density", "density", better="higher", group="fidelity", format="{:.3f}",
+                 explain="how densely synthetic samples sit among real neighbours (1 ≈ real)"),
+        Headline("recall", "recall", better="higher", group="diversity", scale=100, unit="%", format="{:.1f}",
+                 explain="real samples covered by the synthetic manifold"),
+        Headline("coverage", "coverage", better="higher", group="diversity", scale=100, unit="%", format="{:.1f}",
+                 explain="real neighbourhoods that hold a synthetic sample"),
+    )
 
     Options = PRDCOptions
 

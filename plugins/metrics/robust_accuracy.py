@@ -31,6 +31,7 @@ from pydantic import Field, model_validator
 from dreamset import Options, register
 from dreamset.orchestration.seeding import forked_rng
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import Metric
 from dreamset.orchestration.recipe import ComponentRef
 
@@ -62,6 +63,9 @@ class RobustAccuracyMetric(Metric):
 
     key = "metric:robust-accuracy"
     scope = "arms"
+
+    headline = (Headline("robust_accuracy", "robust accuracy", better="higher", group="accuracy", scale=100, unit="%",
+                         format="{:.1f}", per_arm=True, explain="accuracy under this metric's attacker (last seed)"),)
 
     Options = RobustAccuracyOptions
     conformance_options = {"max_samples": 24, "steps": 3}

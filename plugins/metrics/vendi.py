@@ -32,6 +32,7 @@ from pydantic import Field
 
 from dreamset import register
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import Metric
 from dreamset.contracts.lazy import lazy_module
 from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair
@@ -84,6 +85,13 @@ class VendiScore(Metric):
 
     key = "metric:vendi"
     scope = "synthetic"  # every synthetic source as one set
+
+    headline = (
+        Headline("vendi_synthetic", "Vendi score (synthetic)", better="higher", group="diversity", format="{:.2f}",
+                 explain="effective number of distinct samples in the synthetic set"),
+        Headline("vendi_real", "Vendi score (real)", group="diversity", format="{:.2f}",
+                 explain="the same for the real set (the reference)"),
+    )
 
     Options = VendiOptions
 
