@@ -344,11 +344,35 @@ def test_claims_reading_sentence_follows_the_verdicts_and_the_steps():
                          "mix": {"training": {"optimizer_steps": steps}}},
                 "comparisons": {"mix": entry}}
 
-    matched = reading(report(240, {"robust_accuracy": "gain", "clean_accuracy": "not shown"}))
+    matched = reading(report(240, {"robust_accuracy": "gain", "clean_accuracy": "not shown"}))  # only steps recorded
     assert matched == ["*Reading (generated):* `mix` against `real`, at equal optimizer steps: "
                        "a gain on robust; not shown on clean."]
     unequal = reading(report(120, {"robust_accuracy": "loss"}))[0]
-    assert "NOT at equal compute (120 vs 240 optimizer steps)" in unequal and "a loss on robust" in unequal
+    assert "NOT at equal compute (optimizer steps 120 vs 240)" in unequal and "a loss on robust" in unequal
+
+
+def test_the_compute_note_names_every_dimension_that_differs():
+    """Fails on the code before issue 27: only optimizer steps were compared, so arms at equal steps with
+    three times the attack passes, more images or three times the wall time read 'at equal optimizer steps'."""
+    from dreamset.report.claims import compute_phrase
+    from dreamset.report.differences import wall_notes
+
+    def arm(steps=100, passes=100, seen=12800, wall=40.0):
+        return {"training": {"optimizer_steps": steps, "attack_forward_backward_passes": passes,
+                             "images_seen": {"total": seen, "real": None, "synthetic": None}, "wall_seconds": wall}}
+
+    same = {"a": arm(), "b": arm(wall=50.0)}
+    assert compute_notes(same) == [] and wall_notes(same) == []
+    assert compute_phrase(same["a"], same["b"]) == "at equal optimizer steps, attack forward/backward passes and images seen"
+    refined = {"real": arm(), "refined": arm(passes=900, wall=130.0)}
+    (note,) = compute_notes(refined)
+    assert "attack forward/backward passes" in note and "real 100, refined 900" in note
+    (wall,) = wall_notes(refined)
+    assert "NOT TIME-MATCHED" in wall and "3.2x" in wall
+    phrase = compute_phrase(refined["refined"], refined["real"])
+    assert phrase == "NOT at equal compute (attack forward/backward passes 900 vs 100), but 3.2x the wall time"
+    more = {"real": arm(), "big": arm(seen=25600)}
+    assert "images seen" in compute_notes(more)[0] and "images seen 25,600 vs 12,800" in compute_phrase(more["big"], more["real"])
 
 
 def test_splice_replaces_only_between_markers():

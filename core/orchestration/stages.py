@@ -647,7 +647,7 @@ class ReportBuilder:
 
     def build(self, real: RealData, synthetic: SyntheticSets, generated: GeneratedSets, trained: TrainedArms | None,
               results: ArmResultsBySeed, metrics: dict[str, Any]) -> dict[str, Any]:
-        from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons
+        from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons, wall_notes
         from dreamset.report.generator_table import add_generator_table
         from dreamset.orchestration.provenance import component_sources
         from dreamset.report.tables import metric_warnings, training_warnings
@@ -664,6 +664,7 @@ class ReportBuilder:
             "comparisons": paired_comparisons(per_seed, recipe.baseline_arm()),
             "pair_comparisons": pair_comparisons(per_seed, recipe.evaluate.pairs),
             "notes": compute_notes(arms),
+            "wall_notes": wall_notes(arms),  # machine-dependent: kept apart from the notes
             "warnings": training_warnings(per_seed) + metric_warnings(metrics, synthetic.sources if named(recipe) else ()),
             "evaluation": {"subset_size": int(len(rows)), "test_size": len(real.test),
                            "subset_seed": recipe.evaluate.subset_seed, "subset_file": "evaluation_subset.json",

@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from dreamset.contracts.errors import BadInputError
-from dreamset.report.tables import COMPARISON_LABELS, all_comparisons, arm_steps, compact_rows
+from dreamset.report.tables import COMPARISON_LABELS, all_comparisons, compact_rows
 
 
 def _row(cells: list[str]) -> str:
@@ -58,11 +58,29 @@ def per_set_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def compute_phrase(arm: dict[str, Any], baseline: dict[str, Any]) -> str:
+    """How an arm's training cost compares with its baseline's, in words, naming every dimension that
+    differs (:func:`dreamset.report.differences.compute_match`) and a wall time beyond 1.5x."""
+    from dreamset.report.differences import WALL_RATIO, compute_match, wall_ratio
+
+    equal, unequal = compute_match(arm, baseline)
+    if unequal:
+        text = "NOT at equal compute (" + "; ".join(f"{label} {mine:,.0f} vs {theirs:,.0f}" for label, mine, theirs in unequal) + ")"
+    elif equal:
+        text = "at equal " + (", ".join(equal[:-1]) + " and " + equal[-1] if len(equal) > 1 else equal[0])
+    else:
+        return "(steps not recorded)"
+    ratio = wall_ratio(arm, baseline)
+    if ratio is not None and not 1 / WALL_RATIO <= ratio <= WALL_RATIO:
+        text += f", but {ratio:.1f}x the wall time"
+    return text
+
+
 def reading(report: dict[str, Any]) -> list[str]:
     """One generated sentence per compared arm that says, in words, what its intervals show — so the
     prose around a claims block never has to restate (or mistype) a number: which measures the arm
     gains or loses on (interval excludes 0), which are *not shown*, and whether it trained for as
-    many optimizer steps as its baseline."""
+    much compute as its baseline (:func:`compute_phrase`)."""
     lines, arms = [], report.get("arms") or {}
     for arm, entry in all_comparisons(report):
         baseline = entry["baseline"]
@@ -73,10 +91,7 @@ def reading(report: dict[str, Any]) -> list[str]:
                 found.setdefault(d["verdict"], []).append(label)
         if not any(found.values()):
             continue
-        mine, theirs = arm_steps(arms.get(arm, {})), arm_steps(arms.get(baseline, {}))
-        compute = ("at equal optimizer steps" if mine is not None and mine == theirs else
-                   f"NOT at equal compute ({mine:.0f} vs {theirs:.0f} optimizer steps)" if None not in (mine, theirs)
-                   else "(steps not recorded)")
+        compute = compute_phrase(arms.get(arm, {}), arms.get(baseline, {}))
         parts = [f"{verdict} on {', '.join(labels)}" for verdict, labels in
                  (("a gain", found["gain"]), ("a loss", found["loss"]), ("not shown", found["not shown"])) if labels]
         lines.append(f"*Reading (generated):* `{arm}` against `{baseline}`, {compute}: " + "; ".join(parts) + ".")
@@ -107,7 +122,7 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
         lines += ["", "Mean of the per-seed differences with its 95% Student-t interval over seeds; "
                   "*not shown*: the interval contains 0.", ""]
         lines += [*reading(report), ""]
-    for note in report.get("notes") or []:
+    for note in (report.get("notes") or []) + (report.get("wall_notes") or []):
         lines += [f"> **Note:** {note}", ""]
     if metrics:
         from dreamset.report.headlines import headline_values

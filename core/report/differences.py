@@ -96,14 +96,71 @@ def pair_comparisons(per_seed: dict[int, dict[str, dict[str, Any]]], pairs, conf
     return [{"arm": arm, **compare_arms(per_seed, arm, baseline, confidence)} for arm, baseline in pairs]
 
 
-def compute_notes(arms: dict[str, dict[str, Any]]) -> list[str]:
-    """Loud notes for the report: arms that trained for different numbers of optimizer steps."""
-    from dreamset.report.tables import arm_steps
+#: the compute a fair comparison matches, per arm's ``training`` record: label -> reader
+COMPUTE_DIMENSIONS = {
+    "optimizer steps": lambda t: t.get("optimizer_steps"),
+    "attack forward/backward passes": lambda t: t.get("attack_forward_backward_passes"),
+    "images seen": lambda t: (t.get("images_seen") or {}).get("total") if isinstance(t.get("images_seen"), dict)
+    else t.get("images_seen"),
+}
+#: wall-time ratio (slowest arm / fastest) beyond which the report says the arms did not cost alike
+WALL_RATIO = 1.5
 
-    steps = {name: arm_steps(arm) for name, arm in arms.items()}
-    steps = {name: int(round(v)) for name, v in steps.items() if v is not None}
-    if len(set(steps.values())) > 1:
-        listed = ", ".join(f"{name} {value}" for name, value in steps.items())
-        return [f"NOT COMPUTE-MATCHED: the arms trained for different numbers of optimizer steps ({listed}); "
-                f"their differences mix the effect of the data with that of training longer"]
-    return []
+
+def _dimension(arm: dict[str, Any], reader) -> float | None:
+    value = reader(arm.get("training") or {})
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def compute_match(arm: dict[str, Any], baseline: dict[str, Any]) -> tuple[list[str], list[tuple[str, float, float]]]:
+    """``(equal, unequal)``: the compute dimensions (:data:`COMPUTE_DIMENSIONS`) both arms recorded
+    and match on, and ``(dimension, arm's value, baseline's value)`` for those they differ on."""
+    equal, unequal = [], []
+    for label, reader in COMPUTE_DIMENSIONS.items():
+        mine, theirs = _dimension(arm, reader), _dimension(baseline, reader)
+        if mine is None or theirs is None:
+            continue
+        if round(mine) == round(theirs):
+            equal.append(label)
+        else:
+            unequal.append((label, mine, theirs))
+    return equal, unequal
+
+
+def wall_ratio(arm: dict[str, Any], baseline: dict[str, Any]) -> float | None:
+    """The arm's training wall time over the baseline's (``training.wall_seconds``), or ``None``."""
+    mine, theirs = (_dimension(a, lambda t: t.get("wall_seconds")) for a in (arm, baseline))
+    return mine / theirs if mine and theirs else None
+
+
+def compute_notes(arms: dict[str, dict[str, Any]]) -> list[str]:
+    """Loud notes for the report, one per compute dimension the arms differ on (optimizer steps,
+    attack forward/backward passes, images seen — counted by the trainer), naming the dimension and
+    every arm's value."""
+    notes = []
+    for label, reader in COMPUTE_DIMENSIONS.items():
+        values = {name: _dimension(arm, reader) for name, arm in arms.items()}
+        values = {name: int(round(v)) for name, v in values.items() if v is not None}
+        if len(set(values.values())) <= 1:
+            continue
+        listed = ", ".join(f"{name} {value}" for name, value in values.items())
+        if label == "optimizer steps":
+            notes.append(f"NOT COMPUTE-MATCHED: the arms trained for different numbers of optimizer steps ({listed}); "
+                         f"their differences mix the effect of the data with that of training longer")
+        else:
+            notes.append(f"NOT COMPUTE-MATCHED in {label}: the arms differ ({listed}); their differences mix the effect "
+                         f"of the data with that of the extra {label}")
+    return notes
+
+
+def wall_notes(arms: dict[str, dict[str, Any]]) -> list[str]:
+    """A note when the slowest arm's training took more than :data:`WALL_RATIO` times the fastest's wall
+    time (machine-dependent: report.json keeps it apart from the notes, in ``wall_notes``)."""
+    walls = {name: _dimension(arm, lambda t: t.get("wall_seconds")) for name, arm in arms.items()}
+    walls = {name: v for name, v in walls.items() if v}
+    if len(walls) < 2 or max(walls.values()) <= WALL_RATIO * min(walls.values()):
+        return []
+    slow, fast = max(walls, key=walls.get), min(walls, key=walls.get)
+    listed = ", ".join(f"{name} {value:.0f} s" for name, value in walls.items())
+    return [f"NOT TIME-MATCHED: training {slow!r} took {walls[slow] / walls[fast]:.1f}x the wall time of {fast!r} "
+            f"({listed}); equal steps did not cost alike"]

@@ -25,7 +25,7 @@ from typing import Any
 from dreamset.report.tables import sig
 
 #: report.json keys with a place of their own on the page; any other key gets a generic section
-KNOWN_KEYS = {"recipe", "arms", "comparisons", "pair_comparisons", "notes", "evaluation", "metrics", "timings", "seeds", "device",
+KNOWN_KEYS = {"recipe", "arms", "comparisons", "pair_comparisons", "notes", "wall_notes", "evaluation", "metrics", "timings", "seeds", "device",
               "stages", "versions", "warnings", "components", "generator_table"}
 
 #: how metrics are grouped, labelled and formatted is declared on each metric class (the headline
@@ -316,7 +316,7 @@ def page_model(run_dir: Path | None, report: dict[str, Any]) -> dict[str, Any]:
         "name": str(recipe.get("name", "")), "description": str(recipe.get("description", "")).strip(),
         "device": report.get("device"), "seeds": report.get("seeds") or [],
         "headline": headline(report),
-        "notes": [str(n) for n in report.get("notes") or []],
+        "notes": [str(n) for n in (report.get("notes") or []) + (report.get("wall_notes") or [])],
         "warnings": warnings(report),
         "grids": grids, "figures": figures,
         "curves": data_uri(curves) if curves else None,

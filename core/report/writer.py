@@ -24,7 +24,7 @@ from dreamset.report.tables import comparison_rows, compact_rows, metric_warning
 
 ACCURACY_KEYS = ("clean_accuracy", "robust_accuracy")
 #: report.json entries that measure the machine (or name the run folder), not the result
-MACHINE_ENTRIES = ("timings", "wall_seconds", "device", "stages")  # stages: one-line log texts naming the folder
+MACHINE_ENTRIES = ("timings", "wall_seconds", "device", "stages", "wall_notes")  # stages: log texts naming the folder
 
 
 def result_numbers(report: Any, path: str = "") -> dict[str, Any]:
@@ -76,7 +76,7 @@ def print_summary(report: dict[str, Any], console, quiet: bool = False) -> None:
         for row in c_rows:
             ctable.add_row(*row)
         console.print(ctable)
-    for note in report.get("notes") or []:
+    for note in (report.get("notes") or []) + (report.get("wall_notes") or []):
         console.print(f"[bold yellow]note:[/bold yellow] {escape(note)}")
     from dreamset.report.headlines import headline_values
 
