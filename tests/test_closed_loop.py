@@ -150,4 +150,33 @@ def test_the_catalogue_recipe_is_compute_matched():
     assert stages["loop"].closed_loop.rounds > 1 and stages["upfront"].closed_loop is None
     assert stages["upfront"].generator == stages["loop"].generator
     assert recipe.train.budget == "matched" and len(recipe.seeds) == 3
-    assert set(recipe.arms) == {"uniform", "adaptive", "closed-loop"} and recipe.evaluate.baseline_arm == "uniform"
+    assert set(recipe.arms) == {"uniform", "adaptive", "closed-loop", "rounds-uniform"} and recipe.evaluate.baseline_arm == "uniform"
+    # the control of the steering: the same rounds, drawn uniformly (issue 27), compared with the closed loop
+    control = stages["loop-uniform"].closed_loop
+    assert control.rule == "uniform" and control.rounds == stages["loop"].closed_loop.rounds
+    assert stages["loop-uniform"].count == stages["loop"].count and stages["loop-uniform"].generator == stages["loop"].generator
+    assert [list(p) for p in recipe.evaluate.pairs] == [["closed-loop", "rounds-uniform"]]
+
+
+def test_the_uniform_control_trains_in_the_same_rounds_without_steering(tmp_path):
+    """Fails before issue 27 (no such rule): a source with ``rule: uniform`` is generated in the same rounds
+    and trained with the same step split as a steered one, but every segment is class-balanced and
+    nothing is scored, so ``closed loop − uniform rounds`` isolates the steering."""
+    from dreamset.store.reader import SyntheticStore
+
+    recipe = copy.deepcopy(RECIPE)
+    recipe["generate"]["control"] = copy.deepcopy(recipe["generate"]["loop"])
+    recipe["generate"]["control"]["closed_loop"]["rule"] = "uniform"
+    recipe["arms"] = {"real+loop": {"synthetic": ["loop"]}, "real+control": {"synthetic": ["control"]}}
+    report = _run(tmp_path, recipe, tmp_path / "run")
+    steered = report["arms"]["real+loop"]["per_seed"]["0"]["training"]
+    control = report["arms"]["real+control"]["per_seed"]["0"]["training"]
+    assert [r["optimizer_steps"] for r in steered["closed_loop"]["rounds"]] == \
+        [r["optimizer_steps"] for r in control["closed_loop"]["rounds"]]
+    assert [r["pool"] for r in steered["closed_loop"]["rounds"]] == [r["pool"] for r in control["closed_loop"]["rounds"]]
+    assert control["images_seen"]["total"] == steered["images_seen"]["total"]
+    for entry in control["closed_loop"]["rounds"][:-1]:
+        assert set(entry["scores"].values()) == {0.0} and len(set(entry["next_counts"].values())) == 1  # 10 over 10 classes
+    segment = SyntheticStore.open(tmp_path / "run" / "synthetic" / "control-rounds" / "seed0" / "real_plus_control" / "round-1")
+    assert sorted(np.bincount(segment.labels.numpy(), minlength=10).tolist()) == [1] * 10
+    assert segment.provenance(0)["request"]["rule"] == "uniform"

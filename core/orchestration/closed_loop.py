@@ -14,7 +14,11 @@ scores. The rules (``rule``):
   where the classifier is uncertain);
 * ``margin`` — mean of ``(1 − (p_y − max_{j≠y} p_j)) / 2`` (small or negative true-class margin = high score);
 * ``robust-error`` — per-class error under the training attacker (``train.attacker``; clean error
-  without one): the cheaper proxy, per-class budgets set from the classifier's per-class robust error.
+  without one): the cheaper proxy, per-class budgets set from the classifier's per-class robust error;
+* ``uniform`` — the **control**: every segment class-balanced, nothing scored. An arm on such a source
+  trains in exactly the same rounds as a steered one (the same step split, optimizer and schedule
+  restarts per round, the same real-data order and attack seeds, the same pool sizes), so comparing
+  the two (``evaluate.pairs``) isolates the steering from the round structure.
 
 Per-class counts of a segment of ``n`` images: ``n`` split by largest remainders in proportion to
 ``(1 − uniform_mix) · s_c / Σ s + uniform_mix / K`` (all classes equal when every score is 0). The
@@ -40,7 +44,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RULES = ("entropy", "margin", "robust-error")
+RULES = ("entropy", "margin", "robust-error", "uniform")
 
 
 class ClosedLoop(BaseModel):
@@ -49,8 +53,8 @@ class ClosedLoop(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rounds: int = Field(default=4, ge=2, le=1000, description="segments of the source (and training rounds)")
-    rule: Literal["entropy", "margin", "robust-error"] = Field(
-        default="entropy", description="how a class is scored by the current classifier")
+    rule: Literal["entropy", "margin", "robust-error", "uniform"] = Field(
+        default="entropy", description="how a class is scored by the current classifier (uniform: the unsteered control)")
     uniform_mix: float = Field(default=0.25, ge=0, le=1, description="share of each segment spread evenly over classes")
     probe: int = Field(default=500, ge=1, le=10_000_000, description="real training images scored per round (class-stratified)")
     probe_seed: int = Field(default=0, ge=0, description="seed of the probe subset")
@@ -219,7 +223,8 @@ def train_in_rounds(context, model, plan, *, trainer, arm: str, arm_folder_name:
         records.append(part)
         entry = {"round": r, "optimizer_steps": last - first, "pool": len(pool)}
         if r + 1 < loop.rounds:
-            scores = class_scores(model, probe, loop.rule, k, context.device, plan.settings.batch_size, attacker)
+            scores = (np.zeros(k) if loop.rule == "uniform" else  # the control: balanced, nothing scored
+                      class_scores(model, probe, loop.rule, k, context.device, plan.settings.batch_size, attacker))
             per_class, shares = allocate(scores, counts[r + 1], loop.uniform_mix)
             labels = np.repeat(np.arange(k), per_class)
             requests = [{"round": r + 1, "rule": loop.rule, "score": float(scores[c]), "share": float(shares[c])} for c in labels]
