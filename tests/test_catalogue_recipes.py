@@ -240,12 +240,15 @@ def test_mnist_robust_tiny_variant(tmp_path):
 
 
 def test_generator_comparison_tiny_variant(tmp_path):
-    sources = ["ddpm", "ddpm-short", "gan", "gan-truncated", "vae"]
+    from dreamset.report.headlines import metric_classes
+
+    sources = ["ddpm", "ddpm-mid", "ddpm-short", "gan", "gan-truncated", "vae", "glyphs"]
     gan = "train_steps: 3, width: 8, disc_width: 8, latent_dim: 8, batch_size: 16"
     report = _run("generator-comparison", tmp_path / "run", [
         "device=cpu", "data.dataset.options.train_size=100",
         *[f"generate.{s}.{k}={v}" for s in sources for k, v in (("count", 40), ("batch_size", 20), ("shard_size", 20))],
         "generate.ddpm.generator.options={block_out_channels: [8, 16], train_steps: 3, steps: 2, batch_size: 16}",
+        "generate.ddpm-mid.generator.options={block_out_channels: [8, 16], train_steps: 2, steps: 2, batch_size: 16}",
         "generate.ddpm-short.generator.options={block_out_channels: [8, 16], train_steps: 1, steps: 2, batch_size: 16}",
         f"generate.gan.generator.options={{{gan}}}", f"generate.gan-truncated.generator.options={{{gan}, truncation: 0.2}}",
         "generate.vae.generator.options={train_steps: 3, width: 8, latent_dim: 8, batch_size: 16}",
@@ -255,21 +258,29 @@ def test_generator_comparison_tiny_variant(tmp_path):
         "evaluate.metrics.4.options={eps_max: 0.15, points: 2, epochs: 1, max_samples: 20, attack_steps: 1, eval_steps: 1}",
     ])
     assert set(report["arms"]) == {"real", *(f"real+{s}" for s in sources)}
-    # every distribution metric per source; one store and one generator checkpoint folder per source
+    # every distribution metric per source; one store per source, one checkpoint folder per trained generator
     for metric in ("fid", "kid", "prdc", "label_agreement", "arc"):
         assert set(sources) <= set(report["metrics"][metric]), metric
     for s in sources:
         assert json.loads((tmp_path / "run" / "synthetic" / s / "store.json").read_text())["count"] == 40
-        assert any((tmp_path / "run" / "generator" / s).iterdir())
+        if s != "glyphs":  # rendered, nothing to train
+            assert any((tmp_path / "run" / "generator" / s).iterdir())
     table = report["generator_table"]
     assert [row[0] for row in table["rows"]] == sources and table["baseline"] == "real"
+    arc_notes = metric_classes()["arc"].headline_notes
     for s, entry in table["sources"].items():
-        assert entry["FID"] == report["metrics"]["fid"][s]["fid"] and entry["ARC"] == report["metrics"]["arc"][s]["arc"]
+        assert entry["FID"] == report["metrics"]["fid"][s]["fid"]
+        # ARC whose discriminator collapsed is shown as its note and left out of rho
+        arc = report["metrics"]["arc"][s]
+        assert entry["ARC"] == (None if arc_notes(arc) else arc["arc"])
         assert entry["robust_gain"]["n"] == 3  # paired over the recipe's three seeds
         assert entry["robust_gain"]["mean"] == report["comparisons"][f"real+{s}"]["robust_accuracy"]["mean"]
-    assert set(table["spearman"]) == {"FID", "KID", "precision", "recall", "density", "coverage", "ARC"}
+    with_arc = {"ARC"} if any(entry["ARC"] is not None for entry in table["sources"].values()) else set()
+    assert set(table["spearman"]) == {"FID", "KID", "precision", "recall", "density", "coverage", "label agreement",
+                                      "mean label probability", *with_arc}
     for column, r in table["spearman"].items():
-        assert r["n"] == 5 and (r["rho"] is None) == (r["p_value"] is None), column
+        valued = [s for s in sources if table["sources"][s][column] is not None]
+        assert r["n"] == len(valued) and (r["rho"] is None) == (r["p_value"] is None), column
         assert r["rho"] is None or -1 <= r["rho"] <= 1
     assert (tmp_path / "run" / "generator_metrics_vs_gain.png").is_file()
     assert "generators: Spearman" in (tmp_path / "run" / "report.html").read_text()
