@@ -216,6 +216,13 @@ class ReferenceStage(_Model):
     lr: float = Field(default=0.05, gt=0, le=100)
 
 
+class DataEfficiency(_Model):
+    #: the arm that trains on the whole generated pool (no sampler)
+    full: str
+    #: the sampler every other is compared with at the same fraction
+    reference_sampler: str = "sampler:uniform"
+
+
 class EvaluateStage(_Model):
     #: robust accuracy is the per-sample worst case over all of these (a sample counts only if it is
     #: classified correctly clean and under every attack); each one's own number stays beside it
@@ -236,6 +243,14 @@ class EvaluateStage(_Model):
     pairs: list[tuple[str, str]] = Field(default_factory=list)
     #: generated evaluation sets, reported per arm beside the shifted sets (``generated``)
     sets: list[GeneratedSetSpec] = Field(default_factory=list)
+    #: equivalence margin (accuracy fraction, e.g. 0.01 = 1 point): every paired difference also gets
+    #: an ``equivalence`` verdict — "equivalent" only when its whole 95% interval lies inside
+    #: [−margin, +margin] (two one-sided tests); null = no equivalence verdicts
+    equivalence_margin: float | None = Field(default=None, gt=0, le=1)
+    #: a data-efficiency sweep (arms that keep a ``fraction`` of one pool with different samplers):
+    #: the arm trained on the whole pool (``full``), against which every fraction is tested for
+    #: equivalence (report.json ``data_efficiency``, :mod:`dreamset.report.data_efficiency`)
+    data_efficiency: DataEfficiency | None = None
 
 
 class ReportStage(_Model):
@@ -307,6 +322,12 @@ class Recipe(_Model):
         baseline = self.evaluate.baseline_arm
         if baseline is not None and baseline not in self.arms:
             raise ValueError(f"evaluate.baseline_arm: {baseline!r} is not an arm of this recipe ({', '.join(self.arms)})")
+        efficiency = self.evaluate.data_efficiency
+        if efficiency is not None:
+            if efficiency.full not in self.arms:
+                raise ValueError(f"evaluate.data_efficiency.full: {efficiency.full!r} is not an arm of this recipe ({', '.join(self.arms)})")
+            if self.arms[efficiency.full].sampler is not None:
+                raise ValueError(f"evaluate.data_efficiency.full: {efficiency.full!r} uses a sampler; the full pool arm keeps every image")
         for i, pair in enumerate(self.evaluate.pairs):
             unknown = [name for name in pair if name not in self.arms]
             if unknown:

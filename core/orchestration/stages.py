@@ -374,6 +374,7 @@ class SelectStage:
 
     def __init__(self, run: Run) -> None:
         self.run = run
+        self.seconds: dict[str, float] = {}
 
     def __call__(self, real: RealData, synthetic: SyntheticSets, seed: int) -> Selections:
         from dreamset.orchestration.provenance import selection_record
@@ -384,18 +385,21 @@ class SelectStage:
                 pool = synthetic.for_arm(self.run.recipe, arm)
                 view = functools.partial(self.run.view, {"data": [real], "generate": [synthetic]})
                 by_arm[arm_name] = self._select(real, pool, arm_name, arm, seed, view)
-                records[arm_name] = selection_record(by_arm[arm_name], len(pool))
+                records[arm_name] = {**selection_record(by_arm[arm_name], len(pool)),
+                                     "wall_seconds": self.seconds[arm_name]}  # the sampler's scoring time (machine-dependent)
         return Selections(seed, by_arm, records)
 
     def _select(self, real: RealData, pool: ImageSource, arm_name: str, arm, seed: int,
                 view: Callable[[], RunContext]) -> Selection:
         from dreamset.contracts.legacy import call_select
 
+        started = time.perf_counter()
         if arm.sampler is None:
             selection = Selection(indices=np.arange(len(pool), dtype=np.int64))
         else:
             sampler = self.run.create(arm.sampler, "sampler", f"arms.{arm_name}.sampler")
             selection = call_select(sampler, pool, real.train, seed, self.run.services, view)
+        self.seconds[arm_name] = time.perf_counter() - started
         folder = self.run.run_dir / "selections"
         folder.mkdir(exist_ok=True)
         buffer = io.BytesIO()
@@ -648,6 +652,7 @@ class ReportBuilder:
     def build(self, real: RealData, synthetic: SyntheticSets, generated: GeneratedSets, trained: TrainedArms | None,
               results: ArmResultsBySeed, metrics: dict[str, Any]) -> dict[str, Any]:
         from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons, wall_notes
+        from dreamset.report.data_efficiency import add_data_efficiency
         from dreamset.report.generator_table import add_generator_table
         from dreamset.orchestration.provenance import component_sources
         from dreamset.report.tables import metric_warnings, training_warnings
@@ -661,8 +666,8 @@ class ReportBuilder:
         report = {
             "recipe": run.resolved,
             "arms": arms,
-            "comparisons": paired_comparisons(per_seed, recipe.baseline_arm()),
-            "pair_comparisons": pair_comparisons(per_seed, recipe.evaluate.pairs),
+            "comparisons": paired_comparisons(per_seed, recipe.baseline_arm(), margin=recipe.evaluate.equivalence_margin),
+            "pair_comparisons": pair_comparisons(per_seed, recipe.evaluate.pairs, margin=recipe.evaluate.equivalence_margin),
             "notes": compute_notes(arms),
             "wall_notes": wall_notes(arms),  # machine-dependent: kept apart from the notes
             "warnings": training_warnings(per_seed) + metric_warnings(metrics, synthetic.sources if named(recipe) else ()),
@@ -684,6 +689,7 @@ class ReportBuilder:
             "versions": plugin_versions(),
         }
         add_generator_table(run.run_dir, recipe, report)
+        add_data_efficiency(run.run_dir, recipe, report, per_seed)
         return report
 
 

@@ -63,10 +63,20 @@ def verdict(interval: dict[str, Any]) -> str:
     return "not shown"
 
 
+def equivalence(interval: dict[str, Any], margin: float) -> str:
+    """``equivalent`` when the whole interval lies inside ``[−margin, +margin]`` (two one-sided tests
+    at the interval's level), else ``not shown equivalent`` (also with one seed: no interval)."""
+    low, high = interval.get("low"), interval.get("high")
+    if low is None or high is None:
+        return "not shown equivalent"
+    return "equivalent" if -margin <= low and high <= margin else "not shown equivalent"
+
+
 def compare_arms(per_seed: dict[int, dict[str, dict[str, Any]]], arm: str, baseline: str,
-                 confidence: float = 0.95) -> dict[str, Any]:
+                 confidence: float = 0.95, margin: float | None = None) -> dict[str, Any]:
     """``arm − baseline``: per compared quantity (:data:`COMPARED`), the per-seed paired differences,
-    their :func:`t_interval` and :func:`verdict`; ``{"baseline": baseline, quantity: {...}, ...}``.
+    their :func:`t_interval` and :func:`verdict` (and, with an equivalence ``margin``, the
+    :func:`equivalence` verdict and the margin); ``{"baseline": baseline, quantity: {...}, ...}``.
     Seeds where either arm lacks the quantity are left out of that quantity's interval."""
     entry: dict[str, Any] = {"baseline": baseline}
     for name, read in COMPARED.items():
@@ -79,21 +89,24 @@ def compare_arms(per_seed: dict[int, dict[str, dict[str, Any]]], arm: str, basel
         if diffs:
             interval = t_interval(diffs.values(), confidence)
             entry[name] = {**interval, "per_seed": diffs, "verdict": verdict(interval)}
+            if margin is not None:
+                entry[name].update(equivalence=equivalence(interval, margin), margin=margin)
     return entry
 
 
 def paired_comparisons(per_seed: dict[int, dict[str, dict[str, Any]]], baseline: str,
-                       confidence: float = 0.95) -> dict[str, Any]:
+                       confidence: float = 0.95, margin: float | None = None) -> dict[str, Any]:
     """For every arm but ``baseline``: :func:`compare_arms` ``(arm, baseline)`` (report.json's
     ``comparisons``, keyed by arm)."""
     arms = list(dict.fromkeys(arm for results in per_seed.values() for arm in results))
-    return {arm: compare_arms(per_seed, arm, baseline, confidence) for arm in arms if arm != baseline}
+    return {arm: compare_arms(per_seed, arm, baseline, confidence, margin) for arm in arms if arm != baseline}
 
 
-def pair_comparisons(per_seed: dict[int, dict[str, dict[str, Any]]], pairs, confidence: float = 0.95) -> list[dict[str, Any]]:
+def pair_comparisons(per_seed: dict[int, dict[str, dict[str, Any]]], pairs, confidence: float = 0.95,
+                     margin: float | None = None) -> list[dict[str, Any]]:
     """The recipe's extra ``evaluate.pairs`` (e.g. a full method against each of its ablations):
     report.json's ``pair_comparisons``, a list of ``{"arm": arm, **compare_arms(arm, baseline)}``."""
-    return [{"arm": arm, **compare_arms(per_seed, arm, baseline, confidence)} for arm, baseline in pairs]
+    return [{"arm": arm, **compare_arms(per_seed, arm, baseline, confidence, margin)} for arm, baseline in pairs]
 
 
 #: the compute a fair comparison matches, per arm's ``training`` record: label -> reader

@@ -27,7 +27,8 @@ Method:
 
 Images: ``float32 N×C×H×W`` in [0, 1], real and synthetic of one shape. Cost: ``folds`` discriminator
 trainings of ``epochs`` epochs on ``2·min(max_samples, N_real)`` images each (checkpoints cached in
-``run_dir/samplers/discriminator-score/<digest>/``; a temporary folder without a run folder), then one
+``run_dir/samplers/discriminator-score/<digest>/``, keyed by everything but ``fraction`` and ``keep``, so
+arms that keep different fractions share them; a temporary folder without a run folder), then one
 forward pass over the synthetic set. Output: ``Selection`` with sorted ``int64`` indices, ``scores``
 (one per synthetic image) and ``info`` (mean score kept and overall, folds, eps).
 
@@ -162,7 +163,8 @@ class DiscriminatorScoreSampler(Sampler):
         return torch.cat(values).numpy() if values else np.zeros(0)
 
     def _digest(self, real_x, syn_x, seed: int) -> str:
-        digest = hashlib.sha256(json.dumps({"options": self.options.model_dump(mode="json"), "seed": seed}, sort_keys=True).encode())
+        options = self.options.model_dump(mode="json", exclude={"fraction", "keep"})  # the scores do not depend on them
+        digest = hashlib.sha256(json.dumps({"options": options, "seed": seed}, sort_keys=True).encode())
         for x in (real_x, syn_x):
             digest.update(str(tuple(x.shape)).encode())
             digest.update(x.numpy().tobytes())
