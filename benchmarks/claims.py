@@ -39,8 +39,8 @@ DOCUMENTS = {"digits-robust": {"README.md": False, "docs/recipes.md": True},
              # ... with font: [DejaVu Sans, cmti10] (--block): two renderings per class
              "context-agnostic-mnist-two-fonts": {"docs/recipes.md": False},
              # the sampler sweep (issue 33), and the same recipe on fresh seeds (--set seeds=[...] --block)
-             "digits-data-efficiency": {"docs/recipes.md": False},
-             "digits-data-efficiency-fresh": {"docs/recipes.md": False}}
+             "digits-data-efficiency": {"docs/recipes.md": True},
+             "digits-data-efficiency-fresh": {"docs/recipes.md": True}}
 #: recipes whose blocks also list the clean accuracy on every shifted and generated evaluation set
 PER_SET = {"digits-shift"}
 

@@ -14,7 +14,8 @@ TINY = ["data.dataset.options.train_size=80", "generate.generator={key: glyphs}"
         "generate.batch_size=100", "generate.shard_size=100", "seeds=[0, 1]", "train.budget=6",
         "train.model={key: small-cnn, options: {width: 4}}", "evaluate.robust_samples=40",
         "evaluate.attackers=[{key: pgd, options: {eps: 0.15, steps: 2}}]", "reference.epochs=2",
-        "report.curve_samples=0"] + [f"arms.discriminator-{p}.sampler.options={{fraction: {f}, epochs: 1, attack_steps: 1}}"
+        "report.curve_samples=0",
+        "evaluate.metrics=[{key: subgroups, options: {bins: 2, k: 2, attacker: {key: pgd, options: {eps: 0.15, steps: 1}}}}]"] + [f"arms.discriminator-{p}.sampler.options={{fraction: {f}, epochs: 1, attack_steps: 1}}"
                                      for p, f in ((5, 0.05), (10, 0.1), (20, 0.2), (50, 0.5))]
 
 
@@ -53,6 +54,9 @@ def test_the_sweep_reports_every_sampler_and_fraction_at_equal_steps(sweep):
     # the pool is generated once: one store, and each arm's selection is a subset of it of its fraction
     assert report["selections"]["uniform-10"]["0"]["selected"] == 20 and report["selections"]["uniform-10"]["0"]["of"] == 200
     assert (out / "data_efficiency.png").stat().st_size > 1000
+    subgroups = report["metrics"]["subgroups"]["arms"]
+    assert "kept_share" not in subgroups["real"] and len(subgroups["discriminator-50"]["kept_share"]) == 2
+    assert subgroups["full"]["kept"] == 200 and subgroups["uniform-10"]["kept"] == 20
 
 
 def test_the_sweep_is_in_the_claims_block_and_on_the_page(sweep):

@@ -94,7 +94,8 @@ class DistributionInputs:
 class ArmInputs:
     """An arm metric's inputs: the classifiers of the last seed (arm -> model), every seed's results
     (seed -> arm -> ``clean_accuracy``, ``robust_accuracy``, ``shifted`` ...), the arms as the
-    recipe declares them (arm -> its ``arms.<name>`` block) and the ``train`` settings."""
+    recipe declares them (arm -> its ``arms.<name>`` block), the ``train`` settings and the synthetic
+    images each arm kept in the last seed."""
 
     real: RealData
     models: Mapping[str, "torch.nn.Module"]
@@ -103,6 +104,9 @@ class ArmInputs:
     arms: Mapping[str, Any] = field(default_factory=dict)
     train: Any = None
     services: Services = field(default_factory=Services)
+    #: arm -> the synthetic images it trained on in the last seed (its sampler's choice); arms without
+    #: synthetic data are absent
+    synthetic: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: ``Metric.scope`` values: the pipeline runs a ``source`` metric once per named synthetic source,

@@ -166,6 +166,8 @@ class TrainedArm:
     model: torch.nn.Module
     record: dict[str, Any]
     augmentation: Any
+    #: the synthetic images the arm trained on (its sampler's choice; None without synthetic data)
+    synthetic: ImageSource | None = None
 
 
 @dataclass(frozen=True)
@@ -476,7 +478,7 @@ class TrainStage:
                                     record=record)
         else:
             model = train_classifier(view, model, record=record, arm=arm_name, **vars(plan))
-        return TrainedArm(model, record, augment.describe())
+        return TrainedArm(model, record, augment.describe(), data["synthetic"])
 
     @staticmethod
     def summary(trained: TrainedArms) -> str:
@@ -580,9 +582,10 @@ def compute_metric(metric, run: Run, real: RealData, synthetic: SyntheticSets, t
     scope = metric_scope(metric)
     if scope == "arms":
         models = trained.models if trained is not None else {}
+        kept = {name: arm.synthetic for name, arm in trained.arms.items() if arm.synthetic is not None} if trained else {}
         return metric.compute(ArmInputs(real, models, {seed: r.results for seed, r in results.items()},
                                         trained.seed if trained is not None else recipe.seeds[-1], recipe.arms,
-                                        recipe.train, services))
+                                        recipe.train, services, kept))
     if scope == "source" and per_source:
         return _per_source(lambda name, source: metric.compute(DistributionInputs(real, source, name, services)),
                            synthetic.sources)
