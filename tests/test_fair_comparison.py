@@ -371,6 +371,8 @@ def test_the_compute_note_names_every_dimension_that_differs():
     assert "NOT TIME-MATCHED" in wall and "3.2x" in wall
     phrase = compute_phrase(refined["refined"], refined["real"])
     assert phrase == "NOT at equal compute (attack forward/backward passes 900 vs 100), but 3.2x the wall time"
+    short = {"real": arm(seen=12600), "mix": arm()}   # short last batches: within 5%, no note
+    assert compute_notes(short) == [] and compute_phrase(short["mix"], short["real"]).startswith("at equal")
     more = {"real": arm(), "big": arm(seen=25600)}
     assert "images seen" in compute_notes(more)[0] and "images seen 25,600 vs 12,800" in compute_phrase(more["big"], more["real"])
 
