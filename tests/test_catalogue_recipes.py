@@ -264,12 +264,14 @@ def test_generator_comparison_tiny_variant(tmp_path):
     table = report["generator_table"]
     assert [row[0] for row in table["rows"]] == sources and table["baseline"] == "real"
     for s, entry in table["sources"].items():
-        assert entry["FID"] == report["metrics"]["fid"][s]["fid"] and entry["ARC"] == report["metrics"]["arc"][s]["arc"]
+        assert entry["FID"] == report["metrics"]["fid"][s]["fid"]
+        assert entry["ARC"] in (report["metrics"]["arc"][s]["arc"], None)  # None: collapsed, a lower bound left out of rho
         assert entry["robust_gain"]["n"] == 3  # paired over the recipe's three seeds
         assert entry["robust_gain"]["mean"] == report["comparisons"][f"real+{s}"]["robust_accuracy"]["mean"]
-    assert set(table["spearman"]) == {"FID", "KID", "precision", "recall", "density", "coverage", "ARC"}
+    # every per-source headline value with a direction (ARC only where its discriminator did not collapse)
+    assert {"FID", "KID", "precision", "recall", "density", "coverage", "label agreement"} <= set(table["spearman"])
     for column, r in table["spearman"].items():
-        assert r["n"] == 5 and (r["rho"] is None) == (r["p_value"] is None), column
+        assert r["n"] <= 5 and (r["rho"] is None) == (r["p_value"] is None), column
         assert r["rho"] is None or -1 <= r["rho"] <= 1
     assert (tmp_path / "run" / "generator_metrics_vs_gain.png").is_file()
     assert "generators: Spearman" in (tmp_path / "run" / "report.html").read_text()
