@@ -1,6 +1,8 @@
 """The ``dreamset`` command line. Importing this module does not import torch.
 
-Errors the user can fix print one line and exit with code 2; nothing is written for them.
+Errors the user can fix print one line and exit with code 2; nothing is written for them. Every
+error prints one line; its exit code is its class's ``exit_code`` (the rule:
+:mod:`dreamset.contracts.errors`, docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -12,12 +14,8 @@ from pathlib import Path
 
 from dreamset import __version__
 from dreamset.commands.compare import DEFAULT_METRICS
-from dreamset.contracts.errors import BadInputError, DreamsetError
+from dreamset.contracts.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, BadInputError, DreamsetError  # noqa: F401
 from dreamset.contracts.kinds import KIND_HOOKS
-
-EXIT_BAD_INPUT = 2
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 
 
 def _console(stderr: bool = False, quiet: bool = False):
@@ -334,9 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: re-run the same command (same --out) to resume where it stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except DreamsetError as exc:
+    except DreamsetError as exc:  # the exit code is the error's own (dreamset.contracts.errors)
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exc.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover
