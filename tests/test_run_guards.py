@@ -149,6 +149,7 @@ def test_report_json_is_strict_json_and_a_nan_writes_nothing(tmp_path):
 
 
 # -- a plugin that raises: exit 3, one line, the traceback in run.log --------------------------------
+# (the mixer's batches come from the trainer's prefetch thread: its exception is named all the same)
 
 @pytest.mark.parametrize("key,changes,call,stage", [
     ("attacker", {"evaluate.attackers": [_attacker("raises")]}, "raised RuntimeError in attack(): kaboom in attack",
@@ -159,7 +160,9 @@ def test_report_json_is_strict_json_and_a_nan_writes_nothing(tmp_path):
     ("sampler", {"arms": {"mixed": {"real": True, "synthetic": True,
                                     "sampler": {"key": "sampler:broken", "options": {"fault": "raises"}}}}, **SYNTHETIC},
      "raised KeyError in select(): 'kaboom in select'", "[stage select, arm mixed, seed 0]"),
-], ids=["attacker", "objective", "sampler"])
+    ("mixer", {"arms": {"real": {"real": True, "mixer": "mixer:broken"}}},
+     "raised IndexError in batches(): kaboom in batches", "[stage train, arm real, seed 0]"),
+], ids=["attacker", "objective", "sampler", "mixer"])
 def test_a_plugin_that_raises_is_one_line_naming_it_with_the_traceback_in_run_log(broken, capsys, tmp_path, key, changes,
                                                                                    call, stage):
     code, err, out = _run(capsys, tmp_path, **changes)
