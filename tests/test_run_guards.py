@@ -183,5 +183,5 @@ def test_a_metric_that_raises_is_a_warning_and_the_other_metrics_are_reported(br
     assert report["metrics"]["broken"] == {"value": 1.0}
     failed = [w for w in report["warnings"] if "metric:broken" in w]
     assert failed == [f"metric:broken {NAMED} raised ZeroDivisionError in compute(): kaboom in compute "
-                      f"[stage metrics]; traceback in {out / 'run.log'}; left out of metrics"], report["warnings"]
+                      f"[stage metrics]; traceback in {out / 'run.log'}; metric:broken left out of metrics"], report["warnings"]
     assert "ZeroDivisionError: kaboom in compute" in (out / "run.log").read_text()

@@ -34,9 +34,11 @@ from dreamset.orchestration import distributed
 from dreamset.files.atomic import atomic_write_bytes
 from dreamset.orchestration.context import RunContext
 from dreamset.contracts.data import TensorImageSet, materialize
-from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.checks import metric_result_problem, selection_problem
+from dreamset.contracts.errors import BadInputError, PluginError, PluginFailure
 from dreamset.contracts.inputs import RealData, Services
 from dreamset.contracts.interfaces import ImageSource, Selection
+from dreamset.orchestration.guards import calling, check, record_traceback, where
 from dreamset.orchestration.recipe import ComponentRef, Recipe, arm_folder
 from dreamset.orchestration.runlog import log, metric_summary
 from dreamset.files.verify import check_disk_space
@@ -214,9 +216,6 @@ class StageRunner:
         self.outputs: dict[str, list[Any]] = {}
 
     def __call__(self, stage, *args, **kwargs):
-        from dreamset.contracts.errors import PluginError
-        from dreamset.orchestration.guards import record_traceback, where
-
         name = stage.name
         self.hook.before_stage(stage=name, run_dir=self.run.run_dir, context=self.run.view(self.outputs, self.lines))
         log.info("%s ...", name)
@@ -252,8 +251,6 @@ class DataStage:
 
     def __call__(self) -> RealData:
         recipe, run = self.run.recipe, self.run
-        from dreamset.orchestration.guards import calling
-
         dataset = run.create(recipe.data.dataset, "dataset", "data.dataset")
         with calling(dataset, "load"):
             train, test = dataset.load("train"), dataset.load("test")
@@ -323,8 +320,6 @@ class GenerateStage:
         check_disk_space(store_dir, gen.count, generator.image_shape(real.train), field=f"{path}.count")
         torch.manual_seed(gen.seed)
         # rank 0 fits (or reloads) the generator; the other ranks then load its checkpoint
-        from dreamset.orchestration.guards import calling
-
         with calling(generator, "fit"):
             distributed.main_first("fitting the generator",
                                    lambda: fit_generator(generator, real.train, generator_dir, self.run.services))
@@ -393,7 +388,6 @@ class SelectStage:
         self.run = run
 
     def __call__(self, real: RealData, synthetic: SyntheticSets, seed: int) -> Selections:
-        from dreamset.orchestration.guards import where
         from dreamset.orchestration.provenance import selection_record
 
         by_arm, records = {}, {}
@@ -408,9 +402,7 @@ class SelectStage:
 
     def _select(self, real: RealData, pool: ImageSource, arm_name: str, arm, seed: int,
                 view: Callable[[], RunContext]) -> Selection:
-        from dreamset.contracts.checks import selection_problem
         from dreamset.contracts.legacy import call_select
-        from dreamset.orchestration.guards import calling, check
 
         if arm.sampler is None:
             selection = Selection(indices=np.arange(len(pool), dtype=np.int64))
@@ -447,8 +439,6 @@ class TrainStage:
         recipe = self.run.recipe
         data = {name: self._arm_data(real, synthetic, selections, name, arm) for name, arm in recipe.arms.items()}
         budgets = arm_budgets(recipe, {name: d["steps_per_epoch"] for name, d in data.items()})
-        from dreamset.orchestration.guards import where
-
         view = self.run.view({"data": [real], "generate": [synthetic], "select": [selections]})
         arms = {}
         for name, arm in recipe.arms.items():
@@ -482,8 +472,6 @@ class TrainStage:
         from dreamset.training.trainer import TrainingPlan, train_classifier
 
         recipe, run = self.run.recipe, self.run
-        from dreamset.orchestration.guards import calling
-
         model_factory = run.create(recipe.train.model, "model", "train.model")
         with calling(model_factory, "build"):
             model = build_model(model_factory, real.train.image_shape, real.train.num_classes, seed=seed, purpose="classifier")
@@ -530,7 +518,6 @@ class EvaluateStage:
 
     def __call__(self, real: RealData, generated: GeneratedSets, trained: TrainedArms) -> ArmResults:
         from dreamset.orchestration.evaluation import evaluate_classifier
-        from dreamset.orchestration.guards import where
         from dreamset.orchestration.seeding import forked_rng
 
         recipe, seed = self.run.recipe, trained.seed
@@ -568,9 +555,6 @@ class MetricsStage:
 
     def __call__(self, real: RealData, synthetic: SyntheticSets, trained: TrainedArms | None, results: ArmResultsBySeed,
             view: Callable[[], RunContext]) -> dict[str, Any]:
-        from dreamset.contracts.errors import PluginFailure
-        from dreamset.orchestration.guards import record_traceback
-
         recipe = self.run.recipe
         metrics: dict[str, Any] = {}
         torch.manual_seed(recipe.seeds[0])  # likewise independent of what this process ran before
@@ -583,8 +567,8 @@ class MetricsStage:
                     metrics[name] = compute_metric(metric, self.run, real, synthetic, trained, results, view)
                 except PluginFailure as exc:  # the other metrics are still reported; this one is a warning
                     exc.log_path = record_traceback(self.run.run_dir if distributed.is_main() else None, exc)
-                    self.failures.append(f"{exc}; left out of metrics")
-                    log.warning("%s; left out of metrics", exc)
+                    self.failures.append(f"{exc}; {metric.key} left out of metrics")
+                    log.warning("%s", self.failures[-1])
                     advance(1)
                     continue
                 log.info("metric %s: %s (%.1fs)", metric.key, metric_summary(metrics[name]), time.perf_counter() - started)
@@ -603,10 +587,8 @@ def compute_metric(metric, run: Run, real: RealData, synthetic: SyntheticSets, t
     with named sources once per source, ``{source: result}`` with each result's tables titled
     ``source: title`` under a shared ``tables`` key; otherwise once on every source as one set.
     A 0.1 metric (``compute(context)``) gets the old run context (:mod:`dreamset.contracts.legacy`)."""
-    from dreamset.contracts.checks import metric_result_problem
     from dreamset.contracts.inputs import ArmInputs, DistributionInputs
     from dreamset.contracts.legacy import metric_takes_context
-    from dreamset.orchestration.guards import calling, check
     from dreamset.orchestration.sources import named
 
     recipe, services = run.recipe, run.services
