@@ -162,7 +162,9 @@ def test_report_json_is_strict_json_and_a_nan_writes_nothing(tmp_path):
      "raised KeyError in select(): 'kaboom in select'", "[stage select, arm mixed, seed 0]"),
     ("mixer", {"arms": {"real": {"real": True, "mixer": "mixer:broken"}}},
      "raised IndexError in batches(): kaboom in batches", "[stage train, arm real, seed 0]"),
-], ids=["attacker", "objective", "sampler", "mixer"])
+    ("augmentation", {"train.augment": {"real": ["augmentation:broken"]}},
+     "raised OSError in apply(): kaboom in apply", "[stage train, arm real, seed 0]"),
+], ids=["attacker", "objective", "sampler", "mixer", "augmentation"])
 def test_a_plugin_that_raises_is_one_line_naming_it_with_the_traceback_in_run_log(broken, capsys, tmp_path, key, changes,
                                                                                    call, stage):
     code, err, out = _run(capsys, tmp_path, **changes)
