@@ -187,3 +187,5 @@ def test_a_metric_that_raises_is_a_warning_and_the_other_metrics_are_reported(br
     assert failed == [f"metric:broken {NAMED} raised ZeroDivisionError in compute(): kaboom in compute "
                       f"[stage metrics]; traceback in {out / 'run.log'}; metric:broken left out of metrics"], report["warnings"]
     assert "ZeroDivisionError: kaboom in compute" in (out / "run.log").read_text()
+    # the guards timed themselves (every training loss was checked): their cost, beside the stages'
+    assert 0 < report["timings"]["contract_guards"] < report["timings"]["train"]
