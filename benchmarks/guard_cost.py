@@ -10,7 +10,8 @@ without the guards' own time; the ratio ``stages ÷ (stages − guards)`` is wha
 The guards run on this thread between a component's calls and add no work to them, so their own
 time is their cost (on CUDA a check waits for the batch it checks; the figure then includes that wait).
 
-Run: ``python benchmarks/guard_cost.py [--full] [--set KEY=VALUE ...] [--out DIR] [--json PATH]``
+Run: ``python benchmarks/guard_cost.py [--full] [--set KEY=VALUE ...] [--out DIR] [--json PATH] [--markdown]``
+(``--from-run DIR``: print the figures of a run folder it made before, without running again)
 (``--full``: the recipe as shipped, three seeds, about 5 minutes idle on 2 CPU cores).
 """
 from __future__ import annotations
@@ -33,12 +34,17 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="the recipe as shipped (no shrink)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="one more override")
     parser.add_argument("--out", help="run folder (default: a temporary one)")
+    parser.add_argument("--from-run", metavar="DIR", help="read the figures of a run folder this script already made "
+                        "(its report.json) instead of running again")
     args = parser.parse_args()
     import dreamset
 
     overrides = ([] if args.full else SHRINK) + args.set
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="guard-cost-")) / "run"
-    report = dreamset.run("digits-robust", out=out, overrides=overrides).report
+    if args.from_run:
+        report = dreamset.load_run(args.from_run)
+    else:
+        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="guard-cost-")) / "run"
+        report = dreamset.run("digits-robust", out=out, overrides=overrides)
     timings = dict(report["timings"])
     guards = timings.pop("contract_guards")
     stages = sum(timings.values())
