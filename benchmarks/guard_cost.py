@@ -16,6 +16,7 @@ Run: ``python benchmarks/guard_cost.py [--full] [--set KEY=VALUE ...] [--out DIR
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -40,11 +41,14 @@ def main() -> None:
     import dreamset
 
     overrides = ([] if args.full else SHRINK) + args.set
+    load = None
     if args.from_run:
         report = dreamset.load_run(args.from_run)
     else:
         out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="guard-cost-")) / "run"
+        before = os.getloadavg()[0]
         report = dreamset.run("digits-robust", out=out, overrides=overrides)
+        load = (before, os.getloadavg()[1])  # a shared machine: the ratio holds, the seconds do not
     timings = dict(report["timings"])
     guards = timings.pop("contract_guards")
     stages = sum(timings.values())
@@ -54,6 +58,8 @@ def main() -> None:
     section.add("without the guards' own time", stages - guards, "s")
     section.add("with the guards (as run)", stages, "s", baseline="without the guards' own time")
     section.note(f"guards: {guards:.3f} s; stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    if load is not None:
+        section.note(f"load average: {load[0]:.1f} (1 min) at the start, {load[1]:.1f} (5 min) at the end")
     section = results.section("the stages that call guarded components (" + ", ".join(GUARDED_STAGES) + ")")
     section.add("without the guards' own time", guarded - guards, "s")
     section.add("with the guards (as run)", guarded, "s", baseline="without the guards' own time")
