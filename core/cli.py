@@ -1,6 +1,8 @@
 """The ``dreamset`` command line. Importing this module does not import torch.
 
-Errors the user can fix print one line and exit with code 2; nothing is written for them.
+Errors the user can fix print one line and exit with code 2; nothing is written for them. Every
+error prints one line; its exit code is its class's ``exit_code`` (the rule:
+:mod:`dreamset.contracts.errors`, docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -12,12 +14,8 @@ from pathlib import Path
 
 from dreamset import __version__
 from dreamset.commands.compare import DEFAULT_METRICS
-from dreamset.contracts.errors import BadInputError, DreamsetError
+from dreamset.contracts.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, BadInputError, DreamsetError  # noqa: F401
 from dreamset.contracts.kinds import KIND_HOOKS
-
-EXIT_BAD_INPUT = 2
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 
 
 def _console(stderr: bool = False, quiet: bool = False):
@@ -39,7 +37,13 @@ def _registry(args):
 
 def cmd_plugins(args) -> int:
     reg = _registry(args)
-    if args.pattern and not any(ch in args.pattern for ch in "*?["):  # one component: its card
+    plugins = reg.plugins
+    if args.dist is not None:  # what one distribution provides: its components, its plugins' problems
+        provided, plugins = reg.of_distribution(args.dist)
+        if not plugins:
+            raise BadInputError(f"--dist: no installed distribution named {args.dist!r} has a dreamset entry point; "
+                                f"those that do: {', '.join(reg.distributions())}")
+    elif args.pattern and not any(ch in args.pattern for ch in "*?["):  # one component: its card
         from dreamset.commands.component_info import component_info, print_component_info
 
         info = component_info(reg.get(args.pattern, args.kind))
@@ -49,17 +53,19 @@ def cmd_plugins(args) -> int:
             print_component_info(info, _console())
         return 0
     keys = reg.list(args.pattern or "*", kind=args.kind)
+    if args.dist is not None:
+        keys = [key for key in keys if key in provided]
     rows = []
     for key in keys:
         spec = reg.specs[key]
         rows.append({"key": key, "plugin": spec.plugin, "distribution": spec.distribution,
                      "version": spec.version, "status": "ok", "description": spec.summary})
-    problems = [p for p in reg.plugins if p.status != "loaded"]
-    for info in reg.plugins:
+    problems = [p for p in plugins if p.status != "loaded"]
+    for info in plugins:
         if info.status == "loaded" and info.errors:  # loaded, but some registrations failed
             problems.append(info)
     if args.json:
-        out = {"components": rows, "plugins": [vars(p) for p in reg.plugins]}
+        out = {"components": rows, "plugins": [vars(p) for p in plugins]}
         print(json.dumps(out, indent=2))
         return 0
     from rich.table import Table
@@ -274,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", metavar="PATTERN|KEY",
                    help="wildcard filter, e.g. 'attacker:*pgd*'; a key (attacker:pgd) shows that component's options and docstring")
     p.add_argument("--kind", choices=list(KIND_HOOKS), help="only this kind")
+    p.add_argument("--dist", metavar="DISTRIBUTION",
+                   help="only what this installed distribution provides (pip's name, e.g. dreamset-example-plugin): "
+                        "its components and its plugins' problems; PATTERN and --kind narrow it further")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("export", help="export a synthetic store (.npz, ImageFolder, WebDataset shards, Hugging Face datasets/parquet)")
@@ -323,9 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: re-run the same command (same --out) to resume where it stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except DreamsetError as exc:
+    except DreamsetError as exc:  # the exit code is the error's own (dreamset.contracts.errors)
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exc.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

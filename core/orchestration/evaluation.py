@@ -73,6 +73,7 @@ def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | 
     shared out: under torchrun chunk ``c`` runs on rank ``c mod W`` and the flags are all-reduced
     (:func:`dreamset.orchestration.distributed.split_rows`), with the same result as one process."""
     from dreamset.orchestration.distributed import broadcast_int, split_rows
+    from dreamset.orchestration.guards import checked_attack
     from dreamset.orchestration.seeding import forked_rng
 
     device = torch.device(device)
@@ -84,7 +85,7 @@ def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | 
         x, y = x.to(device), y.to(device)
         if attacker is not None:
             with forked_rng(device, base + chunk):
-                x = attacker.attack(model, x, y)
+                x = checked_attack(attacker, model, x, y)  # its output checked on every batch
         with torch.no_grad():
             return model(x).argmax(dim=1) == y
 

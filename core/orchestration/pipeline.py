@@ -75,11 +75,13 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
     """Execute ``recipe`` into ``run_dir`` and return the report dict (also written as report.json).
     ``fresh``: checkpoints made with other settings are moved aside and retrained (else refused)."""
     from dreamset.report.writer import write_report_json
+    from dreamset.orchestration.guards import GUARD_TIME
     from dreamset.orchestration.runlog import final_scalars
     from dreamset.orchestration.tracking import create_trackers, log_final_metrics, tracking
 
     run = new_run(recipe, resolved, run_dir, console, fresh)
     trackers = create_trackers(run)  # a tracker's missing package is refused before anything is written
+    GUARD_TIME.reset()  # the contract checks' own time (dreamset.orchestration.guards)
     with distributed.main_holds("the run folder lock", lambda: run_folder_lock(run_dir)), tracking(run, trackers):
         stage = StageRunner(run)
         run, real, synthetic, generated = _data_and_generate(run, stage)
@@ -90,8 +92,10 @@ def run_recipe(recipe: Recipe, resolved: dict[str, Any], run_dir: Path, console:
             report.add_selections(selections)
             trained = stage(TrainStage(run), real, synthetic, selections)
             results = {**results, seed: stage(EvaluateStage(run), real, generated, trained)}
-        metrics = stage(MetricsStage(run), real, synthetic, trained, results, lambda: run.view(stage.outputs, stage.lines))
-        report = report.build(real, synthetic, generated, trained, results, metrics)
+        metrics_stage = MetricsStage(run)
+        metrics = stage(metrics_stage, real, synthetic, trained, results, lambda: run.view(stage.outputs, stage.lines))
+        stage.timings["contract_guards"] = GUARD_TIME.seconds  # part of the stages' time: what the guards cost
+        report = report.build(real, synthetic, generated, trained, results, metrics, metrics_stage.failures)
         if distributed.is_main():
             stage(ReportStage(run), report, real, synthetic)
             write_report_json(run_dir, report)  # again, now with the report stage's own time

@@ -34,9 +34,11 @@ from dreamset.orchestration import distributed
 from dreamset.files.atomic import atomic_write_bytes
 from dreamset.orchestration.context import RunContext
 from dreamset.contracts.data import TensorImageSet, materialize
-from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.checks import metric_result_problem, selection_problem
+from dreamset.contracts.errors import BadInputError, PluginError, PluginFailure
 from dreamset.contracts.inputs import RealData, Services
 from dreamset.contracts.interfaces import ImageSource, Selection
+from dreamset.orchestration.guards import calling, check, record_traceback, where
 from dreamset.orchestration.recipe import ComponentRef, Recipe, arm_folder
 from dreamset.orchestration.runlog import log, metric_summary
 from dreamset.files.verify import check_disk_space
@@ -220,8 +222,14 @@ class StageRunner:
         self.hook.before_stage(stage=name, run_dir=self.run.run_dir, context=self.run.view(self.outputs, self.lines))
         log.info("%s ...", name)
         start = time.perf_counter()
-        with distributed.stage(name):
-            output = stage(*args, **kwargs)
+        try:
+            with distributed.stage(name), where(stage=name):
+                output = stage(*args, **kwargs)
+        except PluginError as exc:  # a plugin raised or broke its contract: its traceback to run.log
+            path = record_traceback(self.run.run_dir if distributed.is_main() else None, exc)
+            if hasattr(exc, "log_path"):
+                exc.log_path = path
+            raise
         seconds = time.perf_counter() - start
         self.timings[name] = self.timings.get(name, 0.0) + seconds
         self.outputs.setdefault(name, []).append(output)
@@ -246,12 +254,14 @@ class DataStage:
     def __call__(self) -> RealData:
         recipe, run = self.run.recipe, self.run
         dataset = run.create(recipe.data.dataset, "dataset", "data.dataset")
-        train, test = dataset.load("train"), dataset.load("test")
+        with calling(dataset, "load"):
+            train, test = dataset.load("train"), dataset.load("test")
         test_x, test_y = materialize(test)
         shifted = {}
         for i, ref in enumerate(recipe.data.shifts):
             shift = run.create(ref, "shift", f"data.shifts.{i}")
-            images = shift.apply(test_x, seed=recipe.seeds[0] + i)
+            with calling(shift, "apply"):
+                images = shift.apply(test_x, seed=recipe.seeds[0] + i)
             shifted[shift.label] = TensorImageSet(images, test_y, test.class_names, name=shift.label)
         return RealData(train, test, shifted, self._evaluation_subset(test))
 
@@ -312,13 +322,15 @@ class GenerateStage:
         check_disk_space(store_dir, gen.count, generator.image_shape(real.train), field=f"{path}.count")
         torch.manual_seed(gen.seed)
         # rank 0 fits (or reloads) the generator; the other ranks then load its checkpoint
-        distributed.main_first("fitting the generator",
-                               lambda: fit_generator(generator, real.train, generator_dir, self.run.services))
+        with calling(generator, "fit"):
+            distributed.main_first("fitting the generator",
+                                   lambda: fit_generator(generator, real.train, generator_dir, self.run.services))
         rounds = {} if gen.closed_loop is None else first_segment(gen, len(real.train.class_names))
-        generate_to_store(generator, store_dir, count=rounds.get("count", gen.count), plan=rounds.get("plan"),
-                          batch_size=gen.batch_size, shard_size=gen.shard_size, labels=gen.labels, seed=gen.seed,
-                          class_names=real.train.class_names, image_shape=generator.image_shape(real.train),
-                          context=self.run.services)
+        with calling(generator, "generate"):
+            generate_to_store(generator, store_dir, count=rounds.get("count", gen.count), plan=rounds.get("plan"),
+                              batch_size=gen.batch_size, shard_size=gen.shard_size, labels=gen.labels, seed=gen.seed,
+                              class_names=real.train.class_names, image_shape=generator.image_shape(real.train),
+                              context=self.run.services)
         store = SyntheticStore.open(store_dir)  # verified: a shard altered since it was written is an error
         require_complete(store, path, gen.allow_partial)
         return store
@@ -386,7 +398,8 @@ class SelectStage:
             if arm.synthetic is not False:
                 pool = synthetic.for_arm(self.run.recipe, arm)
                 view = functools.partial(self.run.view, {"data": [real], "generate": [synthetic]})
-                by_arm[arm_name] = self._select(real, pool, arm_name, arm, seed, view)
+                with where(arm=arm_name, seed=seed):
+                    by_arm[arm_name] = self._select(real, pool, arm_name, arm, seed, view)
                 records[arm_name] = {**selection_record(by_arm[arm_name], len(pool)),
                                      "wall_seconds": self.seconds[arm_name]}  # the sampler's scoring time (machine-dependent)
         return Selections(seed, by_arm, records)
@@ -400,7 +413,9 @@ class SelectStage:
             selection = Selection(indices=np.arange(len(pool), dtype=np.int64))
         else:
             sampler = self.run.create(arm.sampler, "sampler", f"arms.{arm_name}.sampler")
-            selection = call_select(sampler, pool, real.train, seed, self.run.services, view)
+            with calling(sampler, "select"):
+                selection = call_select(sampler, pool, real.train, seed, self.run.services, view)
+            check(sampler, selection_problem, selection, len(pool))  # before anything is saved
         self.seconds[arm_name] = time.perf_counter() - started
         folder = self.run.run_dir / "selections"
         folder.mkdir(exist_ok=True)
@@ -431,8 +446,11 @@ class TrainStage:
         data = {name: self._arm_data(real, synthetic, selections, name, arm) for name, arm in recipe.arms.items()}
         budgets = arm_budgets(recipe, {name: d["steps_per_epoch"] for name, d in data.items()})
         view = self.run.view({"data": [real], "generate": [synthetic], "select": [selections]})
-        return TrainedArms(selections.seed, {name: self._train(view, real, name, arm, selections.seed, data[name], budgets[name])
-                                             for name, arm in recipe.arms.items()})
+        arms = {}
+        for name, arm in recipe.arms.items():
+            with where(arm=name, seed=selections.seed):
+                arms[name] = self._train(view, real, name, arm, selections.seed, data[name], budgets[name])
+        return TrainedArms(selections.seed, arms)
 
     def _arm_data(self, real: RealData, synthetic: SyntheticSets, selections: Selections, arm_name: str, arm) -> dict[str, Any]:
         """The data and mixer an arm trains on, and how many optimizer steps one mixer epoch takes."""
@@ -461,7 +479,8 @@ class TrainStage:
 
         recipe, run = self.run.recipe, self.run
         model_factory = run.create(recipe.train.model, "model", "train.model")
-        model = build_model(model_factory, real.train.image_shape, real.train.num_classes, seed=seed, purpose="classifier")
+        with calling(model_factory, "build"):
+            model = build_model(model_factory, real.train.image_shape, real.train.num_classes, seed=seed, purpose="classifier")
         attacker = None
         if recipe.train.attacker is not None and not arm.standard:
             attacker = run.create(recipe.train.attacker, "attacker", "train.attacker")
@@ -514,7 +533,7 @@ class EvaluateStage:
             for arm_name, arm in trained.arms.items():
                 # attacks draw random starts: each arm's from the same seeded fork, so the result
                 # depends neither on the other arms nor on whether training ran or was reused
-                with forked_rng(self.run.device, seed):
+                with forked_rng(self.run.device, seed), where(arm=arm_name, seed=seed):
                     result = evaluate_classifier(arm.model, attackers, real, recipe.evaluate, self.run.device,
                                                  generated.sets)
                 results[arm_name] = {**result, "training": arm.record}
@@ -537,6 +556,8 @@ class MetricsStage:
 
     def __init__(self, run: Run) -> None:
         self.run = run
+        #: one line per metric that raised (report.json ``warnings``); the run goes on without it
+        self.failures: list[str] = []
 
     def __call__(self, real: RealData, synthetic: SyntheticSets, trained: TrainedArms | None, results: ArmResultsBySeed,
             view: Callable[[], RunContext]) -> dict[str, Any]:
@@ -548,13 +569,21 @@ class MetricsStage:
                 metric = self.run.create(ref, "metric", f"evaluate.metrics.{i}")
                 started = time.perf_counter()
                 name = metric_report_name(metric.key)
-                metrics[name] = compute_metric(metric, self.run, real, synthetic, trained, results, view)
+                try:
+                    metrics[name] = compute_metric(metric, self.run, real, synthetic, trained, results, view)
+                except PluginFailure as exc:  # the other metrics are still reported; this one is a warning
+                    exc.log_path = record_traceback(self.run.run_dir if distributed.is_main() else None, exc)
+                    self.failures.append(f"{exc}; {metric.key} left out of metrics")
+                    log.warning("%s", self.failures[-1])
+                    advance(1)
+                    continue
                 log.info("metric %s: %s (%.1fs)", metric.key, metric_summary(metrics[name]), time.perf_counter() - started)
                 advance(1)
         return metrics
 
-    def summary(self, _: dict[str, Any]) -> str:
-        return f"{len(self.run.recipe.evaluate.metrics)} metrics"
+    def summary(self, metrics: dict[str, Any]) -> str:
+        failed = f", {len(self.failures)} failed (see warnings)" if self.failures else ""
+        return f"{len(self.run.recipe.evaluate.metrics)} metrics{failed}"
 
 
 def compute_metric(metric, run: Run, real: RealData, synthetic: SyntheticSets, trained: TrainedArms | None,
@@ -570,26 +599,34 @@ def compute_metric(metric, run: Run, real: RealData, synthetic: SyntheticSets, t
 
     recipe, services = run.recipe, run.services
     per_source = named(recipe) and synthetic.sources
-    if metric_takes_context(metric):
+    takes_context = metric_takes_context(metric)
+
+    def compute(inputs) -> Any:  # every call: a failure named, the result checked (a 0.1 metric may return a number)
+        with calling(metric, "compute"):
+            result = metric.compute(inputs)
+        check(metric, metric_result_problem, result, require_dict=not takes_context)
+        return result
+
+    if takes_context:
         if not (getattr(metric, "per_source", False) and per_source):
-            return metric.compute(view())
+            return compute(view())
 
         def legacy(name: str, source: ImageSource) -> Any:
             context = view()
             context.synthetic, context.source_name = source, name
-            return metric.compute(context)
+            return compute(context)
         return _per_source(legacy, synthetic.sources)
     scope = metric_scope(metric)
     if scope == "arms":
         models = trained.models if trained is not None else {}
         kept = {name: arm.synthetic for name, arm in trained.arms.items() if arm.synthetic is not None} if trained else {}
-        return metric.compute(ArmInputs(real, models, {seed: r.results for seed, r in results.items()},
-                                        trained.seed if trained is not None else recipe.seeds[-1], recipe.arms,
-                                        recipe.train, services, kept))
+        return compute(ArmInputs(real, models, {seed: r.results for seed, r in results.items()},
+                                 trained.seed if trained is not None else recipe.seeds[-1], recipe.arms,
+                                 recipe.train, services, kept))
     if scope == "source" and per_source:
-        return _per_source(lambda name, source: metric.compute(DistributionInputs(real, source, name, services)),
+        return _per_source(lambda name, source: compute(DistributionInputs(real, source, name, services)),
                            synthetic.sources)
-    return metric.compute(DistributionInputs(real, synthetic.combined, None, services))
+    return compute(DistributionInputs(real, synthetic.combined, None, services))
 
 
 def metric_scope(metric) -> str:
@@ -653,7 +690,7 @@ class ReportBuilder:
             self.selections.setdefault(arm, {})[str(selections.seed)] = record
 
     def build(self, real: RealData, synthetic: SyntheticSets, generated: GeneratedSets, trained: TrainedArms | None,
-              results: ArmResultsBySeed, metrics: dict[str, Any]) -> dict[str, Any]:
+              results: ArmResultsBySeed, metrics: dict[str, Any], failed_metrics: list[str] = ()) -> dict[str, Any]:
         from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons, wall_notes
         from dreamset.report.data_efficiency import add_data_efficiency
         from dreamset.report.generator_table import add_generator_table
@@ -673,7 +710,8 @@ class ReportBuilder:
             "pair_comparisons": pair_comparisons(per_seed, recipe.evaluate.pairs, margin=recipe.evaluate.equivalence_margin),
             "notes": compute_notes(arms),
             "wall_notes": wall_notes(arms),  # machine-dependent: kept apart from the notes
-            "warnings": training_warnings(per_seed) + metric_warnings(metrics, synthetic.sources if named(recipe) else ()),
+            "warnings": (training_warnings(per_seed) + list(failed_metrics)
+                         + metric_warnings(metrics, synthetic.sources if named(recipe) else ())),
             "evaluation": {"subset_size": int(len(rows)), "test_size": len(real.test),
                            "subset_seed": recipe.evaluate.subset_seed, "subset_file": "evaluation_subset.json",
                            "indices": [int(i) for i in rows],
