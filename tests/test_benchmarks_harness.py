@@ -100,6 +100,7 @@ def test_results_print_each_measurement_beside_its_baseline_as_a_ratio(harness, 
     markdown = results.render(markdown=True).splitlines()
     assert "| measurement | value | unit | range | ratio to baseline |" in markdown
     assert any(line.startswith("| nothing |") and line.endswith(f"| {section.ratio(ours):.3f} x sleep |") for line in markdown)
+    assert harness.markdown_table(["a"], [["max |d|"]]).splitlines()[-1] == "| max \\|d\\| |"  # a cell's | escaped
 
 
 def test_a_missing_baseline_is_named(harness):
