@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 ALLOW = Path(__file__).with_name("doc_numbers_allow.txt")
 
@@ -94,15 +96,17 @@ def prose_lines(text: str):
             elif not fence[1]:
                 yield number, line
             continue
-        opened = next(((start, close) for start, close in GENERATED if start.search(line)), None)
-        if opened is not None:
-            end = opened[1].format(opened[0].search(line).group(1))
+        opened = next(((start, close) for start, close in GENERATED if start.match(stripped)), None)
+        if opened is not None:  # a marker on a line of its own (not one quoted in prose)
+            end = opened[1].format(opened[0].match(stripped).group(1))
             continue
         if stripped.startswith(("```", "~~~")):
             language = stripped[3:].strip().split(" ")[0].lower()
             fence = (stripped[:3], language in CODE_LANGUAGES)
             continue
         yield number, LINK_TARGET.sub(" ", INLINE_CODE.sub(" ", line))
+    if end is not None:  # an unclosed block would hide the rest of the page
+        raise AssertionError(f"a generated block is never closed: no {end}")
 
 
 def results(line: str) -> list[str]:
@@ -117,7 +121,11 @@ def hits(path: Path, allowed: list[tuple[str, str, str]]) -> list[str]:
     relative = path.relative_to(ROOT).as_posix()
     mine = [text for glob, text, _ in allowed if Path(relative).match(glob)]
     out = []
-    for number, line in prose_lines(path.read_text()):
+    try:
+        lines = list(prose_lines(path.read_text()))
+    except AssertionError as error:
+        return [f"{relative}: {error}"]
+    for number, line in lines:
         for text in mine:
             line = line.replace(text, " ")
         found = results(line)
@@ -144,6 +152,8 @@ def test_the_scanner_flags_results_and_passes_settings():
         assert not results(passed), (passed, results(passed))
     text = "a 5% gain\n<!-- claims:x -->\n| 41.3 |\n<!-- /claims:x -->\n```bash\nrun --eps 3%\n```\n```\n12 s\n```"
     assert [n for n, _ in prose_lines(text) if results(_)] == [1, 9]
+    with pytest.raises(AssertionError, match="never closed"):
+        list(prose_lines("<!-- claims:x -->\n| 41.3 |\n"))
 
 
 def test_no_typed_numbers_outside_generated_blocks():
