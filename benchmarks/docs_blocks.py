@@ -47,6 +47,8 @@ BLOCKS: dict[str, tuple[str, str, bool]] = {
     "perf-prdc": ("docs/performance.md", "benchmarks/prdc_vs_package.py", True),
     "perf-cli-start": ("docs/performance.md", "benchmarks/cli_start.py", True),
     "perf-ddpm-unet-cost": ("docs/recipes.md", "benchmarks/ddpm_unet_cost.py", True),
+    # the guards' cost read back from the shrunk default run that benchmarks/guard_cost.py --out made (issue 31)
+    "perf-guard-cost": ("docs/reliability.md", "benchmarks/guard_cost.py --from-run /tmp/w31/guardrun", True),
 }
 
 
