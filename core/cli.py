@@ -5,7 +5,7 @@ Errors the user can fix print one line and exit with code 2; nothing is written 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import json
 import logging
 import sys
@@ -35,6 +35,22 @@ def _services(args, console=None):
     from dreamset.contracts.progress import check_every
 
     return Services(console=console or _console(), progress_every=check_every(args.progress_every))
+
+
+def _logged(command):
+    """``command`` with the ``dreamset`` logger's lines (the progress lines among them) on the
+    console, rank 0 alone under torchrun: ``generate``, ``export``, ``import``."""
+    @functools.wraps(command)
+    def logged(args) -> int:
+        from dreamset.orchestration.distributed import env_rank
+        from dreamset.orchestration.runlog import setup_logging
+
+        handler = setup_logging(_console(quiet=env_rank() != 0), 0 if env_rank() == 0 else -1)
+        try:
+            return command(args)
+        finally:
+            logging.getLogger("dreamset").removeHandler(handler)
+    return logged
 
 
 def _registry(args):
@@ -166,6 +182,7 @@ def cmd_run(args) -> int:
     return 0
 
 
+@_logged
 def cmd_generate(args) -> int:
     recipe, resolved = _load(args)
     if recipe.generate is None:
@@ -173,20 +190,16 @@ def cmd_generate(args) -> int:
     run_dir = _out_dir(args, recipe)
     from dreamset.orchestration.distributed import env_rank
     from dreamset.orchestration.pipeline import generate_only
-    from dreamset.orchestration.runlog import setup_logging
 
     console = _console(quiet=env_rank() != 0)
-    handler = setup_logging(console, 0 if env_rank() == 0 else -1)  # the progress lines, when not in a terminal
-    try:
-        with _session(recipe):
-            store = generate_only(recipe, resolved, run_dir, console=console, progress_every=args.progress_every)
-    finally:
-        logging.getLogger("dreamset").removeHandler(handler)
+    with _session(recipe):
+        store = generate_only(recipe, resolved, run_dir, console=console, progress_every=args.progress_every)
     for name, part in getattr(store, "parts", {"": store}).items():  # named sources: one store each
         console.print(f"store{' ' + name if name else ''}: {part.path} ({len(part)} images)")
     return 0
 
 
+@_logged
 def cmd_export(args) -> int:
     from dreamset.store.imagefolder import export_imagefolder
     from dreamset.store.npz import export_npz
@@ -198,42 +211,28 @@ def cmd_export(args) -> int:
     require_complete(store, "store", allow_partial=args.partial)
     out = Path(args.out)
     services = _services(args)
-    with _progress_log(services):
-        if args.format == "npz":
-            export_npz(store, out, services=services)
-        elif args.format == "imagefolder":
-            export_imagefolder(store, out, services=services)
-        elif args.format == "webdataset":
-            from dreamset.store.exports import export_webdataset
+    if args.format == "npz":
+        export_npz(store, out, services=services)
+    elif args.format == "imagefolder":
+        export_imagefolder(store, out, services=services)
+    elif args.format == "webdataset":
+        from dreamset.store.exports import export_webdataset
 
-            export_webdataset(store, out, shard_size=args.shard_size, services=services)
-        else:
-            from dreamset.store.exports import export_datasets
+        export_webdataset(store, out, shard_size=args.shard_size, services=services)
+    else:
+        from dreamset.store.exports import export_datasets
 
-            export_datasets(store, out, parquet=args.format == "parquet", services=services)
+        export_datasets(store, out, parquet=args.format == "parquet", services=services)
     _console().print(f"exported {len(store)} images to {out}")
     return 0
 
 
-@contextlib.contextmanager
-def _progress_log(services):
-    """The ``dreamset`` logger's lines (progress lines among them) on ``services.console`` inside the block."""
-    from dreamset.orchestration.runlog import setup_logging
-
-    handler = setup_logging(services.console)
-    try:
-        yield
-    finally:
-        logging.getLogger("dreamset").removeHandler(handler)
-
-
+@_logged
 def cmd_import(args) -> int:
     from dreamset.store.npz import import_npz
 
     names = args.class_names.split(",") if args.class_names else None
-    services = _services(args)
-    with _progress_log(services):
-        store = import_npz(Path(args.npz), Path(args.store), class_names=names, services=services)
+    store = import_npz(Path(args.npz), Path(args.store), class_names=names, services=_services(args))
     _console().print(f"imported {len(store)} images into {store.path}")
     return 0
 

@@ -197,10 +197,12 @@ def run_status(run_dir: str | Path, now: float | None = None) -> dict[str, Any]:
     for seed in seeds:
         plan += [("select", seed), ("train", seed), ("evaluate", seed)]
     plan += [("metrics", None), ("report", None)]
+    kept = None if records else _kept(run_dir, recipe, report_path.is_file(), shards)  # a folder from before the journal
     stages = []
     for name, seed in plan:
         record = finished_stages.get((name, seed))
-        entry: dict[str, Any] = {"stage": name, "seed": seed, "done": record is not None}
+        entry: dict[str, Any] = {"stage": name, "seed": seed,
+                                 "done": record is not None or (kept is not None and kept(name, seed))}
         if record is not None:
             entry["seconds"] = record.get("seconds")
             entry["summary"] = record.get("summary")
@@ -223,6 +225,30 @@ def run_status(run_dir: str | Path, now: float | None = None) -> dict[str, Any]:
         header, rows = compact_rows(report)
         out["headline"] = {"header": header, "rows": rows}
     return out
+
+
+def _kept(run_dir: Path, recipe: dict[str, Any], finished: bool, shards: dict[str, dict[str, int]]):
+    """For a run folder without a journal (made before it existed): whether a stage's work is kept,
+    judged from its files — everything once report.json is there; else the evaluation subset, the
+    complete stores, the selections and the final checkpoints (an evaluation leaves no file)."""
+    from dreamset.orchestration.recipe import arm_folder
+
+    arms = recipe.get("arms") or {}
+
+    def kept(name: str, seed: int | None) -> bool:
+        if finished:
+            return True
+        if name == "data":
+            return (run_dir / "evaluation_subset.json").is_file()
+        if name == "generate":
+            return all(s["done"] == s["total"] for s in shards.values())
+        if name == "select":
+            return all((run_dir / "selections" / f"{arm_folder(a)}-seed{seed}.npz").is_file()
+                       for a, spec in arms.items() if (spec or {}).get("synthetic") not in (False, None))
+        if name == "train":
+            return bool(arms) and all(_training(run_dir, recipe, a, seed)["state"] == "done" for a in arms)
+        return False
+    return kept
 
 
 def _label(stage: dict[str, Any]) -> str:
