@@ -6,9 +6,10 @@ spent: every call into the progress-line machinery (:class:`dreamset.contracts.p
 — its creation, each ``advance`` and the lines it formats and writes to the console's file and to
 ``run.log``) is timed with a :class:`harness.Stopwatch`, and set against the stages' own seconds
 (report.json ``timings``): ratio = stages ÷ (stages − progress). Each ``--every`` value is one run
-into its own folder, the same seeds; ``--every 0`` (no lines) is run too, as the baseline whose
+into its own folder, the same seeds; ``--every 0`` (no lines) is run last, as the baseline whose
 report.json must be identical to the others' (``benchmarks/report_identity.py``: progress is in no
-result), and whose wall time is shown beside theirs for what it is worth on a shared machine.
+result), and whose wall time is shown beside theirs for what it is worth on a shared machine (the
+first run also pays Python's imports, which counts against the lines).
 
 Run: ``python benchmarks/progress_overhead.py`` (``--set KEY=VALUE`` to shrink differently,
 ``--every 30 --every 0.1`` for the intervals, ``--out DIR`` for the run folders).
@@ -94,28 +95,31 @@ def main() -> None:
     intervals = args.every or [30.0, 0.1]
     overrides = args.set or SHRINK
     root = args.out or Path(tempfile.mkdtemp(prefix="progress-overhead-"))
+    root.mkdir(parents=True, exist_ok=True)
     results = harness.Results("progress lines: their cost inside a run of the shrunk default recipe",
                               {"overrides": overrides, "intervals": intervals, "load": os.getloadavg()})
-    section = results.section("progress machinery seconds vs the stages' seconds (ratio: stages ÷ (stages − progress))")
+    section = results.section("progress machinery seconds vs the stages' seconds (ratio: stages ÷ (stages − progress); "
+                              "10,000 ppm is the issue's limit of 1.01)")
     watch = harness.Stopwatch()
     counts = timed_progress_lines(watch)
-    baseline, base_wall = run(0.0, root / "every-0", overrides, root / "every-0.log")
-    section.add("wall seconds, --progress-every 0", base_wall, "s")
-    for every in intervals:
+    measured = []
+    for every in intervals:  # before the baseline: the first run also pays Python's imports (against the lines)
         before, counted = watch.seconds, dict(counts)
         report, wall = run(every, root / f"every-{every:g}", overrides, root / f"every-{every:g}.log")
-        spent = watch.seconds - before
+        measured.append((every, report, wall, watch.seconds - before, {k: counts[k] - counted[k] for k in counts}))
+    baseline, base_wall = run(0.0, root / "every-0", overrides, root / "every-0.log")
+    section.add("wall seconds, --progress-every 0", base_wall, "s")
+    for every, report, wall, spent, counted in measured:
         stages = sum(report["timings"].values())
         name = f"--progress-every {every:g}"
         section.add(f"stages' seconds, {name}", stages, "s")
         section.add(f"progress seconds, {name}", spent, "s")
-        section.add(f"overhead ratio, {name}", stages / (stages - spent), "×")
+        section.add(f"overhead ratio − 1, {name} (per million)", 1e6 * (stages / (stages - spent) - 1), "ppm")
         section.add(f"wall seconds, {name}", wall, "s", baseline="wall seconds, --progress-every 0")
-        section.note(f"{name}: {counts['loops'] - counted['loops']} loops, {counts['advances'] - counted['advances']:,} advances, "
-                     f"{counts['lines'] - counted['lines']:,} lines; report.json vs --progress-every 0: "
-                     + ("identical" if not list(report_identity.differences(
-                         report_identity.normalised(baseline, str(root / "every-0")),
-                         report_identity.normalised(report, str(root / f"every-{every:g}")))) else "DIFFERENT"))
+        same = not list(report_identity.differences(report_identity.normalised(baseline, str(root / "every-0")),
+                                                    report_identity.normalised(report, str(root / f"every-{every:g}"))))
+        section.note(f"{name}: {counted['loops']} loops, {counted['advances']:,} advances, {counted['lines']:,} lines; "
+                     f"report.json vs --progress-every 0: {'identical' if same else 'DIFFERENT'}")
     section.note(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     results.emit(args)
 
