@@ -59,6 +59,8 @@ class WandbTracker(Tracker):
     key = "tracker:wandb"
     Options = WandbOptions
     requires = (("wandb", "pip install 'dreamset[wandb]'"),)
+    #: the conformance suite runs it offline: no network, no account
+    conformance_options = {"mode": "offline"}
 
     def __init__(self, options=None):
         super().__init__(options)
@@ -104,7 +106,7 @@ class WandbTracker(Tracker):
         if paths:
             artifact = wandb.Artifact(re.sub(r"[^A-Za-z0-9_.-]", "-", f"{self.name}-report"), type="dreamset-report")
             for path in paths:
-                artifact.add_file(str(path))
+                artifact.add_file(str(path), policy="immutable")  # referenced in place, not copied to a staging folder
             self.run.log_artifact(artifact)
 
     def close(self, failed=False):
