@@ -249,7 +249,8 @@ class DataStage:
 
     def plan(self) -> str:
         data = self.run.recipe.data
-        return f"load {data.dataset.key}" + (f", then {len(data.shifts)} shifted copies of its test split" if data.shifts else "")
+        shifts = len(data.shifts)
+        return f"load {data.dataset.key}" + (f", then {shifts} shifted cop{'ies' if shifts > 1 else 'y'} of its test split" if shifts else "")
 
     def __call__(self) -> RealData:
         recipe, run = self.run.recipe, self.run

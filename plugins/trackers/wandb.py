@@ -32,6 +32,7 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Literal
 
@@ -76,7 +77,9 @@ class WandbTracker(Tracker):
         folder.mkdir(parents=True, exist_ok=True)
         self.name = name
         settings = wandb.Settings(console="off", silent=True, save_code=False, disable_git=True)
-        self.run = wandb.init(project=o.project, entity=o.entity, name=name, dir=str(folder), mode=o.mode,
+        # the mode read now: wandb reads $WANDB_MODE once per process, maybe before this run set it
+        mode = o.mode or os.environ.get("WANDB_MODE") or None
+        self.run = wandb.init(project=o.project, entity=o.entity, name=name, dir=str(folder), mode=mode,
                               group=o.group, tags=list(o.tags) or None, config=params, settings=settings,
                               reinit="create_new")
 
