@@ -7,6 +7,7 @@ error prints one line; its exit code is its class's ``exit_code`` (the rule:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -16,12 +17,38 @@ from dreamset import __version__
 from dreamset.commands.compare import DEFAULT_METRICS
 from dreamset.contracts.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, BadInputError, DreamsetError  # noqa: F401
 from dreamset.contracts.kinds import KIND_HOOKS
+from dreamset.contracts.progress import DEFAULT_EVERY
 
 
 def _console(stderr: bool = False, quiet: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, quiet=quiet)
+
+
+def _services(args, console=None):
+    """The progress services of a command that runs no recipe (``export``, ``import``): plain lines
+    every ``--progress-every`` seconds when not in a terminal."""
+    from dreamset.contracts.inputs import Services
+    from dreamset.contracts.progress import check_every
+
+    return Services(console=console or _console(), progress_every=check_every(args.progress_every))
+
+
+def _logged(command):
+    """``command`` with the ``dreamset`` logger's lines (the progress lines among them) on the
+    console, rank 0 alone under torchrun: ``generate``, ``export``, ``import``."""
+    @functools.wraps(command)
+    def logged(args) -> int:
+        from dreamset.orchestration.distributed import env_rank
+        from dreamset.orchestration.runlog import setup_logging
+
+        handler = setup_logging(_console(quiet=env_rank() != 0), 0 if env_rank() == 0 else -1)
+        try:
+            return command(args)
+        finally:
+            logging.getLogger("dreamset").removeHandler(handler)
+    return logged
 
 
 def _registry(args):
@@ -146,7 +173,8 @@ def cmd_run(args) -> int:
         console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
     try:
         with _session(recipe):
-            report = run_recipe(recipe, resolved, run_dir, console=console, fresh=args.fresh)
+            report = run_recipe(recipe, resolved, run_dir, console=console, fresh=args.fresh,
+                                progress_every=args.progress_every)
     finally:
         logging.getLogger("dreamset").removeHandler(handler)
     if env_rank() != 0:
@@ -160,6 +188,7 @@ def cmd_run(args) -> int:
     return 0
 
 
+@_logged
 def cmd_generate(args) -> int:
     recipe, resolved = _load(args)
     if recipe.generate is None:
@@ -170,12 +199,13 @@ def cmd_generate(args) -> int:
 
     console = _console(quiet=env_rank() != 0)
     with _session(recipe):
-        store = generate_only(recipe, resolved, run_dir, console=console)
+        store = generate_only(recipe, resolved, run_dir, console=console, progress_every=args.progress_every)
     for name, part in getattr(store, "parts", {"": store}).items():  # named sources: one store each
         console.print(f"store{' ' + name if name else ''}: {part.path} ({len(part)} images)")
     return 0
 
 
+@_logged
 def cmd_export(args) -> int:
     from dreamset.store.imagefolder import export_imagefolder
     from dreamset.store.npz import export_npz
@@ -186,27 +216,29 @@ def cmd_export(args) -> int:
     store = SyntheticStore.open(Path(args.store))
     require_complete(store, "store", allow_partial=args.partial)
     out = Path(args.out)
+    services = _services(args)
     if args.format == "npz":
-        export_npz(store, out)
+        export_npz(store, out, services=services)
     elif args.format == "imagefolder":
-        export_imagefolder(store, out)
+        export_imagefolder(store, out, services=services)
     elif args.format == "webdataset":
         from dreamset.store.exports import export_webdataset
 
-        export_webdataset(store, out, shard_size=args.shard_size)
+        export_webdataset(store, out, shard_size=args.shard_size, services=services)
     else:
         from dreamset.store.exports import export_datasets
 
-        export_datasets(store, out, parquet=args.format == "parquet")
+        export_datasets(store, out, parquet=args.format == "parquet", services=services)
     _console().print(f"exported {len(store)} images to {out}")
     return 0
 
 
+@_logged
 def cmd_import(args) -> int:
     from dreamset.store.npz import import_npz
 
     names = args.class_names.split(",") if args.class_names else None
-    store = import_npz(Path(args.npz), Path(args.store), class_names=names)
+    store = import_npz(Path(args.npz), Path(args.store), class_names=names, services=_services(args))
     _console().print(f"imported {len(store)} images into {store.path}")
     return 0
 
@@ -241,6 +273,17 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    from dreamset.commands.status import print_status, run_status
+
+    status = run_status(Path(args.run_dir))
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        print_status(status, _console())
+    return 0
+
+
 def cmd_report(args) -> int:
     from dreamset.report.writer import rerender
 
@@ -261,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("recipe", nargs="?", default=None, help="shipped recipe name or path to a YAML/TOML file (default: digits-robust)")
         p.add_argument("--out", help="run folder (default: runs/RECIPE_NAME); re-running into it resumes")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field, e.g. train.epochs=3 (repeatable)")
+        progress_arg(p)
+
+    def progress_arg(p):
+        p.add_argument("--progress-every", type=float, default=DEFAULT_EVERY, metavar="SECONDS",
+                       help="when the output is not a terminal, log a progress line (done/total, rate, ETA) at most "
+                            f"every SECONDS (default {DEFAULT_EVERY:g}; 0: none)")
 
     p = sub.add_parser("run", help="run a recipe end to end into a run folder")
     recipe_args(p)
@@ -293,11 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--shard-size", type=int, default=5000, help="images per WebDataset shard")
     p.add_argument("--partial", action="store_true", help="export the images an incomplete store holds (default: refuse)")
+    progress_arg(p)
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("import", help="import an .npz (image/label arrays) into a synthetic store")
     p.add_argument("npz")
     p.add_argument("store")
     p.add_argument("--class-names", help="comma-separated class names (default: 0..K-1)")
+    progress_arg(p)
     p.set_defaults(func=cmd_import)
     p = sub.add_parser("grid", help="save a sample grid (one row per class) of a store")
     p.add_argument("store")
@@ -312,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extractor", help="feature extractor key for the feature metrics, e.g. extractor:inception-fid")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("status", help="where a run folder stands: stages, seeds and shards done and left, the live "
+                       "process holding it, the last log line; the headline table once finished (reads only)")
+    p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("report", help="re-render report.html and plots of a run folder")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)

@@ -74,8 +74,8 @@ class Run:
     def fresh(self) -> bool:
         return self.services.fresh
 
-    def progress(self, description: str, total: int | None):
-        return self.services.progress(description, total)
+    def progress(self, description: str, total: int | None, unit: str = "items"):
+        return self.services.progress(description, total, unit=unit)
 
     def create(self, ref: ComponentRef, kind: str, path: str):
         """The component ``ref`` names, its options validated under recipe field ``path``."""
@@ -115,7 +115,8 @@ class Run:
             models=dict(trained.models) if trained is not None else {},
             evaluation_subset=real.evaluation_subset,
             arm_results={s: dict(r.results) for s, r in results.items()},
-            stage_results=lines if lines is not None else {}, fresh=self.fresh, reference=self.services.reference)
+            stage_results=lines if lines is not None else {}, fresh=self.fresh, reference=self.services.reference,
+            progress_every=self.services.progress_every)
 
 
 # -- the outputs ----------------------------------------------------------------------------------
@@ -220,7 +221,8 @@ class StageRunner:
     def __call__(self, stage, *args, **kwargs):
         name = stage.name
         self.hook.before_stage(stage=name, run_dir=self.run.run_dir, context=self.run.view(self.outputs, self.lines))
-        log.info("%s ...", name)
+        plan = stage.plan(*args, **kwargs) if hasattr(stage, "plan") else ""  # the start line states the planned work
+        log.info("%s ...%s", name, f" {plan}" if plan else "")
         start = time.perf_counter()
         try:
             with distributed.stage(name), where(stage=name):
@@ -236,6 +238,10 @@ class StageRunner:
         line = stage.summary(output)
         self.lines.setdefault(name, []).append(line)
         log.info("%s done in %.1fs: %s", name, seconds, line)
+        if distributed.is_main():  # for dreamset status
+            from dreamset.orchestration.runfolder import record_stage
+
+            record_stage(self.run.run_dir, name, getattr(output, "seed", None), seconds, line)
         self.hook.after_stage(stage=name, run_dir=self.run.run_dir, seconds=seconds,
                               context=self.run.view(self.outputs, self.lines))
         return output
@@ -250,6 +256,11 @@ class DataStage:
 
     def __init__(self, run: Run) -> None:
         self.run = run
+
+    def plan(self) -> str:
+        data = self.run.recipe.data
+        shifts = len(data.shifts)
+        return f"load {data.dataset.key}" + (f", then {shifts} shifted cop{'ies' if shifts > 1 else 'y'} of its test split" if shifts else "")
 
     def __call__(self) -> RealData:
         recipe, run = self.run.recipe, self.run
@@ -308,6 +319,20 @@ class GenerateStage:
         return SyntheticSets({name: self._source(real, block, *store_folders(self.run.run_dir, recipe, name), path)
                               for name, (path, block) in recipe.generate_stages().items()})
 
+    def plan(self, real: RealData) -> str:
+        """``fit generator:ddpm (6,000 steps), then sample 5,000 images in 10 shards`` per source."""
+        parts = []
+        for name, (path, gen) in self.run.recipe.generate_stages().items():
+            if gen.source is not None:
+                work = f"import or open {gen.source}"
+            else:
+                steps = getattr(self.run.create(gen.generator, "generator", f"{path}.generator").options, "train_steps", None)
+                shards = -(-gen.count // gen.shard_size)
+                work = (f"fit {gen.generator.key}" + (f" ({steps:,} steps)" if isinstance(steps, int) else "")
+                        + f", then sample {gen.count:,} images in {shards:,} shard{'s' if shards > 1 else ''}")
+            parts.append(work if len(self.run.recipe.generate_stages()) == 1 else f"{name}: {work}")
+        return "; ".join(parts)
+
     def _source(self, real: RealData, gen, store_dir: Path, generator_dir: Path, path: str) -> ImageSource:
         from dreamset.orchestration.closed_loop import first_segment
         from dreamset.store.generation import generate_to_store
@@ -335,14 +360,13 @@ class GenerateStage:
         require_complete(store, path, gen.allow_partial)
         return store
 
-    @staticmethod
-    def _existing(gen, store_dir: Path, real: RealData, path: str) -> ImageSource:
+    def _existing(self, gen, store_dir: Path, real: RealData, path: str) -> ImageSource:
         from dreamset.store.npz import import_npz
         from dreamset.store.reader import SyntheticStore
 
         source = Path(gen.source)
         if source.suffix == ".npz":
-            import_npz(source, store_dir, class_names=real.train.class_names)  # resumes a cut-short import
+            import_npz(source, store_dir, class_names=real.train.class_names, services=self.run.services)  # resumes a cut-short import
             return SyntheticStore.open(store_dir)
         if not (source / "store.json").exists():
             raise BadInputError(f"{path}.source: {source} is neither a .npz file nor a dreamset store")
@@ -389,6 +413,10 @@ class SelectStage:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.seconds: dict[str, float] = {}
+
+    def plan(self, real: RealData, synthetic: SyntheticSets, seed: int) -> str:
+        arms = [name for name, arm in self.run.recipe.arms.items() if arm.synthetic is not False]
+        return f"seed {seed}: choose synthetic images for {', '.join(arms) or 'no arm'}"
 
     def __call__(self, real: RealData, synthetic: SyntheticSets, seed: int) -> Selections:
         from dreamset.orchestration.provenance import selection_record
@@ -441,10 +469,16 @@ class TrainStage:
     def __init__(self, run: Run) -> None:
         self.run = run
 
+    def plan(self, real: RealData, synthetic: SyntheticSets, selections: Selections) -> str:
+        train = self.run.recipe.train
+        return (f"seed {selections.seed}: {len(self.run.recipe.arms)} arms ({', '.join(self.run.recipe.arms)}), "
+                f"{train.epochs} epochs, budget {train.budget}")
+
     def __call__(self, real: RealData, synthetic: SyntheticSets, selections: Selections) -> TrainedArms:
         recipe = self.run.recipe
         data = {name: self._arm_data(real, synthetic, selections, name, arm) for name, arm in recipe.arms.items()}
         budgets = arm_budgets(recipe, {name: d["steps_per_epoch"] for name, d in data.items()})
+        log.info("train (seed %d): %s", selections.seed, ", ".join(f"{name} {steps:,} optimizer steps" for name, steps in budgets.items()))
         view = self.run.view({"data": [real], "generate": [synthetic], "select": [selections]})
         arms = {}
         for name, arm in recipe.arms.items():
@@ -522,22 +556,31 @@ class EvaluateStage:
     def __init__(self, run: Run) -> None:
         self.run = run
 
+    def plan(self, real: RealData, generated: GeneratedSets, trained: TrainedArms) -> str:
+        from dreamset.orchestration.evaluation import evaluation_passes
+
+        settings, rows = self.run.recipe.evaluate, real.evaluation_subset
+        passes = evaluation_passes(settings.attackers, real, settings, generated.sets)
+        attacks = (f", {len(settings.attackers)} attacks on {len(real.test) if rows is None else len(rows):,} images"
+                   if settings.attackers else "")
+        return f"seed {trained.seed}: {len(trained.arms)} arms × {passes:,} images through the model (clean{attacks})"
+
     def __call__(self, real: RealData, generated: GeneratedSets, trained: TrainedArms) -> ArmResults:
-        from dreamset.orchestration.evaluation import evaluate_classifier
+        from dreamset.orchestration.evaluation import evaluate_classifier, evaluation_passes
         from dreamset.orchestration.seeding import forked_rng
 
         recipe, seed = self.run.recipe, trained.seed
         attackers = [self.run.create(ref, "attacker", f"evaluate.attackers.{i}") for i, ref in enumerate(recipe.evaluate.attackers)]
         results = {}
-        with self.run.progress(f"evaluate (seed {seed})", len(trained.arms)) as advance:
+        total = len(trained.arms) * evaluation_passes(attackers, real, recipe.evaluate, generated.sets)
+        with self.run.progress(f"evaluate (seed {seed})", total, unit="images") as advance:
             for arm_name, arm in trained.arms.items():
                 # attacks draw random starts: each arm's from the same seeded fork, so the result
                 # depends neither on the other arms nor on whether training ran or was reused
                 with forked_rng(self.run.device, seed), where(arm=arm_name, seed=seed):
                     result = evaluate_classifier(arm.model, attackers, real, recipe.evaluate, self.run.device,
-                                                 generated.sets)
+                                                 generated.sets, advance=advance)
                 results[arm_name] = {**result, "training": arm.record}
-                advance(1)
         return ArmResults(seed, results)
 
     @staticmethod
@@ -559,12 +602,16 @@ class MetricsStage:
         #: one line per metric that raised (report.json ``warnings``); the run goes on without it
         self.failures: list[str] = []
 
+    def plan(self, *_: Any) -> str:
+        keys = [ref.key for ref in self.run.recipe.evaluate.metrics]
+        return f"{len(keys)} metrics: {', '.join(keys)}" if keys else "no metrics"
+
     def __call__(self, real: RealData, synthetic: SyntheticSets, trained: TrainedArms | None, results: ArmResultsBySeed,
             view: Callable[[], RunContext]) -> dict[str, Any]:
         recipe = self.run.recipe
         metrics: dict[str, Any] = {}
         torch.manual_seed(recipe.seeds[0])  # likewise independent of what this process ran before
-        with self.run.progress("metrics", len(recipe.evaluate.metrics)) as advance:
+        with self.run.progress("metrics", len(recipe.evaluate.metrics), unit="metrics") as advance:
             for i, ref in enumerate(recipe.evaluate.metrics):
                 metric = self.run.create(ref, "metric", f"evaluate.metrics.{i}")
                 started = time.perf_counter()

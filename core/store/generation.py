@@ -123,7 +123,7 @@ def generate_to_store(
     label = f"generate {key}" + (f" (rank {rank}/{world})" if world > 1 else "")
     from dreamset.contracts.progress import progress
 
-    with progress(context, label, total) as advance, _ShardWriter(root) as writer:
+    with progress(context, label, total, unit="images") as advance, _ShardWriter(root) as writer:
         for shard in todo:
             lo, hi = _shard_range(shard, count, shard_size)
             images = np.empty((hi - lo, *image_shape), dtype=np.uint8)

@@ -18,6 +18,7 @@ from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.interfaces import ImageSource
 from dreamset.files.atomic import fsync_dir
 from dreamset.store.format import _manifest, _provenance, _read_npy_header
+from dreamset.contracts.progress import progress
 from dreamset.store.reader import SyntheticStore, _uint8_chunks
 from dreamset.store.writer import _clean_tmp, _init_store, _ShardWriter
 
@@ -75,10 +76,12 @@ def _as_nchw_uint8(rows: np.ndarray, layout: str, path: Path) -> np.ndarray:
     return to_uint8_images(torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))).numpy()
 
 
-def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, shard_size: int = 1024) -> SyntheticStore:
+def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, shard_size: int = 1024,
+               services: Any = None) -> SyntheticStore:
     """Import an ``.npz`` with keys ``image`` (uint8 N×H×W×C as released by DM-Improves-AT /
     Rebuffi et al. 2021, or N×C×H×W) and ``label`` (N integers) into a store, shard by shard.
-    Class names default to ``"0".."K-1"`` with ``K = max(label) + 1``. Re-running resumes."""
+    Class names default to ``"0".."K-1"`` with ``K = max(label) + 1``. Re-running resumes.
+    Progress (images) on ``services`` (:class:`dreamset.contracts.inputs.Services`; ``None``: silent)."""
     path = Path(npz_path)
     if not path.is_file():
         raise BadInputError(f"{path}: no such .npz file")
@@ -122,7 +125,8 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
                                     labels="imported", seed=0, generator=source))
         _clean_tmp(root, lambda s: True)
         done = set(SyntheticStore.open(root, verify=False)._shards)
-        with _ShardWriter(root) as writer:
+        with _ShardWriter(root) as writer, progress(services, f"import {path.name}", n, unit="images",
+                                                    done=sum(min(shard_size, n - s * shard_size) for s in done)) as advance:
             for shard, rows in enumerate(images.rows(shard_size)):
                 if shard in done:
                     continue
@@ -132,6 +136,7 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
                                     class_names=class_names, seed=None, image_shape=shape)
                         for j, y in enumerate(labels[lo:lo + len(block)])]
                 writer.submit(shard, block, labels[lo:lo + len(block)], meta)
+                advance(len(block))
     return SyntheticStore.open(root, verify=False)
 
 
@@ -153,16 +158,16 @@ def _atomic_output(path: Path) -> Iterator[Any]:
     fsync_dir(path.parent)
 
 
-def export_npz(store: ImageSource, path) -> Path:
+def export_npz(store: ImageSource, path, services: Any = None) -> Path:
     """Write ``store`` as an ``.npz`` with ``image`` (uint8 N×H×W×C, the DM-Improves-AT layout) and
-    ``label`` (int64 N), streamed shard by shard and committed atomically."""
+    ``label`` (int64 N), streamed shard by shard and committed atomically. Progress on ``services``."""
     path = Path(path)
     n = len(store)
     c, h, w = store.image_shape
     with _atomic_output(path) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         with zf.open("image.npy", "w", force_zip64=True) as member:
             np.lib.format.write_array_header_1_0(member, {"descr": "|u1", "fortran_order": False, "shape": (n, h, w, c)})
-            for start, images in _uint8_chunks(store):
+            for start, images in _uint8_chunks(store, services=services, description="export npz"):
                 member.write(np.ascontiguousarray(images.transpose(0, 2, 3, 1)).tobytes())
         buffer = io.BytesIO()
         np.save(buffer, store.labels.numpy().astype(np.int64))

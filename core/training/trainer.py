@@ -237,8 +237,7 @@ class Trainer:
         if self._stops(run):  # killed after the epoch that stopped it: nothing left to train
             epochs = start_epoch
         try:
-            with progress(self.services, plan.description, total) as advance:
-                advance(start_epoch * steps)
+            with progress(self.services, plan.description, total, unit="steps", done=min(start_epoch * steps, total)) as advance:
                 for epoch in range(start_epoch, epochs):
                     started = time.perf_counter()
                     torch.manual_seed(_epoch_seed(plan.seed, epoch) + run.distribution.rank)
