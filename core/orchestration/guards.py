@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from dreamset.contracts.errors import ContractViolation, DreamsetError, PluginFailure
+from dreamset.orchestration.runfolder import RUN_LOG  # the run's log file also keeps a failing plugin's traceback
 
-#: the file in the run folder that keeps the traceback of a plugin's failure
-RUN_LOG = "run.log"
 
 _WHERE: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("dreamset_where", default={})
 
