@@ -9,6 +9,9 @@
 * :func:`check_npz_members` — declared (uncompressed) member sizes against the array header and a
   memory bound, object arrays refused, before a byte is inflated.
 * :func:`check_disk_space` — images + labels + provenance per image against the free space.
+* :func:`load_yaml` — YAML a user wrote (recipes, ``--set`` values, prompt files), its size bounded
+  before a value is built: aliases counted at every use (a "billion laughs" file is refused, not
+  expanded), integers no longer than Python reads.
 """
 from __future__ import annotations
 
@@ -157,3 +160,68 @@ def check_disk_space(store_dir: Path, count: int, image_shape, provenance_bytes:
 
 def _size(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+#: the most nodes a YAML document may expand to, each alias counted at every place it is used
+MAX_YAML_NODES = 100_000
+
+
+def int_digits_limit() -> int:
+    """The longest integer (in digits) Python converts from text (``sys.get_int_max_str_digits``)."""
+    import sys
+
+    return sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 4300
+
+
+def _yaml_key(node) -> str:
+    import yaml
+
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else "?"
+
+
+def check_yaml_tree(root, where: str, max_nodes: int = MAX_YAML_NODES) -> None:
+    """Walk the composed YAML ``root`` (nothing built yet) as it will expand: more than ``max_nodes``
+    nodes (aliases counted at every use), an alias inside its own anchor, or an integer longer than
+    :func:`int_digits_limit` is a one-line :class:`BadInputError` naming ``where`` and the field."""
+    import yaml
+
+    limit, seen = int_digits_limit(), 0
+    stack: list[tuple[Any, tuple[str, ...], frozenset[int]]] = [(root, (), frozenset())]
+    while stack:
+        node, path, ancestors = stack.pop()
+        seen += 1
+        field = ".".join(path)
+        if seen > max_nodes:
+            raise BadInputError(f"{where}: expands to more than {max_nodes:,} values (aliases counted at every use)")
+        if id(node) in ancestors:
+            raise BadInputError(f"{where}: {field or 'the document'} contains itself (an alias inside its own anchor)")
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == "tag:yaml.org,2002:int":
+                digits = sum(ch.isdigit() for ch in str(node.value))
+                if digits > limit:
+                    raise BadInputError(f"{where}: {field + ': ' if field else ''}an integer of {digits:,} digits (at most {limit:,})")
+            continue
+        inner = ancestors | {id(node)}
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, (*path, str(i)), inner) for i, child in enumerate(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.append((key, (*path, "<key>"), inner))
+                stack.append((value, (*path, _yaml_key(key)), inner))
+
+
+def load_yaml(text: str, where: str, max_nodes: int = MAX_YAML_NODES) -> Any:
+    """``yaml.safe_load(text)``, refused with one line naming ``where`` when it would expand past
+    ``max_nodes`` or holds an integer Python cannot read (:func:`check_yaml_tree`, on the composed
+    document before anything is built). YAML syntax errors are raised as ``yaml.YAMLError``."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        check_yaml_tree(node, where, max_nodes)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
