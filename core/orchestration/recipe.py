@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.errors import BadInputError, shorten
 from dreamset.contracts.options import format_validation_error
 from dreamset.files.verify import int_digits_limit, load_yaml
 from dreamset.orchestration.closed_loop import ClosedLoop
@@ -432,8 +432,11 @@ def find_recipe(name_or_path: str | None) -> Path:
     if shipped is not None:
         return shipped
     path = Path(name_or_path)
-    if path.is_file():
-        return path
+    try:
+        if path.is_file():
+            return path
+    except (OSError, ValueError) as exc:  # a name too long for a file, a NUL byte
+        raise BadInputError(f"{shorten(name_or_path, 200)}: not a recipe file ({getattr(exc, 'strerror', None) or exc})") from None
     if path.suffix in RECIPE_SUFFIXES or "/" in name_or_path or "\\" in name_or_path:
         raise BadInputError(f"{name_or_path}: recipe file not found")
     raise BadInputError(
