@@ -294,8 +294,18 @@ def cmd_report(args) -> int:
 
 # -- parser ----------------------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, its usage errors as one line and exit code 2 like every other bad input."""
+
+    def error(self, message: str):
+        from dreamset.contracts.errors import one_line
+
+        print(f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dreamset", description="Generate, select and mix synthetic images; train (adversarially); measure what they are worth.")
+    parser = _Parser(prog="dreamset", description="Generate, select and mix synthetic images; train (adversarially); measure what they are worth.")
     parser.add_argument("--version", action="version", version=f"dreamset {__version__}")
     parser.add_argument("--no-plugins", action="store_true", help="load built-in components only (skip third-party plugins)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -391,6 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     except DreamsetError as exc:  # the exit code is the error's own (dreamset.contracts.errors)
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk under a writer that does not say so itself (a library's own write)
+        from dreamset.files.atomic import DISK_FULL, disk_full_message
+
+        if exc.errno not in DISK_FULL:
+            raise
+        print(f"error: {disk_full_message(Path(exc.filename or '.'))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

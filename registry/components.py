@@ -232,8 +232,7 @@ class Registry:
             return key
         if key in self.aliases:
             return self.aliases[key]
-        kind = key.split(":", 1)[0]
-        name = key.split(":", 1)[1]
+        kind, _, name = key.partition(":")  # a bare name that matched nothing has no kind
         same_kind = [k for k in builtins.list(self.specs) + builtins.list(self.aliases) if k.startswith(kind + ":")]
         names = {k.split(":", 1)[1]: k for k in same_kind}
         close = [names[n] for n in difflib.get_close_matches(name, builtins.list(names), n=3, cutoff=0.6)]

@@ -1,13 +1,18 @@
 """Exceptions, and the one rule for the command's exit code (``exit_code`` on each class; the CLI's
-top-level handler prints the error's one line and returns it; docs/reliability.md):
+top-level handler prints the error's one line and returns it; docs/reliability.md, "Exit codes"):
 
-* ``2`` (:data:`EXIT_BAD_INPUT`) — input the user can fix: a :class:`BadInputError` (recipe, option,
-  file, data) and a plugin's output that breaks its kind's contract (:class:`ContractViolation`: the
-  plugin is part of what the user chose to run); nothing is half-written.
+* ``2`` (:data:`EXIT_BAD_INPUT`) — anything the user fixes: a :class:`BadInputError` and its
+  subclasses — a recipe, an option or a ``--set`` value; an input file that is missing, corrupt,
+  truncated or inconsistent with what recorded it (a store shard, a manifest, a checkpoint, an
+  ``.npz``: the user's data, whoever wrote it); a store or checkpoint made by other settings; the run
+  folder or its disk (unwritable, full: :class:`DiskFullError`) — and a plugin's output that breaks
+  its kind's contract (:class:`ContractViolation`: the plugin is part of what the user chose to run).
+  One line naming the field or file; nothing half-written.
 * ``3`` (:data:`EXIT_PLUGIN_FAILED`) — a plugin failed: it raised (:class:`PluginFailure`, its traceback
   in the run folder's ``run.log``) or could not be loaded (:class:`PluginError`). Not the user's input.
-* ``1`` (:data:`EXIT_ERROR`) — any other dreamset error (:class:`DreamsetError`).
-* ``130`` (:data:`EXIT_INTERRUPTED`) — Ctrl-C; re-running resumes.
+* ``1`` (:data:`EXIT_ERROR`) — any other :class:`DreamsetError` (a lost ``torchrun`` peer) and every
+  unexpected exception: a failure inside dreamset or a library, never reported as bad input.
+* ``130`` (:data:`EXIT_INTERRUPTED`) — Ctrl-C; re-running the same command resumes.
 """
 from __future__ import annotations
 
@@ -32,8 +37,16 @@ def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
     return f"{head} … [{len(text) - len(head) - len(tail):,} characters cut] … {tail}"
 
 
-def _one_line(text: str) -> str:
-    return shorten(text).replace("\r", "\\r").replace("\n", "\\n")
+#: what ``str.splitlines`` breaks a line at, escaped in an error line so it stays one line
+_LINE_BREAKS = {ch: ascii(ch)[1:-1] for ch in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(text: str) -> str:
+    """``text`` shortened (:func:`shorten`) with every line break escaped (``\\n``, ``\\x1e``, ...)."""
+    return shorten(text).translate(str.maketrans(_LINE_BREAKS))
+
+
+_one_line = one_line
 
 
 class DreamsetError(Exception):
@@ -93,5 +106,10 @@ class ContractViolation(PluginError):
         return _one_line(super().__str__())
 
 
-class StoreError(DreamsetError):
-    """A synthetic store is corrupt, truncated, locked or inconsistent."""
+class StoreError(BadInputError):
+    """A synthetic store is corrupt, truncated or inconsistent (the user's data: exit code 2)."""
+
+
+class DiskFullError(BadInputError):
+    """The disk filled up while a file was written: one line naming the file and the free space.
+    What was committed before stays valid; free space and re-run to resume."""

@@ -6,7 +6,8 @@ removes the temporary files of atomic writers that a killed run left behind, and
 refused with a :class:`~dreamset.contracts.errors.BadInputError` — leaves nothing behind in a folder it
 created: the folder goes again if it holds only the run's bookkeeping (``recipe.json``,
 ``evaluation_subset.json``, the lock, the log ``run.log`` and the stage journal ``stages.jsonl``).
-A refused run into a folder holding earlier work keeps it.
+A refused run into a folder holding earlier work keeps it, its bookkeeping files put back as they were
+(the refused recipe does not replace the one that made the folder's artefacts).
 
 What a run leaves for ``dreamset status`` (:mod:`dreamset.commands.status`) to read: ``run.log`` (the
 run's log lines, progress lines included, appended run after run) and ``stages.jsonl`` (one JSON
@@ -86,11 +87,27 @@ def run_folder(run_dir: Path):
     try:
         for path in clean_temp_files(run_dir):
             log.info("removed a temporary file left by an interrupted run: %s", path)
+        kept = {name: (run_dir / name).read_bytes() for name in BOOKKEEPING - {LOCK} if (run_dir / name).is_file()}
         yield run_dir
     except BadInputError:
-        lock.release()
         if created and {entry.name for entry in run_dir.iterdir()} <= BOOKKEEPING:
+            lock.release()
             shutil.rmtree(run_dir, ignore_errors=True)
+        elif not created:
+            _put_back(run_dir, kept)
         raise
     finally:
         lock.release()
+
+
+def _put_back(run_dir: Path, kept: dict[str, bytes]) -> None:
+    """The bookkeeping files of ``run_dir`` as they were before a refused run (``kept``: name -> bytes)."""
+    from dreamset.files.atomic import atomic_write_bytes
+
+    for name in BOOKKEEPING - {LOCK}:
+        path = run_dir / name
+        if name in kept:
+            if not path.is_file() or path.read_bytes() != kept[name]:
+                atomic_write_bytes(path, kept[name])
+        else:
+            path.unlink(missing_ok=True)

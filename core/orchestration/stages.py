@@ -335,7 +335,7 @@ class GenerateStage:
 
     def _source(self, real: RealData, gen, store_dir: Path, generator_dir: Path, path: str) -> ImageSource:
         from dreamset.orchestration.closed_loop import first_segment
-        from dreamset.store.generation import generate_to_store
+        from dreamset.store.generation import check_store_origin, generate_to_store, store_manifest, store_origin
         from dreamset.store.reader import SyntheticStore
         from dreamset.files.verify import require_complete
 
@@ -344,18 +344,25 @@ class GenerateStage:
             require_complete(store, f"{path}.source", gen.allow_partial)
             return store
         generator = self.run.create(gen.generator, "generator", f"{path}.generator")
+        rounds = {} if gen.closed_loop is None else first_segment(gen, len(real.train.class_names))
+        plan = dict(count=rounds.get("count", gen.count), plan=rounds.get("plan"), shard_size=gen.shard_size,
+                    labels=gen.labels, seed=gen.seed, class_names=real.train.class_names,
+                    image_shape=generator.image_shape(real.train))
+        # before anything is written: a store made by other settings, data or checkpoint is refused (or
+        # with --fresh moved aside together with its generator), so a refusal overwrites nothing
+        distributed.main_first("checking the store", lambda: check_store_origin(
+            store_dir, store_manifest(generator, **plan, made_by=store_origin(real.train, generator_dir)),
+            run_dir=self.run.run_dir, fresh=self.run.fresh, generator_dir=generator_dir))
         check_disk_space(store_dir, gen.count, generator.image_shape(real.train), field=f"{path}.count")
         torch.manual_seed(gen.seed)
         # rank 0 fits (or reloads) the generator; the other ranks then load its checkpoint
         with calling(generator, "fit"):
             distributed.main_first("fitting the generator",
                                    lambda: fit_generator(generator, real.train, generator_dir, self.run.services))
-        rounds = {} if gen.closed_loop is None else first_segment(gen, len(real.train.class_names))
+        # the checkpoint as fitted: a generator that retrained in place makes the old store stale too
         with calling(generator, "generate"):
-            generate_to_store(generator, store_dir, count=rounds.get("count", gen.count), plan=rounds.get("plan"),
-                              batch_size=gen.batch_size, shard_size=gen.shard_size, labels=gen.labels, seed=gen.seed,
-                              class_names=real.train.class_names, image_shape=generator.image_shape(real.train),
-                              context=self.run.services)
+            generate_to_store(generator, store_dir, **plan, batch_size=gen.batch_size, context=self.run.services,
+                              made_by=store_origin(real.train, generator_dir))
         store = SyntheticStore.open(store_dir)  # verified: a shard altered since it was written is an error
         require_complete(store, path, gen.allow_partial)
         return store

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from dreamset.contracts.data import to_uint8_images
-from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.errors import BadInputError, DiskFullError
 from dreamset.contracts.interfaces import ImageSource
-from dreamset.files.atomic import fsync_dir
-from dreamset.store.format import _manifest, _provenance, _read_npy_header
+from dreamset.files.atomic import DISK_FULL, disk_full_message, fsync_dir
+from dreamset.store.format import MANIFEST, _manifest, _provenance, _read_manifest, _read_npy_header
 from dreamset.contracts.progress import progress
 from dreamset.store.reader import SyntheticStore, _uint8_chunks
 from dreamset.store.writer import _clean_tmp, _init_store, _ShardWriter
@@ -121,6 +121,9 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
         shape = _as_nchw_uint8(np.zeros((0, *images.shape[1:]), dtype=np.uint8), layout, path).shape[1:]
         root = Path(store_dir)
         source = {"key": "import:npz", "source": path.name, "bytes": path.stat().st_size}
+        digest = _same_source(path, root)
+        if digest is not None:
+            source["sha256"] = digest
         _init_store(root, _manifest(image_shape=shape, class_names=class_names, count=n, shard_size=shard_size,
                                     labels="imported", seed=0, generator=source))
         _clean_tmp(root, lambda s: True)
@@ -140,6 +143,24 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
     return SyntheticStore.open(root, verify=False)
 
 
+def _same_source(path: Path, root: Path) -> str | None:
+    """The sha256 of the file ``path``, read once before any shard is written; a store at ``root``
+    imported from a file with another content (replaced under the same name and size) is refused
+    with one line, so a resumed import never mixes two files. A store imported before stores
+    recorded it is resumed as before."""
+    from dreamset.files.verify import file_sha256
+
+    digest = file_sha256(path)
+    if (root / MANIFEST).exists():
+        recorded = _read_manifest(root).get("generator", {}).get("sha256")
+        if recorded is not None and recorded != digest:
+            raise BadInputError(f"{path}: a different file than the one {root} was imported from (sha256 "
+                                f"{digest[:12]}…, recorded {recorded[:12]}…); import it into a new store or delete {root}")
+        if recorded is None:
+            return None
+    return digest
+
+
 @contextlib.contextmanager
 def _atomic_output(path: Path) -> Iterator[Any]:
     """A binary file written in place of ``path`` only when the block succeeds (streaming
@@ -152,6 +173,10 @@ def _atomic_output(path: Path) -> Iterator[Any]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise DiskFullError(disk_full_message(path)) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
