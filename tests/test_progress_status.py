@@ -19,14 +19,14 @@ from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.progress import ProgressLines, duration, progress_bar
 
 #: one seed, one arm with synthetic data, a DDPM, adversarial evaluation and one k-NN metric:
-#: small, yet every long stage loops long enough to be seen at a 0.1 s interval
+#: small, yet every long stage loops long enough to be seen at a 0.02 s interval (twelve epochs of training)
 TINY = [
     "seeds=[0]",
     "data.dataset.options.train_size=200",
     "generate.count=200", "generate.batch_size=50", "generate.shard_size=100",
     "generate.generator.options={block_out_channels: [8, 16], train_steps: 20, steps: 4, batch_size: 32}",
     "arms={real+synthetic: {real: true, synthetic: true}}", "evaluate.baseline_arm=real+synthetic",
-    "train.epochs=2", "train.budget=epochs", "train.model.options.width=8",
+    "train.epochs=12", "train.budget=epochs", "train.model.options.width=8",  # > 0.05 s of training on an idle machine
     "evaluate.attackers.0.options.steps=3", "evaluate.robust_samples=128",
     "reference.epochs=1",
     "evaluate.metrics=[{key: prdc, options: {max_samples: 200}}]",
@@ -65,7 +65,7 @@ def finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("progress")
     out, log = root / "run", root / "piped.log"
     with open(log, "w") as handle:
-        done = subprocess.run([sys.executable, "-m", "dreamset", *_args(out, "--progress-every", "0.1")],
+        done = subprocess.run([sys.executable, "-m", "dreamset", *_args(out, "--progress-every", "0.02")],
                               stdout=handle, stderr=subprocess.STDOUT, timeout=600)
     text = log.read_text()
     assert done.returncode == 0, text[-3000:]
@@ -134,7 +134,7 @@ def test_status_of_a_killed_run_says_what_is_done_and_left(finished, tmp_path, c
     assert status["state"] == "stopped" and status["lock"]["held"] is False
     assert status["left"] == ["train (seed 0)", "evaluate (seed 0)", "metrics", "report"]
     train = next(s for s in status["stages"] if s["stage"] == "train")
-    assert train["arms"]["real+synthetic"]["epochs_done"] == 2
+    assert train["arms"]["real+synthetic"]["epochs_done"] == 12
     assert "headline" not in status
     assert main(["status", str(killed)]) == 0
     text = capsys.readouterr().out
