@@ -37,7 +37,10 @@ DOCUMENTS = {"digits-robust": {"README.md": False, "docs/recipes.md": True},
              # context-agnostic-mnist on the plain small CNN (--block): the plateau run of docs/recipes.md
              "context-agnostic-mnist-plain-cnn": {"docs/recipes.md": False},
              # ... with font: [DejaVu Sans, cmti10] (--block): two renderings per class
-             "context-agnostic-mnist-two-fonts": {"docs/recipes.md": False}}
+             "context-agnostic-mnist-two-fonts": {"docs/recipes.md": False},
+             # the sampler sweep (issue 33), and the same recipe on fresh seeds (--set seeds=[...] --block)
+             "digits-data-efficiency": {"docs/recipes.md": True},
+             "digits-data-efficiency-fresh": {"docs/recipes.md": True}}
 #: recipes whose blocks also list the clean accuracy on every shifted and generated evaluation set
 PER_SET = {"digits-shift"}
 

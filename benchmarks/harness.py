@@ -269,9 +269,9 @@ def _cells(section: Section, row: Row, baselines: set[str]) -> list[str]:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A markdown table, one line per row."""
+    """A markdown table, one line per row (a ``|`` inside a cell, as in ``max |difference|``, escaped)."""
     def line(cells):
-        return "| " + " | ".join(cells) + " |"
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
     return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
 
 

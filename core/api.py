@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.progress import DEFAULT_EVERY
 from dreamset.report.tables import arm_steps
 
 
@@ -119,12 +120,14 @@ def _override_texts(overrides: Mapping[str, Any] | list[str] | tuple[str, ...] |
 
 
 def run(recipe: str | Path | Mapping[str, Any] | None = None, out: str | Path | None = None,
-        overrides: Mapping[str, Any] | list[str] | None = None, console=None) -> RunReport:
+        overrides: Mapping[str, Any] | list[str] | None = None, console=None, progress_every: float = DEFAULT_EVERY) -> RunReport:
     """Run ``recipe`` — a shipped recipe name, a YAML/TOML path, a dict, or ``None`` for the default
     recipe — into ``out`` (default ``runs/<recipe name>``; re-running into it resumes), after
     applying ``overrides`` (``{"train.epochs": 3}`` or ``["train.epochs=3"]``, as ``--set``).
     Returns the :class:`RunReport`. Progress bars show when ``console`` (a rich Console) is a
-    terminal; log lines go wherever the ``dreamset`` logger's handlers send them."""
+    terminal; otherwise progress is logged as plain lines at most every ``progress_every`` seconds
+    (0: none; ``dreamset run --progress-every``). Log lines go wherever the ``dreamset`` logger's
+    handlers send them (and to the run folder's ``run.log``)."""
     import dreamset.registry as registry_module
     from dreamset.orchestration.pipeline import run_recipe
     from dreamset.orchestration.recipe import apply_override, parse_override, validate_recipe
@@ -135,7 +138,7 @@ def run(recipe: str | Path | Mapping[str, Any] | None = None, out: str | Path | 
         apply_override(data, parts, value)
     model = validate_recipe(data, registry_module.get_registry(), source=source)
     folder = Path(out) if out is not None else Path("runs") / model.name
-    report = run_recipe(model, data, folder, console=console)
+    report = run_recipe(model, data, folder, console=console, progress_every=progress_every)
     return RunReport(report, folder)
 
 

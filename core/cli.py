@@ -1,10 +1,13 @@
 """The ``dreamset`` command line. Importing this module does not import torch.
 
-Errors the user can fix print one line and exit with code 2; nothing is written for them.
+Errors the user can fix print one line and exit with code 2; nothing is written for them. Every
+error prints one line; its exit code is its class's ``exit_code`` (the rule:
+:mod:`dreamset.contracts.errors`, docs/reliability.md).
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -12,18 +15,40 @@ from pathlib import Path
 
 from dreamset import __version__
 from dreamset.commands.compare import DEFAULT_METRICS
-from dreamset.contracts.errors import BadInputError, DreamsetError
+from dreamset.contracts.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_INTERRUPTED, BadInputError, DreamsetError  # noqa: F401
 from dreamset.contracts.kinds import KIND_HOOKS
-
-EXIT_BAD_INPUT = 2
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
+from dreamset.contracts.progress import DEFAULT_EVERY
 
 
 def _console(stderr: bool = False, quiet: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, quiet=quiet)
+
+
+def _services(args, console=None):
+    """The progress services of a command that runs no recipe (``export``, ``import``): plain lines
+    every ``--progress-every`` seconds when not in a terminal."""
+    from dreamset.contracts.inputs import Services
+    from dreamset.contracts.progress import check_every
+
+    return Services(console=console or _console(), progress_every=check_every(args.progress_every))
+
+
+def _logged(command):
+    """``command`` with the ``dreamset`` logger's lines (the progress lines among them) on the
+    console, rank 0 alone under torchrun: ``generate``, ``export``, ``import``."""
+    @functools.wraps(command)
+    def logged(args) -> int:
+        from dreamset.orchestration.distributed import env_rank
+        from dreamset.orchestration.runlog import setup_logging
+
+        handler = setup_logging(_console(quiet=env_rank() != 0), 0 if env_rank() == 0 else -1)
+        try:
+            return command(args)
+        finally:
+            logging.getLogger("dreamset").removeHandler(handler)
+    return logged
 
 
 def _registry(args):
@@ -39,7 +64,13 @@ def _registry(args):
 
 def cmd_plugins(args) -> int:
     reg = _registry(args)
-    if args.pattern and not any(ch in args.pattern for ch in "*?["):  # one component: its card
+    plugins = reg.plugins
+    if args.dist is not None:  # what one distribution provides: its components, its plugins' problems
+        provided, plugins = reg.of_distribution(args.dist)
+        if not plugins:
+            raise BadInputError(f"--dist: no installed distribution named {args.dist!r} has a dreamset entry point; "
+                                f"those that do: {', '.join(reg.distributions())}")
+    elif args.pattern and not any(ch in args.pattern for ch in "*?["):  # one component: its card
         from dreamset.commands.component_info import component_info, print_component_info
 
         info = component_info(reg.get(args.pattern, args.kind))
@@ -49,17 +80,19 @@ def cmd_plugins(args) -> int:
             print_component_info(info, _console())
         return 0
     keys = reg.list(args.pattern or "*", kind=args.kind)
+    if args.dist is not None:
+        keys = [key for key in keys if key in provided]
     rows = []
     for key in keys:
         spec = reg.specs[key]
         rows.append({"key": key, "plugin": spec.plugin, "distribution": spec.distribution,
                      "version": spec.version, "status": "ok", "description": spec.summary})
-    problems = [p for p in reg.plugins if p.status != "loaded"]
-    for info in reg.plugins:
+    problems = [p for p in plugins if p.status != "loaded"]
+    for info in plugins:
         if info.status == "loaded" and info.errors:  # loaded, but some registrations failed
             problems.append(info)
     if args.json:
-        out = {"components": rows, "plugins": [vars(p) for p in reg.plugins]}
+        out = {"components": rows, "plugins": [vars(p) for p in plugins]}
         print(json.dumps(out, indent=2))
         return 0
     from rich.table import Table
@@ -140,7 +173,8 @@ def cmd_run(args) -> int:
         console.print(f"[bold]dreamset run[/] {recipe.name} -> {run_dir}")
     try:
         with _session(recipe):
-            report = run_recipe(recipe, resolved, run_dir, console=console, fresh=args.fresh)
+            report = run_recipe(recipe, resolved, run_dir, console=console, fresh=args.fresh,
+                                progress_every=args.progress_every)
     finally:
         logging.getLogger("dreamset").removeHandler(handler)
     if env_rank() != 0:
@@ -154,6 +188,7 @@ def cmd_run(args) -> int:
     return 0
 
 
+@_logged
 def cmd_generate(args) -> int:
     recipe, resolved = _load(args)
     if recipe.generate is None:
@@ -164,12 +199,13 @@ def cmd_generate(args) -> int:
 
     console = _console(quiet=env_rank() != 0)
     with _session(recipe):
-        store = generate_only(recipe, resolved, run_dir, console=console)
+        store = generate_only(recipe, resolved, run_dir, console=console, progress_every=args.progress_every)
     for name, part in getattr(store, "parts", {"": store}).items():  # named sources: one store each
         console.print(f"store{' ' + name if name else ''}: {part.path} ({len(part)} images)")
     return 0
 
 
+@_logged
 def cmd_export(args) -> int:
     from dreamset.store.imagefolder import export_imagefolder
     from dreamset.store.npz import export_npz
@@ -180,27 +216,29 @@ def cmd_export(args) -> int:
     store = SyntheticStore.open(Path(args.store))
     require_complete(store, "store", allow_partial=args.partial)
     out = Path(args.out)
+    services = _services(args)
     if args.format == "npz":
-        export_npz(store, out)
+        export_npz(store, out, services=services)
     elif args.format == "imagefolder":
-        export_imagefolder(store, out)
+        export_imagefolder(store, out, services=services)
     elif args.format == "webdataset":
         from dreamset.store.exports import export_webdataset
 
-        export_webdataset(store, out, shard_size=args.shard_size)
+        export_webdataset(store, out, shard_size=args.shard_size, services=services)
     else:
         from dreamset.store.exports import export_datasets
 
-        export_datasets(store, out, parquet=args.format == "parquet")
+        export_datasets(store, out, parquet=args.format == "parquet", services=services)
     _console().print(f"exported {len(store)} images to {out}")
     return 0
 
 
+@_logged
 def cmd_import(args) -> int:
     from dreamset.store.npz import import_npz
 
     names = args.class_names.split(",") if args.class_names else None
-    store = import_npz(Path(args.npz), Path(args.store), class_names=names)
+    store = import_npz(Path(args.npz), Path(args.store), class_names=names, services=_services(args))
     _console().print(f"imported {len(store)} images into {store.path}")
     return 0
 
@@ -235,6 +273,17 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    from dreamset.commands.status import print_status, run_status
+
+    status = run_status(Path(args.run_dir))
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        print_status(status, _console())
+    return 0
+
+
 def cmd_report(args) -> int:
     from dreamset.report.writer import rerender
 
@@ -245,8 +294,18 @@ def cmd_report(args) -> int:
 
 # -- parser ----------------------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, its usage errors as one line and exit code 2 like every other bad input."""
+
+    def error(self, message: str):
+        from dreamset.contracts.errors import one_line
+
+        print(f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dreamset", description="Generate, select and mix synthetic images; train (adversarially); measure what they are worth.")
+    parser = _Parser(prog="dreamset", description="Generate, select and mix synthetic images; train (adversarially); measure what they are worth.")
     parser.add_argument("--version", action="version", version=f"dreamset {__version__}")
     parser.add_argument("--no-plugins", action="store_true", help="load built-in components only (skip third-party plugins)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -255,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("recipe", nargs="?", default=None, help="shipped recipe name or path to a YAML/TOML file (default: digits-robust)")
         p.add_argument("--out", help="run folder (default: runs/RECIPE_NAME); re-running into it resumes")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field, e.g. train.epochs=3 (repeatable)")
+        progress_arg(p)
+
+    def progress_arg(p):
+        p.add_argument("--progress-every", type=float, default=DEFAULT_EVERY, metavar="SECONDS",
+                       help="when the output is not a terminal, log a progress line (done/total, rate, ETA) at most "
+                            f"every SECONDS (default {DEFAULT_EVERY:g}; 0: none)")
 
     p = sub.add_parser("run", help="run a recipe end to end into a run folder")
     recipe_args(p)
@@ -274,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", metavar="PATTERN|KEY",
                    help="wildcard filter, e.g. 'attacker:*pgd*'; a key (attacker:pgd) shows that component's options and docstring")
     p.add_argument("--kind", choices=list(KIND_HOOKS), help="only this kind")
+    p.add_argument("--dist", metavar="DISTRIBUTION",
+                   help="only what this installed distribution provides (pip's name, e.g. dreamset-example-plugin): "
+                        "its components and its plugins' problems; PATTERN and --kind narrow it further")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("export", help="export a synthetic store (.npz, ImageFolder, WebDataset shards, Hugging Face datasets/parquet)")
@@ -284,11 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--shard-size", type=int, default=5000, help="images per WebDataset shard")
     p.add_argument("--partial", action="store_true", help="export the images an incomplete store holds (default: refuse)")
+    progress_arg(p)
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("import", help="import an .npz (image/label arrays) into a synthetic store")
     p.add_argument("npz")
     p.add_argument("store")
     p.add_argument("--class-names", help="comma-separated class names (default: 0..K-1)")
+    progress_arg(p)
     p.set_defaults(func=cmd_import)
     p = sub.add_parser("grid", help="save a sample grid (one row per class) of a store")
     p.add_argument("store")
@@ -303,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extractor", help="feature extractor key for the feature metrics, e.g. extractor:inception-fid")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("status", help="where a run folder stands: stages, seeds and shards done and left, the live "
+                       "process holding it, the last log line; the headline table once finished (reads only)")
+    p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("report", help="re-render report.html and plots of a run folder")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
@@ -323,9 +398,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: re-run the same command (same --out) to resume where it stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except DreamsetError as exc:
+    except DreamsetError as exc:  # the exit code is the error's own (dreamset.contracts.errors)
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exc.exit_code
+    except OSError as exc:  # a full disk under a writer that does not say so itself (a library's own write)
+        from dreamset.files.atomic import DISK_FULL, disk_full_message
+
+        if exc.errno not in DISK_FULL:
+            raise
+        print(f"error: {disk_full_message(Path(exc.filename or '.'))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,22 +52,20 @@ def conformance_selection(selectors, registry) -> tuple[list[str], list[str]]:
     values = [part.strip() for value in (selectors or ["*"]) for part in value.split(",") if part.strip()]
     if not values:
         raise pytest.UsageError("--dreamset-conformance: empty selector")
-    distributions = {spec.distribution for spec in registry.specs.values()}
-    distributions |= {info.distribution for info in registry.plugins}
     keys: set[str] = set()
     chosen_distributions: set[str] = set()
     for value in values:
-        if value in distributions and not any(ch in value for ch in ":*?["):
-            picked = {k for k, spec in registry.specs.items() if spec.distribution == value}
-            chosen_distributions.add(value)
+        provided, infos = registry.of_distribution(value) if not any(ch in value for ch in ":*?[") else ([], [])
+        if infos:  # a distribution name (registry.of_distribution, as `dreamset plugins --dist` lists it)
+            picked = set(provided)
+            chosen_distributions |= {info.distribution for info in infos}
         else:
             picked = set(registry.list(value))
-        broken = any(info.distribution == value and info.status == "error" for info in registry.plugins)
+        broken = any(info.status == "error" for info in infos)
         if not picked and not broken:  # a distribution whose plugins all failed: its errors are the tests
-            known = sorted(d for d in distributions if d not in {"-", "?"})
             raise pytest.UsageError(
                 f"--dreamset-conformance {value!r} selects no registered component "
-                f"(a registry pattern such as 'attacker:my-*', or a distribution: {', '.join(known)}); "
+                f"(a registry pattern such as 'attacker:my-*', or a distribution: {', '.join(registry.distributions())}); "
                 "run `dreamset plugins` to see what is registered")
         keys |= picked
     chosen_distributions |= {registry.specs[k].distribution for k in keys}

@@ -25,6 +25,9 @@ def recipe_path(name: str) -> Path | None:
     """Path of the shipped recipe ``name``, or None."""
     for suffix in RECIPE_SUFFIXES:
         entry = _recipes_dir().joinpath(name + suffix)
-        if entry.is_file():
-            return Path(str(entry))
+        try:
+            if entry.is_file():
+                return Path(str(entry))
+        except (OSError, ValueError):  # a name no file can have (too long, a NUL byte)
+            return None
     return None

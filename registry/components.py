@@ -28,6 +28,11 @@ from dreamset.contracts.plugin_manager import PluginInfo, wrapper_error
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
 
+def normalize_distribution(name: str) -> str:
+    """A distribution name as pip compares it (PEP 503): lower case, runs of ``-``, ``_``, ``.`` -> ``-``."""
+    return re.sub(r"[-_.]+", "-", str(name)).lower()
+
+
 @dataclass
 class ComponentSpec:
     """What a plugin registered under one key."""
@@ -217,14 +222,17 @@ class Registry:
                         f"ambiguous component name {key!r}: matches {', '.join(sorted(matches))}; "
                         "write kind:name"
                     )
+                every = {k.split(":", 1)[1]: k for k in builtins.list(self.specs) + builtins.list(self.aliases)}
+                close = [every[n] for n in difflib.get_close_matches(key, builtins.list(every), n=3, cutoff=0.6)]
+                hint = f"; did you mean {', '.join(close)}?" if close else f"; write kind:name (kinds are {', '.join(KIND_HOOKS)})"
+                raise UnknownComponentError(f"unknown component {key!r}{hint}")
         elif kind is not None and not key.startswith(kind + ":"):
             raise BadInputError(f"{key!r} is not a {kind} (expected {kind}:NAME)")
         if key in self.specs:
             return key
         if key in self.aliases:
             return self.aliases[key]
-        kind = key.split(":", 1)[0]
-        name = key.split(":", 1)[1]
+        kind, _, name = key.partition(":")  # a bare name that matched nothing has no kind
         same_kind = [k for k in builtins.list(self.specs) + builtins.list(self.aliases) if k.startswith(kind + ":")]
         names = {k.split(":", 1)[1]: k for k in same_kind}
         close = [names[n] for n in difflib.get_close_matches(name, builtins.list(names), n=3, cutoff=0.6)]
@@ -272,6 +280,20 @@ class Registry:
                 continue
             keys.append(key)
         return keys
+
+    def of_distribution(self, name: str) -> tuple[builtins.list[str], builtins.list[PluginInfo]]:
+        """What the installed distribution ``name`` provides: the sorted keys its plugins registered,
+        and its plugins (every entry point of its, loaded, skipped or failed). Names compare the way
+        pip compares them (PEP 503: case-insensitive, runs of ``-``, ``_`` and ``.`` alike). Both lists
+        are empty when no installed distribution of that name has a ``dreamset`` entry point."""
+        wanted = normalize_distribution(name)
+        keys = sorted(k for k, spec in self.specs.items() if normalize_distribution(spec.distribution) == wanted)
+        return keys, [info for info in self.plugins if normalize_distribution(info.distribution) == wanted]
+
+    def distributions(self) -> builtins.list[str]:
+        """The distributions that have a ``dreamset`` entry point (sorted)."""
+        names = {spec.distribution for spec in self.specs.values()} | {info.distribution for info in self.plugins}
+        return sorted(d for d in names if d not in {"-", "?"})
 
     def validate_options(self, key: str, options: dict[str, Any] | None = None, *, kind: str | None = None, field_path: str = ""):
         """Validated options model instance for ``key``; errors are one line naming the field."""

@@ -223,7 +223,7 @@ def imports_diagram() -> str:
 #: a contract)
 CORE_LABELS = {
     "entry": "api · cli · pytest_plugin — entry points",
-    "commands": "commands — dreamset evaluate, dreamset plugins KEY",
+    "commands": "commands — dreamset evaluate, dreamset plugins KEY, dreamset status",
     "orchestration": "orchestration — recipe, pipeline, context, sources, evaluation",
     "training": "training — the trainer and what it calls",
     "report": "report — report.json, report.html, tables, claims",

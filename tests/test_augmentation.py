@@ -186,3 +186,21 @@ def test_misplaced_augmentation_level_is_refused_naming_the_field():
     plan = augmentation_plan(context, AugmentSpec(real=["augmix"], batch=["cutmix"]), "train.augment")
     assert plan.describe()["real"][0]["key"] == "augmentation:augmix" and plan.describe()["synthetic"] == []
     assert not augmentation_plan(context, None, "train.augment")
+
+
+@pytest.mark.parametrize("mixing", ["cutmix", "mixup"])
+def test_a_run_with_cutmix_or_mixup_records_its_training_curve(tmp_path, mixing):
+    """The curve recorder compared argmax predictions with the B×K soft labels of a mixed batch and
+    crashed every CutMix/MixUp run; the training accuracy counts the dominant label now."""
+    import dreamset
+
+    recipe = {"name": "tiny-mix", "seeds": [0], "device": "cpu",
+              "data": {"dataset": {"key": "digits", "options": {"train_size": 60}}},
+              "arms": {"real": {"real": True}},
+              "train": {"model": {"key": "small-cnn", "options": {"width": 4}}, "epochs": 1, "batch_size": 32,
+                        "mixed_precision": False, "augment": {"batch": [mixing]}},
+              "evaluate": {"robust_samples": 20, "attackers": []}, "report": {"html": False, "curve_every": 1}}
+    report = dreamset.run(recipe, out=tmp_path / "run")
+    curve = report["arms"]["real"]["per_seed"]["0"]["training"]["curves"]
+    assert [entry["epoch"] for entry in curve] == [0]
+    assert 0.0 <= curve[0]["train_accuracy"] <= 1.0 and 0.0 <= curve[0]["val_clean_accuracy"] <= 1.0

@@ -20,8 +20,8 @@ BENCHMARKS = ROOT / "benchmarks"
 SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem != "harness")
 #: scripts that do not measure against a baseline (they render documents' blocks or probe a setting),
 #: or that the harness does not serve yet, so they keep their own options
-OWN_OPTIONS = {"claims", "adversarial_training", "arc_collapse", "generator_table", "glyph_probe", "default_search",
-               "thread_effect", "report_identity"}
+OWN_OPTIONS = {"claims", "docs_blocks", "adversarial_training", "arc_collapse", "generator_table", "glyph_probe", "default_search",
+               "thread_effect", "report_identity", "reliability_doc"}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,7 @@ def test_results_print_each_measurement_beside_its_baseline_as_a_ratio(harness, 
     markdown = results.render(markdown=True).splitlines()
     assert "| measurement | value | unit | range | ratio to baseline |" in markdown
     assert any(line.startswith("| nothing |") and line.endswith(f"| {section.ratio(ours):.3f} x sleep |") for line in markdown)
+    assert harness.markdown_table(["a"], [["max |d|"]]).splitlines()[-1] == "| max \\|d\\| |"  # a cell's | escaped
 
 
 def test_a_missing_baseline_is_named(harness):
@@ -179,3 +180,30 @@ def test_documented_command_lines_parse(benchmarks, name, arguments, monkeypatch
     monkeypatch.setattr(sys, "argv", [f"{name}.py", *shlex.split(arguments, comments=True)])
     with pytest.raises(Parsed):
         benchmarks(name).main()
+
+
+def test_every_benchmark_block_has_its_markers_and_its_command(benchmarks):
+    """benchmarks/docs_blocks.py can write every block it lists, and every perf-* block in the docs is
+    one it lists (a block no script writes would be typed by hand)."""
+    blocks = benchmarks("docs_blocks").BLOCKS
+    for name, (document, command, _) in blocks.items():
+        text = (ROOT / document).read_text()
+        assert f"<!-- claims:{name} -->" in text and f"<!-- /claims:{name} -->" in text, (name, document)
+        assert (ROOT / command.split()[0]).is_file(), command
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found = {m for doc in docs for m in re.findall(r"<!-- claims:(perf-[\w-]+) -->", doc.read_text())}
+    assert found == set(blocks), found ^ set(blocks)
+
+
+def test_generator_table_source_line_is_generated_from_the_report(benchmarks):
+    """The generator-comparison block's last line comes from report.json's timings; the old ``--wall``
+    option spliced free text into the block marked "Do not edit by hand"."""
+    import subprocess
+
+    report = {"recipe": {"name": "generator-comparison"}, "timings": {"generate": 600.0, "train": 300.0, "report": 1.0}}
+    line = benchmarks("generator_table").source_line(report, Path("/tmp/gc"))
+    assert "the run's stages took 15.0 min by report.json's timings (generate 10.0, train 5.0 min)" in line
+    assert line.endswith("Do not edit by hand.*")
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "generator_table.py"), "--from-run", "/nonexistent",
+                           "--wall", "41 min wall"], capture_output=True, text=True)
+    assert done.returncode == 2 and "--wall" in done.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dreamset.contracts.errors import BadInputError, StoreError
+from dreamset.contracts.errors import BadInputError
 from dreamset.orchestration import distributed
 from dreamset.store.generation import generate_to_store
 from test_store import PLAN, ToyGenerator
@@ -23,7 +23,8 @@ def test_one_process_is_rank_0_of_1_and_does_all_the_work():
 
 def test_a_rank_waiting_without_a_process_group_gives_up_naming_the_missing_rank(tmp_path, monkeypatch):
     monkeypatch.setenv(distributed.TIMEOUT_ENV, "0.5")
-    with pytest.raises(StoreError, match=r"rank 1 did not write shard\(s\) \[1, 3, 5, 7, 9\] within 0 s"):
+    # a lost peer is not the user's data: exit code 1 (DistributedError), not 2 (docs/reliability.md, "Exit codes")
+    with pytest.raises(distributed.DistributedError, match=r"rank 1 did not write shard\(s\) \[1, 3, 5, 7, 9\] within 0 s"):
         generate_to_store(ToyGenerator(), tmp_path / "s", rank=0, world_size=2, **PLAN)
 
 

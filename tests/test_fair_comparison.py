@@ -88,7 +88,9 @@ def test_default_run_records_equal_steps_and_what_each_arm_saw(tiny_report):
     steps = {name: arm["training"]["optimizer_steps"] for name, arm in arms.items()}
     # the compute-matched control trains as long as real+synthetic; real-epochs (budget: epochs) half as long
     assert steps["real"] == steps["real+synthetic"] == 2 * steps["real-epochs"]
-    assert len(report["notes"]) == 1 and "real-epochs" in report["notes"][0] and "NOT COMPUTE-MATCHED" in report["notes"][0]
+    # one loud note per dimension the half-length arm differs in: steps, attack passes, images seen
+    assert len(report["notes"]) == 3 and all("real-epochs" in n and "NOT COMPUTE-MATCHED" in n for n in report["notes"])
+    assert [d in n for d, n in zip(("optimizer steps", "attack forward/backward passes", "images seen"), report["notes"])] == [True] * 3
     for name, arm in arms.items():
         for seed, result in arm["per_seed"].items():
             t = result["training"]
@@ -114,7 +116,7 @@ def test_arms_that_differ_in_steps_are_flagged_loudly(tmp_path, capsys):
     report = _run(tmp_path / "run", "train.budget=epochs", "seeds=[0]", "arms={real: {real: true}, real+synthetic: {real: true, synthetic: true}}")
     steps = {name: arm["training"]["optimizer_steps"] for name, arm in report["arms"].items()}
     assert steps["real"] * 2 == steps["real+synthetic"]
-    assert len(report["notes"]) == 1 and "NOT COMPUTE-MATCHED" in report["notes"][0]
+    assert len(report["notes"]) == 3 and all("NOT COMPUTE-MATCHED" in n for n in report["notes"])  # steps, attack passes, images
     assert "NOT COMPUTE-MATCHED" in capsys.readouterr().out
     assert "NOT COMPUTE-MATCHED" in (tmp_path / "run" / "report.html").read_text()
 
@@ -371,6 +373,8 @@ def test_the_compute_note_names_every_dimension_that_differs():
     assert "NOT TIME-MATCHED" in wall and "3.2x" in wall
     phrase = compute_phrase(refined["refined"], refined["real"])
     assert phrase == "NOT at equal compute (attack forward/backward passes 900 vs 100), but 3.2x the wall time"
+    short = {"real": arm(seen=12600), "mix": arm()}   # short last batches: within 5%, no note
+    assert compute_notes(short) == [] and compute_phrase(short["mix"], short["real"]).startswith("at equal")
     more = {"real": arm(), "big": arm(seen=25600)}
     assert "images seen" in compute_notes(more)[0] and "images seen 25,600 vs 12,800" in compute_phrase(more["big"], more["real"])
 

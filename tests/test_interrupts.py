@@ -41,10 +41,17 @@ def _wait_for(condition, process, timeout: float = 900):
         time.sleep(0.05)
 
 
+def _default_sigint() -> None:
+    """Run in the child before it executes: Ctrl-C as a terminal delivers it. A background job of a
+    non-interactive shell (``bash -c 'pytest ... &'``, ``nohup ... &``) starts with SIGINT ignored,
+    and an ignored signal stays ignored across ``exec``: Python would never raise KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_stops_cleanly_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen(_command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=_default_sigint)
     shards = out / "synthetic" / "shards"
     # interrupt once a shard is committed on disk (3 are planned: the run is still sampling, or training
     # on a fast machine; either way it has not finished)

@@ -103,10 +103,13 @@ def _files(out) -> dict[str, str]:
 
 
 def _numbers(value):
-    """The report without what may differ between equal runs (wall times, timings, and the stages'
-    log lines, which say what this process trained and what it loaded)."""
+    """The report without what may differ between equal runs (``report.writer.MACHINE_ENTRIES``: wall
+    times, timings, notes on wall time, and the stages' log lines, which say what this process trained
+    and what it loaded)."""
     if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items() if k not in {"timings", "wall_seconds", "stages"}}
+        from dreamset.report.writer import MACHINE_ENTRIES
+
+        return {k: _numbers(v) for k, v in value.items() if k not in MACHINE_ENTRIES}
     if isinstance(value, list):
         return [_numbers(v) for v in value]
     return value

@@ -56,9 +56,10 @@ def test_summary_prints_metric_keys_with_brackets_verbatim():
 
     from dreamset.report.writer import print_summary
 
-    report = {"arms": {}, "seeds": [0], "metrics": {"effective_robustness": {"effective_robustness[real]": 0.25,
-                                                                               "note": "[bold]x[/bold]"}}}
+    report = {"arms": {}, "seeds": [0], "metrics": {"effective_robustness": {"arms": {"[bold]x[/bold]": {"effective_robustness_mean": 0.25}}},
+                                                    "mystery": {"score[real]": 0.5}}}
     buffer = io.StringIO()
-    print_summary(report, Console(file=buffer, width=120))
+    print_summary(report, Console(file=buffer, width=160))
     text = buffer.getvalue()
-    assert "effective_robustness.effective_robustness[real]" in text and "[bold]x[/bold]" in text
+    assert "effective robustness [[bold]x[/bold]]" in text and "+0.25 pp" in text
+    assert "mystery.score[real]" in text

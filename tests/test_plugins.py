@@ -502,3 +502,36 @@ def test_plugins_key_shows_options_and_card(capsys):
     assert "attacker:pgd" in out and "restarts" in out and ">= 1" in out and "Madry" in out
     assert main(["plugins", "attacker:pdg"]) == 2  # unknown key: one line, exit 2
     assert "did you mean attacker:pgd" in capsys.readouterr().err
+
+
+def test_plugins_with_a_name_that_matches_nothing_is_one_line_and_exit_2(capsys):
+    from dreamset.cli import main
+
+    assert main(["plugins", "nosuchthing"]) == 2  # was an IndexError in resolve_key
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: unknown component 'nosuchthing'; write kind:name"), err
+    assert main(["plugins", "invrt"]) == 2
+    assert capsys.readouterr().err == "error: unknown component 'invrt'; did you mean shift:invert?\n"
+
+
+def test_plugins_dist_lists_the_components_and_problems_of_one_distribution(fake_distribution, capsys):
+    from dreamset.cli import main
+
+    fake_distribution("Good_Dist", {"good": "good_plugin", "broken": "broken_plugin"},
+                      {"good_plugin": GOOD, "broken_plugin": "raise ImportError('no such library')\n"})
+    assert main(["plugins", "--dist", "good-dist", "--json"]) == 0  # pip's spelling rules: case, - and _ alike
+    listed = json.loads(capsys.readouterr().out)
+    assert [row["key"] for row in listed["components"]] == ["shift:identity-x"]
+    assert sorted((p["name"], p["status"]) for p in listed["plugins"]) == [("broken", "error"), ("good", "loaded")]
+    assert main(["plugins", "--dist", "good_dist", "--kind", "attacker", "--json"]) == 0  # --kind narrows it
+    assert json.loads(capsys.readouterr().out)["components"] == []
+    assert main(["plugins", "--dist", "dreamset", "--json"]) == 0
+    own = json.loads(capsys.readouterr().out)
+    assert {row["distribution"] for row in own["components"]} == {"dreamset"}
+    assert len(own["components"]) == len([s for s in registry.get_registry().specs.values() if s.distribution == "dreamset"])
+    assert main(["plugins", "--dist", "good-dist"]) == 0  # the table, and the broken plugin's line
+    out = capsys.readouterr().out
+    assert "shift:identity-x" in out and "shift:invert" not in out and "error: plugin broken (Good_Dist 1.0)" in out
+    assert main(["plugins", "--dist", "no-such-dist"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'no-such-dist'" in err and "Good_Dist" in err and "dreamset" in err

@@ -167,9 +167,10 @@ def test_evaluate_uses_the_whole_synthetic_npz_and_prints_a_table(tmp_path, caps
     np.savez(tmp_path / "s.npz", image=(digits.images[:300] * 16).clip(0, 255).astype(np.uint8), label=digits.target[:300])
     assert main(["evaluate", "dataset:digits", str(tmp_path / "s.npz"), "--metric", "kid"]) == 0
     out = capsys.readouterr().out
-    assert not out.lstrip().startswith("{") and "kid_mean" in out
-    # all 300 images of the file: no test split on the synthetic side
-    assert any("n_synthetic" in line and line.split("│")[-2].strip() == "300" for line in out.splitlines())
+    assert not out.lstrip().startswith("{") and "KID (lower is better)" in out  # metric:kid's declared headline
+    # all 300 images of the file: no test split on the synthetic side (the table shows the headline; --json all)
+    assert main(["evaluate", "dataset:digits", str(tmp_path / "s.npz"), "--metric", "kid", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kid"]["n_synthetic"] == 300
 
 
 def test_mlflow_tracker_logs_curves_and_final_numbers(tmp_path):

@@ -228,7 +228,8 @@ def test_mlflow_tracker_passes_the_conformance_suite_against_the_fake(fake_mlflo
 
 
 def test_the_wandb_example_passes_the_tracker_checks_against_a_fake_wandb(monkeypatch, tmp_path):
-    """docs/examples/dreamset-wandb (not installed here: wandb is no dependency) on the base class."""
+    """docs/examples/dreamset-wandb (not installed here; its key is tracker:wandb-minimal beside the
+    built-in tracker:wandb) on the base class, against a fake wandb module."""
     from dreamset.conformance.trackers import check_tracker
 
     calls = []
@@ -251,7 +252,7 @@ def test_the_wandb_example_passes_the_tracker_checks_against_a_fake_wandb(monkey
     import dreamset_wandb
 
     tracker = dreamset_wandb.WandbTracker()
-    assert tracker.key == "tracker:wandb" and issubclass(dreamset_wandb.WandbTracker, Tracker)
+    assert tracker.key == "tracker:wandb-minimal" and issubclass(dreamset_wandb.WandbTracker, Tracker)
     check_tracker(tracker, tmp_path)
     assert calls[0][1]["name"] == "conformance" and calls[0][1]["config"]["train.epochs"] == 2
     assert [c[2] for c in calls if c[0] == "log"] == [4, 8]  # the final numbers went to the summary
@@ -286,3 +287,62 @@ def test_register_trackers_takes_tracker_subclasses_only(dreamset_registry):
     errors = " | ".join(e for p in reg.plugins for e in p.errors)
     assert "NotATracker is not a subclass of dreamset.contracts.interfaces.Tracker" in errors
     assert "register_trackers: " in errors
+
+
+def _wandb_records(folder: Path) -> list[dict]:
+    """The records of the offline run under ``folder``, read back with wandb's own reader of the
+    transaction log (``wandb leet inspect --json``: one JSON record per line)."""
+    import subprocess
+
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    command = [str(wandb_cli)] if wandb_cli.exists() else [sys.executable, "-m", "wandb"]
+    out = subprocess.run([*command, "leet", "inspect", "--json", str(folder)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_wandb_tracker_offline_run_holds_config_curves_summary_and_report_artifact(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    for name in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / "wandb-home" / name.lower()))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    recipe = tiny_recipe(["wandb"])
+    recipe["arms"]["real+aug"] = {"real": True}
+    report = dreamset.run(recipe, out=tmp_path / "run")
+    runs = list((tmp_path / "run" / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    records = _wandb_records(runs[0])
+    kinds = [r["type"] for r in records]
+    assert kinds.count("run") == 1 and kinds[-1] == "exit" and records[-1]["exit"].get("exit_code", 0) == 0
+
+    config = next(r for r in records if r["type"] == "run")["run"]["config"]["update"]
+    assert config["train.epochs"] == 2 and config["name"] == "tiny-tracked" and config["seeds"] == [0]
+
+    # the curves: one history row per epoch of every arm and seed, on that arm's own x-axis
+    history = [r["history"]["item"] for r in records if r["type"] == "history"]
+    for arm in ("real", "real+aug"):
+        for seed in (0,):
+            prefix = f"{arm}/seed{seed}"
+            rows = [h for h in history if f"{prefix}/loss" in h]
+            curve = report.curves(arm, seed)
+            assert len(rows) == len(curve) == 2
+            assert [h[f"{prefix}/optimizer_step"] for h in rows] == [p["step"] for p in curve]
+            assert [h[f"{prefix}/loss"] for h in rows] == pytest.approx([p["loss"] for p in curve])
+    axes = {r["metric"].get("glob_name"): r["metric"].get("step_metric") for r in records if r["type"] == "metric"}
+    assert axes["real+aug/seed0/*"] == "real+aug/seed0/optimizer_step"
+
+    # the final numbers and the paired comparisons in the summary
+    summary: dict = {}
+    for r in records:
+        if r["type"] == "summary":
+            summary.update(r["summary"].get("update") or {})
+    assert summary["final/real/clean_accuracy"] == pytest.approx(report.arms["real"]["clean_accuracy"])
+    difference = report.comparisons["real+aug"]["clean_accuracy"]
+    assert summary["comparisons/real+aug - real/clean_accuracy/mean"] == pytest.approx(difference["mean"])
+    assert summary["comparisons/real+aug - real/clean_accuracy/verdict"] == difference["verdict"]
+
+    # report.html and report.json (and recipe.json) as one artifact
+    artifact = next(r["artifact"] for r in records if r["type"] == "artifact")
+    assert artifact["type"] == "dreamset-report"
+    assert {entry["path"] for entry in artifact["manifest"]["contents"]} == {"recipe.json", "report.json", "report.html"}

@@ -20,11 +20,10 @@ import contextlib
 import torch
 from torch import nn
 
+from dreamset.contracts.checks import L2_TOLERANCE, LINF_TOLERANCE, attack_output_problem  # noqa: F401 (re-exported)
 from dreamset.contracts.nn import Classifier, restore_training_modes, training_modes
 
-#: slack for float round-off in the threat-model and loss checks
-LINF_TOLERANCE = 1e-6
-L2_TOLERANCE = 1e-5
+#: slack for float round-off in the loss check (the threat model's: dreamset.contracts.checks)
 LOSS_TOLERANCE = 1e-3
 
 
@@ -86,22 +85,9 @@ def _run(attacker, model, x, y, what: str):
     new_grads = [p.grad for p in model.parameters()]
     assert all((a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
                for a, b in zip(grads, new_grads)), f"{key}: left gradients in the model's parameters ({what})"
-    assert isinstance(x_adv, torch.Tensor), f"{key}: attack must return a tensor"
-    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype and x_adv.device == x.device, (
-        f"{key}: returned {x_adv.dtype} {tuple(x_adv.shape)} on {x_adv.device} for {x.dtype} {tuple(x.shape)} ({what})")
-    if x.numel():
-        assert bool(torch.isfinite(x_adv).all()), f"{key}: non-finite values ({what})"
-        assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0, f"{key}: values outside [0,1] ({what})"
-        eps = attacker.eps
-        if eps is not None:
-            delta = (x_adv - x).flatten(1)
-            norm = getattr(attacker.options, "norm", "linf")
-            if norm == "l2":
-                size = float(delta.norm(dim=1).max())
-                assert size <= eps + L2_TOLERANCE, f"{key}: L2 perturbation {size:.6g} > eps {eps:.6g} ({what})"
-            else:
-                size = float(delta.abs().max())
-                assert size <= eps + LINF_TOLERANCE, f"{key}: L-inf perturbation {size:.6g} > eps {eps:.6g} ({what})"
+    # the same check a run makes on every attacked batch (dreamset.orchestration.guards)
+    problem = attack_output_problem(x, x_adv, attacker.eps, getattr(attacker.options, "norm", "linf"))
+    assert problem is None, f"{key}: {problem} ({what})"
     return x_adv
 
 

@@ -1,7 +1,8 @@
 """Conformance checks for ``metric:*`` components, and :func:`tiny_run_context`, a run context over
 tiny data that metric tests can share (each metric gets the typed inputs of its scope from it).
 
-A metric's ``compute(inputs)`` must return a JSON-serialisable dict, be deterministic for fixed
+A metric's ``compute(inputs)`` must return a non-empty dict of strict JSON (a ``None`` value named in
+``reasons``: :func:`dreamset.contracts.checks.metric_result_problem`), be deterministic for fixed
 inputs (same numbers twice), and leave the models in the train/eval state it found them.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from dreamset.contracts.checks import metric_result_problem
 from dreamset.contracts.data import TensorImageSet
 from dreamset.contracts.nn import training_modes
 
@@ -89,8 +91,8 @@ def check_metric(metric, context=None) -> None:
     first = metric.compute(inputs)
     torch.manual_seed(0)
     second = metric.compute(inputs)
-    assert isinstance(first, dict) and first, "compute() must return a non-empty dict"
-    json.dumps(first, allow_nan=False)  # plain JSON: no tensors, numpy scalars, NaN or infinity
+    problem = metric_result_problem(first)  # the check a run makes (dreamset.orchestration.guards)
+    assert problem is None, problem  # plain JSON: no tensors, numpy scalars, NaN, infinity, or None without a reason
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True), "not deterministic"
     for arm, model in context.models.items():
         assert training_modes(model) == before[arm], f"compute() changed the train/eval state of {arm!r}"
@@ -99,11 +101,14 @@ def check_metric(metric, context=None) -> None:
 
 def check_headline(cls, result: dict) -> None:
     """Every value ``cls.headline`` declares (:mod:`dreamset.contracts.headline`) is in ``result`` —
-    in each ``result["arms"][arm]`` for a ``per_arm`` value — with its ``spread`` and ``interval``
-    keys, so that no reader shows a metric without the number it promised."""
+    in at least one ``result["arms"][arm]`` for a ``per_arm`` value — with its ``spread`` and
+    ``interval`` keys, so that no reader shows a metric without the number it promised."""
     for h in getattr(cls, "headline", ()):
         places = list((result.get("arms") or {}).values()) if h.per_arm else [result]
         assert places, f"headline {h.key!r} is per arm, but the result has no 'arms'"
+        if h.per_arm:  # a per-arm value may apply to some arms only (e.g. the arms with synthetic data)
+            places = [place for place in places if h.key in place]
+            assert places, f"headline {h.key!r}: no arm of the result has it"
         for place in places:
             for key in (h.key, h.spread, h.interval):
                 assert key is None or key in place, f"headline {h.key!r}: the result has no {key!r}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from dreamset.conformance.attackers import single_thread, tiny_attack_problem
+from dreamset.contracts.checks import loss_problem
 from dreamset.contracts.interfaces import Attacker
 from dreamset.contracts.nn import training_modes
 
@@ -67,10 +68,8 @@ def _check(objective, model, x, y) -> None:
     mask[:, :, : x.shape[2] // 2] = 1
     model.zero_grad(set_to_none=True)
     loss = _loss(objective, model, x, y, attacker, mask=mask)
-    assert isinstance(loss, torch.Tensor) and loss.ndim == 0 and loss.is_floating_point(), (
-        f"{key}: loss must be a 0-dim floating-point tensor, got {type(loss).__name__} "
-        f"{getattr(loss, 'shape', '')}")
-    assert bool(torch.isfinite(loss)), f"{key}: non-finite loss {float(loss)}"
+    problem = loss_problem(loss)  # the check a run makes on every training step (dreamset.orchestration.guards)
+    assert problem is None, f"{key}: {problem}"
     assert torch.equal(x, x_before), f"{key}: modified its input batch in place"
     assert training_modes(model) == modes, f"{key}: changed the model's train/eval flags"
     loss.backward()

@@ -5,7 +5,8 @@ A component never sees the run's state as a whole. It receives:
 * :class:`Services` — the run's tools, none of them run state: the ``device``, the component
   ``registry`` (to create the components it declared, see ``ComponentRef`` options), the ``run_dir``
   where it may cache and draw figures, the run's ``reference`` classifier
-  (:class:`~dreamset.orchestration.reference.ReferenceClassifier`), rich ``progress`` bars and ``fresh``
+  (:class:`~dreamset.orchestration.reference.ReferenceClassifier`), ``progress`` (rich bars in a terminal,
+  plain lines in a log) and ``fresh``
   (``dreamset run --fresh``);
 * :class:`RealData` — the real splits, their shifted copies and the run's evaluation subset;
 * :class:`DistributionInputs` — what a distribution metric (``Metric.scope = "source"`` or
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from dreamset.contracts.progress import progress_bar
+from dreamset.contracts.progress import DEFAULT_EVERY, progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -53,12 +54,22 @@ class Services:
     #: ``bars(description, total)``, a context manager yielding ``advance``, drawn instead of the
     #: console's bars (a caller's own progress display)
     bars: Any = None
+    #: seconds between plain progress lines when the console is not a terminal (``--progress-every``;
+    #: 0: none); not part of any result or digest
+    progress_every: float = DEFAULT_EVERY
 
     @contextlib.contextmanager
-    def progress(self, description: str, total: int | None) -> Iterator[Any]:
-        """A rich progress bar; yields ``advance(n=1)`` (silent without a console)."""
-        with (self.bars(description, total) if self.bars is not None
-              else progress_bar(self.console, description, total)) as advance:
+    def progress(self, description: str, total: int | None, unit: str = "items", done: int = 0) -> Iterator[Any]:
+        """Progress of a loop of ``total`` ``unit`` (``done`` of them already done, by a resumed run):
+        a rich bar in a terminal, plain log lines otherwise (:mod:`dreamset.contracts.progress`);
+        yields ``advance(n=1)`` (silent without a console)."""
+        if self.bars is not None:
+            with self.bars(description, total) as advance:
+                if done:
+                    advance(done)
+                yield advance
+            return
+        with progress_bar(self.console, description, total, unit=unit, done=done, every=self.progress_every) as advance:
             yield advance
 
 
@@ -94,7 +105,8 @@ class DistributionInputs:
 class ArmInputs:
     """An arm metric's inputs: the classifiers of the last seed (arm -> model), every seed's results
     (seed -> arm -> ``clean_accuracy``, ``robust_accuracy``, ``shifted`` ...), the arms as the
-    recipe declares them (arm -> its ``arms.<name>`` block) and the ``train`` settings."""
+    recipe declares them (arm -> its ``arms.<name>`` block), the ``train`` settings and the synthetic
+    images each arm kept in the last seed."""
 
     real: RealData
     models: Mapping[str, "torch.nn.Module"]
@@ -103,6 +115,9 @@ class ArmInputs:
     arms: Mapping[str, Any] = field(default_factory=dict)
     train: Any = None
     services: Services = field(default_factory=Services)
+    #: arm -> the synthetic images it trained on in the last seed (its sampler's choice); arms without
+    #: synthetic data are absent
+    synthetic: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: ``Metric.scope`` values: the pipeline runs a ``source`` metric once per named synthetic source,

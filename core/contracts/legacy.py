@@ -80,9 +80,12 @@ def inputs_from_context(context, scope: str | None) -> Any:
     services = services_of(context)
     if scope == "arms":
         recipe = getattr(context, "recipe", None)
+        synthetic = getattr(context, "synthetic", None)
+        kept = ({name: synthetic for name, arm in recipe.arms.items() if arm.synthetic is not False}
+                if recipe is not None and synthetic is not None else {})  # a 0.1 context: one synthetic set for every arm
         return ArmInputs(real, getattr(context, "models", None) or {}, getattr(context, "arm_results", None) or {},
                          getattr(context, "seed", 0), recipe.arms if recipe is not None else {},
-                         recipe.train if recipe is not None else None, services)
+                         recipe.train if recipe is not None else None, services, kept)
     return DistributionInputs(real, getattr(context, "synthetic", None), getattr(context, "source_name", None), services)
 
 

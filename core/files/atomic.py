@@ -2,10 +2,39 @@
 folder. A reader sees the old content or the new one, never half of either."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
 from pathlib import Path
+
+#: the errors of a write to a full disk (or a full quota)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def size_text(n: float) -> str:
+    """``"1.2 MB"`` / ``"3.4 GB"``: a byte count as the disk messages show it."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def free_space(path: Path) -> str:
+    """``"1.2 MB free under /the/nearest/existing/folder"`` for the disk holding ``path``."""
+    import shutil
+
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return f"{size_text(shutil.disk_usage(probe).free)} free under {probe}"
+    except OSError:
+        return f"free space unknown under {probe}"
+
+
+def disk_full_message(path: Path, what: str = "") -> str:
+    """``"<path>: no space left on device<what> (N MB free under <folder>); free space and re-run
+    the same command to resume"``: the one line of every write that filled the disk."""
+    return (f"{path}: no space left on device{what} ({free_space(Path(path).parent)}); "
+            f"free space and re-run the same command to resume")
 
 
 def fsync_dir(path: Path) -> None:
@@ -51,9 +80,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with _suppress():
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            from dreamset.contracts.errors import DiskFullError
+
+            raise DiskFullError(disk_full_message(path)) from None
         raise
     fsync_dir(path.parent)
 

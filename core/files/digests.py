@@ -46,6 +46,53 @@ def source_fingerprint(source) -> dict[str, Any] | None:
             "sha256": digest.hexdigest()}
 
 
+def images_sha256(images, labels) -> str:
+    """sha256 of every image (as uint8) and every label (int64): a full digest of a data set, not a
+    probe (what a generator was fitted on; a change of one pixel changes it)."""
+    import torch
+
+    from dreamset.contracts.data import to_uint8_images
+
+    digest = hashlib.sha256()
+    digest.update(to_uint8_images(images).contiguous().numpy().tobytes())
+    digest.update(labels.to(torch.int64).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def source_sha256(source, batch_size: int = 4096) -> str:
+    """:func:`images_sha256` of every image and label of an :class:`~dreamset.contracts.interfaces.ImageSource`,
+    read batch by batch (never the whole set as floats at once)."""
+    import torch
+
+    from dreamset.contracts.data import to_uint8_images
+
+    digest, labels = hashlib.sha256(), []
+    for start in range(0, len(source), batch_size):
+        images, batch_labels = source.get(range(start, min(start + batch_size, len(source))))
+        digest.update(to_uint8_images(images).contiguous().numpy().tobytes())
+        labels.append(batch_labels.to(torch.int64))
+    if labels:
+        digest.update(torch.cat(labels).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def folder_sha256(folder: Path) -> str | None:
+    """sha256 over the relative name and the content of every file under ``folder`` (hidden
+    temporary files left out); ``None`` when there is no such folder or it holds no file."""
+    from dreamset.files.verify import file_sha256
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def _component(component) -> Any:
     if component is None:
         return None
@@ -110,14 +157,15 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out
 
 
-def move_aside(run_dir: Path, path: Path) -> Path:
-    """Move ``path`` (inside ``run_dir``) to ``run_dir/stale/<UTC time>/<its relative path>``."""
+def move_aside(run_dir: Path, path: Path, stamp: str | None = None) -> Path:
+    """Move ``path`` (inside ``run_dir``) to ``run_dir/stale/<stamp>/<its relative path>`` (``stamp``
+    default: the UTC time; give one to keep several moves together)."""
     run_dir, path = Path(run_dir), Path(path)
     try:
         relative = path.resolve().relative_to(run_dir.resolve())
     except ValueError:
         relative = Path(path.name)
-    target = run_dir / "stale" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) / relative
+    target = run_dir / "stale" / (stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())) / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(path), str(target))
     return target

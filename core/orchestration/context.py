@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 
 from dreamset.contracts.interfaces import ImageSource, Selection
-from dreamset.contracts.progress import progress, progress_bar  # noqa: F401  (progress re-exported: it lived here)
+from dreamset.contracts.progress import DEFAULT_EVERY, progress, progress_bar  # noqa: F401  (progress re-exported: it lived here)
 from dreamset.orchestration.recipe import Recipe
 from dreamset.orchestration.reference import ReferenceClassifier
 
@@ -80,6 +80,8 @@ class RunContext:
     fresh: bool = False
     #: the run's reference classifier (a service; made for this run when not given)
     reference: ReferenceClassifier | None = None
+    #: seconds between plain progress lines off a terminal (``--progress-every``; 0: none)
+    progress_every: float = DEFAULT_EVERY
 
     def __post_init__(self) -> None:
         if self.reference is None:
@@ -87,9 +89,9 @@ class RunContext:
 
     # -- progress -----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def progress(self, description: str, total: int | None) -> Iterator[Any]:
-        """A rich progress bar; yields ``advance(n=1)``."""
-        with progress_bar(self.console, description, total) as advance:
+    def progress(self, description: str, total: int | None, unit: str = "items", done: int = 0) -> Iterator[Any]:
+        """A rich progress bar in a terminal, plain lines otherwise; yields ``advance(n=1)``."""
+        with progress_bar(self.console, description, total, unit=unit, done=done, every=self.progress_every) as advance:
             yield advance
 
     # -- shorthands for the reference-classifier service ------------------------------------------

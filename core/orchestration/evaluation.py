@@ -16,7 +16,7 @@ Accuracies are fractions in [0,1]. Inputs are ``float32 N×C×H×W`` images in [
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -63,16 +63,18 @@ def stratified_subset(labels, n: int | None, seed: int = 0, field: str = "evalua
 
 
 def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | str = "cpu", batch_size: int = 256,
-            attacker: Attacker | None = None, local: bool = False) -> torch.Tensor:
+            attacker: Attacker | None = None, local: bool = False, advance: Callable[[int], Any] | None = None) -> torch.Tensor:
     """``bool N``: whether ``model`` classifies each image of ``source`` correctly (under
     ``attacker`` when given). The model's train/eval mode is restored. ``local``: computed by this
     process alone, without the other ranks (see below), for work that only one rank does.
+    ``advance(n)``: called with the number of images of each chunk done (progress).
 
     Chunks of ``batch_size`` images are attacked each on a fork of torch's random state seeded by
     one draw from it plus the chunk's number, so random starts do not depend on how chunks are
     shared out: under torchrun chunk ``c`` runs on rank ``c mod W`` and the flags are all-reduced
     (:func:`dreamset.orchestration.distributed.split_rows`), with the same result as one process."""
     from dreamset.orchestration.distributed import broadcast_int, split_rows
+    from dreamset.orchestration.guards import checked_attack
     from dreamset.orchestration.seeding import forked_rng
 
     device = torch.device(device)
@@ -84,9 +86,12 @@ def correct(model: torch.nn.Module, source: ImageSource, device: torch.device | 
         x, y = x.to(device), y.to(device)
         if attacker is not None:
             with forked_rng(device, base + chunk):
-                x = attacker.attack(model, x, y)
+                x = checked_attack(attacker, model, x, y)  # its output checked on every batch
         with torch.no_grad():
-            return model(x).argmax(dim=1) == y
+            flags = model(x).argmax(dim=1) == y
+        if advance is not None:
+            advance(hi - lo)
+        return flags
 
     was_training = model.training
     model.eval()
@@ -102,9 +107,9 @@ def _mean(flags: torch.Tensor) -> float:
 
 
 def accuracy(model: torch.nn.Module, source: ImageSource, device: torch.device | str = "cpu", batch_size: int = 256,
-             attacker: Attacker | None = None) -> float:
+             attacker: Attacker | None = None, advance: Callable[[int], Any] | None = None) -> float:
     """Top-1 accuracy of ``model`` on ``source``, optionally under attack (``nan`` when empty)."""
-    return _mean(correct(model, source, device, batch_size, attacker))
+    return _mean(correct(model, source, device, batch_size, attacker, advance=advance))
 
 
 def attacker_labels(attackers: Sequence[Attacker]) -> list[str]:
@@ -114,11 +119,12 @@ def attacker_labels(attackers: Sequence[Attacker]) -> list[str]:
 
 
 def worst_case_correct(model: torch.nn.Module, source: ImageSource, attackers: Sequence[Attacker],
-                       device: torch.device | str = "cpu", batch_size: int = 256) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+                       device: torch.device | str = "cpu", batch_size: int = 256,
+                       advance: Callable[[int], Any] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     """``(clean, by_attacker, worst)`` boolean masks over ``source``: clean correctness, per attacker
     ``clean & correct under that attack``, and the per-sample worst case ``clean & every attack``."""
-    clean = correct(model, source, device, batch_size)
-    by_attacker = {label: clean & correct(model, source, device, batch_size, attacker)
+    clean = correct(model, source, device, batch_size, advance=advance)
+    by_attacker = {label: clean & correct(model, source, device, batch_size, attacker, advance=advance)
                    for label, attacker in zip(attacker_labels(attackers), attackers)}
     worst = clean.clone()
     for flags in by_attacker.values():
@@ -126,8 +132,24 @@ def worst_case_correct(model: torch.nn.Module, source: ImageSource, attackers: S
     return clean, by_attacker, worst
 
 
+def evaluation_passes(attackers: Sequence[Attacker], real, settings, generated=None) -> int:
+    """The images :func:`evaluate_classifier` passes through the model with these inputs (an image
+    attacked by two attackers and checked clean counts three times): the total its ``advance`` reaches."""
+    rows = real.evaluation_subset
+    subset = len(real.test) if rows is None else len(rows)
+    passes = 1 + len(attackers) if attackers else 0
+    total = len(real.test) + passes * subset
+    for source in real.shifted.values():
+        total += len(source) + passes * (len(source) if rows is None else len(rows))
+    generated = generated or {}
+    total += sum(len(source) for source in generated.values())
+    if attackers:
+        total += passes * sum(len(generated[s.name]) for s in settings.sets if s.robust and s.name in generated)
+    return total
+
+
 def evaluate_classifier(model: torch.nn.Module, attackers: list[Attacker], real, settings, device,
-                        generated=None) -> dict[str, Any]:
+                        generated=None, advance: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """One arm's evaluation on ``real`` (:class:`dreamset.contracts.inputs.RealData`) with the ``evaluate``
     ``settings``: ``clean_accuracy`` (the whole test set), ``clean_accuracy_subset``,
     ``robust_accuracy`` (worst case over ``attackers``) and ``robust_accuracy_by_attacker`` on the
@@ -135,28 +157,29 @@ def evaluate_classifier(model: torch.nn.Module, attackers: list[Attacker], real,
     ``n_evaluated`` (its size), ``shifted`` (clean accuracy per shifted set), ``shifted_robust``
     (worst case per shifted set, same subset rows), and for ``generated`` evaluation sets (name ->
     images) ``generated`` (clean accuracy per set) and ``generated_robust`` (worst case, sets with
-    ``robust: true``)."""
+    ``robust: true``). ``advance(n)``: progress, in images through the model
+    (:func:`evaluation_passes` in all)."""
     bs = settings.batch_size
     rows = real.evaluation_subset
 
     def subset(source):
         return source if rows is None else source.subset(rows)
 
-    result: dict[str, Any] = {"clean_accuracy": accuracy(model, real.test, device, bs)}
+    result: dict[str, Any] = {"clean_accuracy": accuracy(model, real.test, device, bs, advance=advance)}
     if attackers:
-        clean, by_attacker, worst = worst_case_correct(model, subset(real.test), attackers, device, bs)
+        clean, by_attacker, worst = worst_case_correct(model, subset(real.test), attackers, device, bs, advance)
         result.update({"clean_accuracy_subset": _mean(clean), "robust_accuracy": _mean(worst),
                        "robust_accuracy_by_attacker": {k: _mean(v) for k, v in by_attacker.items()},
                        "n_evaluated": int(len(worst))})
-    result["shifted"] = {label: accuracy(model, source, device, bs) for label, source in real.shifted.items()}
+    result["shifted"] = {label: accuracy(model, source, device, bs, advance=advance) for label, source in real.shifted.items()}
     if attackers:
-        result["shifted_robust"] = {label: _mean(worst_case_correct(model, subset(source), attackers, device, bs)[2])
+        result["shifted_robust"] = {label: _mean(worst_case_correct(model, subset(source), attackers, device, bs, advance)[2])
                                     for label, source in real.shifted.items()}
     generated = generated or {}
     if generated:  # generated evaluation sets (dreamset.orchestration.generated_sets): every image, like a shifted set
-        result["generated"] = {name: accuracy(model, source, device, bs) for name, source in generated.items()}
+        result["generated"] = {name: accuracy(model, source, device, bs, advance=advance) for name, source in generated.items()}
         robust = [s.name for s in settings.sets if s.robust and s.name in generated]
         if attackers and robust:
-            result["generated_robust"] = {name: _mean(worst_case_correct(model, generated[name], attackers, device, bs)[2])
+            result["generated_robust"] = {name: _mean(worst_case_correct(model, generated[name], attackers, device, bs, advance)[2])
                                           for name in robust}
     return result

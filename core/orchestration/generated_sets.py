@@ -78,7 +78,7 @@ def build_generated_sets(run, real) -> tuple[dict[str, Any], dict[str, dict[str,
     import torch
 
     from dreamset.contracts.legacy import call_fit
-    from dreamset.store.generation import generate_to_store
+    from dreamset.store.generation import check_store_origin, generate_to_store, store_manifest, store_origin
 
     recipe = run.recipe
     sources, provenance = {}, {}
@@ -88,15 +88,21 @@ def build_generated_sets(run, real) -> tuple[dict[str, Any], dict[str, dict[str,
         ref = recipe.generate.generator if own else spec.generator
         path = "generate.generator" if own else f"evaluate.sets.{i}.generator"
         generator = run.registry.create(ref.key, kind="generator", field_path=f"{path}.options", **ref.options)
-        torch.manual_seed(recipe.generate.seed if own else spec.seed)
-        call_fit(generator, real, run.run_dir / "generator" if own else folder / "generator", run.services)
+        generator_dir = run.run_dir / "generator" if own else folder / "generator"
         shape = tuple(generator.image_shape(real))
         if shape != tuple(real.image_shape):
             raise BadInputError(f"evaluate.sets.{i}: {generator.key} makes {shape} images but the test set's are "
                                 f"{tuple(real.image_shape)}; a generated test set needs the test set's shape")
-        store = generate_to_store(generator, folder / "store", count=spec.count, batch_size=spec.batch_size,
-                                  shard_size=min(spec.count, 4096), labels=spec.labels, seed=spec.seed,
-                                  class_names=real.class_names, image_shape=shape, context=run.services)
+        plan = dict(count=spec.count, shard_size=min(spec.count, 4096), labels=spec.labels, seed=spec.seed,
+                    class_names=real.class_names, image_shape=shape)
+        # like the training store: made by other settings, data or checkpoint -> refused, or moved aside
+        # with --fresh (its own generator with it; the recipe's generator is the generate stage's)
+        check_store_origin(folder / "store", store_manifest(generator, **plan, made_by=store_origin(real, generator_dir)),
+                           run_dir=run.run_dir, fresh=run.fresh, generator_dir=None if own else generator_dir)
+        torch.manual_seed(recipe.generate.seed if own else spec.seed)
+        call_fit(generator, real, generator_dir, run.services)
+        store = generate_to_store(generator, folder / "store", **plan, batch_size=spec.batch_size, context=run.services,
+                                  made_by=store_origin(real, generator_dir))
         sources[spec.name] = store
         counts = np.bincount(store.labels.numpy(), minlength=real.num_classes)
         first, last = seed_range(spec.seed, spec.count)

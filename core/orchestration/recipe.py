@@ -15,6 +15,7 @@ A recipe names one component per stage by registry key and gives its options::
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -22,8 +23,9 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.errors import BadInputError, shorten
 from dreamset.contracts.options import format_validation_error
+from dreamset.files.verify import int_digits_limit, load_yaml
 from dreamset.orchestration.closed_loop import ClosedLoop
 from dreamset.registry.catalogue import DEFAULT_RECIPE, RECIPE_SUFFIXES, recipe_names, recipe_path
 
@@ -216,6 +218,13 @@ class ReferenceStage(_Model):
     lr: float = Field(default=0.05, gt=0, le=100)
 
 
+class DataEfficiency(_Model):
+    #: the arm that trains on the whole generated pool (no sampler)
+    full: str
+    #: the sampler every other is compared with at the same fraction
+    reference_sampler: str = "sampler:uniform"
+
+
 class EvaluateStage(_Model):
     #: robust accuracy is the per-sample worst case over all of these (a sample counts only if it is
     #: classified correctly clean and under every attack); each one's own number stays beside it
@@ -236,6 +245,14 @@ class EvaluateStage(_Model):
     pairs: list[tuple[str, str]] = Field(default_factory=list)
     #: generated evaluation sets, reported per arm beside the shifted sets (``generated``)
     sets: list[GeneratedSetSpec] = Field(default_factory=list)
+    #: equivalence margin (accuracy fraction, e.g. 0.01 = 1 point): every paired difference also gets
+    #: an ``equivalence`` verdict — "equivalent" only when its whole 95% interval lies inside
+    #: [−margin, +margin] (two one-sided tests); null = no equivalence verdicts
+    equivalence_margin: float | None = Field(default=None, gt=0, le=1)
+    #: a data-efficiency sweep (arms that keep a ``fraction`` of one pool with different samplers):
+    #: the arm trained on the whole pool (``full``), against which every fraction is tested for
+    #: equivalence (report.json ``data_efficiency``, :mod:`dreamset.report.data_efficiency`)
+    data_efficiency: DataEfficiency | None = None
 
 
 class ReportStage(_Model):
@@ -307,6 +324,12 @@ class Recipe(_Model):
         baseline = self.evaluate.baseline_arm
         if baseline is not None and baseline not in self.arms:
             raise ValueError(f"evaluate.baseline_arm: {baseline!r} is not an arm of this recipe ({', '.join(self.arms)})")
+        efficiency = self.evaluate.data_efficiency
+        if efficiency is not None:
+            if efficiency.full not in self.arms:
+                raise ValueError(f"evaluate.data_efficiency.full: {efficiency.full!r} is not an arm of this recipe ({', '.join(self.arms)})")
+            if self.arms[efficiency.full].sampler is not None:
+                raise ValueError(f"evaluate.data_efficiency.full: {efficiency.full!r} uses a sampler; the full pool arm keeps every image")
         for i, pair in enumerate(self.evaluate.pairs):
             unknown = [name for name in pair if name not in self.arms]
             if unknown:
@@ -406,10 +429,15 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
         else:
-            data = yaml.safe_load(text)
+            data = load_yaml(text, str(path))  # bounded: aliases and integer sizes checked before building
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         first = " ".join(str(exc).split())
         raise BadInputError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {first}") from None
+    except ValueError as exc:  # tomllib: an integer longer than Python converts
+        digits = re.search(r"value has (\d+) digits", str(exc))
+        if digits is None:
+            raise
+        raise BadInputError(f"{path}: an integer of {int(digits.group(1)):,} digits (at most {int_digits_limit():,})") from None
     except RecursionError:
         raise BadInputError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
     check_depth(data, str(path))
@@ -425,8 +453,11 @@ def find_recipe(name_or_path: str | None) -> Path:
     if shipped is not None:
         return shipped
     path = Path(name_or_path)
-    if path.is_file():
-        return path
+    try:
+        if path.is_file():
+            return path
+    except (OSError, ValueError) as exc:  # a name too long for a file, a NUL byte
+        raise BadInputError(f"{shorten(name_or_path, 200)}: not a recipe file ({getattr(exc, 'strerror', None) or exc})") from None
     if path.suffix in RECIPE_SUFFIXES or "/" in name_or_path or "\\" in name_or_path:
         raise BadInputError(f"{name_or_path}: recipe file not found")
     raise BadInputError(
@@ -446,7 +477,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if len(parts) > MAX_DEPTH:
         raise BadInputError(f"--set {key[:80]!r}: nested deeper than {MAX_DEPTH} levels")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw, f"--set {key[:80]}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     except RecursionError:

@@ -7,8 +7,10 @@ itself installs no handler: a notebook or an application decides where ``dreamse
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 log = logging.getLogger("dreamset")
 
@@ -51,6 +53,34 @@ class _ConsoleLines(logging.Handler):
             stream.flush()
         except Exception:  # noqa: BLE001 - logging must never break the run
             self.handleError(record)
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path) -> Iterator[None]:
+    """Inside the block, the ``dreamset`` logger's lines are appended to ``run_dir/run.log`` too
+    (plain ``YYYY-MM-DD HH:MM:SS LEVEL message`` lines, progress lines included; what
+    ``dreamset status`` shows the last of). The logger's level is left as it is."""
+    from dreamset.orchestration.runfolder import RUN_LOG
+
+    handler = logging.FileHandler(Path(run_dir) / RUN_LOG, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def seed_estimate(seconds: float, seeds_left: int, metrics: int) -> str:
+    """The log line after the first seed: how long it took and what is left at that pace."""
+    from dreamset.contracts.progress import duration
+
+    rest = f", then {metrics} metrics and the report" if metrics else ", then the report"
+    if not seeds_left:
+        return f"run: the seed took {duration(seconds)}; left: no more seeds{rest}"
+    return (f"run: the first seed took {duration(seconds)}; about {duration(seeds_left * seconds)} left for "
+            f"{seeds_left} more seed{'s' if seeds_left > 1 else ''}{rest}")
 
 
 def metric_summary(result: Any, limit: int = 4) -> str:

@@ -23,6 +23,7 @@ and report ``metrics.<metric>.<source>``; a recipe with one generate block keeps
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from dreamset.contracts.errors import BadInputError
@@ -93,7 +94,14 @@ def check_sources(recipe: Recipe) -> None:
 
 def store_folders(run_dir, recipe: Recipe, name: str):
     """``(store folder, generator checkpoint folder)`` of source ``name``."""
-    if not named(recipe):
+    return source_folders(run_dir, name, named(recipe))
+
+
+def source_folders(run_dir, name: str, is_named: bool):
+    """``(store folder, generator checkpoint folder)`` of source ``name`` of a recipe whose
+    ``generate`` is (``is_named``) or is not a mapping of named sources."""
+    run_dir = Path(run_dir)
+    if not is_named:
         return run_dir / "synthetic", run_dir / "generator"
     return run_dir / "synthetic" / name, run_dir / "generator" / name
 

@@ -34,9 +34,11 @@ from dreamset.orchestration import distributed
 from dreamset.files.atomic import atomic_write_bytes
 from dreamset.orchestration.context import RunContext
 from dreamset.contracts.data import TensorImageSet, materialize
-from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.checks import metric_result_problem, selection_problem
+from dreamset.contracts.errors import BadInputError, PluginError, PluginFailure
 from dreamset.contracts.inputs import RealData, Services
 from dreamset.contracts.interfaces import ImageSource, Selection
+from dreamset.orchestration.guards import calling, check, record_traceback, where
 from dreamset.orchestration.recipe import ComponentRef, Recipe, arm_folder
 from dreamset.orchestration.runlog import log, metric_summary
 from dreamset.files.verify import check_disk_space
@@ -72,8 +74,8 @@ class Run:
     def fresh(self) -> bool:
         return self.services.fresh
 
-    def progress(self, description: str, total: int | None):
-        return self.services.progress(description, total)
+    def progress(self, description: str, total: int | None, unit: str = "items"):
+        return self.services.progress(description, total, unit=unit)
 
     def create(self, ref: ComponentRef, kind: str, path: str):
         """The component ``ref`` names, its options validated under recipe field ``path``."""
@@ -113,7 +115,8 @@ class Run:
             models=dict(trained.models) if trained is not None else {},
             evaluation_subset=real.evaluation_subset,
             arm_results={s: dict(r.results) for s, r in results.items()},
-            stage_results=lines if lines is not None else {}, fresh=self.fresh, reference=self.services.reference)
+            stage_results=lines if lines is not None else {}, fresh=self.fresh, reference=self.services.reference,
+            progress_every=self.services.progress_every)
 
 
 # -- the outputs ----------------------------------------------------------------------------------
@@ -166,6 +169,8 @@ class TrainedArm:
     model: torch.nn.Module
     record: dict[str, Any]
     augmentation: Any
+    #: the synthetic images the arm trained on (its sampler's choice; None without synthetic data)
+    synthetic: ImageSource | None = None
 
 
 @dataclass(frozen=True)
@@ -216,16 +221,27 @@ class StageRunner:
     def __call__(self, stage, *args, **kwargs):
         name = stage.name
         self.hook.before_stage(stage=name, run_dir=self.run.run_dir, context=self.run.view(self.outputs, self.lines))
-        log.info("%s ...", name)
+        plan = stage.plan(*args, **kwargs) if hasattr(stage, "plan") else ""  # the start line states the planned work
+        log.info("%s ...%s", name, f" {plan}" if plan else "")
         start = time.perf_counter()
-        with distributed.stage(name):
-            output = stage(*args, **kwargs)
+        try:
+            with distributed.stage(name), where(stage=name):
+                output = stage(*args, **kwargs)
+        except PluginError as exc:  # a plugin raised or broke its contract: its traceback to run.log
+            path = record_traceback(self.run.run_dir if distributed.is_main() else None, exc)
+            if hasattr(exc, "log_path"):
+                exc.log_path = path
+            raise
         seconds = time.perf_counter() - start
         self.timings[name] = self.timings.get(name, 0.0) + seconds
         self.outputs.setdefault(name, []).append(output)
         line = stage.summary(output)
         self.lines.setdefault(name, []).append(line)
         log.info("%s done in %.1fs: %s", name, seconds, line)
+        if distributed.is_main():  # for dreamset status
+            from dreamset.orchestration.runfolder import record_stage
+
+            record_stage(self.run.run_dir, name, getattr(output, "seed", None), seconds, line)
         self.hook.after_stage(stage=name, run_dir=self.run.run_dir, seconds=seconds,
                               context=self.run.view(self.outputs, self.lines))
         return output
@@ -241,15 +257,22 @@ class DataStage:
     def __init__(self, run: Run) -> None:
         self.run = run
 
+    def plan(self) -> str:
+        data = self.run.recipe.data
+        shifts = len(data.shifts)
+        return f"load {data.dataset.key}" + (f", then {shifts} shifted cop{'ies' if shifts > 1 else 'y'} of its test split" if shifts else "")
+
     def __call__(self) -> RealData:
         recipe, run = self.run.recipe, self.run
         dataset = run.create(recipe.data.dataset, "dataset", "data.dataset")
-        train, test = dataset.load("train"), dataset.load("test")
+        with calling(dataset, "load"):
+            train, test = dataset.load("train"), dataset.load("test")
         test_x, test_y = materialize(test)
         shifted = {}
         for i, ref in enumerate(recipe.data.shifts):
             shift = run.create(ref, "shift", f"data.shifts.{i}")
-            images = shift.apply(test_x, seed=recipe.seeds[0] + i)
+            with calling(shift, "apply"):
+                images = shift.apply(test_x, seed=recipe.seeds[0] + i)
             shifted[shift.label] = TensorImageSet(images, test_y, test.class_names, name=shift.label)
         return RealData(train, test, shifted, self._evaluation_subset(test))
 
@@ -296,9 +319,23 @@ class GenerateStage:
         return SyntheticSets({name: self._source(real, block, *store_folders(self.run.run_dir, recipe, name), path)
                               for name, (path, block) in recipe.generate_stages().items()})
 
+    def plan(self, real: RealData) -> str:
+        """``fit generator:ddpm (6,000 steps), then sample 5,000 images in 10 shards`` per source."""
+        parts = []
+        for name, (path, gen) in self.run.recipe.generate_stages().items():
+            if gen.source is not None:
+                work = f"import or open {gen.source}"
+            else:
+                steps = getattr(self.run.create(gen.generator, "generator", f"{path}.generator").options, "train_steps", None)
+                shards = -(-gen.count // gen.shard_size)
+                work = (f"fit {gen.generator.key}" + (f" ({steps:,} steps)" if isinstance(steps, int) else "")
+                        + f", then sample {gen.count:,} images in {shards:,} shard{'s' if shards > 1 else ''}")
+            parts.append(work if len(self.run.recipe.generate_stages()) == 1 else f"{name}: {work}")
+        return "; ".join(parts)
+
     def _source(self, real: RealData, gen, store_dir: Path, generator_dir: Path, path: str) -> ImageSource:
         from dreamset.orchestration.closed_loop import first_segment
-        from dreamset.store.generation import generate_to_store
+        from dreamset.store.generation import check_store_origin, generate_to_store, store_manifest, store_origin
         from dreamset.store.reader import SyntheticStore
         from dreamset.files.verify import require_complete
 
@@ -307,28 +344,36 @@ class GenerateStage:
             require_complete(store, f"{path}.source", gen.allow_partial)
             return store
         generator = self.run.create(gen.generator, "generator", f"{path}.generator")
+        rounds = {} if gen.closed_loop is None else first_segment(gen, len(real.train.class_names))
+        plan = dict(count=rounds.get("count", gen.count), plan=rounds.get("plan"), shard_size=gen.shard_size,
+                    labels=gen.labels, seed=gen.seed, class_names=real.train.class_names,
+                    image_shape=generator.image_shape(real.train))
+        # before anything is written: a store made by other settings, data or checkpoint is refused (or
+        # with --fresh moved aside together with its generator), so a refusal overwrites nothing
+        distributed.main_first("checking the store", lambda: check_store_origin(
+            store_dir, store_manifest(generator, **plan, made_by=store_origin(real.train, generator_dir)),
+            run_dir=self.run.run_dir, fresh=self.run.fresh, generator_dir=generator_dir))
         check_disk_space(store_dir, gen.count, generator.image_shape(real.train), field=f"{path}.count")
         torch.manual_seed(gen.seed)
         # rank 0 fits (or reloads) the generator; the other ranks then load its checkpoint
-        distributed.main_first("fitting the generator",
-                               lambda: fit_generator(generator, real.train, generator_dir, self.run.services))
-        rounds = {} if gen.closed_loop is None else first_segment(gen, len(real.train.class_names))
-        generate_to_store(generator, store_dir, count=rounds.get("count", gen.count), plan=rounds.get("plan"),
-                          batch_size=gen.batch_size, shard_size=gen.shard_size, labels=gen.labels, seed=gen.seed,
-                          class_names=real.train.class_names, image_shape=generator.image_shape(real.train),
-                          context=self.run.services)
+        with calling(generator, "fit"):
+            distributed.main_first("fitting the generator",
+                                   lambda: fit_generator(generator, real.train, generator_dir, self.run.services))
+        # the checkpoint as fitted: a generator that retrained in place makes the old store stale too
+        with calling(generator, "generate"):
+            generate_to_store(generator, store_dir, **plan, batch_size=gen.batch_size, context=self.run.services,
+                              made_by=store_origin(real.train, generator_dir))
         store = SyntheticStore.open(store_dir)  # verified: a shard altered since it was written is an error
         require_complete(store, path, gen.allow_partial)
         return store
 
-    @staticmethod
-    def _existing(gen, store_dir: Path, real: RealData, path: str) -> ImageSource:
+    def _existing(self, gen, store_dir: Path, real: RealData, path: str) -> ImageSource:
         from dreamset.store.npz import import_npz
         from dreamset.store.reader import SyntheticStore
 
         source = Path(gen.source)
         if source.suffix == ".npz":
-            import_npz(source, store_dir, class_names=real.train.class_names)  # resumes a cut-short import
+            import_npz(source, store_dir, class_names=real.train.class_names, services=self.run.services)  # resumes a cut-short import
             return SyntheticStore.open(store_dir)
         if not (source / "store.json").exists():
             raise BadInputError(f"{path}.source: {source} is neither a .npz file nor a dreamset store")
@@ -374,6 +419,11 @@ class SelectStage:
 
     def __init__(self, run: Run) -> None:
         self.run = run
+        self.seconds: dict[str, float] = {}
+
+    def plan(self, real: RealData, synthetic: SyntheticSets, seed: int) -> str:
+        arms = [name for name, arm in self.run.recipe.arms.items() if arm.synthetic is not False]
+        return f"seed {seed}: choose synthetic images for {', '.join(arms) or 'no arm'}"
 
     def __call__(self, real: RealData, synthetic: SyntheticSets, seed: int) -> Selections:
         from dreamset.orchestration.provenance import selection_record
@@ -383,19 +433,25 @@ class SelectStage:
             if arm.synthetic is not False:
                 pool = synthetic.for_arm(self.run.recipe, arm)
                 view = functools.partial(self.run.view, {"data": [real], "generate": [synthetic]})
-                by_arm[arm_name] = self._select(real, pool, arm_name, arm, seed, view)
-                records[arm_name] = selection_record(by_arm[arm_name], len(pool))
+                with where(arm=arm_name, seed=seed):
+                    by_arm[arm_name] = self._select(real, pool, arm_name, arm, seed, view)
+                records[arm_name] = {**selection_record(by_arm[arm_name], len(pool)),
+                                     "wall_seconds": self.seconds[arm_name]}  # the sampler's scoring time (machine-dependent)
         return Selections(seed, by_arm, records)
 
     def _select(self, real: RealData, pool: ImageSource, arm_name: str, arm, seed: int,
                 view: Callable[[], RunContext]) -> Selection:
         from dreamset.contracts.legacy import call_select
 
+        started = time.perf_counter()
         if arm.sampler is None:
             selection = Selection(indices=np.arange(len(pool), dtype=np.int64))
         else:
             sampler = self.run.create(arm.sampler, "sampler", f"arms.{arm_name}.sampler")
-            selection = call_select(sampler, pool, real.train, seed, self.run.services, view)
+            with calling(sampler, "select"):
+                selection = call_select(sampler, pool, real.train, seed, self.run.services, view)
+            check(sampler, selection_problem, selection, len(pool))  # before anything is saved
+        self.seconds[arm_name] = time.perf_counter() - started
         folder = self.run.run_dir / "selections"
         folder.mkdir(exist_ok=True)
         buffer = io.BytesIO()
@@ -420,13 +476,22 @@ class TrainStage:
     def __init__(self, run: Run) -> None:
         self.run = run
 
+    def plan(self, real: RealData, synthetic: SyntheticSets, selections: Selections) -> str:
+        train = self.run.recipe.train
+        return (f"seed {selections.seed}: {len(self.run.recipe.arms)} arms ({', '.join(self.run.recipe.arms)}), "
+                f"{train.epochs} epochs, budget {train.budget}")
+
     def __call__(self, real: RealData, synthetic: SyntheticSets, selections: Selections) -> TrainedArms:
         recipe = self.run.recipe
         data = {name: self._arm_data(real, synthetic, selections, name, arm) for name, arm in recipe.arms.items()}
         budgets = arm_budgets(recipe, {name: d["steps_per_epoch"] for name, d in data.items()})
+        log.info("train (seed %d): %s", selections.seed, ", ".join(f"{name} {steps:,} optimizer steps" for name, steps in budgets.items()))
         view = self.run.view({"data": [real], "generate": [synthetic], "select": [selections]})
-        return TrainedArms(selections.seed, {name: self._train(view, real, name, arm, selections.seed, data[name], budgets[name])
-                                             for name, arm in recipe.arms.items()})
+        arms = {}
+        for name, arm in recipe.arms.items():
+            with where(arm=name, seed=selections.seed):
+                arms[name] = self._train(view, real, name, arm, selections.seed, data[name], budgets[name])
+        return TrainedArms(selections.seed, arms)
 
     def _arm_data(self, real: RealData, synthetic: SyntheticSets, selections: Selections, arm_name: str, arm) -> dict[str, Any]:
         """The data and mixer an arm trains on, and how many optimizer steps one mixer epoch takes."""
@@ -455,7 +520,8 @@ class TrainStage:
 
         recipe, run = self.run.recipe, self.run
         model_factory = run.create(recipe.train.model, "model", "train.model")
-        model = build_model(model_factory, real.train.image_shape, real.train.num_classes, seed=seed, purpose="classifier")
+        with calling(model_factory, "build"):
+            model = build_model(model_factory, real.train.image_shape, real.train.num_classes, seed=seed, purpose="classifier")
         attacker = None
         if recipe.train.attacker is not None and not arm.standard:
             attacker = run.create(recipe.train.attacker, "attacker", "train.attacker")
@@ -472,7 +538,7 @@ class TrainStage:
                                     record=record)
         else:
             model = train_classifier(view, model, record=record, arm=arm_name, **vars(plan))
-        return TrainedArm(model, record, augment.describe())
+        return TrainedArm(model, record, augment.describe(), data["synthetic"])
 
     @staticmethod
     def summary(trained: TrainedArms) -> str:
@@ -497,22 +563,31 @@ class EvaluateStage:
     def __init__(self, run: Run) -> None:
         self.run = run
 
+    def plan(self, real: RealData, generated: GeneratedSets, trained: TrainedArms) -> str:
+        from dreamset.orchestration.evaluation import evaluation_passes
+
+        settings, rows = self.run.recipe.evaluate, real.evaluation_subset
+        passes = evaluation_passes(settings.attackers, real, settings, generated.sets)
+        attacks = (f", {len(settings.attackers)} attacks on {len(real.test) if rows is None else len(rows):,} images"
+                   if settings.attackers else "")
+        return f"seed {trained.seed}: {len(trained.arms)} arms × {passes:,} images through the model (clean{attacks})"
+
     def __call__(self, real: RealData, generated: GeneratedSets, trained: TrainedArms) -> ArmResults:
-        from dreamset.orchestration.evaluation import evaluate_classifier
+        from dreamset.orchestration.evaluation import evaluate_classifier, evaluation_passes
         from dreamset.orchestration.seeding import forked_rng
 
         recipe, seed = self.run.recipe, trained.seed
         attackers = [self.run.create(ref, "attacker", f"evaluate.attackers.{i}") for i, ref in enumerate(recipe.evaluate.attackers)]
         results = {}
-        with self.run.progress(f"evaluate (seed {seed})", len(trained.arms)) as advance:
+        total = len(trained.arms) * evaluation_passes(attackers, real, recipe.evaluate, generated.sets)
+        with self.run.progress(f"evaluate (seed {seed})", total, unit="images") as advance:
             for arm_name, arm in trained.arms.items():
                 # attacks draw random starts: each arm's from the same seeded fork, so the result
                 # depends neither on the other arms nor on whether training ran or was reused
-                with forked_rng(self.run.device, seed):
+                with forked_rng(self.run.device, seed), where(arm=arm_name, seed=seed):
                     result = evaluate_classifier(arm.model, attackers, real, recipe.evaluate, self.run.device,
-                                                 generated.sets)
+                                                 generated.sets, advance=advance)
                 results[arm_name] = {**result, "training": arm.record}
-                advance(1)
         return ArmResults(seed, results)
 
     @staticmethod
@@ -531,24 +606,38 @@ class MetricsStage:
 
     def __init__(self, run: Run) -> None:
         self.run = run
+        #: one line per metric that raised (report.json ``warnings``); the run goes on without it
+        self.failures: list[str] = []
+
+    def plan(self, *_: Any) -> str:
+        keys = [ref.key for ref in self.run.recipe.evaluate.metrics]
+        return f"{len(keys)} metrics: {', '.join(keys)}" if keys else "no metrics"
 
     def __call__(self, real: RealData, synthetic: SyntheticSets, trained: TrainedArms | None, results: ArmResultsBySeed,
             view: Callable[[], RunContext]) -> dict[str, Any]:
         recipe = self.run.recipe
         metrics: dict[str, Any] = {}
         torch.manual_seed(recipe.seeds[0])  # likewise independent of what this process ran before
-        with self.run.progress("metrics", len(recipe.evaluate.metrics)) as advance:
+        with self.run.progress("metrics", len(recipe.evaluate.metrics), unit="metrics") as advance:
             for i, ref in enumerate(recipe.evaluate.metrics):
                 metric = self.run.create(ref, "metric", f"evaluate.metrics.{i}")
                 started = time.perf_counter()
                 name = metric_report_name(metric.key)
-                metrics[name] = compute_metric(metric, self.run, real, synthetic, trained, results, view)
+                try:
+                    metrics[name] = compute_metric(metric, self.run, real, synthetic, trained, results, view)
+                except PluginFailure as exc:  # the other metrics are still reported; this one is a warning
+                    exc.log_path = record_traceback(self.run.run_dir if distributed.is_main() else None, exc)
+                    self.failures.append(f"{exc}; {metric.key} left out of metrics")
+                    log.warning("%s", self.failures[-1])
+                    advance(1)
+                    continue
                 log.info("metric %s: %s (%.1fs)", metric.key, metric_summary(metrics[name]), time.perf_counter() - started)
                 advance(1)
         return metrics
 
-    def summary(self, _: dict[str, Any]) -> str:
-        return f"{len(self.run.recipe.evaluate.metrics)} metrics"
+    def summary(self, metrics: dict[str, Any]) -> str:
+        failed = f", {len(self.failures)} failed (see warnings)" if self.failures else ""
+        return f"{len(self.run.recipe.evaluate.metrics)} metrics{failed}"
 
 
 def compute_metric(metric, run: Run, real: RealData, synthetic: SyntheticSets, trained: TrainedArms | None,
@@ -564,25 +653,34 @@ def compute_metric(metric, run: Run, real: RealData, synthetic: SyntheticSets, t
 
     recipe, services = run.recipe, run.services
     per_source = named(recipe) and synthetic.sources
-    if metric_takes_context(metric):
+    takes_context = metric_takes_context(metric)
+
+    def compute(inputs) -> Any:  # every call: a failure named, the result checked (a 0.1 metric may return a number)
+        with calling(metric, "compute"):
+            result = metric.compute(inputs)
+        check(metric, metric_result_problem, result, require_dict=not takes_context)
+        return result
+
+    if takes_context:
         if not (getattr(metric, "per_source", False) and per_source):
-            return metric.compute(view())
+            return compute(view())
 
         def legacy(name: str, source: ImageSource) -> Any:
             context = view()
             context.synthetic, context.source_name = source, name
-            return metric.compute(context)
+            return compute(context)
         return _per_source(legacy, synthetic.sources)
     scope = metric_scope(metric)
     if scope == "arms":
         models = trained.models if trained is not None else {}
-        return metric.compute(ArmInputs(real, models, {seed: r.results for seed, r in results.items()},
-                                        trained.seed if trained is not None else recipe.seeds[-1], recipe.arms,
-                                        recipe.train, services))
+        kept = {name: arm.synthetic for name, arm in trained.arms.items() if arm.synthetic is not None} if trained else {}
+        return compute(ArmInputs(real, models, {seed: r.results for seed, r in results.items()},
+                                 trained.seed if trained is not None else recipe.seeds[-1], recipe.arms,
+                                 recipe.train, services, kept))
     if scope == "source" and per_source:
-        return _per_source(lambda name, source: metric.compute(DistributionInputs(real, source, name, services)),
+        return _per_source(lambda name, source: compute(DistributionInputs(real, source, name, services)),
                            synthetic.sources)
-    return metric.compute(DistributionInputs(real, synthetic.combined, None, services))
+    return compute(DistributionInputs(real, synthetic.combined, None, services))
 
 
 def metric_scope(metric) -> str:
@@ -646,8 +744,9 @@ class ReportBuilder:
             self.selections.setdefault(arm, {})[str(selections.seed)] = record
 
     def build(self, real: RealData, synthetic: SyntheticSets, generated: GeneratedSets, trained: TrainedArms | None,
-              results: ArmResultsBySeed, metrics: dict[str, Any]) -> dict[str, Any]:
+              results: ArmResultsBySeed, metrics: dict[str, Any], failed_metrics: list[str] = ()) -> dict[str, Any]:
         from dreamset.report.differences import compute_notes, pair_comparisons, paired_comparisons, wall_notes
+        from dreamset.report.data_efficiency import add_data_efficiency
         from dreamset.report.generator_table import add_generator_table
         from dreamset.orchestration.provenance import component_sources
         from dreamset.report.tables import metric_warnings, training_warnings
@@ -661,11 +760,12 @@ class ReportBuilder:
         report = {
             "recipe": run.resolved,
             "arms": arms,
-            "comparisons": paired_comparisons(per_seed, recipe.baseline_arm()),
-            "pair_comparisons": pair_comparisons(per_seed, recipe.evaluate.pairs),
+            "comparisons": paired_comparisons(per_seed, recipe.baseline_arm(), margin=recipe.evaluate.equivalence_margin),
+            "pair_comparisons": pair_comparisons(per_seed, recipe.evaluate.pairs, margin=recipe.evaluate.equivalence_margin),
             "notes": compute_notes(arms),
             "wall_notes": wall_notes(arms),  # machine-dependent: kept apart from the notes
-            "warnings": training_warnings(per_seed) + metric_warnings(metrics, synthetic.sources if named(recipe) else ()),
+            "warnings": (training_warnings(per_seed) + list(failed_metrics)
+                         + metric_warnings(metrics, synthetic.sources if named(recipe) else ())),
             "evaluation": {"subset_size": int(len(rows)), "test_size": len(real.test),
                            "subset_seed": recipe.evaluate.subset_seed, "subset_file": "evaluation_subset.json",
                            "indices": [int(i) for i in rows],
@@ -684,6 +784,7 @@ class ReportBuilder:
             "versions": plugin_versions(),
         }
         add_generator_table(run.run_dir, recipe, report)
+        add_data_efficiency(run.run_dir, recipe, report, per_seed)
         return report
 
 

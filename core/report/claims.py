@@ -124,6 +124,13 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
         lines += [*reading(report), ""]
     for note in (report.get("notes") or []) + (report.get("wall_notes") or []):
         lines += [f"> **Note:** {note}", ""]
+    if report.get("data_efficiency"):
+        from dreamset.report.data_efficiency import efficiency_lines, rows
+
+        section = report["data_efficiency"]
+        lines += ["Data efficiency (robust accuracy, paired differences over seeds, points, 95% Student-t interval; "
+                  f"equivalence: the whole interval inside ±{100 * section['margin']:.0f}):", "",
+                  *markdown_table(*rows(section)), "", *efficiency_lines(section), ""]
     if metrics:
         from dreamset.report.headlines import headline_values
 

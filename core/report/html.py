@@ -26,7 +26,7 @@ from dreamset.report.tables import sig
 
 #: report.json keys with a place of their own on the page; any other key gets a generic section
 KNOWN_KEYS = {"recipe", "arms", "comparisons", "pair_comparisons", "notes", "wall_notes", "evaluation", "metrics", "timings", "seeds", "device",
-              "stages", "versions", "warnings", "components", "generator_table"}
+              "stages", "versions", "warnings", "components", "generator_table", "data_efficiency"}
 
 #: how metrics are grouped, labelled and formatted is declared on each metric class (the headline
 #: contract, :mod:`dreamset.contracts.headline`, read through :mod:`dreamset.report.headlines`)
@@ -261,6 +261,18 @@ def generator_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
             {"title": "generators: Spearman ρ between each metric and the robust gain", "header": header, "rows": rows}]
 
 
+def data_efficiency_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The data-efficiency sweep (:mod:`dreamset.report.data_efficiency`), when the run has one."""
+    section = report.get("data_efficiency")
+    if not section:
+        return []
+    from dreamset.report.data_efficiency import efficiency_lines, rows
+
+    header, body = rows(section)
+    return [{"title": "data efficiency: robust gain per sampler and fraction of the pool kept; "
+                      + " ".join(line.replace("`", "") for line in efficiency_lines(section)), "header": header, "rows": body}]
+
+
 def warnings(report: dict[str, Any]) -> list[str]:
     """report.json's ``warnings`` (the metrics' lines gathered by the pipeline); a report written
     before that key existed gets them gathered here."""
@@ -323,7 +335,7 @@ def page_model(run_dir: Path | None, report: dict[str, Any]) -> dict[str, Any]:
         "groups": groups, "bookkeeping": bookkeeping,
         "arms_table": {"header": arms_header, "rows": arms_rows},
         "comparisons": {"header": c_header, "rows": c_rows},
-        "tables": generator_tables(report) + metric_tables(report),
+        "tables": data_efficiency_tables(report) + generator_tables(report) + metric_tables(report),
         "stages": [{"name": n, "seconds": f"{timings.get(n, 0.0):.1f}", "result": " | ".join(stages.get(n, []))}
                    for n in dict.fromkeys([*timings, *stages])],
         "recipe_yaml": yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True) if recipe else "",

@@ -114,8 +114,18 @@ def write_report(run_dir: Path, report: dict[str, Any], context=None) -> None:
 
 
 def write_report_json(run_dir: Path, report: dict[str, Any]) -> None:
-    """Write ``report.json`` atomically."""
-    atomic_write_text(Path(run_dir) / "report.json", json.dumps(report, indent=2, default=_json_default))
+    """Write ``report.json`` atomically, as strict JSON: a NaN or infinity anywhere is an error naming
+    its path, and nothing is written (the components' outputs are checked before they get here,
+    :mod:`dreamset.orchestration.guards`)."""
+    try:
+        text = json.dumps(report, indent=2, default=_json_default, allow_nan=False)
+    except ValueError as exc:
+        from dreamset.contracts.checks import json_problem
+        from dreamset.contracts.errors import DreamsetError
+
+        where = json_problem(json.loads(json.dumps(report, default=_json_default)))
+        raise DreamsetError(f"report.json not written: {where or exc} (a dreamset bug: please report it)") from exc
+    atomic_write_text(Path(run_dir) / "report.json", text)
 
 
 def _write_grids(run_dir: Path, context) -> None:

@@ -36,14 +36,14 @@ from dreamset.files.atomic import current_umask, fsync_dir
 WEBDATASET_SHARD_SIZE = 5000
 
 
-def _records(store: ImageSource) -> Iterator[tuple[int, Any, dict[str, Any]]]:
+def _records(store: ImageSource, services: Any = None, description: str = "export") -> Iterator[tuple[int, Any, dict[str, Any]]]:
     """``(index, uint8 C×H×W image, record)`` for every image, in order; the record holds the
-    index, label, class name and (for a dreamset store) the provenance."""
+    index, label, class name and (for a dreamset store) the provenance. Progress on ``services``."""
     from dreamset.store.reader import SyntheticStore, _uint8_chunks
 
     has_provenance = isinstance(store, SyntheticStore)
     labels = store.labels.numpy()
-    for start, images in _uint8_chunks(store):
+    for start, images in _uint8_chunks(store, services=services, description=description):
         for j, image in enumerate(images):
             index = start + j
             label = int(labels[index])
@@ -58,8 +58,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def export_webdataset(store: ImageSource, out_dir, shard_size: int = WEBDATASET_SHARD_SIZE) -> list[Path]:
-    """Write ``store`` as WebDataset tar shards under ``out_dir``; returns the shard paths."""
+def export_webdataset(store: ImageSource, out_dir, shard_size: int = WEBDATASET_SHARD_SIZE, services: Any = None) -> list[Path]:
+    """Write ``store`` as WebDataset tar shards under ``out_dir``; returns the shard paths. Progress on
+    ``services`` (:class:`dreamset.contracts.inputs.Services`; ``None``: silent)."""
     from dreamset.files.atomic import atomic_write_text
     from dreamset.store.imagefolder import _png_bytes
     from dreamset.store.npz import _atomic_output
@@ -71,7 +72,7 @@ def export_webdataset(store: ImageSource, out_dir, shard_size: int = WEBDATASET_
     width = max(8, len(str(max(len(store) - 1, 0))))
     mode = 0o666 & ~current_umask()
     paths: list[Path] = []
-    records = _records(store)
+    records = _records(store, services, "export webdataset")
     for shard in range((len(store) + shard_size - 1) // shard_size):
         path = out / f"shard-{shard:06d}.tar"
         with _atomic_output(path) as handle:
@@ -106,14 +107,14 @@ def _column_type(value: Any) -> str:
     return "string"
 
 
-def hf_dataset(store: ImageSource):
+def hf_dataset(store: ImageSource, services: Any = None):
     """``store`` as an in-memory ``datasets.Dataset``: ``image`` (PNG bytes, ``datasets.Image``),
     ``label`` (``ClassLabel``), ``index``, ``class_name`` and the provenance columns (ints, floats
     and strings keep their type; anything else, or a column of mixed types, is JSON text)."""
     datasets = _require_datasets()
     from dreamset.store.imagefolder import _png_bytes
 
-    rows = [(image, record) for _, image, record in _records(store)]
+    rows = [(image, record) for _, image, record in _records(store, services, "export datasets")]
     keys = list(dict.fromkeys(k for _, r in rows for k in r if k not in ("index", "label", "class_name")))
     types: dict[str, str] = {}
     for key in keys:
@@ -144,13 +145,13 @@ def hf_dataset(store: ImageSource):
     return datasets.Dataset.from_dict(columns, features=features)
 
 
-def export_datasets(store: ImageSource, out_dir, parquet: bool = False) -> Path:
+def export_datasets(store: ImageSource, out_dir, parquet: bool = False, services: Any = None) -> Path:
     """``datasets.Dataset.save_to_disk(out_dir)`` (or ``out_dir/data.parquet`` with ``parquet``),
     committed by renaming a finished temporary folder into place."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise BadInputError(f"--out: {out} exists and is not empty")
-    dataset = hf_dataset(store)
+    dataset = hf_dataset(store, services)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=str(out.parent)))
     try:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dreamset.contracts.errors import BadInputError, StoreError
+from dreamset.contracts.errors import BadInputError, DiskFullError, StoreError
 
 FORMAT = "dreamset-store"
 VERSION = 1
@@ -47,7 +47,7 @@ SEED_STRIDE = 10**9
 _SHARD_RE = re.compile(r"^shard-(\d{6,})$")
 
 
-class StoreFullError(StoreError, BadInputError):
+class StoreFullError(StoreError, DiskFullError):
     """The disk filled up while writing a shard. Earlier shards stay valid; free space and re-run."""
 
 
@@ -117,6 +117,23 @@ def _manifest(*, image_shape, class_names, count, shard_size, labels, seed, gene
         "seed": int(seed),
         "generator": generator,
     }
+
+
+#: the ``made_by`` entries of a manifest, as a change of them is named
+_ORIGIN_NAMES = {"made_by.real_data": "real data changed", "made_by.generator_checkpoint": "generator checkpoint changed",
+                 "generator.sha256": "source file content changed"}
+
+
+def manifest_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``"generator.options.train_steps: 1 -> 2; real data changed"``: what differs between two
+    manifests, in a few words (the first four changes)."""
+    from dreamset.files.digests import changes, flatten
+
+    a, b = flatten(old), flatten(new)
+    out = [_ORIGIN_NAMES[key] for key in sorted(_ORIGIN_NAMES) if key in a.keys() | b.keys() and a.get(key) != b.get(key)]
+    out += changes({k: v for k, v in a.items() if k not in _ORIGIN_NAMES},
+                   {k: v for k, v in b.items() if k not in _ORIGIN_NAMES})
+    return "; ".join(out[:4]) + (f"; and {len(out) - 4} more" if len(out) > 4 else "")
 
 
 def _read_manifest(root: Path) -> dict[str, Any]:

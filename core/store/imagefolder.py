@@ -39,7 +39,7 @@ def _png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def export_imagefolder(store: ImageSource, out_dir) -> Path:
+def export_imagefolder(store: ImageSource, out_dir, services: Any = None) -> Path:
     """Write one PNG per image under ``out_dir/<class name>/<index>.png`` and ``metadata.csv``
     (file_name — what Hugging Face ``datasets``' imagefolder builder reads —, path (the same, kept
     for older readers), index, label, class_name and the provenance columns). Class names are sanitised
@@ -57,7 +57,7 @@ def export_imagefolder(store: ImageSource, out_dir) -> Path:
     has_provenance = isinstance(store, SyntheticStore)
     rows: list[dict[str, Any]] = []
     labels = store.labels.numpy()
-    for start, images in _uint8_chunks(store):
+    for start, images in _uint8_chunks(store, services=services, description="export imagefolder"):
         for j, image in enumerate(images):
             index = start + j
             label = int(labels[index])

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from dreamset.contracts.data import to_uint8_images
-from dreamset.contracts.errors import BadInputError
+from dreamset.contracts.errors import BadInputError, DiskFullError
 from dreamset.contracts.interfaces import ImageSource
-from dreamset.files.atomic import fsync_dir
-from dreamset.store.format import _manifest, _provenance, _read_npy_header
+from dreamset.files.atomic import DISK_FULL, disk_full_message, fsync_dir
+from dreamset.store.format import MANIFEST, _manifest, _provenance, _read_manifest, _read_npy_header
+from dreamset.contracts.progress import progress
 from dreamset.store.reader import SyntheticStore, _uint8_chunks
 from dreamset.store.writer import _clean_tmp, _init_store, _ShardWriter
 
@@ -75,10 +76,12 @@ def _as_nchw_uint8(rows: np.ndarray, layout: str, path: Path) -> np.ndarray:
     return to_uint8_images(torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))).numpy()
 
 
-def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, shard_size: int = 1024) -> SyntheticStore:
+def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, shard_size: int = 1024,
+               services: Any = None) -> SyntheticStore:
     """Import an ``.npz`` with keys ``image`` (uint8 N×H×W×C as released by DM-Improves-AT /
     Rebuffi et al. 2021, or N×C×H×W) and ``label`` (N integers) into a store, shard by shard.
-    Class names default to ``"0".."K-1"`` with ``K = max(label) + 1``. Re-running resumes."""
+    Class names default to ``"0".."K-1"`` with ``K = max(label) + 1``. Re-running resumes.
+    Progress (images) on ``services`` (:class:`dreamset.contracts.inputs.Services`; ``None``: silent)."""
     path = Path(npz_path)
     if not path.is_file():
         raise BadInputError(f"{path}: no such .npz file")
@@ -118,11 +121,15 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
         shape = _as_nchw_uint8(np.zeros((0, *images.shape[1:]), dtype=np.uint8), layout, path).shape[1:]
         root = Path(store_dir)
         source = {"key": "import:npz", "source": path.name, "bytes": path.stat().st_size}
+        digest = _same_source(path, root)
+        if digest is not None:
+            source["sha256"] = digest
         _init_store(root, _manifest(image_shape=shape, class_names=class_names, count=n, shard_size=shard_size,
                                     labels="imported", seed=0, generator=source))
         _clean_tmp(root, lambda s: True)
         done = set(SyntheticStore.open(root, verify=False)._shards)
-        with _ShardWriter(root) as writer:
+        with _ShardWriter(root) as writer, progress(services, f"import {path.name}", n, unit="images",
+                                                    done=sum(min(shard_size, n - s * shard_size) for s in done)) as advance:
             for shard, rows in enumerate(images.rows(shard_size)):
                 if shard in done:
                     continue
@@ -132,7 +139,26 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
                                     class_names=class_names, seed=None, image_shape=shape)
                         for j, y in enumerate(labels[lo:lo + len(block)])]
                 writer.submit(shard, block, labels[lo:lo + len(block)], meta)
+                advance(len(block))
     return SyntheticStore.open(root, verify=False)
+
+
+def _same_source(path: Path, root: Path) -> str | None:
+    """The sha256 of the file ``path``, read once before any shard is written; a store at ``root``
+    imported from a file with another content (replaced under the same name and size) is refused
+    with one line, so a resumed import never mixes two files. A store imported before stores
+    recorded it is resumed as before."""
+    from dreamset.files.verify import file_sha256
+
+    digest = file_sha256(path)
+    if (root / MANIFEST).exists():
+        recorded = _read_manifest(root).get("generator", {}).get("sha256")
+        if recorded is not None and recorded != digest:
+            raise BadInputError(f"{path}: a different file than the one {root} was imported from (sha256 "
+                                f"{digest[:12]}…, recorded {recorded[:12]}…); import it into a new store or delete {root}")
+        if recorded is None:
+            return None
+    return digest
 
 
 @contextlib.contextmanager
@@ -147,22 +173,26 @@ def _atomic_output(path: Path) -> Iterator[Any]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise DiskFullError(disk_full_message(path)) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
     fsync_dir(path.parent)
 
 
-def export_npz(store: ImageSource, path) -> Path:
+def export_npz(store: ImageSource, path, services: Any = None) -> Path:
     """Write ``store`` as an ``.npz`` with ``image`` (uint8 N×H×W×C, the DM-Improves-AT layout) and
-    ``label`` (int64 N), streamed shard by shard and committed atomically."""
+    ``label`` (int64 N), streamed shard by shard and committed atomically. Progress on ``services``."""
     path = Path(path)
     n = len(store)
     c, h, w = store.image_shape
     with _atomic_output(path) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         with zf.open("image.npy", "w", force_zip64=True) as member:
             np.lib.format.write_array_header_1_0(member, {"descr": "|u1", "fortran_order": False, "shape": (n, h, w, c)})
-            for start, images in _uint8_chunks(store):
+            for start, images in _uint8_chunks(store, services=services, description="export npz"):
                 member.write(np.ascontiguousarray(images.transpose(0, 2, 3, 1)).tobytes())
         buffer = io.BytesIO()
         np.save(buffer, store.labels.numpy().astype(np.int64))

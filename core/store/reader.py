@@ -229,12 +229,19 @@ class SyntheticStore(ImageSource):
         return f"SyntheticStore({str(self.path)!r}, {len(self)} images, {len(self._shards)} shards, complete={self.complete})"
 
 
-def _uint8_chunks(source: ImageSource, chunk: int = 1024) -> Iterator[tuple[int, np.ndarray]]:
-    """``(first index, uint8 N×C×H×W)`` blocks of any image source, in order."""
-    if isinstance(source, SyntheticStore):
-        for images, _, start in source.iter_shards():
-            yield start, np.asarray(images)
-        return
-    for start in range(0, len(source), chunk):
-        images, _ = source.get(range(start, min(start + chunk, len(source))))
-        yield start, to_uint8_images(images).numpy()
+def _uint8_chunks(source: ImageSource, chunk: int = 1024, services: Any = None,
+                  description: str = "export") -> Iterator[tuple[int, np.ndarray]]:
+    """``(first index, uint8 N×C×H×W)`` blocks of any image source, in order; progress (in images,
+    ``description``) on ``services`` (:func:`dreamset.contracts.progress.progress`)."""
+    from dreamset.contracts.progress import progress
+
+    with progress(services, description, len(source), unit="images") as advance:
+        if isinstance(source, SyntheticStore):
+            for images, _, start in source.iter_shards():
+                yield start, np.asarray(images)
+                advance(len(images))
+            return
+        for start in range(0, len(source), chunk):
+            images, _ = source.get(range(start, min(start + chunk, len(source))))
+            yield start, to_uint8_images(images).numpy()
+            advance(len(images))

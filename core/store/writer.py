@@ -18,9 +18,9 @@ from typing import Any, Callable
 import numpy as np
 
 from dreamset.contracts.errors import BadInputError, StoreError
-from dreamset.files.atomic import atomic_write_bytes, fsync_dir
+from dreamset.files.atomic import DISK_FULL, atomic_write_bytes, disk_full_message, fsync_dir
 from dreamset.store.format import (
-    MANIFEST, SHARDS, TMP_PREFIX, StoreFullError, _dumps, _json_default, _read_manifest, shard_name)
+    MANIFEST, SHARDS, TMP_PREFIX, StoreFullError, _dumps, _json_default, _read_manifest, manifest_changes, shard_name)
 
 log = logging.getLogger("dreamset")
 
@@ -69,10 +69,8 @@ def write_shard(root: Path, index: int, images: np.ndarray, labels: np.ndarray, 
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and final.is_dir():
             return final  # another process committed this shard first: the plan makes it identical
-        if exc.errno == errno.ENOSPC:
-            raise StoreFullError(
-                f"{final}: no space left on device while writing this shard; earlier shards are intact — free space and re-run to resume"
-            ) from exc
+        if exc.errno in DISK_FULL:
+            raise StoreFullError(disk_full_message(final, " while writing this shard (earlier shards are intact)")) from None
         raise StoreError(f"{final}: could not write shard ({exc})") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -135,14 +133,17 @@ class _ShardWriter:
 
 def _init_store(root: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest of a new store, or check that an existing one has the same plan."""
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a read-only place
+        raise BadInputError(f"{root}: cannot make a store folder there ({exc.strerror or exc})") from None
     if (root / MANIFEST).exists():
         existing, wanted = _read_manifest(root), json.loads(_dumps(manifest))
+        if "made_by" not in existing:  # written before stores recorded what made them: the plan decides
+            wanted.pop("made_by", None)
         if existing != wanted:
-            diff = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
-            raise BadInputError(
-                f"{root}: holds a store from a different plan ({', '.join(diff)} differ); use a new folder or delete it"
-            )
+            raise BadInputError(f"{root}: holds a store from a different plan or source ({manifest_changes(existing, wanted)}); "
+                                f"use a new folder or delete it")
         return
     atomic_write_bytes(root / MANIFEST, json.dumps(manifest, sort_keys=True, indent=1, default=_json_default).encode())
 

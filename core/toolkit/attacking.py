@@ -44,6 +44,8 @@ class NormBallOptions(Options):
 
 
 def check_attack_inputs(x, y) -> None:
+    """Raise a one-line :class:`BadInputError` unless ``x`` is ``float N×C×H×W`` in [0,1] and ``y``
+    has shape ``(N,)``; returns ``None``."""
     if not torch.is_floating_point(x) or x.ndim != 4:
         raise BadInputError(f"attack input must be float N×C×H×W images, got {x.dtype} {tuple(x.shape)}")
     if x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
@@ -67,7 +69,8 @@ def preserved_gradients_and_rng(model, device):
 
 @contextlib.contextmanager
 def preserved_modes(model):
-    """Restore every submodule's train/eval flag on exit."""
+    """``with preserved_modes(model): ...`` — restore every submodule's train/eval flag on exit (also
+    on an exception)."""
     from dreamset.contracts.nn import restore_training_modes, training_modes
 
     modes = training_modes(model)

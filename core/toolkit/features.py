@@ -182,7 +182,7 @@ class FeatureSet:
             for start in range(0, indices.shape[0], batch_size):
                 yield torch.from_numpy(np.asarray(self.matrix[indices[start:start + batch_size].numpy()], dtype=np.float32))
             return
-        with progress(self.context, f"features ({self.name})", int(indices.shape[0])) as advance:
+        with progress(self.context, f"features ({self.name})", int(indices.shape[0]), unit="images") as advance:
             for start in range(0, indices.shape[0], batch_size):
                 rows = indices[start:start + batch_size]
                 yield self._embed(self.source.subset(rows))

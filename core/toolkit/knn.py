@@ -7,6 +7,8 @@ time is ``O(N · M · D)``.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 
 
@@ -27,9 +29,11 @@ def knn_distances(
     reference_chunk: int = 8192,
     dtype: torch.dtype = torch.float64,
     return_indices: bool = False,
+    advance: Callable[[int], Any] | None = None,
 ) -> "torch.Tensor | tuple[torch.Tensor, torch.Tensor]":
     """Sorted distances ``N×k`` from each query row to its ``k`` nearest reference rows (and, with
-    ``return_indices``, their reference row numbers ``int64 N×k``).
+    ``return_indices``, their reference row numbers ``int64 N×k``). ``advance(n)``: called with the
+    query rows of each chunk done (progress, e.g. ``services.progress``'s).
 
     ``exclude_self=True`` requires ``query is reference`` semantics (same rows, same order) and
     skips each point's zero distance to itself, as PRDC's k-NN radii do.
@@ -59,6 +63,8 @@ def knn_distances(
             best_index = torch.cat([best_index, candidates], dim=1).gather(1, top.indices)
         out[qs:qs + q.shape[0]] = best[:, :k]
         out_index[qs:qs + q.shape[0]] = best_index[:, :k]
+        if advance is not None:
+            advance(q.shape[0])
     return (out, out_index) if return_indices else out
 
 

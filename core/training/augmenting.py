@@ -37,6 +37,7 @@ from typing import Any, Sequence
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.interfaces import Augmentation, ImageSource
 from dreamset.contracts.lazy import lazy_module
+from dreamset.orchestration.guards import calling
 
 torch = lazy_module("torch")  # plugins import this module at discovery: no torch until used
 
@@ -83,7 +84,8 @@ class AugmentationPlan:
             return images, labels
         with seeded(augmentation_seed(seed, epoch, step, "batch")):
             chosen = self.batch[int(torch.randint(len(self.batch), ())) if len(self.batch) > 1 else 0]
-            return chosen.apply(images, labels, num_classes)
+            with calling(chosen, "apply"):  # a failure names the augmentation (dreamset.orchestration.guards)
+                return chosen.apply(images, labels, num_classes)
 
 
 def augmentation_plan(context, spec, field_path: str) -> AugmentationPlan:
@@ -142,7 +144,8 @@ class AugmentedSource(ImageSource):
         images, labels = self.source.get(indices)
         with seeded(augmentation_seed(self.seed, self.epoch, self.reads, self.tag)):
             for augmentation in self.augmentations:
-                images, labels = augmentation.apply(images, labels, len(self.class_names))
+                with calling(augmentation, "apply"):
+                    images, labels = augmentation.apply(images, labels, len(self.class_names))
         self.reads += 1
         return images, labels
 

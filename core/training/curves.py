@@ -6,7 +6,8 @@ The trainer owns one :class:`CurveRecorder` per arm and seed and calls it at two
 
 * training accuracy comes from the logits of the last forward pass of each optimizer step (a
   forward hook on the model), i.e. on the batch the loss was computed on — adversarial examples
-  under adversarial training;
+  under adversarial training; a batch mixed by CutMix/MixUp counts against each image's dominant
+  label (the ``argmax`` of its soft label);
 * the validation subset is one seeded class-stratified subset of ``report.curve_samples`` test
   images (:func:`dreamset.orchestration.evaluation.stratified_subset`, seed ``evaluate.subset_seed``), the same
   for every arm and seed; robust accuracy is under the first evaluation attacker (else the training
@@ -83,10 +84,13 @@ class CurveRecorder:
         return model.register_forward_hook(lambda _m, _i, out: setattr(self, "_logits", out))
 
     def step(self, loss: torch.Tensor, y: torch.Tensor) -> None:
-        """After an optimizer step: add its loss and (from the last forward) its correct count."""
+        """After an optimizer step: add its loss and (from the last forward) its correct count. Soft
+        labels (``float32 B×K`` from CutMix/MixUp) count against their dominant class, the label the
+        training attack uses too."""
         self._loss += float(loss.detach())
         self._steps += 1
         logits = self._logits
+        y = y.argmax(dim=1) if y.ndim == 2 else y
         if torch.is_tensor(logits) and logits.ndim == 2 and logits.shape[0] == y.shape[0]:
             self._correct += int((logits.detach().argmax(dim=1) == y).sum())
             self._seen += int(y.shape[0])

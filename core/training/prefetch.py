@@ -20,6 +20,7 @@ Usage::
 """
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from typing import Any, Iterable, Iterator
@@ -39,7 +40,9 @@ class Prefetcher:
         self._source, self._pin = source, pin
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, name="dreamset-prefetch", daemon=True)
+        # the consumer's context variables (where a plugin's failure happened: stage, arm, seed) go along
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._fill,),
+                                        name="dreamset-prefetch", daemon=True)
         self._thread.start()
 
     def _put(self, item) -> bool:

@@ -133,8 +133,11 @@ class _TrainingAttacker:
 
     def attack(self, model, x, y, **kwargs):
         before = self.calls[0] if self.calls is not None else 0
+        from dreamset.orchestration.guards import checked_attack
+
         y = y.argmax(dim=1) if y.is_floating_point() else y  # soft labels (CutMix/MixUp): the dominant class
-        x_adv = self.attacker.attack(self.attack_model if self.attack_model is not None else model, x, y, **kwargs)
+        # a failure or an output outside the contract is named (dreamset.orchestration.guards)
+        x_adv = checked_attack(self.attacker, self.attack_model if self.attack_model is not None else model, x, y, **kwargs)
         if self.calls is not None and self.cost is not None:
             self.cost["attack_forward_backward_passes"] += self.calls[0] - before
         return x_adv
@@ -147,8 +150,14 @@ def _loss(model, x, y, objective: Objective, settings: TrainStage, attacker: Att
     ``mask`` the batch's context mask from a compositing mixer (the objective passes it on to
     attackers that declare ``takes_mask``). ``calls`` (a one-element forward counter on the model)
     and ``cost`` record the attacker's forward passes."""
+    from dreamset.contracts.checks import loss_problem
+    from dreamset.orchestration.guards import calling, check
+
     training_attacker = _TrainingAttacker(attacker, attack_model, calls, cost) if attacker is not None else None
-    return objective.loss(model, x, y, attacker=training_attacker, mask=mask, label_smoothing=settings.label_smoothing)
+    with calling(objective, "loss"):
+        loss = objective.loss(model, x, y, attacker=training_attacker, mask=mask, label_smoothing=settings.label_smoothing)
+    check(objective, loss_problem, loss)  # 0-dim and finite (dreamset.orchestration.guards)
+    return loss
 
 
 @dataclass(frozen=True)
@@ -228,8 +237,7 @@ class Trainer:
         if self._stops(run):  # killed after the epoch that stopped it: nothing left to train
             epochs = start_epoch
         try:
-            with progress(self.services, plan.description, total) as advance:
-                advance(start_epoch * steps)
+            with progress(self.services, plan.description, total, unit="steps", done=min(start_epoch * steps, total)) as advance:
                 for epoch in range(start_epoch, epochs):
                     started = time.perf_counter()
                     torch.manual_seed(_epoch_seed(plan.seed, epoch) + run.distribution.rank)
@@ -273,6 +281,7 @@ class Trainer:
         """``(x, y, mask)`` of one epoch, at most ``limit`` (the budget may end inside the epoch): the
         mixer's batches of the (per-image augmented) sets, then the batch-level mix. The next batch is prepared on a thread while this one trains; per-source
         augmentation draws from torch's global generator, so those reads stay on this thread."""
+        from dreamset.orchestration.guards import iterate
         from dreamset.training.prefetch import prefetched
 
         plan = self.plan
@@ -280,7 +289,8 @@ class Trainer:
         epoch_real, epoch_synthetic = augment.sources(real, synthetic, plan.seed, epoch) if augment else (real, synthetic)
         batches = plan.mixer.batches(epoch_real, epoch_synthetic, plan.settings.batch_size, epoch, plan.seed)
         per_source = augment is not None and bool(augment.real or augment.synthetic)
-        for step, batch in enumerate(batches if per_source else prefetched(batches, pin=self.device.type == "cuda")):
+        batches = batches if per_source else prefetched(batches, pin=self.device.type == "cuda")
+        for step, batch in enumerate(iterate(plan.mixer, "batches", batches)):  # a failure names the mixer
             if step >= limit:
                 break  # the budget ends inside this epoch
             x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)

@@ -6,6 +6,11 @@ Training" (Wang et al., 2023, DM-Improves-AT) and Rebuffi et al. (2021): ``image
 must lie in [0,1]. ``path`` is the training file; ``test_path`` an optional test file, otherwise a
 deterministic ``test_fraction`` of ``path`` is held out. Returned images: ``uint8 N×C×H×W`` in memory
 (``get`` gives float32 [0,1]).
+
+Each array is read whole, so its size (from its ``.npy`` header, read without inflating anything)
+must fit ``max_array_bytes``, by default a sixth of the memory available when the file is read
+(:func:`dreamset.files.verify.memory_bound`): a 2.5 MB file declaring 2.56 GB of images is one line
+naming the array and its size, not gigabytes of memory. Raise the option to read a larger file.
 """
 from __future__ import annotations
 
@@ -24,11 +29,14 @@ class NpzOptions(Options):
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="held out of `path` when no test_path")
     class_names: list[str] | None = Field(default=None, description="default: '0'..'K-1'")
     seed: int = Field(default=0, ge=0)
+    max_array_bytes: int | None = Field(default=None, ge=1, description="largest array read into memory "
+                                        "(default: a sixth of the available memory; raise it to read a larger file)")
 
 
-def read_npz_images(path: Path):
+def read_npz_images(path: Path, max_bytes: int | None = None):
     """``(images uint8|float32 N×C×H×W, labels int64 N)`` from an ``image``/``label`` .npz; one-line
-    errors name the file and key."""
+    errors name the file and key. An array larger than ``max_bytes`` (default
+    :func:`dreamset.files.verify.memory_bound`) is refused before it is read."""
     import numpy as np
 
     if not path.is_file():
@@ -39,7 +47,7 @@ def read_npz_images(path: Path):
 
     try:
         with zipfile.ZipFile(path) as zf:  # sizes and dtypes checked before any member is inflated
-            check_npz_members(zf, path)
+            check_npz_members(zf, path, bound=max_bytes, hint="; raise dataset:npz's max_array_bytes to read it anyway")
         archive = np.load(path, allow_pickle=False)
     except BadInputError:
         raise
@@ -86,10 +94,11 @@ class NpzDataset(Dataset):
         if split not in ("train", "test"):
             raise BadInputError(f"dataset:npz: split must be 'train' or 'test', got {split!r}")
         path = Path(self.options.path).expanduser()
+        bound = self.options.max_array_bytes
         if self.options.test_path is not None:
-            images, labels = read_npz_images(Path(self.options.test_path).expanduser() if split == "test" else path)
+            images, labels = read_npz_images(Path(self.options.test_path).expanduser() if split == "test" else path, bound)
         else:
-            images, labels = read_npz_images(path)
+            images, labels = read_npz_images(path, bound)
             order = np.random.default_rng(self.options.seed).permutation(len(labels))
             n_test = max(1, int(round(len(labels) * self.options.test_fraction)))
             idx = np.sort(order[:n_test] if split == "test" else order[n_test:])

@@ -46,13 +46,11 @@ class LatentOptions(Options):
 
 
 def data_digest(images, labels) -> str:
-    """sha256 of the real data as uint8 images and int64 labels (a change of data retrains)."""
-    from dreamset.contracts.data import to_uint8_images
+    """sha256 of the real data as uint8 images and int64 labels (a change of data retrains):
+    :func:`dreamset.files.digests.images_sha256`, the digest a store records of the data too."""
+    from dreamset.files.digests import images_sha256
 
-    digest = hashlib.sha256()
-    digest.update(to_uint8_images(images).contiguous().numpy().tobytes())
-    digest.update(labels.to(torch.int64).contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return images_sha256(images, labels)
 
 
 def ema_update(ema, model, max_decay: float, step: int) -> None:

@@ -44,6 +44,7 @@ from pydantic import Field, model_validator
 from dreamset import BadInputError, Options, register
 from dreamset.contracts.interfaces import GeneratedBatch, Generator
 from dreamset.contracts.lazy import lazy_module
+from dreamset.contracts.progress import progress as loop_progress
 from dreamset.plugins.generators import data_digest, ema_result, ema_update
 
 torch = lazy_module("torch")
@@ -292,7 +293,6 @@ class DDPMGenerator(Generator):
         atomic_write_text(workdir / MANIFEST, json.dumps(manifest, indent=2))
 
     def _train(self, images, labels, services):
-        import contextlib
         import copy
         import math
 
@@ -318,7 +318,7 @@ class DDPMGenerator(Generator):
             return 0.5 * (1 + math.cos(math.pi * (step - opts.warmup_steps) / span))
 
         lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-        progress = services.progress("training DDPM", opts.train_steps) if services is not None else contextlib.nullcontext(None)
+        progress = loop_progress(services, "training DDPM", opts.train_steps, unit="steps")  # bars, or lines in a log
         n = data.shape[0]
         order, cursor = torch.randperm(n, generator=cpu_gen), 0
         with progress as advance:

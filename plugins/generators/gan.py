@@ -40,6 +40,7 @@ from pydantic import Field
 
 from dreamset import register
 from dreamset.contracts.lazy import lazy_module
+from dreamset.contracts.progress import progress as loop_progress
 from dreamset.plugins.generators import LatentGenerator, LatentOptions, build_decoder, ema_result, ema_update
 
 torch = lazy_module("torch")
@@ -93,7 +94,6 @@ class GANGenerator(LatentGenerator):
     conformance_options = {"train_steps": 3, "batch_size": 8, "width": 8, "disc_width": 8, "latent_dim": 8}
 
     def _train(self, images, labels, services):
-        import contextlib
 
         o, device = self.options, self.device
         cpu_gen = torch.Generator().manual_seed(o.seed)
@@ -105,7 +105,7 @@ class GANGenerator(LatentGenerator):
         data, targets = images.to(device), labels.to(device)
         k = self.arch["num_classes"]
         softplus, relu = torch.nn.functional.softplus, torch.nn.functional.relu
-        progress = services.progress("training GAN", o.train_steps) if services is not None else contextlib.nullcontext(None)
+        progress = loop_progress(services, "training GAN", o.train_steps, unit="steps")  # bars, or lines in a log
         batches = self._batches(len(data), cpu_gen)
         with progress as advance:
             for step in range(o.train_steps):

@@ -173,8 +173,10 @@ def read_prompts_file(path: str, class_names) -> dict[str, list[str]]:
     """The prompts per class of a YAML/JSON ``prompts_file``; every class needs at least one."""
     import yaml
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))  # JSON is YAML
+    from dreamset.files.verify import load_yaml
+
+    try:  # JSON is YAML; aliases and integer sizes bounded before anything is built
+        data = load_yaml(Path(path).read_text(encoding="utf-8"), f"prompts_file: {path}")
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise BadInputError(f"prompts_file: cannot read {path} ({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(data, dict):

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from dreamset import register
 from dreamset.contracts.lazy import lazy_module
+from dreamset.contracts.progress import progress as loop_progress
 from dreamset.plugins.generators import LatentGenerator, LatentOptions, build_decoder
 
 torch = lazy_module("torch")
@@ -75,7 +76,6 @@ class VAEGenerator(LatentGenerator):
     conformance_options = {"train_steps": 3, "batch_size": 8, "width": 8, "latent_dim": 8}
 
     def _train(self, images, labels, services):
-        import contextlib
 
         o, device = self.options, self.device
         cpu_gen = torch.Generator().manual_seed(o.seed)
@@ -83,7 +83,7 @@ class VAEGenerator(LatentGenerator):
         encoder = build_encoder(self.arch, o.width).to(device).train()
         optimizer = torch.optim.Adam(list(decoder.parameters()) + list(encoder.parameters()), lr=o.lr)
         data, targets = images.to(device), labels.to(device)
-        progress = services.progress("training VAE", o.train_steps) if services is not None else contextlib.nullcontext(None)
+        progress = loop_progress(services, "training VAE", o.train_steps, unit="steps")  # bars, or lines in a log
         batches = self._batches(len(data), cpu_gen)
         with progress as advance:
             for step in range(o.train_steps):

@@ -55,6 +55,7 @@ from dreamset import Options, register
 from dreamset.orchestration.seeding import forked_rng
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.headline import Headline
+from dreamset.contracts.progress import progress
 from dreamset.contracts.interfaces import Metric
 from dreamset.contracts.options import FractionFloat
 from dreamset.orchestration.recipe import ComponentRef
@@ -251,7 +252,7 @@ class ARCMetric(Metric):
         grid = o.grid()
         curve = []
         previous = None
-        with services.progress("ARC radii", len(grid)) as advance:
+        with progress(services, "ARC radii", len(grid), unit="radii") as advance:
             for i, eps in enumerate(grid):
                 train_attack = eval_attack = None
                 if eps > 0:

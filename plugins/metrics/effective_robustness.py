@@ -59,6 +59,7 @@ from dreamset.orchestration.seeding import forked_rng
 from dreamset.orchestration.seeding import build_model
 from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.headline import Headline
+from dreamset.contracts.progress import progress
 from dreamset.contracts.interfaces import Metric
 from dreamset.orchestration.recipe import ComponentRef
 
@@ -294,7 +295,7 @@ class EffectiveRobustnessMetric(Metric):
                                          **{**o.mixer.options, "real_fraction": 1.0})
         points = []
         index = 0
-        with services.progress("effective-robustness testbed", len(o.testbed_sizes) * len(epochs_list)) as advance:
+        with progress(services, "effective-robustness testbed", len(o.testbed_sizes) * len(epochs_list), unit="models") as advance:
             for fraction in o.testbed_sizes:
                 size = max(1, int(round(fraction * len(real))))
                 subset = real.subset(np.sort(order[:size]))

@@ -97,6 +97,7 @@ class Memorization(Metric):
 
     def compute(self, inputs) -> dict:
         from dreamset.plugins.metrics.statistics import as_feature_matrix
+        from dreamset.contracts.progress import progress
         from dreamset.toolkit.knn import knn_distances
 
         o = self.options
@@ -111,8 +112,9 @@ class Memorization(Metric):
         synthetic_x = as_feature_matrix(synthetic.at(rows, o.batch_size), "synthetic features")
         heldout_x = as_feature_matrix(heldout.at(range(len(heldout)), o.batch_size), "held-out features")
         chunks = {"query_chunk": o.chunk_size, "reference_chunk": 8 * o.chunk_size}
-        d_heldout = knn_distances(heldout_x, train_x, 1, **chunks)[:, 0].numpy()
-        d, nearest = knn_distances(synthetic_x, train_x, 1, return_indices=True, **chunks)
+        with progress(inputs.services, "memorization k-NN", len(heldout_x) + len(synthetic_x), unit="images") as advance:
+            d_heldout = knn_distances(heldout_x, train_x, 1, advance=advance, **chunks)[:, 0].numpy()
+            d, nearest = knn_distances(synthetic_x, train_x, 1, return_indices=True, advance=advance, **chunks)
         d, nearest = d[:, 0].numpy(), nearest[:, 0].numpy()
         threshold = float(o.scale * np.quantile(d_heldout, o.quantile))
         flagged = d < threshold

@@ -44,6 +44,7 @@ from dreamset.contracts.errors import BadInputError
 from dreamset.contracts.headline import Headline
 from dreamset.contracts.interfaces import Metric
 from dreamset.contracts.lazy import lazy_module
+from dreamset.contracts.progress import progress
 from dreamset.plugins.metrics.fid import FeatureOptions, extractor_report, feature_pair
 
 torch = lazy_module("torch")
@@ -153,12 +154,17 @@ class PrecisionRecallDensityCoverage(Metric):
             return prdc(real_features[torch.from_numpy(np.searchsorted(real_rows, r))],
                         synthetic_features[torch.from_numpy(np.searchsorted(synthetic_rows, s))], o.k, **chunks)
 
-        result = evaluate(groups[0][1], groups[0][2])
+        with progress(getattr(inputs, "services", None), "PRDC k-NN", len(groups), unit="groups") as advance:
+            result = evaluate(groups[0][1], groups[0][2])
+            advance(1)
+            per_class_values = []
+            for name, r, s in groups[1:] if per_class else []:
+                per_class_values.append((name, r, s, evaluate(r, s)))
+                advance(1)
         result.update({"k": o.k, **extractor_report(o, extractor), "real": o.real, "n_real": n_real,
                        "n_synthetic": n_synthetic, "feature_dim": int(real_features.shape[1])})
         if per_class:
-            for name, r, s in groups[1:]:
-                values = evaluate(r, s)
+            for name, r, s, values in per_class_values:
                 rows.append([name, len(r), len(s)] + [values[key] for key in ("precision", "recall", "density", "coverage")])
             order = {name: i for i, name in enumerate(real_source.class_names)}
             rows.sort(key=lambda row: order[row[0]])

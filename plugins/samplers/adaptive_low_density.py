@@ -72,8 +72,9 @@ class AdaptiveLowDensitySampler(Sampler):
 
     Options = AdaptiveLowDensityOptions
 
-    def scores(self, real_features, real_labels, synthetic_features, synthetic_labels, num_classes: int):
-        """``(score, outlier_distance_ratio)`` per synthetic sample (float64 numpy arrays); ratio > 1 = outlier."""
+    def scores(self, real_features, real_labels, synthetic_features, synthetic_labels, num_classes: int, advance=None):
+        """``(score, outlier_distance_ratio)`` per synthetic sample (float64 numpy arrays); ratio > 1 = outlier.
+        ``advance(n)``: progress of the k-NN pass against the real set, in synthetic images."""
         import numpy as np
         import torch
 
@@ -82,7 +83,7 @@ class AdaptiveLowDensitySampler(Sampler):
         o = self.options
         chunks = {"query_chunk": o.chunk, "reference_chunk": o.chunk}
         k_all = min(o.k, len(real_features))
-        d_real = knn_distances(synthetic_features, real_features, k_all, **chunks)[:, -1]
+        d_real = knn_distances(synthetic_features, real_features, k_all, advance=advance, **chunks)[:, -1]
         if o.score == "knn-distance":
             score = d_real
         else:
@@ -108,6 +109,7 @@ class AdaptiveLowDensitySampler(Sampler):
     def select(self, synthetic, real, services, seed: int) -> Selection:
         import numpy as np
 
+        from dreamset.contracts.progress import progress
         from dreamset.toolkit.features import extract_features
 
         o = self.options
@@ -115,7 +117,8 @@ class AdaptiveLowDensitySampler(Sampler):
         synthetic_features = extract_features(services, synthetic, o.extractor).double()
         real_labels, synthetic_labels = real.labels, synthetic.labels
         num_classes = len(synthetic.class_names)
-        score, ratio = self.scores(real_features, real_labels, synthetic_features, synthetic_labels, num_classes)
+        with progress(services, "k-NN scores", len(synthetic_features), unit="images") as advance:
+            score, ratio = self.scores(real_features, real_labels, synthetic_features, synthetic_labels, num_classes, advance)
         total = budget(len(synthetic), o.count, o.fraction if o.count is None else None)
         labels = synthetic_labels.numpy()
         rng = np.random.default_rng(seed)

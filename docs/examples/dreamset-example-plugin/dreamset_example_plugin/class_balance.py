@@ -9,7 +9,8 @@ Card
   ``inputs.real.train`` (their ``labels`` and ``class_names``); touches no model. With named
   synthetic sources the pipeline runs it once per source.
 * Result: ``{"synthetic": {"fractions": {class: f}, "entropy": e} | null, "real": {...}}``, plain
-  JSON, deterministic.
+  JSON, deterministic; a side without images is ``null`` and named in ``reasons`` (the metric
+  contract: a value it cannot compute is ``None`` with its reason).
 * Defaults: no options.
 
 Example::
@@ -42,4 +43,6 @@ class ClassBalanceMetric(Metric):
     scope = "source"
 
     def compute(self, inputs):
-        return {"synthetic": _balance(inputs.synthetic), "real": _balance(inputs.real.train)}
+        result = {"synthetic": _balance(inputs.synthetic), "real": _balance(inputs.real.train)}
+        reasons = {side: "no images" for side, value in result.items() if value is None}
+        return {**result, "reasons": reasons} if reasons else result

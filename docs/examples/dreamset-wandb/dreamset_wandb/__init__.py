@@ -1,4 +1,6 @@
-"""``tracker:wandb`` — Weights & Biases tracker for dreamset, as a third party would write it.
+"""``tracker:wandb-minimal`` — a minimal Weights & Biases tracker for dreamset, as a third party would
+write it. dreamset has a built-in ``tracker:wandb`` (``pip install 'dreamset[wandb]'``; per-arm
+x-axes, comparisons, an artifact); this example keeps its own key so the two can be installed together.
 
 Card
 ----
@@ -11,10 +13,10 @@ Card
   end ``final/...``.
 * Install ``pip install ./docs/examples/dreamset-wandb`` (it needs ``wandb``) and name it::
 
-    report: {trackers: [wandb]}
+    report: {trackers: [wandb-minimal]}
 
-Not tested in dreamset's CI (wandb is not a dependency); the built-in ``tracker:tensorboard``
-follows the same base class and is the tested model.
+Tested in dreamset's CI against a fake ``wandb`` module; the built-in ``tracker:wandb`` follows the
+same base class and is tested against the real package, offline.
 """
 from __future__ import annotations
 
@@ -32,9 +34,9 @@ class WandbOptions(dreamset.Options):
 
 @dreamset.register
 class WandbTracker(Tracker):
-    """Weights & Biases run (``tracker:wandb``), offline by default."""
+    """Weights & Biases run (``tracker:wandb-minimal``), offline by default."""
 
-    key = "tracker:wandb"
+    key = "tracker:wandb-minimal"
     Options = WandbOptions
     requires = (("wandb", "pip install wandb"),)
 
