@@ -104,3 +104,15 @@ def test_no_table_without_source_arms(tmp_path):
                               "train": {"model": "small-cnn"}})
     add_generator_table(tmp_path, recipe, report)
     assert "generator_table" not in report
+
+
+def test_rho_differences_compare_both_metrics_on_the_same_sources(tmp_path):
+    # FID misorders d and e; ARC collapsed on d and e, so its rho covers a, b, c only. On those
+    # three FID ranks exactly as ARC does: the two are not told apart (over all five FID looked worse)
+    report = _report([1.0, 2.0, 3.0, 5.0, 4.0], [0.1, 0.2, 0.3, 0.4, 0.5], [0.05, 0.04, 0.03, 0.02, 0.01])
+    for s in ("d", "e"):
+        report["metrics"]["arc"][s]["curve"][1]["predicted_real_fraction"] = 1.0
+    add_generator_table(tmp_path, _recipe(), report)
+    (d,) = report["generator_table"]["rho_differences"]
+    assert d["sources"] == 3 and d["difference"] == pytest.approx(0.0)
+    assert d["verdict"] == "not told apart"

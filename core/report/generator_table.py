@@ -189,10 +189,23 @@ def generator_table(recipe, report: dict[str, Any], classes: dict[str, type] | N
         rho[label]["interval"] = _interval([d for d in draws[label] if d is not None])
     differences = []
     for a, b in itertools.combinations([c for c in rho if rho[c]["rho"] is not None], 2):
-        paired = [x - y for x, y in zip(draws[a], draws[b]) if x is not None and y is not None]
+        # both ρ over the sources that have both values: ρ over different source sets do not compare
+        common = [s for s in sources if cols[a]["values"].get(s) is not None and cols[b]["values"].get(s) is not None
+                  and sources[s]["robust_gain"] and sources[s]["robust_gain"].get("mean") is not None]
+        adj = {c: [-cols[c]["values"][s] if cols[c]["lower"] else cols[c]["values"][s] for s in common] for c in (a, b)}
+        mean_gains = [sources[s]["robust_gain"]["mean"] for s in common]
+        ra, rb = _rho(adj[a], mean_gains), _rho(adj[b], mean_gains)
+        if len(common) < 3 or ra is None or rb is None:
+            continue
+        paired = []
+        for pick in resamples:
+            gains = [sum(per_seed[s][k] for k in pick) / len(pick) for s in common]
+            x, y = _rho(adj[a], gains), _rho(adj[b], gains)
+            if x is not None and y is not None:
+                paired.append(x - y)
         interval = _interval(paired)
         told = interval["low"] is not None and (interval["low"] > 0 or interval["high"] < 0)
-        differences.append({"a": a, "b": b, "difference": rho[a]["rho"] - rho[b]["rho"], **interval,
+        differences.append({"a": a, "b": b, "difference": ra - rb, "sources": len(common), **interval,
                             "verdict": (f"{a} ranks better" if interval["low"] > 0 else f"{b} ranks better") if told
                             else "not told apart"})
     ranked = sorted((c for c in rho if rho[c]["rho"] is not None), key=lambda c: -rho[c]["rho"])
