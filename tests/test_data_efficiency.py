@@ -68,6 +68,16 @@ def test_the_sweep_is_in_the_claims_block_and_on_the_page(sweep):
     assert "`uniform`:" in block and "shown equivalent to the full pool" in block
     html = (out / "report.html").read_text()
     assert "data efficiency: robust gain per sampler" in html
+    import io
+
+    from rich.console import Console
+
+    from dreamset.report.writer import print_summary
+
+    buffer = io.StringIO()
+    print_summary(report, Console(file=buffer, width=200))
+    printed = buffer.getvalue()
+    assert "data efficiency" in printed and "discriminator-score" in printed and "shown equivalent" in printed
 
 
 def test_a_bad_full_arm_is_one_line(tmp_path, capsys):

@@ -78,6 +78,18 @@ def print_summary(report: dict[str, Any], console, quiet: bool = False) -> None:
         console.print(ctable)
     for note in (report.get("notes") or []) + (report.get("wall_notes") or []):
         console.print(f"[bold yellow]note:[/bold yellow] {escape(note)}")
+    if report.get("data_efficiency"):
+        from dreamset.report.data_efficiency import efficiency_lines, rows
+
+        d_header, d_rows = rows(report["data_efficiency"])
+        dtable = Table(title="data efficiency (paired over seeds, points, 95% interval)")
+        for column in d_header:
+            dtable.add_column(escape(column), overflow="fold")
+        for row in d_rows:
+            dtable.add_row(*(escape(cell) for cell in row))
+        console.print(dtable)
+        for line in efficiency_lines(report["data_efficiency"]):
+            console.print(escape(line.replace("`", "")))
     from dreamset.report.headlines import headline_values
 
     metrics = headline_values(report)  # what each metric declares (plugin metrics too), else its numbers
