@@ -19,6 +19,22 @@ class ConfidenceOptions(Options):
     fraction: float = Field(default=0.2, gt=0, le=1, description="fraction kept per class")
 
 
+def top_per_class(labels, scores, fraction: float, num_classes: int):
+    """Sorted ``int64`` indices: per class, the ``round(fraction · n_c)`` (at least one) highest
+    ``scores``, ties broken by index."""
+    import numpy as np
+
+    chosen = []
+    for c in range(num_classes):
+        members = np.flatnonzero(labels == c)
+        if len(members) == 0:
+            continue
+        keep = max(1, int(round(fraction * len(members))))
+        order = np.lexsort((members, -scores[members]))  # highest score first, then index
+        chosen.append(members[order[:keep]])
+    return np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, np.int64)
+
+
 @register(description="top fraction per class by classifier confidence")
 class ConfidenceSampler(Sampler):
     """Top-``fraction`` per class by classifier confidence in the intended label."""
@@ -33,13 +49,5 @@ class ConfidenceSampler(Sampler):
         probabilities = services.reference.predict(synthetic).numpy()
         labels = synthetic.labels.numpy()
         scores = probabilities[np.arange(len(labels)), labels]
-        chosen = []
-        for c in range(len(synthetic.class_names)):
-            members = np.flatnonzero(labels == c)
-            if len(members) == 0:
-                continue
-            keep = max(1, int(round(self.options.fraction * len(members))))
-            order = np.lexsort((members, -scores[members]))  # highest score first, then index
-            chosen.append(members[order[:keep]])
-        indices = np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, np.int64)
+        indices = top_per_class(labels, scores, self.options.fraction, len(synthetic.class_names))
         return Selection(indices=indices, scores=scores, info={"mean_kept_confidence": float(scores[indices].mean()) if len(indices) else None})

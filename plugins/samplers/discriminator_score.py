@@ -171,19 +171,10 @@ class DiscriminatorScoreSampler(Sampler):
         return digest.hexdigest()[:16]
 
     def _keep(self, synthetic, scores):
-        import numpy as np
+        from dreamset.plugins.samplers.confidence import top_per_class
 
-        labels = synthetic.labels.numpy()
-        sign = -1.0 if self.options.keep == "most-real" else 1.0
-        chosen = []
-        for c in range(len(synthetic.class_names)):
-            members = np.flatnonzero(labels == c)
-            if len(members) == 0:
-                continue
-            keep = max(1, int(round(self.options.fraction * len(members))))
-            order = np.lexsort((members, sign * scores[members]))  # best first, then store index
-            chosen.append(members[order[:keep]])
-        return np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, np.int64)
+        sign = 1.0 if self.options.keep == "most-real" else -1.0  # least-real: the top of the negated scores
+        return top_per_class(synthetic.labels.numpy(), sign * scores, self.options.fraction, len(synthetic.class_names))
 
     def _info(self, scores) -> dict:
         o = self.options
