@@ -8,8 +8,11 @@ data and tiny models: every component they name, and the way they combine them, 
   test (class names x CLIP templates), a timm model, effective robustness and FID.
 - context-agnostic-digits: ten glyphs, cut-paste vs biregular, plus an arm with masked-PGD refinement of
   the context (its `region: given` refuses to run without the mixer's context mask).
-- context-agnostic-mnist: the same at 28x28 on real MNIST digits (dataset:mnist, no training split),
-  every arm and ablation, and a check that the shipped recipe's arms take equal steps per epoch.
+- context-agnostic-mnist-biregular: the same at 28x28 on real MNIST digits (dataset:mnist, no training
+  split), every arm and ablation, and a check that the shipped recipe's arms take equal steps per epoch.
+- context-agnostic-mnist (and -short): Jin & Rinard's protocol (issue 28): one glyph per class, the
+  glyph-warp ramp, their CNN, Adam, batches of 10 accumulated over 5 (batch_groups), Greedy Bias
+  Correction with blended-ascent refinement per arm; every arm and ablation at tiny size.
 - mnist-robust: a (tiny) DDPM trained on real MNIST digits, PGD-AT real vs real+synthetic, PGD evaluation.
 """
 from __future__ import annotations
@@ -168,18 +171,18 @@ def _arm_steps(recipe_name: str, sets: list[str] = ()) -> dict[str, int]:
     return steps
 
 
-def test_context_agnostic_mnist_arms_are_compute_matched():
-    steps = _arm_steps("context-agnostic-mnist")
+def test_context_agnostic_mnist_biregular_arms_are_compute_matched():
+    steps = _arm_steps("context-agnostic-mnist-biregular")
     assert set(steps) == {"naive", "context-agnostic", "no-refinement", "no-superimpose", "no-biregular"}
     assert len(set(steps.values())) == 1, steps
 
 
-def test_context_agnostic_mnist_trains_on_one_rendering_per_class():
+def test_context_agnostic_mnist_biregular_trains_on_one_rendering_per_class():
     """The recipe's glyphs vary only by augmentation of each class's one rendering: no render jitter,
     one font, and the generated images are class-balanced variants."""
     from dreamset.orchestration.recipe import load_recipe
 
-    recipe, _ = load_recipe("context-agnostic-mnist", [])
+    recipe, _ = load_recipe("context-agnostic-mnist-biregular", [])
     options = recipe.generate.generator.options
     assert isinstance(options["font"], str)
     assert all(options[f"jitter_{name}"] == 0 for name in ("offset", "scale", "stroke", "rotation"))
@@ -191,9 +194,9 @@ def test_mnist_robust_arms_are_compute_matched():
     assert set(steps) == {"real", "real+synthetic"} and len(set(steps.values())) == 1, steps
 
 
-def test_context_agnostic_mnist_tiny_variant(tmp_path):
+def test_context_agnostic_mnist_biregular_tiny_variant(tmp_path):
     """Every arm of the recipe at 28x28, tested on real MNIST digits only (no MNIST image is trained on)."""
-    report = _run("context-agnostic-mnist", tmp_path / "run", [
+    report = _run("context-agnostic-mnist-biregular", tmp_path / "run", [
         "seeds=[0]", "data.dataset.options={train_size: 0, test_size: 100}", "train.epochs=1",
         "generate.count=20", "generate.batch_size=20", "generate.shard_size=20",
         "train.model.options.width=8", "train.attacker.options.steps=1", "report.html=false",
@@ -216,6 +219,43 @@ def test_context_agnostic_mnist_tiny_variant(tmp_path):
         assert "val_clean_accuracy" in point and "val_robust_accuracy" not in point
         # 100 test digits: accuracies are multiples of 1/100
         assert abs(arm["clean_accuracy"] * 100 - round(arm["clean_accuracy"] * 100)) < 1e-9
+
+
+def test_context_agnostic_mnist_follows_the_papers_schedule():
+    """The paper's protocol (docs/recipes.md's table): one glyph per class, 20 optimizer steps of 5×10
+    images per epoch for every arm, 300 epochs, Adam 1e-4 with L2 weight decay 1e-4, constant lr; the
+    short recipe differs only in epochs, the ramp and the dropped arm."""
+    from dreamset.orchestration.recipe import load_recipe
+
+    for name, epochs in (("context-agnostic-mnist", 300), ("context-agnostic-mnist-short", 10)):
+        steps = _arm_steps(name)
+        assert set(steps.values()) == {20}, steps
+        recipe, _ = load_recipe(name, [])
+        train = recipe.train
+        assert (recipe.generate.count, train.epochs, train.batch_size, train.batch_groups) == (10, epochs, 50, 5)
+        assert (train.optimizer, train.lr, train.weight_decay, train.schedule) == ("adam", 1e-4, 1e-4, "constant")
+        assert train.model.key == "mnist-cnn" and train.attacker.key == "blended-ascent"
+        assert recipe.arms["naive"].standard and recipe.arms["no-refinement"].objective.options == {"refine": False}
+    assert "no-persistence" in load_recipe("context-agnostic-mnist", [])[0].arms
+
+
+def test_context_agnostic_mnist_tiny_variant(tmp_path):
+    """Every arm of the paper-protocol recipe at tiny size: the per-arm objectives train (the refined
+    arms spend attack passes, the others none) and every model is tested on real MNIST digits only."""
+    report = _run("context-agnostic-mnist", tmp_path / "run", [
+        "seeds=[0]", "data.dataset.options={train_size: 0, test_size: 100}", "train.epochs=1",
+        "train.model.options={width: 4, hidden: 16}", "train.attacker.options.steps=1", "report.html=false",
+        *[f"arms.{arm}.mixer.options.repeats=10" for arm in ("naive", "context-agnostic", "no-refinement", "no-persistence")],
+    ])
+    assert set(report["arms"]) == {"naive", "context-agnostic", "no-refinement", "no-persistence"}
+    assert [(p["arm"], p["baseline"]) for p in report["pair_comparisons"]] == [
+        ("context-agnostic", "no-refinement"), ("context-agnostic", "no-persistence")]
+    passes = {name: arm["per_seed"]["0"]["training"]["attack_forward_backward_passes"] for name, arm in report["arms"].items()}
+    assert passes["naive"] == passes["no-refinement"] == 0 and passes["context-agnostic"] > 0 and passes["no-persistence"] > 0
+    steps = {arm["per_seed"]["0"]["training"]["optimizer_steps"] for arm in report["arms"].values()}
+    assert steps == {2}  # 10 glyphs × 10 repeats / 50
+    for arm in report["arms"].values():
+        assert 0 <= arm["clean_accuracy"] <= 1
 
 
 def test_mnist_robust_tiny_variant(tmp_path):

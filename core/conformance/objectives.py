@@ -8,7 +8,8 @@ back-propagates into the model's parameters (some gradient non-zero); the input 
 place; the model's train/eval flags as they came in; the attacker called through ``attack`` with the
 model (or not at all for ``uses_attacker = False``); a context mask passed on to an attacker that
 declares ``takes_mask`` and withheld from one that does not; the same loss for the same random state and
-model state (determinism: random draws come from torch's global generator only); ``label_smoothing`` accepted.
+model state (determinism: random draws come from torch's global generator only; an objective that keeps
+state across calls offers ``reset_state()`` and is reset before each call); ``label_smoothing`` accepted.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def check_objective(objective, model=None, x=None, y=None) -> None:
 def _loss(objective, model, x, y, attacker, mask=None, smoothing=0.0, seed=0, state=None):
     if state is not None:  # train-mode forward passes move batch-norm statistics: start each call alike
         model.load_state_dict(state)
+    if hasattr(objective, "reset_state"):  # an objective with state across calls (persistent contexts)
+        objective.reset_state()
     torch.manual_seed(seed)
     return objective.loss(model, x, y, attacker=attacker, mask=mask, label_smoothing=smoothing)
 

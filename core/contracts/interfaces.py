@@ -249,6 +249,9 @@ class Augmentation(Component):
     ``(seed, epoch, step)`` (:mod:`dreamset.training.augmenting`), so training stays resumable bit for bit."""
 
     level: ClassVar[str] = "image"
+    #: ``apply`` accepts an ``epoch`` keyword (the trainer's 0-based epoch) for schedules over training,
+    #: e.g. a strength that ramps in (``augmentation:glyph-warp``); the trainer passes it only then
+    takes_epoch: ClassVar[bool] = False
 
     @abc.abstractmethod
     def apply(self, images: "torch.Tensor", labels: "torch.Tensor", num_classes: int) -> "tuple[torch.Tensor, torch.Tensor]":

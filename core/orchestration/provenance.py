@@ -23,7 +23,7 @@ def component_sources(recipe, registry, default_mixer: str) -> dict[str, dict[st
     for name, arm in recipe.arms.items():
         if arm.mixer is None:
             sources[f"arms.{name}.mixer"] = {**_source(registry, default_mixer, "mixer"), "default": True}
-        if arm.standard or recipe.train.attacker is None:
+        if arm.objective is None and (arm.standard or recipe.train.attacker is None):
             sources[f"arms.{name}.objective"] = {**_source(registry, STANDARD_OBJECTIVE, "objective"), "default": True}
     if recipe.train.objective is None and recipe.train.attacker is not None:
         attacker = registry.get(recipe.train.attacker.key, "attacker").key

@@ -133,11 +133,16 @@ class ArmSpec(_Model):
     budget: Budget | None = None
     #: this arm's training augmentations, instead of ``train.augment`` (``{}`` = none)
     augment: AugmentSpec | None = None
+    #: this arm's training objective, instead of ``train.objective``; it gets ``train.attacker`` when it
+    #: uses one (e.g. the ablations of ``objective:greedy-bias-correction`` in one recipe)
+    objective: ComponentRef | None = None
 
     @model_validator(mode="after")
     def _needs_data(self):
         if not self.real and not self.synthetic:
             raise ValueError("an arm needs real and/or synthetic data")
+        if self.standard and self.objective is not None:
+            raise ValueError("objective: an arm with standard: true trains with objective:standard; drop one of them")
         if self.sampler is not None and not self.synthetic:
             raise ValueError("sampler given but synthetic is false")
         return self
@@ -172,7 +177,9 @@ class TrainStage(_Model):
     #: ``epochs`` kept), ``epochs`` (each arm its own ``epochs``) or a number of steps
     budget: Budget = "matched"
     batch_size: int = Field(default=128, gt=0, le=1_000_000)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
+    #: ``sgd`` (Nesterov momentum), ``adamw`` (decoupled weight decay) or ``adam`` (Adam with the weight
+    #: decay added to the gradient, L2 — ``torch.optim.Adam(weight_decay=...)``, as Jin & Rinard train)
+    optimizer: Literal["sgd", "adamw", "adam"] = "sgd"
     lr: float = Field(default=0.1, gt=0, le=100)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=5e-4, ge=0, le=1)
@@ -376,6 +383,9 @@ class Recipe(_Model):
             yield "train.attacker", "attacker", self.train.attacker
         if self.train.objective is not None:
             yield "train.objective", "objective", self.train.objective
+        for name, arm in self.arms.items():
+            if arm.objective is not None:
+                yield f"arms.{name}.objective", "objective", arm.objective
         for i, ref in enumerate(self.evaluate.attackers):
             yield f"evaluate.attackers.{i}", "attacker", ref
         for i, ref in enumerate(self.evaluate.metrics):

@@ -526,7 +526,11 @@ class TrainStage:
         if recipe.train.attacker is not None and not arm.standard:
             attacker = run.create(recipe.train.attacker, "attacker", "train.attacker")
         augment = arm_augmentation_plan(run, arm_name, arm)
-        objective = objective_for(attacker, recipe.train, run.registry)
+        if arm.objective is not None:  # the arm's own objective; the attacker only if it uses one
+            objective = run.create(arm.objective, "objective", f"arms.{arm_name}.objective")
+            attacker = attacker if objective.uses_attacker else None
+        else:
+            objective = objective_for(attacker, recipe.train, run.registry)
         safe = arm_folder(arm_name)
         plan = TrainingPlan(mixer=data["mixer"], real=data["real"], synthetic=data["synthetic"], settings=recipe.train,
                             seed=seed, checkpoint_dir=run.run_dir / "checkpoints" / f"{safe}-seed{seed}",

@@ -145,7 +145,8 @@ class AugmentedSource(ImageSource):
         with seeded(augmentation_seed(self.seed, self.epoch, self.reads, self.tag)):
             for augmentation in self.augmentations:
                 with calling(augmentation, "apply"):
-                    images, labels = augmentation.apply(images, labels, len(self.class_names))
+                    extra = {"epoch": self.epoch} if getattr(augmentation, "takes_epoch", False) else {}
+                    images, labels = augmentation.apply(images, labels, len(self.class_names), **extra)
         self.reads += 1
         return images, labels
 

@@ -49,6 +49,9 @@ def check_objective(recipe, registry) -> None:
     (``soft_labels = False``, e.g. ``objective:mart``) is not given soft ones by an arm's batch
     augmentations (CutMix/MixUp)."""
     train = recipe.train
+    for name, arm in recipe.arms.items():
+        if arm.objective is not None:
+            _check_arm_objective(name, arm.objective, train.attacker, registry)
     if train.objective is None:
         return
     spec = registry.get(train.objective.key, "objective")
@@ -66,3 +69,11 @@ def check_objective(recipe, registry) -> None:
     if not uses and train.attacker is not None:
         raise BadInputError(f"train.attacker: {spec.key} trains without an attacker; set train.attacker: null "
                             "or choose an adversarial objective (pgd-at, trades, mart)")
+
+
+def _check_arm_objective(name: str, ref, attacker, registry) -> None:
+    """An arm's own objective that needs an attacker has ``train.attacker`` to use (the instance's
+    ``uses_attacker`` decides: it may follow the objective's options)."""
+    objective = registry.create(ref.key, kind="objective", field_path=f"arms.{name}.objective.options", **ref.options)
+    if objective.uses_attacker and attacker is None:
+        raise BadInputError(f"arms.{name}.objective: {objective.key} needs an attacker (train.attacker)")

@@ -5,7 +5,7 @@ checkpoints that make a killed run resumable.
   PGD-AT — Madry et al. 2018 —, TRADES — Zhang et al. 2019 —, MART — Wang et al. 2020 — or a
   plugin's); the trainer knows none by name. Without one, :func:`dreamset.training.objectives.objective_for`
   picks it from the attacker the old way (docs/migration.md).
-* SGD (Nesterov momentum) or AdamW; per-step cosine / one-cycle / constant learning rate; label
+* SGD (Nesterov momentum), AdamW or Adam (L2 weight decay); per-step cosine / one-cycle / constant learning rate; label
   smoothing; an exponential moving average of the weights (Gowal et al., 2021), returned instead of
   the raw weights when ``ema_decay`` is set; bf16 autocast only on CUDA; optional ``channels_last``.
 * Determinism: every random draw of epoch ``e`` comes from ``(seed, e)`` (the mixer's order, the
@@ -74,6 +74,8 @@ def _optimizer(settings: TrainStage, model: torch.nn.Module) -> torch.optim.Opti
     groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if settings.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=settings.lr)
+    if settings.optimizer == "adam":  # L2: the decay is added to the gradient (Jin & Rinard's optimizer)
+        return torch.optim.Adam(groups, lr=settings.lr)
     return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=settings.momentum > 0)
 
 
