@@ -29,15 +29,20 @@ ROOT = Path(__file__).resolve().parent.parent
 #: recipe -> (documents its block goes into, whether the block lists the distribution metrics)
 DOCUMENTS = {"digits-robust": {"README.md": False, "docs/recipes.md": True},
              "context-agnostic-mnist": {"docs/recipes.md": False}, "digits-shift": {"docs/recipes.md": True},
+             # Jin & Rinard's protocol, short (issue 28), and the font probe (benchmarks/paper_glyphs.py, --block)
+             "context-agnostic-mnist-short": {"docs/recipes.md": False},
+             "context-agnostic-mnist-font-probe": {"docs/recipes.md": False},
+             # the recipe context-agnostic-mnist was before issue 28 (--block)
+             "context-agnostic-mnist-biregular": {"docs/recipes.md": False},
              "closed-loop-digits": {"docs/recipes.md": False}, "mnist-robust": {"docs/recipes.md": True},
              # digits-robust with --set name=digits-robust-long: the longer-schedule search of docs/recipes.md
              "digits-robust-long": {"docs/recipes.md": False},
              # the default run's saved models re-evaluated with APGD-CE/-DLR and PGD-100 x 3 (tests/test_claims_slow.py)
              "digits-robust-strong": {"docs/recipes.md": False},
-             # context-agnostic-mnist on the plain small CNN (--block): the plateau run of docs/recipes.md
-             "context-agnostic-mnist-plain-cnn": {"docs/recipes.md": False},
+             # context-agnostic-mnist-biregular on the plain small CNN (--block): the plateau run of docs/recipes.md
+             "context-agnostic-mnist-biregular-plain-cnn": {"docs/recipes.md": False},
              # ... with font: [DejaVu Sans, cmti10] (--block): two renderings per class
-             "context-agnostic-mnist-two-fonts": {"docs/recipes.md": False},
+             "context-agnostic-mnist-biregular-two-fonts": {"docs/recipes.md": False},
              # the sampler sweep (issue 33), and the same recipe on fresh seeds (--set seeds=[...] --block)
              "digits-data-efficiency": {"docs/recipes.md": True},
              "digits-data-efficiency-fresh": {"docs/recipes.md": True}}
