@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
+import harness
 
 
 def paper_steps() -> tuple[dict[str, int], int]:
     """Optimizer steps per arm of the shipped ``context-agnostic-mnist`` recipe and its number of seeds."""
-    import dreamset.registry as registry
+    from dreamset import registry
     from dreamset.contracts.data import TensorImageSet
     from dreamset.orchestration.recipe import load_recipe
 
