@@ -43,7 +43,7 @@ def test_builtin_augmentations_are_registered():
     """Each passes the conformance suite in tests/test_conformance.py (every built-in is checked)."""
     assert registry.list("augmentation:*") == sorted(
         f"augmentation:{name}" for name in ("random-crop", "horizontal-flip", "randaugment", "autoaugment",
-                                            "trivialaugment", "augmix", "cutmix", "mixup"))
+                                            "trivialaugment", "augmix", "cutmix", "mixup", "glyph-warp"))
     assert [registry.create(k).level for k in ("augmentation:cutmix", "augmentation:mixup", "augmentation:augmix")] \
         == ["batch", "batch", "image"]
 
