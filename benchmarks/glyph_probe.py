@@ -1,12 +1,12 @@
 """Quick probe of the Digit->MNIST setting (Jin & Rinard, arXiv:2005.14707): glyphs -> one mixer ->
 model:small-cnn -> accuracy on dataset:mnist's 5,000 real digits, in one process, one arm, one seed.
 
-It produced the exploration table of docs/recipes.md (`context-agnostic-mnist`, "Screened with benchmarks/glyph_probe.py"):
+It produced the exploration table of docs/recipes.md (`context-agnostic-mnist-biregular`, formerly `context-agnostic-mnist`, "Screened with benchmarks/glyph_probe.py"):
 the same components as the recipe (generator:glyphs, mixer:cut-paste / mixer:biregular,
 attacker:masked-pgd with the mixer's context mask), AdamW with cosine decay to 0, batch 128, one
 torch thread; it differs from `dreamset run` only in applying weight decay 5e-4 to every parameter
 (the trainer exempts biases) and in having no store, report or intervals. Use it to screen
-settings quickly; claims come from `dreamset run context-agnostic-mnist`.
+settings quickly; claims come from `dreamset run context-agnostic-mnist-biregular`.
 
     nice -n 10 python benchmarks/glyph_probe.py --epochs 5 --tag baseline
     nice -n 10 python benchmarks/glyph_probe.py --gen '{"font": "DejaVu Sans", "font_size": 0.7, "stroke": 0}' --count 10
