@@ -59,7 +59,7 @@ def main() -> None:
         rates[name] = sum(r["wall_seconds"] for r in runs) / sum(r["optimizer_steps"] for r in runs)
     results = harness.Results("context-agnostic-mnist: cost of the paper's schedule",
                               {"run": str(args.from_run), "threads": report.get("threads")})
-    step = results.section(f"seconds per optimizer step (5 batches of 10), run {args.from_run.name}, "
+    step = results.section(f"seconds per optimizer step (5 batches of 10), run {args.from_run}, "
                            f"torch threads {report.get('threads')}")
     for name, rate in rates.items():
         step.add(name, rate, "s/step", None if name == "naive" else "naive")
