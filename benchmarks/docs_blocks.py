@@ -50,7 +50,7 @@ BLOCKS: dict[str, tuple[str, str, bool]] = {
     # the guards' cost read back from the shrunk default run that benchmarks/guard_cost.py --out made (issue 31)
     "perf-guard-cost": ("docs/reliability.md", "benchmarks/guard_cost.py --from-run /tmp/w31/guardrun", True),
     # the cost of Jin & Rinard's schedule, read back from the context-agnostic-mnist-short run (issue 28)
-    "context-agnostic-mnist-cost": ("docs/recipes.md", "benchmarks/protocol_cost.py --from-run /tmp/i28/short/run", True),
+    "perf-context-agnostic-mnist-cost": ("docs/recipes.md", "benchmarks/protocol_cost.py --from-run /tmp/i28/short/run", True),
 }
 
 
