@@ -215,9 +215,10 @@ class Mixer(Component):
 
     def composition(self, real: ImageSource | None, synthetic: ImageSource | None, batch_size: int) -> tuple[float, float] | None:
         """``(real, synthetic)``: the fractions of each batch's images that come from the real and the
-        synthetic set (they sum to 1), for the per-arm ``images_seen`` of report.json; ``None`` when
-        unknown (then only the total is recorded). The default covers an arm with one kind of data; a
-        mixer that combines both should override it."""
+        synthetic set (they sum to 1) as planned; ``None`` when unknown. report.json's ``images_seen``
+        split is counted from the rows a mixer reads (:mod:`dreamset.training.counting`); this planned
+        split is its fallback for a run resumed from a checkpoint written before counting. The default
+        covers an arm with one kind of data."""
         has_real, has_synthetic = real is not None and len(real) > 0, synthetic is not None and len(synthetic) > 0
         if has_real and has_synthetic:
             return None
