@@ -49,21 +49,25 @@ def _fake_images(n: int, classes: int, size: int, seed: int) -> tuple[np.ndarray
     return images, labels.astype(np.int64)
 
 
-def test_cifar10_generated_at_tiny_variant(tmp_path):
+def _cifar_sized_run(tmp_path: Path, recipe: str, sets: list[str]) -> dict:
+    """A CIFAR recipe on stand-ins: a fake CIFAR .npz as the real set, a fake generated .npz (the
+    DM-Improves-AT release format) as generate.source, a WRN-10-1, one epoch, AutoAttack on ten images."""
     real_x, real_y = _fake_images(200, 10, 16, seed=0)
     syn_x, syn_y = _fake_images(300, 10, 16, seed=1)
     np.savez(tmp_path / "cifar.npz", image=real_x, label=real_y)
     np.savez(tmp_path / "generated.npz", image=syn_x, label=syn_y)
-    report = _run("cifar10-generated-at", tmp_path / "run", [
+    return _run(recipe, tmp_path / "run", [
         "device=cpu",
         f"data.dataset={{key: npz, options: {{path: {tmp_path / 'cifar.npz'}, test_fraction: 0.3}}}}",
         f"generate.source={tmp_path / 'generated.npz'}", "generate.count=300",
         "train.model.options={depth: 10, width: 1, activation: silu}",
         "train.epochs=1", "train.batch_size=64", "train.attacker.options.steps=2", "train.lr=0.05",
-        "reference.epochs=1",
-        "evaluate.robust_samples=10", "evaluate.batch_size=64",
-        "evaluate.attackers.1.options.steps=3",
+        "evaluate.robust_samples=10", "evaluate.batch_size=64", *sets,
     ])
+
+
+def test_cifar10_generated_at_tiny_variant(tmp_path):
+    report = _cifar_sized_run(tmp_path, "cifar10-generated-at", ["reference.epochs=1", "evaluate.attackers.1.options.steps=3"])
     arms = report["arms"]
     assert set(arms) == {"real", "real+synthetic"}
     for arm in arms.values():
@@ -104,19 +108,8 @@ def test_cifar10_edm_1m_has_wang_et_al_settings():
 
 
 def test_cifar10_edm_1m_tiny_variant(tmp_path):
-    real_x, real_y = _fake_images(200, 10, 16, seed=0)
-    syn_x, syn_y = _fake_images(300, 10, 16, seed=1)
-    np.savez(tmp_path / "cifar.npz", image=real_x, label=real_y)
-    np.savez(tmp_path / "edm.npz", image=syn_x, label=syn_y)
-    report = _run("cifar10-edm-1m", tmp_path / "run", [
-        "device=cpu",
-        f"data.dataset={{key: npz, options: {{path: {tmp_path / 'cifar.npz'}, test_fraction: 0.3}}}}",
-        f"generate.source={tmp_path / 'edm.npz'}", "generate.count=300",
-        "train.model.options={depth: 10, width: 1, activation: silu}",
-        "train.epochs=1", "train.batch_size=64", "train.attacker.options.steps=2", "train.lr=0.05",
-        "arms.real.mixer.options.epoch_steps=2", "arms.real+synthetic.mixer.options.epoch_steps=2",
-        "evaluate.robust_samples=10", "evaluate.batch_size=64", "report.html=false",
-    ])
+    report = _cifar_sized_run(tmp_path, "cifar10-edm-1m", [
+        "arms.real.mixer.options.epoch_steps=2", "arms.real+synthetic.mixer.options.epoch_steps=2", "report.html=false"])
     arms = report["arms"]
     assert set(arms) == {"real", "real+synthetic"}
     for arm in arms.values():
