@@ -11,6 +11,8 @@ data and tiny models: every component they name, and the way they combine them, 
 - context-agnostic-mnist: the same at 28x28 on real MNIST digits (dataset:mnist, no training split),
   every arm and ablation, and a check that the shipped recipe's arms take equal steps per epoch.
 - mnist-robust: a (tiny) DDPM trained on real MNIST digits, PGD-AT real vs real+synthetic, PGD evaluation.
+- cifar10-edm-1m: Wang et al.'s released-.npz setting on a tiny .npz (generate.source, no generator),
+  0.3 real at fixed steps per epoch, TRADES on a (tiny) WideResNet with EMA, crop + flip, AutoAttack.
 """
 from __future__ import annotations
 
@@ -47,21 +49,25 @@ def _fake_images(n: int, classes: int, size: int, seed: int) -> tuple[np.ndarray
     return images, labels.astype(np.int64)
 
 
-def test_cifar10_generated_at_tiny_variant(tmp_path):
+def _cifar_sized_run(tmp_path: Path, recipe: str, sets: list[str]) -> dict:
+    """A CIFAR recipe on stand-ins: a fake CIFAR .npz as the real set, a fake generated .npz (the
+    DM-Improves-AT release format) as generate.source, a WRN-10-1, one epoch, AutoAttack on ten images."""
     real_x, real_y = _fake_images(200, 10, 16, seed=0)
     syn_x, syn_y = _fake_images(300, 10, 16, seed=1)
     np.savez(tmp_path / "cifar.npz", image=real_x, label=real_y)
     np.savez(tmp_path / "generated.npz", image=syn_x, label=syn_y)
-    report = _run("cifar10-generated-at", tmp_path / "run", [
+    return _run(recipe, tmp_path / "run", [
         "device=cpu",
         f"data.dataset={{key: npz, options: {{path: {tmp_path / 'cifar.npz'}, test_fraction: 0.3}}}}",
         f"generate.source={tmp_path / 'generated.npz'}", "generate.count=300",
         "train.model.options={depth: 10, width: 1, activation: silu}",
         "train.epochs=1", "train.batch_size=64", "train.attacker.options.steps=2", "train.lr=0.05",
-        "reference.epochs=1",
-        "evaluate.robust_samples=10", "evaluate.batch_size=64",
-        "evaluate.attackers.1.options.steps=3",
+        "evaluate.robust_samples=10", "evaluate.batch_size=64", *sets,
     ])
+
+
+def test_cifar10_generated_at_tiny_variant(tmp_path):
+    report = _cifar_sized_run(tmp_path, "cifar10-generated-at", ["reference.epochs=1", "evaluate.attackers.1.options.steps=3"])
     arms = report["arms"]
     assert set(arms) == {"real", "real+synthetic"}
     for arm in arms.values():
@@ -77,6 +83,44 @@ def test_cifar10_generated_at_tiny_variant(tmp_path):
     for augment in report["augmentation"].values():  # the papers' crop (pad 4) + flip on both sources
         assert [a["key"] for a in augment["real"]] == crop_flip == [a["key"] for a in augment["synthetic"]]
         assert augment["real"][0]["options"]["padding"] == 4 and augment["batch"] == []
+
+
+def test_cifar10_edm_1m_has_wang_et_al_settings():
+    """The settings docs/recipes.md cites from DM-Improves-AT (README's train-wa.py command, its parser
+    defaults): a drift in the recipe fails here, not silently in a days-long GPU run."""
+    import math
+
+    from dreamset.orchestration.recipe import load_recipe
+
+    recipe, _ = load_recipe("cifar10-edm-1m", [])
+    train = recipe.train
+    assert recipe.generate.generator is None and recipe.generate.source.endswith(".npz")
+    assert (train.batch_size, train.epochs, train.lr, train.weight_decay) == (512, 400, 0.2, 5e-4)
+    assert (train.label_smoothing, train.ema_decay, train.objective.options["beta"]) == (0.1, 0.995, 5.0)
+    assert train.model.options == {"depth": 28, "width": 10, "activation": "silu"}
+    assert train.attacker.options == {"eps": 8 / 255, "alpha": 2 / 255, "steps": 10}
+    mixers = {name: arm.mixer.options for name, arm in recipe.arms.items()}
+    assert mixers["real+synthetic"]["real_fraction"] == 0.3  # their unsup-fraction 0.7
+    # their sampler: ceil(len(CIFAR-10 train) / batch) batches an epoch, whatever the generated set's size
+    assert {m["epoch_steps"] for m in mixers.values()} == {math.ceil(50_000 / 512)}
+    assert [a.key for a in recipe.evaluate.attackers] == ["autoattack"]
+    assert [a.key for a in train.augment.synthetic] == ["random-crop", "horizontal-flip"] == [a.key for a in train.augment.real]
+
+
+def test_cifar10_edm_1m_tiny_variant(tmp_path):
+    report = _cifar_sized_run(tmp_path, "cifar10-edm-1m", [
+        "arms.real.mixer.options.epoch_steps=2", "arms.real+synthetic.mixer.options.epoch_steps=2", "report.html=false"])
+    arms = report["arms"]
+    assert set(arms) == {"real", "real+synthetic"}
+    for arm in arms.values():
+        assert set(arm["robust_accuracy_by_attacker"]) == {"attacker:autoattack"}
+        assert 0 <= arm["robust_accuracy"] <= arm["clean_accuracy"] <= 1
+    steps = {name: arm["training"]["optimizer_steps"] for name, arm in arms.items()}
+    assert steps == {"real": 2, "real+synthetic": 2}
+    seen = arms["real+synthetic"]["training"]["images_seen"]
+    assert seen["real"] == 2 * round(0.3 * 64) and seen["synthetic"] == 2 * (64 - round(0.3 * 64))
+    store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
+    assert store["count"] == 300 and store["generator"]["key"] == "import:npz" and len(store["generator"]["sha256"]) == 64
 
 
 def test_digits_shift_tiny_variant(tmp_path):

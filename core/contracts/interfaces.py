@@ -247,9 +247,14 @@ class Augmentation(Component):
     MixUp) and the labels become soft (``float32 B×K`` rows summing to 1).
 
     Randomness comes from torch's default generator, which the caller seeds per
-    ``(seed, epoch, step)`` (:mod:`dreamset.training.augmenting`), so training stays resumable bit for bit."""
+    ``(seed, epoch, step)`` (:mod:`dreamset.training.augmenting`), so training stays resumable bit for bit.
+    An image-level augmentation that sets ``draws_from_generator = True`` also takes ``generator=``
+    (a seeded ``torch.Generator``) in :meth:`apply` and then draws from it alone, never from the
+    default generator: the trainer may then run it on its prefetch thread, beside training."""
 
     level: ClassVar[str] = "image"
+    #: ``apply`` takes ``generator=`` and draws from it alone (thread-safe; see the class docstring)
+    draws_from_generator: ClassVar[bool] = False
 
     @abc.abstractmethod
     def apply(self, images: "torch.Tensor", labels: "torch.Tensor", num_classes: int) -> "tuple[torch.Tensor, torch.Tensor]":

@@ -287,8 +287,9 @@ class Trainer:
         """``(x, y, mask, rows)`` of one epoch, at most ``limit`` (the budget may end inside the epoch):
         the mixer's batches of the (per-image augmented) sets, then the batch-level mix; ``rows`` are the
         rows the mixer read from each set for the batch (:mod:`dreamset.training.counting`). The next
-        batch is prepared on a thread while this one trains; per-source augmentation draws from torch's
-        global generator, so those reads stay on this thread."""
+        batch is prepared on a thread while this one trains — unless a per-source augmentation draws
+        from torch's global generator (one without ``draws_from_generator``): those reads then stay on
+        this thread."""
         from dreamset.orchestration.guards import iterate
         from dreamset.training.counting import counted_batches
         from dreamset.training.prefetch import prefetched
@@ -298,8 +299,8 @@ class Trainer:
         epoch_real, epoch_synthetic = augment.sources(real, synthetic, plan.seed, epoch) if augment else (real, synthetic)
         batches = counted_batches(plan.mixer.batches(epoch_real, epoch_synthetic, plan.settings.batch_size, epoch, plan.seed),
                                   self.tally)
-        per_source = augment is not None and bool(augment.real or augment.synthetic)
-        batches = batches if per_source else prefetched(batches, pin=self.device.type == "cuda")
+        global_draws = augment is not None and not augment.per_source_thread_safe
+        batches = batches if global_draws else prefetched(batches, pin=self.device.type == "cuda")
         for step, batch in enumerate(iterate(plan.mixer, "batches", batches)):  # a failure names the mixer
             if step >= limit:
                 break  # the budget ends inside this epoch
