@@ -125,10 +125,9 @@ def main(argv: list[str] | None = None, *, generator: str = "ddpm", dataset: str
         res = {"tag": a.tag, "generator": a.generator, "dataset": a.dataset, "train_size": a.train_size, "count": a.count,
                "options": options, **probe(a.generator, options, a.dataset, a.train_size, a.count, Path(work), reference)}
     res["argv"] = sys.argv[1:]
-    print(json.dumps(res))
-    os.makedirs(os.path.dirname(a.log) or ".", exist_ok=True)
-    with open(a.log, "a") as out_log:
-        out_log.write(json.dumps(res) + "\n")
+    import harness
+
+    harness.log_result(a.log, res)
 
 
 if __name__ == "__main__":
