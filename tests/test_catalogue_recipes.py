@@ -10,7 +10,8 @@ data and tiny models: every component they name, and the way they combine them, 
   the context (its `region: given` refuses to run without the mixer's context mask).
 - context-agnostic-mnist: the same at 28x28 on real MNIST digits (dataset:mnist, no training split),
   every arm and ablation, and a check that the shipped recipe's arms take equal steps per epoch.
-- mnist-robust: a (tiny) DDPM trained on real MNIST digits, PGD-AT real vs real+synthetic, PGD evaluation.
+- mnist-robust: a (tiny) DDPM trained on real MNIST digits and font glyphs, PGD-AT real vs real+synthetic (DDPM) and
+  real+glyphs, PGD evaluation.
 - cifar10-edm-1m: Wang et al.'s released-.npz setting on a tiny .npz (generate.source, no generator),
   0.3 real at fixed steps per epoch, TRADES on a (tiny) WideResNet with EMA, crop + flip, AutoAttack.
 """
@@ -202,12 +203,17 @@ def _arm_steps(recipe_name: str, sets: list[str] = ()) -> dict[str, int]:
 
     recipe, _ = load_recipe(recipe_name, list(sets))
     real = registry.create(recipe.data.dataset.key, **recipe.data.dataset.options).load("train")
-    count = recipe.generate.count
-    synthetic = TensorImageSet(torch.zeros(count, *real.image_shape), torch.arange(count) % 10, real.class_names)
+    sources = recipe.generate if isinstance(recipe.generate, dict) else {"": recipe.generate}
+
+    def synthetic_of(arm):  # the arm's sources (all of them for ``synthetic: true``), as one set
+        names = list(sources) if arm.synthetic is True else list(arm.synthetic)
+        count = sum(sources[name].count for name in names)
+        return TensorImageSet(torch.zeros(count, *real.image_shape), torch.arange(count) % 10, real.class_names)
+
     steps = {}
     for name, arm in recipe.arms.items():
         mixer = registry.create(arm.mixer.key, kind="mixer", **arm.mixer.options)
-        steps[name] = mixer.steps_per_epoch(real if arm.real else None, synthetic if arm.synthetic else None,
+        steps[name] = mixer.steps_per_epoch(real if arm.real else None, synthetic_of(arm) if arm.synthetic else None,
                                             recipe.train.batch_size)
     return steps
 
@@ -232,7 +238,7 @@ def test_context_agnostic_mnist_trains_on_one_rendering_per_class():
 
 def test_mnist_robust_arms_are_compute_matched():
     steps = _arm_steps("mnist-robust")
-    assert set(steps) == {"real", "real+synthetic"} and len(set(steps.values())) == 1, steps
+    assert set(steps) == {"real", "real+synthetic", "real+glyphs"} and len(set(steps.values())) == 1, steps
 
 
 def test_context_agnostic_mnist_tiny_variant(tmp_path):
@@ -265,22 +271,24 @@ def test_context_agnostic_mnist_tiny_variant(tmp_path):
 def test_mnist_robust_tiny_variant(tmp_path):
     report = _run("mnist-robust", tmp_path / "run", [
         "seeds=[0]", "data.dataset.options={train_size: 100, test_size: 50}",
-        "generate.count=40", "generate.batch_size=20", "generate.shard_size=20",
-        "generate.generator.options={block_out_channels: [8, 16], train_steps: 2, steps: 2, batch_size: 16}",
+        *[f"generate.{s}.{k}={v}" for s in ("ddpm", "glyphs") for k, v in (("count", 40), ("batch_size", 20), ("shard_size", 20))],
+        "generate.ddpm.generator.options={block_out_channels: [8, 16], train_steps: 2, steps: 2, batch_size: 16}",
         "train.epochs=1", "train.model.options.width=8", "train.attacker.options.steps=1",
-        "arms.real.mixer.options.epoch_steps=2", "arms.real+synthetic.mixer.options.epoch_steps=2",
+        *[f"arms.{arm}.mixer.options.epoch_steps=2" for arm in ("real", "real+synthetic", "real+glyphs")],
         "evaluate.attackers.0.options.steps=2", "evaluate.robust_samples=20", "reference.epochs=1",
         "report.html=false",
     ])
-    assert set(report["arms"]) == {"real", "real+synthetic"}
+    assert set(report["arms"]) == {"real", "real+synthetic", "real+glyphs"}
     for arm in report["arms"].values():
         assert 0 <= arm["robust_accuracy"] <= 1 and 0 <= arm["clean_accuracy"] <= 1
-    assert report["metrics"]["fid"]["fid"] >= 0 and 0 <= report["metrics"]["label_agreement"]["agreement"] <= 1
-    store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
-    assert store["count"] == 40
-    # the reference classifier's most confident half per class is what the synthetic arm trains on
-    assert report["selections"]["real+synthetic"]["0"]["selected"] == 20
-    assert report["selections"]["real+synthetic"]["0"]["of"] == 40
+    for source in ("ddpm", "glyphs"):  # each source measured on its own
+        assert report["metrics"]["fid"][source]["fid"] >= 0
+        assert 0 <= report["metrics"]["label_agreement"][source]["agreement"] <= 1
+        store = json.loads((tmp_path / "run" / "synthetic" / source / "store.json").read_text())
+        assert store["count"] == 40
+    # the reference classifier's most confident half per class is what the DDPM arm trains on; the glyphs all
+    assert (report["selections"]["real+synthetic"]["0"]["selected"], report["selections"]["real+synthetic"]["0"]["of"]) == (20, 40)
+    assert report["selections"]["real+glyphs"]["0"]["selected"] == 40
 
 
 def test_generator_comparison_tiny_variant(tmp_path):
