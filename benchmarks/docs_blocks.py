@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCKS: dict[str, tuple[str, str, bool]] = {
     "perf-ddpm-sampling": ("docs/performance.md", "benchmarks/ddpm_sampling.py --repeats 5", True),
     "perf-store-read": ("docs/performance.md", "benchmarks/store_read.py", True),
+    # issue 30: one million CIFAR-size images (about 3 GB .npz and 3 GB of store under /tmp, deleted after)
+    "perf-anchor-scale": ("docs/performance.md", "benchmarks/anchor_scale.py", True),
     "perf-adversarial-training": ("docs/performance.md",
                                   "benchmarks/adversarial_training.py --repeats 3 --batches 10", False),
     "perf-cut-paste": ("docs/performance.md", "benchmarks/cut_paste.py", True),

@@ -167,10 +167,7 @@ def main() -> None:
         scores = evaluate(model, xt, yt)
     res = dict(top=scores["top"], tag=a.tag, acc=scores["acc"], steps=total, secs=round(took.seconds), loss=round(loss.item(), 3),
                percls=scores["percls"], argv=sys.argv[1:])
-    print(json.dumps(res))
-    os.makedirs(os.path.dirname(a.log) or ".", exist_ok=True)
-    with open(a.log, "a") as log:
-        log.write(json.dumps(res) + "\n")
+    harness.log_result(a.log, res)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,14 @@
 (c) With two or more GPUs: ``torchrun --standalone --nproc_per_node 2 -m dreamset run
     docs/examples/tiny-distributed.yaml --set device=cuda`` against one process (exit codes, wall
     times, the largest relative difference of report numbers).
+(d) The catalogue recipe ``cifar10-edm-1m`` (issue 30) as ``dreamset run`` runs it, with its full
+    model, objective, batch and augmentation, on stand-in data (no network on a lent machine): a
+    CIFAR-size ``.npz`` of ``--edm-real`` random images as the real set and one of ``--edm-synthetic``
+    as ``generate.source``, ``--edm-steps`` optimizer steps per arm, AutoAttack on 100 test images.
+    Printed per arm: training images/s (images seen ÷ the arm's training wall seconds) — the rate
+    one GPU consumes that ``benchmarks/anchor_scale.py`` bounds from FLOPs — and the run's exit code
+    and wall time. The same command on real data (the CIFAR-10 files and Wang et al.'s ``1m.npz``)
+    is the recipe's GPU run: ``dreamset run cifar10-edm-1m --out runs/cifar10-edm-1m``.
 
 Everything prints as one results table to paste into docs/performance.md (with the machine line:
 date and device; ``--markdown`` for markdown), and as JSON to ``--json PATH``, by default
@@ -23,8 +31,9 @@ date and device; ``--markdown`` for markdown), and as JSON to ``--json PATH``, b
 ``--device cpu --quick`` runs the same code at toy sizes (a smoke test on a machine without a GPU;
 its numbers mean nothing).
 
-Run (one call, about 5 minutes on an H100-class GPU):
-``python benchmarks/gpu_figures.py [--batch 256] [--steps 20] [--at-batch 128] [--at-batches 20]``.
+Run (one call, about 5 minutes on an H100-class GPU, plus a few for (d)):
+``python benchmarks/gpu_figures.py [--batch 256] [--steps 20] [--at-batch 128] [--at-batches 20]``;
+``--only edm`` runs (d) alone.
 """
 from __future__ import annotations
 
@@ -191,12 +200,43 @@ def torchrun_figures(args, device, section: harness.Section) -> None:
             section.add("largest relative difference of report numbers, 2 vs 1 process(es)", max(diffs, default=0.0))
 
 
+def edm_recipe_figures(args, device, section: harness.Section) -> None:
+    from anchor_scale import write_npz
+
+    size = {"real": 200, "synthetic": 300} if args.quick else {"real": args.edm_real, "synthetic": args.edm_synthetic}
+    steps = 2 if args.quick else args.edm_steps
+    with tempfile.TemporaryDirectory() as tmp:
+        real, synthetic = write_npz(Path(tmp, "real.npz"), size["real"], seed=0), write_npz(Path(tmp, "edm.npz"), size["synthetic"], seed=1)
+        sets = [f"device={device.type}", f"data.dataset={{key: npz, options: {{path: {real}, test_fraction: {0.3 if args.quick else 0.01}}}}}",
+                f"generate.source={synthetic}", f"generate.count={size['synthetic']}", "train.epochs=1",
+                f"arms.real.mixer.options.epoch_steps={steps}", f"arms.real+synthetic.mixer.options.epoch_steps={steps}",
+                "evaluate.robust_samples=100", "report.html=false"]
+        if args.quick:
+            sets += ["train.model.options={depth: 10, width: 1, activation: silu}", "train.batch_size=64",
+                     "train.attacker.options.steps=2", "evaluate.robust_samples=10", "evaluate.batch_size=64"]
+        command = [sys.executable, "-m", "dreamset", "run", "cifar10-edm-1m", "--out", f"{tmp}/run"]
+        for item in sets:
+            command += ["--set", item]
+        with harness.Stopwatch() as wall:
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+        section.note(f"dreamset run cifar10-edm-1m: exit {done.returncode}, {wall.seconds:.0f} s"
+                     + (f"; stderr: {done.stderr[-800:]}" if done.returncode else ""))
+        report = Path(tmp, "run", "report.json")
+        if not report.exists():
+            return
+        for arm, result in json.loads(report.read_text())["arms"].items():
+            training = result["training"]
+            section.add(f"{arm}: training", training["images_seen"]["total"] / training["wall_seconds"], "images/s")
+            section.add(f"{arm}: robust accuracy (AutoAttack, untrained: a smoke check)", result["robust_accuracy"])
+
+
 def _device_name(device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 FIGURES = {"ddpm": ("(a) DDPM sampling", ddpm_figures), "at": ("(b) PGD-10 adversarial training", at_figures),
-           "torchrun": ("(c) torchrun, 2 processes vs 1", torchrun_figures)}
+           "torchrun": ("(c) torchrun, 2 processes vs 1", torchrun_figures),
+           "edm": ("(d) the cifar10-edm-1m recipe on stand-in data", edm_recipe_figures)}
 
 
 def main() -> None:
@@ -208,7 +248,11 @@ def main() -> None:
     parser.add_argument("--at-batches", type=int, default=20)
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak of the chip, TFLOP/s")
     parser.add_argument("--quick", action="store_true", help="toy sizes (smoke test)")
+    parser.add_argument("--edm-real", type=int, default=50_000, help="(d): real stand-in images")
+    parser.add_argument("--edm-synthetic", type=int, default=200_000, help="(d): generated stand-in images")
+    parser.add_argument("--edm-steps", type=int, default=40, help="(d): optimizer steps per arm")
     parser.add_argument("--skip", nargs="*", default=[], choices=list(FIGURES))
+    parser.add_argument("--only", nargs="*", default=None, choices=list(FIGURES), help="run only these figures")
     args = parser.parse_args()
     if args.json is None and os.environ.get("OUT"):
         args.json = Path(os.environ["OUT"], "gpu_figures.json")
@@ -217,7 +261,7 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     results = harness.Results(f"GPU figures on {_device_name(device)}", vars(args))
     for name, (title, figures) in FIGURES.items():
-        if name not in args.skip:
+        if name not in args.skip and (args.only is None or name in args.only):
             section = results.section(title)
             with harness.Stopwatch() as took:
                 figures(args, device, section)

@@ -146,6 +146,16 @@ def child_result(result: dict) -> None:
 
 # --- machine line ---------------------------------------------------------------------------------
 
+def log_result(path: str | Path, result: dict) -> None:
+    """Print ``result`` as one JSON line and append it to the probe log ``path`` (a ``.jsonl`` file;
+    its folder is made)."""
+    line = json.dumps(result)
+    print(line)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as log:
+        log.write(line + "\n")
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
     cpuinfo = Path("/proc/cpuinfo")

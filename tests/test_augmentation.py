@@ -159,6 +159,62 @@ def test_training_with_augmentation_resumes_bit_identically(tmp_path, monkeypatc
     assert not all(torch.equal(plain[k], v) for k, v in expected.items())
 
 
+@pytest.mark.parametrize("key, options", [
+    ("random-crop", {"padding": 4}), ("random-crop", {"padding": 1, "padding_mode": "reflect"}),
+    ("random-crop", {"padding": 3, "padding_mode": "edge"}), ("random-crop", {"padding": 2, "padding_mode": "symmetric"}),
+    ("random-crop", {"padding": 0}), ("horizontal-flip", {}), ("horizontal-flip", {"p": 0.2}), ("horizontal-flip", {"p": 1.0}),
+])
+def test_batched_crop_and_flip_are_torchvisions_image_by_image_bit_for_bit(key, options):
+    """The batched crop and flip draw what v2.RandomCrop / v2.RandomHorizontalFlip draw image by image
+    (the base class's per-image loop, kept as the reference), from the default generator or from a
+    generator of their own seeded alike."""
+    from dreamset.toolkit.augmenting import TorchvisionImageAugmentation
+
+    augmentation = registry.create(f"augmentation:{key}", **options)
+    assert augmentation.draws_from_generator
+    images = torch.rand(37, 3, 10, 12, generator=torch.Generator().manual_seed(2))
+    labels = torch.arange(37)
+    torch.manual_seed(9)
+    expected, _ = TorchvisionImageAugmentation.apply(augmentation, images, labels, 10)
+    after = torch.rand(2)
+    torch.manual_seed(9)
+    batched, same_labels = augmentation.apply(images, labels, 10)
+    assert torch.equal(torch.rand(2), after), "the batched version drew a different number of values"
+    own, _ = augmentation.apply(images, labels, 10, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(batched, expected) and torch.equal(own, expected) and same_labels is labels
+    assert batched.shape == images.shape and batched.dtype == torch.float32
+    if options.get("padding", 1) and options.get("p", 0.5) > 0:
+        assert not torch.equal(batched, images)
+
+
+def test_crop_and_flip_run_on_the_prefetch_thread_with_the_same_weights(tmp_path, monkeypatch):
+    """Per-source crop + flip draw from generators of their own, so the trainer prepares batches on its
+    prefetch thread; the weights are those of the old way (the default generator, forked and seeded
+    per read, on the training thread) bit for bit."""
+    from dreamset.plugins.augmentations.horizontal_flip import HorizontalFlip
+    from dreamset.plugins.augmentations.random_crop import RandomCrop
+    from dreamset.training import prefetch
+
+    g = torch.Generator().manual_seed(1)
+    data, synthetic = blobs(60, 3, 0.0, g), blobs(40, 3, 0.0, g)
+    crop_flip = [("random-crop", {"padding": 1}), ("horizontal-flip", {})]
+    calls = []
+    original = prefetch.prefetched
+    monkeypatch.setattr(prefetch, "prefetched", lambda *a, **k: calls.append(1) or original(*a, **k))
+    plan = _plan(real=crop_flip, synthetic=crop_flip)
+    assert plan.per_source_thread_safe
+    _train(tmp_path / "thread", data, plan, epochs=2, synthetic=synthetic)
+    assert len(calls) == 2  # one prefetched epoch each
+    for cls in (RandomCrop, HorizontalFlip):
+        monkeypatch.setattr(cls, "draws_from_generator", False)
+    assert not plan.per_source_thread_safe
+    _train(tmp_path / "global", data, plan, epochs=2, synthetic=synthetic)
+    assert len(calls) == 2  # the old way: not prefetched
+    a = load_checkpoint(tmp_path / "thread" / "final.safetensors")[0]
+    b = load_checkpoint(tmp_path / "global" / "final.safetensors")[0]
+    assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _recipe(**train_extra):
     return {"data": {"dataset": "digits"}, "arms": {"real": {}, "real+augmix": {"augment": {"real": ["augmix"]}}},
             "train": {"model": "small-cnn", **train_extra}}

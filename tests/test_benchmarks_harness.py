@@ -21,7 +21,7 @@ SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem != "harness")
 #: scripts that do not measure against a baseline (they render documents' blocks or probe a setting),
 #: or that the harness does not serve yet, so they keep their own options
 OWN_OPTIONS = {"claims", "docs_blocks", "adversarial_training", "arc_collapse", "generator_table", "glyph_probe", "default_search",
-               "thread_effect", "report_identity", "reliability_doc", "gan_probe", "paper_glyphs"}
+               "thread_effect", "report_identity", "reliability_doc", "gan_probe", "generator_probe", "paper_glyphs"}
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,10 @@ data and tiny models: every component they name, and the way they combine them, 
 - context-agnostic-mnist (and -short): Jin & Rinard's protocol (issue 28): one glyph per class, the
   glyph-warp ramp, their CNN, Adam, batches of 10 accumulated over 5 (batch_groups), Greedy Bias
   Correction with blended-ascent refinement per arm; every arm and ablation at tiny size.
-- mnist-robust: a (tiny) DDPM trained on real MNIST digits, PGD-AT real vs real+synthetic, PGD evaluation.
+- mnist-robust: a (tiny) DDPM trained on real MNIST digits and font glyphs, PGD-AT real vs real+synthetic (DDPM) and
+  real+glyphs, PGD evaluation.
+- cifar10-edm-1m: Wang et al.'s released-.npz setting on a tiny .npz (generate.source, no generator),
+  0.3 real at fixed steps per epoch, TRADES on a (tiny) WideResNet with EMA, crop + flip, AutoAttack.
 """
 from __future__ import annotations
 
@@ -50,21 +53,25 @@ def _fake_images(n: int, classes: int, size: int, seed: int) -> tuple[np.ndarray
     return images, labels.astype(np.int64)
 
 
-def test_cifar10_generated_at_tiny_variant(tmp_path):
+def _cifar_sized_run(tmp_path: Path, recipe: str, sets: list[str]) -> dict:
+    """A CIFAR recipe on stand-ins: a fake CIFAR .npz as the real set, a fake generated .npz (the
+    DM-Improves-AT release format) as generate.source, a WRN-10-1, one epoch, AutoAttack on ten images."""
     real_x, real_y = _fake_images(200, 10, 16, seed=0)
     syn_x, syn_y = _fake_images(300, 10, 16, seed=1)
     np.savez(tmp_path / "cifar.npz", image=real_x, label=real_y)
     np.savez(tmp_path / "generated.npz", image=syn_x, label=syn_y)
-    report = _run("cifar10-generated-at", tmp_path / "run", [
+    return _run(recipe, tmp_path / "run", [
         "device=cpu",
         f"data.dataset={{key: npz, options: {{path: {tmp_path / 'cifar.npz'}, test_fraction: 0.3}}}}",
         f"generate.source={tmp_path / 'generated.npz'}", "generate.count=300",
         "train.model.options={depth: 10, width: 1, activation: silu}",
         "train.epochs=1", "train.batch_size=64", "train.attacker.options.steps=2", "train.lr=0.05",
-        "reference.epochs=1",
-        "evaluate.robust_samples=10", "evaluate.batch_size=64",
-        "evaluate.attackers.1.options.steps=3",
+        "evaluate.robust_samples=10", "evaluate.batch_size=64", *sets,
     ])
+
+
+def test_cifar10_generated_at_tiny_variant(tmp_path):
+    report = _cifar_sized_run(tmp_path, "cifar10-generated-at", ["reference.epochs=1", "evaluate.attackers.1.options.steps=3"])
     arms = report["arms"]
     assert set(arms) == {"real", "real+synthetic"}
     for arm in arms.values():
@@ -80,6 +87,44 @@ def test_cifar10_generated_at_tiny_variant(tmp_path):
     for augment in report["augmentation"].values():  # the papers' crop (pad 4) + flip on both sources
         assert [a["key"] for a in augment["real"]] == crop_flip == [a["key"] for a in augment["synthetic"]]
         assert augment["real"][0]["options"]["padding"] == 4 and augment["batch"] == []
+
+
+def test_cifar10_edm_1m_has_wang_et_al_settings():
+    """The settings docs/recipes.md cites from DM-Improves-AT (README's train-wa.py command, its parser
+    defaults): a drift in the recipe fails here, not silently in a days-long GPU run."""
+    import math
+
+    from dreamset.orchestration.recipe import load_recipe
+
+    recipe, _ = load_recipe("cifar10-edm-1m", [])
+    train = recipe.train
+    assert recipe.generate.generator is None and recipe.generate.source.endswith(".npz")
+    assert (train.batch_size, train.epochs, train.lr, train.weight_decay) == (512, 400, 0.2, 5e-4)
+    assert (train.label_smoothing, train.ema_decay, train.objective.options["beta"]) == (0.1, 0.995, 5.0)
+    assert train.model.options == {"depth": 28, "width": 10, "activation": "silu"}
+    assert train.attacker.options == {"eps": 8 / 255, "alpha": 2 / 255, "steps": 10}
+    mixers = {name: arm.mixer.options for name, arm in recipe.arms.items()}
+    assert mixers["real+synthetic"]["real_fraction"] == 0.3  # their unsup-fraction 0.7
+    # their sampler: ceil(len(CIFAR-10 train) / batch) batches an epoch, whatever the generated set's size
+    assert {m["epoch_steps"] for m in mixers.values()} == {math.ceil(50_000 / 512)}
+    assert [a.key for a in recipe.evaluate.attackers] == ["autoattack"]
+    assert [a.key for a in train.augment.synthetic] == ["random-crop", "horizontal-flip"] == [a.key for a in train.augment.real]
+
+
+def test_cifar10_edm_1m_tiny_variant(tmp_path):
+    report = _cifar_sized_run(tmp_path, "cifar10-edm-1m", [
+        "arms.real.mixer.options.epoch_steps=2", "arms.real+synthetic.mixer.options.epoch_steps=2", "report.html=false"])
+    arms = report["arms"]
+    assert set(arms) == {"real", "real+synthetic"}
+    for arm in arms.values():
+        assert set(arm["robust_accuracy_by_attacker"]) == {"attacker:autoattack"}
+        assert 0 <= arm["robust_accuracy"] <= arm["clean_accuracy"] <= 1
+    steps = {name: arm["training"]["optimizer_steps"] for name, arm in arms.items()}
+    assert steps == {"real": 2, "real+synthetic": 2}
+    seen = arms["real+synthetic"]["training"]["images_seen"]
+    assert seen["real"] == 2 * round(0.3 * 64) and seen["synthetic"] == 2 * (64 - round(0.3 * 64))
+    store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
+    assert store["count"] == 300 and store["generator"]["key"] == "import:npz" and len(store["generator"]["sha256"]) == 64
 
 
 def test_digits_shift_tiny_variant(tmp_path):
@@ -161,12 +206,17 @@ def _arm_steps(recipe_name: str, sets: list[str] = ()) -> dict[str, int]:
 
     recipe, _ = load_recipe(recipe_name, list(sets))
     real = registry.create(recipe.data.dataset.key, **recipe.data.dataset.options).load("train")
-    count = recipe.generate.count
-    synthetic = TensorImageSet(torch.zeros(count, *real.image_shape), torch.arange(count) % 10, real.class_names)
+    sources = recipe.generate if isinstance(recipe.generate, dict) else {"": recipe.generate}
+
+    def synthetic_of(arm):  # the arm's sources (all of them for ``synthetic: true``), as one set
+        names = list(sources) if arm.synthetic is True else list(arm.synthetic)
+        count = sum(sources[name].count for name in names)
+        return TensorImageSet(torch.zeros(count, *real.image_shape), torch.arange(count) % 10, real.class_names)
+
     steps = {}
     for name, arm in recipe.arms.items():
         mixer = registry.create(arm.mixer.key, kind="mixer", **arm.mixer.options)
-        steps[name] = mixer.steps_per_epoch(real if arm.real else None, synthetic if arm.synthetic else None,
+        steps[name] = mixer.steps_per_epoch(real if arm.real else None, synthetic_of(arm) if arm.synthetic else None,
                                             recipe.train.batch_size)
     return steps
 
@@ -191,7 +241,7 @@ def test_context_agnostic_mnist_biregular_trains_on_one_rendering_per_class():
 
 def test_mnist_robust_arms_are_compute_matched():
     steps = _arm_steps("mnist-robust")
-    assert set(steps) == {"real", "real+synthetic"} and len(set(steps.values())) == 1, steps
+    assert set(steps) == {"real", "real+synthetic", "real+glyphs"} and len(set(steps.values())) == 1, steps
 
 
 def test_context_agnostic_mnist_biregular_tiny_variant(tmp_path):
@@ -261,22 +311,24 @@ def test_context_agnostic_mnist_tiny_variant(tmp_path):
 def test_mnist_robust_tiny_variant(tmp_path):
     report = _run("mnist-robust", tmp_path / "run", [
         "seeds=[0]", "data.dataset.options={train_size: 100, test_size: 50}",
-        "generate.count=40", "generate.batch_size=20", "generate.shard_size=20",
-        "generate.generator.options={block_out_channels: [8, 16], train_steps: 2, steps: 2, batch_size: 16}",
+        *[f"generate.{s}.{k}={v}" for s in ("ddpm", "glyphs") for k, v in (("count", 40), ("batch_size", 20), ("shard_size", 20))],
+        "generate.ddpm.generator.options={block_out_channels: [8, 16], train_steps: 2, steps: 2, batch_size: 16}",
         "train.epochs=1", "train.model.options.width=8", "train.attacker.options.steps=1",
-        "arms.real.mixer.options.epoch_steps=2", "arms.real+synthetic.mixer.options.epoch_steps=2",
+        *[f"arms.{arm}.mixer.options.epoch_steps=2" for arm in ("real", "real+synthetic", "real+glyphs")],
         "evaluate.attackers.0.options.steps=2", "evaluate.robust_samples=20", "reference.epochs=1",
         "report.html=false",
     ])
-    assert set(report["arms"]) == {"real", "real+synthetic"}
+    assert set(report["arms"]) == {"real", "real+synthetic", "real+glyphs"}
     for arm in report["arms"].values():
         assert 0 <= arm["robust_accuracy"] <= 1 and 0 <= arm["clean_accuracy"] <= 1
-    assert report["metrics"]["fid"]["fid"] >= 0 and 0 <= report["metrics"]["label_agreement"]["agreement"] <= 1
-    store = json.loads((tmp_path / "run" / "synthetic" / "store.json").read_text())
-    assert store["count"] == 40
-    # the reference classifier's most confident half per class is what the synthetic arm trains on
-    assert report["selections"]["real+synthetic"]["0"]["selected"] == 20
-    assert report["selections"]["real+synthetic"]["0"]["of"] == 40
+    for source in ("ddpm", "glyphs"):  # each source measured on its own
+        assert report["metrics"]["fid"][source]["fid"] >= 0
+        assert 0 <= report["metrics"]["label_agreement"][source]["agreement"] <= 1
+        store = json.loads((tmp_path / "run" / "synthetic" / source / "store.json").read_text())
+        assert store["count"] == 40
+    # the reference classifier's most confident half per class is what the DDPM arm trains on; the glyphs all
+    assert (report["selections"]["real+synthetic"]["0"]["selected"], report["selections"]["real+synthetic"]["0"]["of"]) == (20, 40)
+    assert report["selections"]["real+glyphs"]["0"]["selected"] == 40
 
 
 def test_generator_comparison_tiny_variant(tmp_path):

@@ -98,6 +98,7 @@ def test_default_run_records_equal_steps_and_what_each_arm_saw(tiny_report):
             # PGD-2: one forward (and backward) per attack step, per optimizer step
             assert t["attack_forward_backward_passes"] == 2 * t["optimizer_steps"]
             assert t["images_seen"]["real"] + t["images_seen"]["synthetic"] == t["images_seen"]["total"]
+            assert t["images_seen"]["split"] == "counted"
             assert t["wall_seconds"] > 0
     real, mixed = arms["real"]["per_seed"]["0"]["training"], arms["real+synthetic"]["per_seed"]["0"]["training"]
     assert real["images_seen"]["synthetic"] == 0 and mixed["images_seen"]["synthetic"] == mixed["images_seen"]["real"]
@@ -105,6 +106,47 @@ def test_default_run_records_equal_steps_and_what_each_arm_saw(tiny_report):
     assert real["epochs"] == pytest.approx(2 * mixed["epochs"])
     assert arms["real-epochs"]["per_seed"]["0"]["training"]["epochs"] == pytest.approx(mixed["epochs"])
 
+
+
+def test_images_seen_per_set_are_counted_not_planned(tmp_path):
+    """The real/synthetic split of ``images_seen`` counts the rows of the batches trained on: right for a
+    mixer whose mix changes within an epoch and that declares no composition (the planned split was
+    ``None`` there), and blind to the batches the prefetch thread read ahead past the budget."""
+    from dreamset.conformance.metrics import toy_row_images
+    from dreamset.contracts.interfaces import Mixer
+    from dreamset.files.checkpoints import load_checkpoint
+    from dreamset.orchestration.recipe import TrainStage
+    from dreamset.training.trainer import train_classifier
+
+    class Alternating(Mixer):
+        """Even batches: 16 real rows; odd batches: 4 real + 12 synthetic. No declared composition."""
+        key = "mixer:alternating-test"
+
+        def steps_per_epoch(self, real, synthetic, batch_size):
+            return 5
+
+        def composition(self, real, synthetic, batch_size):
+            return None
+
+        def batches(self, real, synthetic, batch_size, epoch, seed):
+            for step in range(5):
+                parts = [real.get(torch.arange(16))] if step % 2 == 0 else [real.get(torch.arange(4)), synthetic.get(torch.arange(12))]
+                yield torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+
+    real = toy_row_images(40, 3, 0.0, torch.Generator().manual_seed(0))
+    synthetic = toy_row_images(40, 3, 0.0, torch.Generator().manual_seed(1))
+    settings = TrainStage(model="small-cnn", epochs=1, batch_size=16, mixed_precision=False)
+    build = lambda: registry.create("model:small-cnn", width=4).build((1, 8, 8), 3)  # noqa: E731
+    record: dict = {}
+    torch.manual_seed(0)
+    # 7 steps: one epoch (batches 0-4) and batches 0-1 of the second; the prefetcher reads ahead of both
+    train_classifier(None, build(), mixer=Alternating(), real=real, synthetic=synthetic, attacker=None, settings=settings,
+                     seed=0, checkpoint_dir=tmp_path / "a", total_steps=7, record=record)
+    real_rows = 3 * 16 + 2 * 4 + 16 + 4
+    assert record["images_seen"] == {"total": 7 * 16, "real": real_rows, "synthetic": 7 * 16 - real_rows, "split": "counted"}
+    # the counters are in the checkpoint, so a resumed or reused run reports the same split
+    _, meta = load_checkpoint(tmp_path / "a" / "final.safetensors")
+    assert (meta["cost"]["images_seen_real"], meta["cost"]["images_seen_synthetic"]) == (real_rows, 7 * 16 - real_rows)
 
 def test_without_an_epoch_arm_the_default_recipe_has_no_note(tmp_path):
     report = _run(tmp_path / "run", "seeds=[0]", "arms={real: {real: true}, real+synthetic: {real: true, synthetic: true}}")
@@ -317,6 +359,16 @@ def test_baseline_arm_must_be_an_arm():
 
 
 # -- claims tables ---------------------------------------------------------------------------------
+
+def test_the_claims_block_with_metrics_lists_the_runs_warnings(tiny_report):
+    """A collapsed ARC discriminator or an effective-robustness control off its own line is a warning in
+    report.json; the docs' block with metrics says it under the metrics table (issue 27 items 2 and 3)."""
+    _, report = tiny_report
+    off_line = ("effective_robustness: control arm 'real' (standard training, real data only) lies off its own "
+                "baseline line: ER -2.26 pp [-3.10, -1.40]")
+    report = {**report, "warnings": [off_line]}
+    assert f"* {off_line}" in claims_markdown(report, source="test", metrics=True)
+    assert off_line not in claims_markdown(report, source="test")  # README's short block: the arms only
 
 def test_claims_table_is_generated_from_the_report(tiny_report):
     _, report = tiny_report

@@ -367,3 +367,9 @@ def test_the_control_check_flags_a_standard_real_only_arm_off_its_line():
     assert checked["at"]["on_line"] is True and "warning" not in checked["at"]
     adversarial = control_check(arms, specs, SimpleNamespace(attacker={"key": "pgd"}))
     assert adversarial == {}  # adversarially trained arms are not the testbed's kind of model
+    # an arm with augmentations of its own (real+crop) is not trained like the testbed: no control
+    from dreamset.orchestration.recipe import AugmentSpec
+
+    specs["at"] = SimpleNamespace(synthetic=False, standard=False, augment=AugmentSpec(real=[{"key": "random-crop"}]))
+    specs["real"].augment = AugmentSpec()  # augment: {} is none
+    assert set(control_check(arms, specs, SimpleNamespace(attacker=None))) == {"real"}

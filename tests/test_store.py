@@ -404,6 +404,76 @@ def test_npz_import_errors_are_one_line_naming_file_and_key(tmp_path, arrays, na
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_import_streams_across_chunk_boundaries(tmp_path, compressed):
+    """A shard size that divides neither the file nor the zip's own read blocks: every image and label
+    lands at its index, stored or deflated members alike, and the last shard is the short one."""
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, size=(1000, 7, 5, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=1000)
+    (np.savez_compressed if compressed else np.savez)(tmp_path / "in.npz", image=images, label=labels)
+    store = import_npz(tmp_path / "in.npz", tmp_path / "s", shard_size=64)
+    assert store.complete and len(store) == 1000 and len(list((store.path / "shards").iterdir())) == 16
+    x, y = store.get_uint8(range(1000))
+    assert np.array_equal(x, images.transpose(0, 3, 1, 2)) and np.array_equal(y, labels)
+    assert store.shard_array(15).shape == (1000 - 15 * 64, 3, 7, 5)
+
+
+def test_npz_import_peak_memory_is_far_below_the_array(tmp_path):
+    """numpy's buffers and the bytes read from the zip are traced by tracemalloc (every thread): the
+    import's peak is a few shards, not the 24 MB image array the file holds."""
+    import tracemalloc
+
+    from dreamset.store.npz import write_npz
+
+    n, shape = 8000, (32, 32, 3)
+    rng = np.random.default_rng(0)
+    write_npz(tmp_path / "in.npz", (n, *shape), (rng.integers(0, 256, size=(500, *shape), dtype=np.uint8)
+                                                 for _ in range(n // 500)), np.arange(n) % 10)
+    array_bytes = n * int(np.prod(shape))
+    tracemalloc.start()
+    try:
+        store = import_npz(tmp_path / "in.npz", tmp_path / "s", shard_size=128)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(store) == n
+    assert peak < array_bytes / 8, f"import peak {peak:,} bytes traced for a {array_bytes:,}-byte array"
+
+
+def test_npz_import_refuses_a_file_larger_than_the_free_disk_before_writing(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from dreamset.cli import main
+
+    images = np.zeros((3000, 8, 8, 3), np.uint8)
+    np.savez(tmp_path / "in.npz", image=images, label=np.arange(3000) % 10)
+    usage = namedtuple("usage", "total used free")
+    # 3,000 images of 192 bytes fit in 1 MB; with their labels and provenance lines they do not
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    assert main(["import", str(tmp_path / "in.npz"), str(tmp_path / "store")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "in.npz: 3,000 images of (3, 8, 8) need about" in err and "only 1.0 MB are free" in err, err
+    assert not (tmp_path / "store").exists()
+
+
+def test_npz_import_of_a_fortran_ordered_image_member_is_bounded(tmp_path, monkeypatch):
+    """Fortran order spreads each image over the whole member: it is read whole when that fits the
+    memory bound (same store as the C-ordered file), and refused with one line saying how to re-save it."""
+    from dreamset.files import verify
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(40, 4, 4, 3), dtype=np.uint8)
+    np.savez(tmp_path / "f.npz", image=np.asfortranarray(images), label=np.arange(40) % 4)
+    store = import_npz(tmp_path / "f.npz", tmp_path / "s", shard_size=16)
+    assert np.array_equal(store.get_uint8(range(40))[0], images.transpose(0, 3, 1, 2))
+    monkeypatch.setattr(verify, "available_memory", lambda: 6 * 1000)
+    with pytest.raises(BadInputError, match=r"f\.npz: key 'image' is 2,048 bytes .* Fortran-ordered.*ascontiguousarray") as info:
+        import_npz(tmp_path / "f.npz", tmp_path / "s2", shard_size=16)
+    assert "\n" not in str(info.value) and not (tmp_path / "s2").exists()
+
+
 def test_imagefolder_export_with_metadata_and_no_path_traversal(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(5, 4, 4, 3), dtype=np.uint8)

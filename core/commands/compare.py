@@ -24,16 +24,17 @@ DEFAULT_FEATURE_METRICS = ("metric:fid", "metric:kid", "metric:prdc")
 NEEDS_ARMS = {"metric:accuracy", "metric:robust-accuracy", "metric:effective-robustness"}
 
 
-def open_source(spec: str, registry, field: str, whole: bool = False):
-    """``(train, test)`` ImageSources for a dataset key, a store folder or a ``.npz`` file. With
-    ``whole`` (the synthetic side) a ``.npz`` is not split: every image is in the first source."""
+def open_source(spec: str, registry, field: str, whole: bool = False, options: dict[str, Any] | None = None):
+    """``(train, test)`` ImageSources for a dataset key (created with ``options``), a store folder or a
+    ``.npz`` file. With ``whole`` (the synthetic side) a ``.npz`` is not split: every image is in the
+    first source."""
     from dreamset.store.reader import SyntheticStore
 
     path = Path(spec)
     if spec.startswith("dataset:") or (":" not in spec and not path.exists() and spec in {
             k.split(":", 1)[1] for k in registry.list("dataset:*")}):
         dataset = registry.create(spec if spec.startswith("dataset:") else f"dataset:{spec}", kind="dataset",
-                                  field_path=field)
+                                  field_path=field, **(options or {}))
         return dataset.load("train"), dataset.load("test")
     if path.suffix == ".npz":
         if not path.is_file():
@@ -68,11 +69,13 @@ def is_feature_file(spec: str) -> bool:
 
 def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = None, registry=None,
                      work_dir: str | Path | None = None, model: str = "model:small-cnn",
-                     reference_epochs: int = 20, extractor: str | None = None) -> dict[str, Any]:
+                     reference_epochs: int = 20, extractor: str | None = None,
+                     real_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """``{metric name: result}`` for ``metrics`` (default FID, KID, PRDC, label agreement; with a
     feature file FID, KID, PRDC) between ``real`` and ``synthetic``. Either may be a precomputed
     feature file (``.npy`` matrix, or ``.npz`` with ``features`` [and ``labels``]); ``extractor``
-    (a registry key) embeds the image sources of the feature metrics."""
+    (a registry key) embeds the image sources of the feature metrics; ``real_options``: the options of
+    a real dataset key (e.g. ``{"train_size": 1000}``)."""
     import torch
 
     import dreamset.registry as registry_module
@@ -100,7 +103,7 @@ def evaluate_sources(real: str, synthetic: str, metrics: Sequence[str] | None = 
         for key in keys:
             results[metric_report_name(key)] = registry.create(key, kind="metric", **options).compute(None)
         return results
-    real_train, real_test = open_source(real, registry, "real") if "real_features" not in files else (None, None)
+    real_train, real_test = open_source(real, registry, "real", options=real_options) if "real_features" not in files else (None, None)
     synthetic_source = open_source(synthetic, registry, "synthetic", whole=True)[0] if "synthetic_features" not in files else None
     if real_train is None or synthetic_source is None:
         if "extractor" not in options:

@@ -215,9 +215,10 @@ class Mixer(Component):
 
     def composition(self, real: ImageSource | None, synthetic: ImageSource | None, batch_size: int) -> tuple[float, float] | None:
         """``(real, synthetic)``: the fractions of each batch's images that come from the real and the
-        synthetic set (they sum to 1), for the per-arm ``images_seen`` of report.json; ``None`` when
-        unknown (then only the total is recorded). The default covers an arm with one kind of data; a
-        mixer that combines both should override it."""
+        synthetic set (they sum to 1) as planned; ``None`` when unknown. report.json's ``images_seen``
+        split is counted from the rows a mixer reads (:mod:`dreamset.training.counting`); this planned
+        split is its fallback for a run resumed from a checkpoint written before counting. The default
+        covers an arm with one kind of data."""
         has_real, has_synthetic = real is not None and len(real) > 0, synthetic is not None and len(synthetic) > 0
         if has_real and has_synthetic:
             return None
@@ -246,12 +247,17 @@ class Augmentation(Component):
     MixUp) and the labels become soft (``float32 B×K`` rows summing to 1).
 
     Randomness comes from torch's default generator, which the caller seeds per
-    ``(seed, epoch, step)`` (:mod:`dreamset.training.augmenting`), so training stays resumable bit for bit."""
+    ``(seed, epoch, step)`` (:mod:`dreamset.training.augmenting`), so training stays resumable bit for bit.
+    An image-level augmentation that sets ``draws_from_generator = True`` also takes ``generator=``
+    (a seeded ``torch.Generator``) in :meth:`apply` and then draws from it alone, never from the
+    default generator: the trainer may then run it on its prefetch thread, beside training."""
 
     level: ClassVar[str] = "image"
     #: ``apply`` accepts an ``epoch`` keyword (the trainer's 0-based epoch) for schedules over training,
     #: e.g. a strength that ramps in (``augmentation:glyph-warp``); the trainer passes it only then
     takes_epoch: ClassVar[bool] = False
+    #: ``apply`` takes ``generator=`` and draws from it alone (thread-safe; see the class docstring)
+    draws_from_generator: ClassVar[bool] = False
 
     @abc.abstractmethod
     def apply(self, images: "torch.Tensor", labels: "torch.Tensor", num_classes: int) -> "tuple[torch.Tensor, torch.Tensor]":

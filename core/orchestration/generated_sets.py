@@ -60,6 +60,8 @@ def check_generated_sets(recipe) -> None:
             raise ValueError(f"evaluate.sets.{i}.generator: the recipe has no generate stage; name a generator")
         if spec.generator is None and several:
             raise ValueError(f"evaluate.sets.{i}.generator: the recipe has several synthetic sources; name the generator")
+        if spec.generator is None and next(iter(stages.values()))[1].generator is None:
+            raise ValueError(f"evaluate.sets.{i}.generator: the recipe's generate block names a source, no generator; name one")
         first, last = seed_range(spec.seed, spec.count)
         for path, generate in stages.values():
             if generate.source is not None or not _same_generator(spec, generate):

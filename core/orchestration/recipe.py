@@ -58,7 +58,8 @@ class DataStage(_Model):
 
 
 class GenerateStage(_Model):
-    generator: ComponentRef
+    #: the generator to fit and sample; may be left out when ``source`` names the images instead
+    generator: ComponentRef | None = None
     count: int = Field(gt=0, le=1_000_000_000)
     batch_size: int = Field(default=256, gt=0, le=1_000_000)
     shard_size: int = Field(default=1024, gt=0, le=10_000_000)
@@ -72,6 +73,12 @@ class GenerateStage(_Model):
     allow_partial: bool = False
     #: generate in rounds steered by the classifier of the arm that trains on it (dreamset.orchestration.closed_loop)
     closed_loop: ClosedLoop | None = None
+
+    @model_validator(mode="after")
+    def _generator_or_source(self):
+        if self.generator is None and self.source is None:
+            raise ValueError("generator: name a generator, or a source (.npz file or store folder) to use instead")
+        return self
 
 
 class AugmentSpec(_Model):
@@ -367,7 +374,8 @@ class Recipe(_Model):
         for i, ref in enumerate(self.data.shifts):
             yield f"data.shifts.{i}", "shift", ref
         for path, stage in self.generate_stages().values():
-            yield f"{path}.generator", "generator", stage.generator
+            if stage.generator is not None:  # None: the stage names a source instead
+                yield f"{path}.generator", "generator", stage.generator
         for name, arm in self.arms.items():
             if arm.sampler is not None:
                 yield f"arms.{name}.sampler", "sampler", arm.sampler

@@ -9,7 +9,8 @@ A block holds: the arms table (optimizer steps, clean accuracy, worst-case robus
 shifted accuracies, mean ± std over seeds, percent), the paired differences to the baseline arm with
 their 95% intervals and verdicts (:mod:`dreamset.report.differences`: ``not shown`` when the interval
 contains 0), any loud notes of the report, and optionally the metrics' declared headline values
-(:mod:`dreamset.report.headlines`).
+(:mod:`dreamset.report.headlines`) with the warnings the run recorded (a collapsed ARC discriminator,
+an effective-robustness control off its own line).
 """
 from __future__ import annotations
 
@@ -143,6 +144,9 @@ def claims_markdown(report: dict[str, Any], *, source: str, metrics: bool = Fals
             metric_rows.append([v.label + (f" ({note})" if note else ""), v.text + (f" {v.interval_text}" if v.interval_text else "")])
         if metric_rows:
             lines += markdown_table(["metric", "value"], metric_rows) + [""]
+        warned = report.get("warnings") or []
+        if warned:  # what the metrics said of themselves (a collapsed discriminator, a control off its line, ...)
+            lines += ["Warnings the run recorded:", "", *[f"* {w}" for w in warned], ""]
     lines.append(source)
     return "\n".join(lines)
 

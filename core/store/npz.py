@@ -1,5 +1,12 @@
 """``.npz`` import and export: ``image`` (uint8 N×H×W×C as released by DM-Improves-AT, or N×C×H×W)
-and ``label`` arrays, streamed shard by shard."""
+and ``label`` arrays, streamed shard by shard.
+
+The import never holds the ``image`` array: its ``.npy`` member's header is read from the zip, then
+its rows are read in blocks of one shard straight from the (stored or deflated) member, each block
+committed as a shard on a writer thread. Its memory is therefore one or two shards and the labels
+(8 bytes an image), whatever the file's size (``benchmarks/anchor_scale.py`` measures 10⁵ and 10⁶
+CIFAR-size images). A Fortran-ordered member, whose rows are spread over the whole member, is the
+one exception: it is read whole, and refused when it does not fit the memory bound."""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +15,7 @@ import os
 import secrets
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -17,10 +24,16 @@ from dreamset.contracts.data import to_uint8_images
 from dreamset.contracts.errors import BadInputError, DiskFullError
 from dreamset.contracts.interfaces import ImageSource
 from dreamset.files.atomic import DISK_FULL, disk_full_message, fsync_dir
-from dreamset.store.format import MANIFEST, _manifest, _provenance, _read_manifest, _read_npy_header
+from dreamset.files.verify import check_disk_space
+from dreamset.store.format import MANIFEST, _dumps, _manifest, _provenance, _read_manifest, _read_npy_header
 from dreamset.contracts.progress import progress
 from dreamset.store.reader import SyntheticStore, _uint8_chunks
 from dreamset.store.writer import _clean_tmp, _init_store, _ShardWriter
+
+
+#: how a Fortran-ordered ``image`` member too large for memory is refused
+FORTRAN_HINT = ("; it is Fortran-ordered, so it can only be read whole: save it C-ordered to stream it "
+                "(np.savez(path, image=np.ascontiguousarray(image), label=label))")
 
 
 class _NpzMember:
@@ -81,6 +94,10 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
     """Import an ``.npz`` with keys ``image`` (uint8 N×H×W×C as released by DM-Improves-AT /
     Rebuffi et al. 2021, or N×C×H×W) and ``label`` (N integers) into a store, shard by shard.
     Class names default to ``"0".."K-1"`` with ``K = max(label) + 1``. Re-running resumes.
+    Streamed: the image array is read one shard at a time, never whole (see the module docstring).
+    Refused with one line before anything is written: a store that does not fit the free disk
+    (:func:`dreamset.files.verify.check_disk_space`: pixels, labels and the measured provenance line
+    per image), a file replaced since a cut-short import, malformed keys.
     Progress (images) on ``services`` (:class:`dreamset.contracts.inputs.Services`; ``None``: silent)."""
     path = Path(npz_path)
     if not path.is_file():
@@ -100,6 +117,8 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
         check_npz_members(zf, path, in_memory=("label",))  # the image member is streamed, never read whole
         try:
             images = _NpzMember(zf, "image", path)
+            if images.fortran:  # its rows are spread over the whole member: only readable whole
+                check_npz_members(zf, path, in_memory=("image",), hint=FORTRAN_HINT)
             labels = np.load(io.BytesIO(zf.read("label.npy")), allow_pickle=False)
         except ValueError as exc:
             raise BadInputError(f"{path}: unreadable array ({exc})") from exc
@@ -120,6 +139,11 @@ def import_npz(npz_path, store_dir, class_names: Sequence[str] | None = None, sh
             raise BadInputError(f"{path}: key 'label' has values in [{labels.min()}, {labels.max()}], outside [0, {len(class_names) - 1}] for {len(class_names)} classes")
         shape = _as_nchw_uint8(np.zeros((0, *images.shape[1:]), dtype=np.uint8), layout, path).shape[1:]
         root = Path(store_dir)
+        # before anything is read whole or written: the store must fit the disk (its pixels, labels
+        # and provenance lines, less what a cut-short import already wrote)
+        line = _dumps(_provenance({"source": path.name}, generator="import:npz", index=n - 1, label=int(labels[-1]),
+                                  class_names=class_names, seed=None, image_shape=shape))
+        check_disk_space(root, n, shape, provenance_bytes=len(line) + 1, field=str(path))
         source = {"key": "import:npz", "source": path.name, "bytes": path.stat().st_size}
         digest = _same_source(path, root)
         if digest is not None:
@@ -183,18 +207,32 @@ def _atomic_output(path: Path) -> Iterator[Any]:
     fsync_dir(path.parent)
 
 
+def write_npz(path, image_shape, chunks: Iterable[np.ndarray], labels: np.ndarray) -> Path:
+    """Write an ``.npz`` with ``image`` (uint8 ``image_shape``, e.g. N×H×W×C, the DM-Improves-AT
+    layout) from ``chunks`` (uint8 blocks of rows, in order, together ``image_shape[0]`` rows) and
+    ``label`` (int64 N), uncompressed, streamed (never the whole array in memory) and committed
+    atomically."""
+    path = Path(path)
+    n = int(image_shape[0])
+    written = 0
+    with _atomic_output(path) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with zf.open("image.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, {"descr": "|u1", "fortran_order": False,
+                                                          "shape": tuple(int(v) for v in image_shape)})
+            for chunk in chunks:
+                member.write(np.ascontiguousarray(chunk, dtype=np.uint8).tobytes())
+                written += len(chunk)
+            if written != n or len(labels) != n:
+                raise ValueError(f"write_npz: {written} image rows and {len(labels)} labels for a shape of {n} rows")
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(labels).astype(np.int64))
+        zf.writestr("label.npy", buffer.getvalue())
+    return path
+
+
 def export_npz(store: ImageSource, path, services: Any = None) -> Path:
     """Write ``store`` as an ``.npz`` with ``image`` (uint8 N×H×W×C, the DM-Improves-AT layout) and
     ``label`` (int64 N), streamed shard by shard and committed atomically. Progress on ``services``."""
-    path = Path(path)
-    n = len(store)
     c, h, w = store.image_shape
-    with _atomic_output(path) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        with zf.open("image.npy", "w", force_zip64=True) as member:
-            np.lib.format.write_array_header_1_0(member, {"descr": "|u1", "fortran_order": False, "shape": (n, h, w, c)})
-            for start, images in _uint8_chunks(store, services=services, description="export npz"):
-                member.write(np.ascontiguousarray(images.transpose(0, 2, 3, 1)).tobytes())
-        buffer = io.BytesIO()
-        np.save(buffer, store.labels.numpy().astype(np.int64))
-        zf.writestr("label.npy", buffer.getvalue())
-    return path
+    chunks = (images.transpose(0, 2, 3, 1) for _, images in _uint8_chunks(store, services=services, description="export npz"))
+    return write_npz(path, (len(store), h, w, c), chunks, store.labels.numpy())

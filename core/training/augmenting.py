@@ -73,6 +73,11 @@ class AugmentationPlan:
         """What report.json records for the arm (every component's key and resolved options)."""
         return {name: [a.describe() for a in getattr(self, name)] for name in ("real", "synthetic", "batch")}
 
+    @property
+    def per_source_thread_safe(self) -> bool:
+        """Whether the per-source augmentations may run on the prefetch thread (:func:`thread_safe`)."""
+        return thread_safe(self.real + self.synthetic)
+
     def sources(self, real, synthetic, seed: int, epoch: int):
         """``(real, synthetic)`` for one epoch, each wrapped when it has augmentations."""
         wrap = lambda source, augs, tag: AugmentedSource(source, augs, seed, epoch, tag) if source is not None and augs else source  # noqa: E731
@@ -142,11 +147,31 @@ class AugmentedSource(ImageSource):
 
     def get(self, indices):
         images, labels = self.source.get(indices)
-        with seeded(augmentation_seed(self.seed, self.epoch, self.reads, self.tag)):
+        seed = augmentation_seed(self.seed, self.epoch, self.reads, self.tag)
+        if thread_safe(self.augmentations):  # the same draws, from a generator of their own
+            generator = torch.Generator().manual_seed(seed)
             for augmentation in self.augmentations:
                 with calling(augmentation, "apply"):
-                    extra = {"epoch": self.epoch} if getattr(augmentation, "takes_epoch", False) else {}
-                    images, labels = augmentation.apply(images, labels, len(self.class_names), **extra)
+                    images, labels = augmentation.apply(images, labels, len(self.class_names), generator=generator,
+                                                        **self._epoch(augmentation))
+        else:
+            with seeded(seed):
+                for augmentation in self.augmentations:
+                    with calling(augmentation, "apply"):
+                        images, labels = augmentation.apply(images, labels, len(self.class_names), **self._epoch(augmentation))
         self.reads += 1
         return images, labels
+
+    def _epoch(self, augmentation) -> dict:
+        """``{"epoch": E}`` for an augmentation that declares ``takes_epoch`` (a schedule), else nothing."""
+        return {"epoch": self.epoch} if getattr(augmentation, "takes_epoch", False) else {}
+
+
+def thread_safe(augmentations: Sequence[Augmentation]) -> bool:
+    """Whether every one of ``augmentations`` draws from a generator it is given
+    (``draws_from_generator``): then they never touch torch's default generator, and may run on the
+    trainer's prefetch thread while the training step draws from it. A ``torch.Generator`` seeded
+    with ``s`` draws what the default generator seeded with ``s`` would, so the images are the same
+    either way."""
+    return all(getattr(a, "draws_from_generator", False) for a in augmentations)
 

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from dreamset.files.atomic import atomic_write_text
 from dreamset.files.checkpoints import load_checkpoint, save_checkpoint
@@ -206,7 +205,13 @@ class Trainer:
     (:class:`dreamset.contracts.inputs.Services`): device, progress bars and ``fresh``."""
 
     def __init__(self, plan: TrainingPlan, services=None, curves=None) -> None:
+        from dreamset.training.counting import counted
+
         self.plan, self.services, self.curves = plan, services, curves
+        # the sets the mixer reads, counting the rows it reads (made once: compositing mixers cache by source)
+        self.tally = {"real": 0, "synthetic": 0}
+        self.counted_real = counted(plan.real, self.tally, "real")
+        self.counted_synthetic = counted(plan.synthetic, self.tally, "synthetic")
         device = getattr(services, "device", None)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
 
@@ -244,7 +249,8 @@ class Trainer:
                     started = time.perf_counter()
                     torch.manual_seed(_epoch_seed(plan.seed, epoch) + run.distribution.rank)
                     model.train()
-                    for step, (x, y, mask) in enumerate(self._batches(epoch, total - epoch * steps)):
+                    for step, (x, y, mask, rows) in enumerate(self._batches(epoch, total - epoch * steps)):
+                        cost.add_rows(rows)
                         for group in optimizer.param_groups:
                             group["lr"] = learning_rate(settings, offset + epoch * steps + step, span)
                         run(optimizer, x, y, mask, epoch, step)
@@ -280,25 +286,31 @@ class Trainer:
         return stop
 
     def _batches(self, epoch: int, limit: int):
-        """``(x, y, mask)`` of one epoch, at most ``limit`` (the budget may end inside the epoch): the
-        mixer's batches of the (per-image augmented) sets, then the batch-level mix. The next batch is prepared on a thread while this one trains; per-source
-        augmentation draws from torch's global generator, so those reads stay on this thread."""
+        """``(x, y, mask, rows)`` of one epoch, at most ``limit`` (the budget may end inside the epoch):
+        the mixer's batches of the (per-image augmented) sets, then the batch-level mix; ``rows`` are the
+        rows the mixer read from each set for the batch (:mod:`dreamset.training.counting`). The next
+        batch is prepared on a thread while this one trains — unless a per-source augmentation draws
+        from torch's global generator (one without ``draws_from_generator``): those reads then stay on
+        this thread."""
         from dreamset.orchestration.guards import iterate
+        from dreamset.training.counting import counted_batches
         from dreamset.training.prefetch import prefetched
 
         plan = self.plan
-        augment, real, synthetic = plan.augment, plan.real, plan.synthetic
+        augment, real, synthetic = plan.augment, self.counted_real, self.counted_synthetic
         epoch_real, epoch_synthetic = augment.sources(real, synthetic, plan.seed, epoch) if augment else (real, synthetic)
-        batches = plan.mixer.batches(epoch_real, epoch_synthetic, plan.settings.batch_size, epoch, plan.seed)
-        per_source = augment is not None and bool(augment.real or augment.synthetic)
-        batches = batches if per_source else prefetched(batches, pin=self.device.type == "cuda")
+        batches = counted_batches(plan.mixer.batches(epoch_real, epoch_synthetic, plan.settings.batch_size, epoch, plan.seed),
+                                  self.tally)
+        global_draws = augment is not None and not augment.per_source_thread_safe
+        batches = batches if global_draws else prefetched(batches, pin=self.device.type == "cuda")
         for step, batch in enumerate(iterate(plan.mixer, "batches", batches)):  # a failure names the mixer
             if step >= limit:
                 break  # the budget ends inside this epoch
+            *batch, rows = batch
             x, y, mask = batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
             if augment:
                 x, y = augment.mix(x, y, (real if real is not None else synthetic).num_classes, plan.seed, epoch, step)
-            yield x, y, mask
+            yield x, y, mask, rows
 
     def _trained(self, model, ema, cost: "_Cost", steps: int, total: int) -> Trained:
         plan, counts = self.plan, {**cost.counts, "wall_seconds": cost.wall}
@@ -333,7 +345,9 @@ class _Cost:
     checkpoint stays byte-identical) and the wall time beside them in ``wall.json``."""
 
     def __init__(self, folder: Path) -> None:
-        self.counts = {"optimizer_steps": 0, "images_seen": 0, "attack_forward_backward_passes": 0}
+        self.counts = {"optimizer_steps": 0, "images_seen": 0, "attack_forward_backward_passes": 0,
+                       # rows of the trained batches read from each set (dreamset.training.counting)
+                       "images_seen_real": 0, "images_seen_synthetic": 0}
         self.wall_file = folder / "wall.json"
         self.wall = _read_wall(self.wall_file)
         #: forward passes through the model so far (counted while an attacker trains)
@@ -344,6 +358,20 @@ class _Cost:
         if attacker is None:
             return None
         return model.register_forward_pre_hook(lambda *_: self.calls.__setitem__(0, self.calls[0] + 1))
+
+    def restore(self, saved: dict[str, Any] | None) -> None:
+        """The counters of a checkpoint; one written before the split was counted leaves it unknown."""
+        saved = saved or {}
+        self.counts.update(saved)
+        if "images_seen" in saved and "images_seen_real" not in saved:
+            self.counts["images_seen_real"] = self.counts["images_seen_synthetic"] = None
+
+    def add_rows(self, rows: dict[str, int]) -> None:
+        """Count a trained batch's rows per source (unless a resumed checkpoint left them unknown)."""
+        for name, n in rows.items():
+            key = f"images_seen_{name}"
+            if self.counts[key] is not None:
+                self.counts[key] += int(n)
 
     def save_wall(self) -> None:
         atomic_write_text(self.wall_file, json.dumps({"wall_seconds": self.wall}))
@@ -374,7 +402,7 @@ class _Checkpoints:
         tensors, meta = load_checkpoint(self.final)
         _restore(tensors, model, optimizer, ema)
         log.info("%s: reusing finished checkpoint %s", self.plan.description, self.final)
-        cost.counts.update(meta.get("cost") or {})
+        cost.restore(meta.get("cost"))
         return True
 
     def resume(self, model, optimizer, ema, cost: _Cost) -> int:
@@ -384,7 +412,7 @@ class _Checkpoints:
             return 0
         tensors, meta = load_checkpoint(self.last)
         _restore(tensors, model, optimizer, ema)
-        cost.counts.update(meta.get("cost") or {})
+        cost.restore(meta.get("cost"))
         log.info("%s: resuming after epoch %d from %s", self.plan.description, int(meta["epoch"]), self.last)
         return int(meta["epoch"]) + 1
 
@@ -540,19 +568,25 @@ def training_record(cost: dict[str, Any], mixer: Mixer, real, synthetic, batch_s
                     total: int) -> dict[str, Any]:
     """What one arm's training cost, as report.json records it: ``optimizer_steps``, ``epochs``
     (mixer epochs, fractional when the budget ends inside one), ``steps_per_epoch``,
-    ``images_seen`` (``total``, and ``real``/``synthetic`` split by the mixer's
-    :meth:`~dreamset.contracts.interfaces.Mixer.composition`), ``attack_forward_backward_passes`` (batched
+    ``images_seen`` (``total``, and the ``real``/``synthetic`` rows counted as the mixer read them,
+    :mod:`dreamset.training.counting`; ``split`` says ``counted``, or ``planned`` — the mixer's
+    :meth:`~dreamset.contracts.interfaces.Mixer.composition` — for a checkpoint from before counting), ``attack_forward_backward_passes`` (batched
     forward passes through the model made by the training attacker, each followed by a backward for
     gradient attacks: PGD-7 makes 7 per optimizer step) and ``wall_seconds`` (summed over resumes)."""
-    split = mixer.composition(real, synthetic, batch_size)
     seen = int(cost["images_seen"])
+    if cost.get("images_seen_real") is not None and cost.get("images_seen_synthetic") is not None:
+        images = {"total": seen, "real": int(cost["images_seen_real"]), "synthetic": int(cost["images_seen_synthetic"]),
+                  "split": "counted"}
+    else:  # a checkpoint from before the split was counted: the mixer's planned composition
+        split = mixer.composition(real, synthetic, batch_size)
+        images = {"total": seen, "real": round(seen * split[0]) if split else None,
+                  "synthetic": round(seen * split[1]) if split else None, "split": "planned"}
     return {
         "optimizer_steps": int(cost["optimizer_steps"]),
         "planned_steps": int(total),
         "steps_per_epoch": int(steps_per_epoch),
         "epochs": total / steps_per_epoch,
-        "images_seen": {"total": seen, "real": round(seen * split[0]) if split else None,
-                        "synthetic": round(seen * split[1]) if split else None},
+        "images_seen": images,
         "attack_forward_backward_passes": int(cost["attack_forward_backward_passes"]),
         "wall_seconds": float(cost["wall_seconds"]),
     }

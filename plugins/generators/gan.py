@@ -23,7 +23,7 @@ Shapes: fitted on real ``float32 N×C×H×W`` in [0,1] (any C, H, W; the decoder
 Defaults train on 500 sklearn digits (1×8×8) in about a minute of one CPU core. Narrower nets collapse
 there: at ``width``/``disc_width`` 16 the generator ignores ``z`` and gives about one image per class
 at every step count and loss probed, while the default width 32 covers most real digits
-(``benchmarks/gan_probe.py`` measures PRDC recall/coverage, Vendi and label agreement per setting;
+(``benchmarks/gan_probe.py``, i.e. ``benchmarks/generator_probe.py``, measures PRDC recall/coverage, Vendi and label agreement per setting;
 docs/recipes.md, ``generator-comparison``). Example::
 
     generate:

@@ -201,14 +201,17 @@ def score_arms(arm_points: dict[str, dict[str, dict[str, Any]]], fit_points: lis
 
 
 def control_check(arms: dict[str, Any], specs: dict[str, Any], train) -> dict[str, Any]:
-    """For every scored arm trained like the testbed (standard training on real data only): whether its
-    ER interval contains 0, i.e. whether the control lies on its own line. An off-line control
+    """For every scored arm trained like the testbed (standard training on real data only, no augmentations
+    of its own): whether its ER interval contains 0, i.e. whether the control lies on its own line. An off-line control
     gets a ``warning``: the line does not describe this training, and the other arms' ER is measured
     against a line their own control misses."""
     out: dict[str, Any] = {}
     for arm, entry in arms.items():
         spec = specs.get(arm) if specs else None
         if spec is None or spec.synthetic or not (train is None or train.attacker is None or spec.standard):
+            continue
+        own = getattr(spec, "augment", None)  # an arm's own augmentations: not trained like the testbed
+        if own is not None and (own.real or own.synthetic or own.batch):
             continue
         i = entry.get("interval") or {}
         if i.get("low") is None:
