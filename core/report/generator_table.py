@@ -175,31 +175,38 @@ def generator_table(recipe, report: dict[str, Any], classes: dict[str, type] | N
     per_seed = seed_gains(report, arms, baseline)
     seeds = sorted(set.intersection(*(set(v) for v in per_seed.values()))) if per_seed else []
     resamples = seed_resamples(seeds) if len(seeds) >= 2 else []
+    gained = [s for s, e in sources.items() if e["robust_gain"] and e["robust_gain"].get("mean") is not None]
+
+    def signed(label: str, among: list[str]) -> list[float]:  # the column's values, negated when lower is better
+        column = cols[label]
+        return [-column["values"][s] if column["lower"] else column["values"][s] for s in among]
+
+    def resampled(among: list[str], pick) -> list[float]:  # each source's mean gain over the seeds drawn
+        return [sum(per_seed[s][k] for k in pick) / len(pick) for s in among]
+
     rho: dict[str, Any] = {}
     draws: dict[str, list[float | None]] = {}
     for label, column in cols.items():
-        usable = [s for s, e in sources.items() if e["robust_gain"] and e["robust_gain"].get("mean") is not None
-                  and column["values"].get(s) is not None]
+        usable = [s for s in gained if column["values"].get(s) is not None]
         if not usable:
             continue
-        values = [column["values"][s] for s in usable]
-        rho[label] = spearman([sources[s]["robust_gain"]["mean"] for s in usable], values, column["lower"])
-        adjusted = [-v for v in values] if column["lower"] else values
-        draws[label] = [_rho(adjusted, [sum(per_seed[s][k] for k in pick) / len(pick) for s in usable]) for pick in resamples]
+        rho[label] = spearman([sources[s]["robust_gain"]["mean"] for s in usable],
+                              [column["values"][s] for s in usable], column["lower"])
+        adjusted = signed(label, usable)
+        draws[label] = [_rho(adjusted, resampled(usable, pick)) for pick in resamples]
         rho[label]["interval"] = _interval([d for d in draws[label] if d is not None])
     differences = []
     for a, b in itertools.combinations([c for c in rho if rho[c]["rho"] is not None], 2):
         # both ρ over the sources that have both values: ρ over different source sets do not compare
-        common = [s for s in sources if cols[a]["values"].get(s) is not None and cols[b]["values"].get(s) is not None
-                  and sources[s]["robust_gain"] and sources[s]["robust_gain"].get("mean") is not None]
-        adj = {c: [-cols[c]["values"][s] if cols[c]["lower"] else cols[c]["values"][s] for s in common] for c in (a, b)}
+        common = [s for s in gained if cols[a]["values"].get(s) is not None and cols[b]["values"].get(s) is not None]
+        adj = {c: signed(c, common) for c in (a, b)}
         mean_gains = [sources[s]["robust_gain"]["mean"] for s in common]
         ra, rb = _rho(adj[a], mean_gains), _rho(adj[b], mean_gains)
         if len(common) < 3 or ra is None or rb is None:
             continue
         paired = []
         for pick in resamples:
-            gains = [sum(per_seed[s][k] for k in pick) / len(pick) for s in common]
+            gains = resampled(common, pick)
             x, y = _rho(adj[a], gains), _rho(adj[b], gains)
             if x is not None and y is not None:
                 paired.append(x - y)

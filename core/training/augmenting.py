@@ -149,16 +149,14 @@ class AugmentedSource(ImageSource):
         images, labels = self.source.get(indices)
         seed = augmentation_seed(self.seed, self.epoch, self.reads, self.tag)
         if thread_safe(self.augmentations):  # the same draws, from a generator of their own
-            generator = torch.Generator().manual_seed(seed)
+            draws, given = contextlib.nullcontext(), {"generator": torch.Generator().manual_seed(seed)}
+        else:  # from torch's default generator
+            draws, given = seeded(seed), {}
+        with draws:
             for augmentation in self.augmentations:
                 with calling(augmentation, "apply"):
-                    images, labels = augmentation.apply(images, labels, len(self.class_names), generator=generator,
+                    images, labels = augmentation.apply(images, labels, len(self.class_names), **given,
                                                         **self._epoch(augmentation))
-        else:
-            with seeded(seed):
-                for augmentation in self.augmentations:
-                    with calling(augmentation, "apply"):
-                        images, labels = augmentation.apply(images, labels, len(self.class_names), **self._epoch(augmentation))
         self.reads += 1
         return images, labels
 

@@ -205,11 +205,11 @@ class Trainer:
     (:class:`dreamset.contracts.inputs.Services`): device, progress bars and ``fresh``."""
 
     def __init__(self, plan: TrainingPlan, services=None, curves=None) -> None:
-        from dreamset.training.counting import counted
+        from dreamset.training.counting import SOURCES, counted
 
         self.plan, self.services, self.curves = plan, services, curves
         # the sets the mixer reads, counting the rows it reads (made once: compositing mixers cache by source)
-        self.tally = {"real": 0, "synthetic": 0}
+        self.tally = dict.fromkeys(SOURCES, 0)
         self.counted_real = counted(plan.real, self.tally, "real")
         self.counted_synthetic = counted(plan.synthetic, self.tally, "synthetic")
         device = getattr(services, "device", None)
